@@ -1,0 +1,250 @@
+//! `regionfilter attach`: fill the maps, attach the program, pin everything.
+
+use std::{
+    ffi::CString,
+    fs,
+    path::{Path, PathBuf},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{bail, Context as _, Result};
+use aya::programs::{links::FdLink, ProgramError, XdpMode};
+use ipnet::IpNet;
+
+use crate::{
+    country,
+    maps::FilterMaps,
+    mmdb,
+    policy::{Action, Mode, Policy},
+    privileges, program,
+    state::{AttachState, Layout, LINK_PIN},
+};
+
+#[derive(Debug, clap::Args)]
+pub struct AttachArgs {
+    /// Interface whose incoming traffic is filtered.
+    #[arg(long, value_name = "IF")]
+    pub iface: String,
+    /// Country database in MaxMind format (.mmdb): GeoLite2/GeoIP2 Country or City, DB-IP, ip-location-db.
+    #[arg(long, value_name = "FILE")]
+    pub db: PathBuf,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// native runs in the driver (fastest); skb works on any interface.
+    #[arg(long, value_enum, default_value_t = AttachMode::Native)]
+    pub mode: AttachMode,
+}
+
+/// Policy options shared by every verb that sets a policy.
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    #[command(flatten)]
+    pub countries: CountryListArgs,
+    /// Always pass this source CIDR, whatever its country (repeatable; wins over --deny-cidr).
+    #[arg(long, value_name = "CIDR")]
+    pub allow_cidr: Vec<IpNet>,
+    /// Always drop this source CIDR, whatever its country (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    pub deny_cidr: Vec<IpNet>,
+    /// Verdict for sources the database places in no country.
+    #[arg(long, value_enum, default_value_t = Action::Pass)]
+    pub unknown: Action,
+    /// Verdict for truncated or malformed Ethernet/VLAN/IP headers.
+    #[arg(long, value_enum, default_value_t = Action::Pass)]
+    pub malformed: Action,
+}
+
+/// Exactly one of the two list kinds.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct CountryListArgs {
+    /// Allow-list: only these countries pass (comma-separated ISO codes, e.g. DE,FR).
+    #[arg(long, value_name = "CC[,CC...]")]
+    pub allow: Option<String>,
+    /// Deny-list: these countries are dropped, all others pass.
+    #[arg(long, value_name = "CC[,CC...]")]
+    pub deny: Option<String>,
+}
+
+impl PolicyArgs {
+    /// Validates every code and builds the policy; nothing is touched on error.
+    pub fn to_policy(&self) -> Result<Policy> {
+        let (mode, list) = match (&self.countries.allow, &self.countries.deny) {
+            (Some(list), None) => (Mode::Allow, list),
+            (None, Some(list)) => (Mode::Deny, list),
+            _ => bail!("give exactly one of --allow or --deny"),
+        };
+        let countries = country::parse_list(list)?;
+        if countries.is_empty() {
+            bail!("the country list is empty: give at least one ISO code, e.g. --deny CN");
+        }
+        Ok(Policy {
+            mode,
+            countries: countries.into_iter().collect(),
+            unknown: self.unknown,
+            malformed: self.malformed,
+            allow_cidrs: self.allow_cidr.iter().map(IpNet::trunc).collect(),
+            deny_cidrs: self.deny_cidr.iter().map(IpNet::trunc).collect(),
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachMode {
+    Native,
+    Skb,
+}
+
+impl AttachMode {
+    fn xdp(self) -> XdpMode {
+        match self {
+            Self::Native => XdpMode::Driver,
+            Self::Skb => XdpMode::Skb,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Skb => "skb",
+        }
+    }
+}
+
+pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
+    privileges::require_bpf_admin("attach")?;
+    let policy = args.policy.to_policy()?;
+    let ifindex = interface_index(&args.iface)?;
+    let pin_dir = layout.pin_dir(&args.iface);
+    if pin_dir.exists() {
+        bail!(
+            "regionfilter is already attached to {iface} (pins in {dir}); run `regionfilter detach --iface {iface}` first, then attach again",
+            iface = args.iface,
+            dir = pin_dir.display()
+        );
+    }
+    let data = mmdb::load(&args.db)?;
+    require_bpffs(&layout.pin_root)?;
+
+    // Remove whatever this attach pinned if any later step fails.
+    let guard = PinDirGuard::create(&pin_dir)?;
+    let mut ebpf = program::load_object()?;
+    let mut maps = FilterMaps::take(&mut ebpf, Some(&pin_dir))?;
+    maps.write_regions(&data)?;
+    maps.write_policy(&policy)?;
+    // The maps are complete before the program sees its first packet.
+    let xdp = program::load_xdp(&mut ebpf)?;
+    let link_id = xdp
+        .attach_to_if_index(ifindex, args.mode.xdp())
+        .map_err(|e| explain_attach_error(e, &args.iface, args.mode))?;
+    let link: FdLink = xdp
+        .take_link(link_id)?
+        .try_into()
+        .context("the kernel attached through netlink, not a BPF link; regionfilter needs Linux 5.9 or later")?;
+    link.pin(pin_dir.join(LINK_PIN)).context("cannot pin the XDP link")?;
+    guard.keep();
+
+    let state = AttachState {
+        iface: args.iface.clone(),
+        ifindex,
+        mode: args.mode.name().to_owned(),
+        policy,
+        source: data.source.clone(),
+        prefixes_v4: data.v4.len(),
+        prefixes_v6: data.v6.len(),
+        attached_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+    };
+    state.save(&layout.state_file(&args.iface))?;
+    println!(
+        "attached to {} ({} mode): {}; {} IPv4 and {} IPv6 prefixes from {}",
+        args.iface,
+        state.mode,
+        state.policy.summary(),
+        state.prefixes_v4,
+        state.prefixes_v6,
+        args.db.display()
+    );
+    Ok(())
+}
+
+pub(crate) fn interface_index(iface: &str) -> Result<u32> {
+    let name = CString::new(iface).with_context(|| format!("bad interface name {iface:?}"))?;
+    // SAFETY: if_nametoindex reads a NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        bail!("no interface named {iface} in this network namespace (see `ip link`)");
+    }
+    Ok(index)
+}
+
+fn explain_attach_error(err: ProgramError, iface: &str, mode: AttachMode) -> anyhow::Error {
+    let errno = match &err {
+        ProgramError::SyscallError(e) => e.io_error.raw_os_error(),
+        _ => None,
+    };
+    let hint = match errno {
+        Some(libc::EOPNOTSUPP | libc::EINVAL) if mode == AttachMode::Native => format!(
+            "the driver of {iface} does not support native XDP: attach with --mode skb"
+        ),
+        Some(libc::EBUSY | libc::EEXIST) => format!(
+            "{iface} already has an XDP program attached by another tool (see `ip link show {iface}`)"
+        ),
+        Some(libc::ERANGE) => format!("the MTU of {iface} is too large for XDP in this mode"),
+        _ => format!("cannot attach to {iface} in {} mode", mode.name()),
+    };
+    anyhow::Error::new(err).context(hint)
+}
+
+/// bpffs magic number (`BPF_FS_MAGIC` in linux/magic.h).
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// Pins only survive on a bpffs; refuse early with the mount command otherwise.
+fn require_bpffs(pin_root: &Path) -> Result<()> {
+    let mut dir = pin_root;
+    while !dir.exists() {
+        dir = dir.parent().unwrap_or(Path::new("/"));
+    }
+    let path = CString::new(dir.as_os_str().as_encoded_bytes())?;
+    // SAFETY: statfs fills the zeroed struct it is given.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: path is NUL-terminated and fs is a valid out pointer.
+    if unsafe { libc::statfs(path.as_ptr(), &mut fs) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("cannot stat {}", dir.display()));
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's integer type differs between libc targets.
+    if fs.f_type as i64 != BPF_FS_MAGIC {
+        bail!(
+            "{} is not on a BPF filesystem: mount one with `mount -t bpf bpf /sys/fs/bpf`",
+            pin_root.display()
+        );
+    }
+    Ok(())
+}
+
+/// Owns a new pin directory until the attach succeeds; removes it and its pins otherwise.
+struct PinDirGuard {
+    dir: PathBuf,
+    armed: bool,
+}
+
+impl PinDirGuard {
+    fn create(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create pin directory {}", dir.display()))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            armed: true,
+        })
+    }
+
+    fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for PinDirGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Command-line interface: one module per verb.
+
+pub mod attach;
+pub mod detach;
+pub mod stats;
+pub mod status;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::state::Layout;
+
+/// Drop traffic from unwanted countries in XDP, before the kernel spends work on it.
+#[derive(Debug, Parser)]
+#[command(name = "regionfilter", version, about, long_about = None)]
+pub struct Cli {
+    /// bpffs directory holding one pin directory per attached interface.
+    #[arg(long, global = true, env = "REGIONFILTER_PIN_ROOT", default_value = "/sys/fs/bpf/regionfilter")]
+    pub pin_root: PathBuf,
+    /// Directory for the per-interface records `status` reads.
+    #[arg(long, global = true, env = "REGIONFILTER_STATE_DIR", default_value = "/run/regionfilter")]
+    pub state_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the filter with a country database and attach it to an interface.
+    Attach(attach::AttachArgs),
+    /// Detach the filter from an interface and remove its pins.
+    Detach(detach::DetachArgs),
+    /// Show each attached interface: mode, policy, database, prefix counts.
+    Status(status::StatusArgs),
+    /// Show per-country packet and byte counters, most drops first.
+    Stats(stats::StatsArgs),
+}
+
+impl Cli {
+    #[must_use]
+    pub fn layout(&self) -> Layout {
+        Layout {
+            pin_root: self.pin_root.clone(),
+            state_dir: self.state_dir.clone(),
+        }
+    }
+
+    pub fn run(self) -> anyhow::Result<()> {
+        let layout = self.layout();
+        match self.command {
+            Command::Attach(args) => attach::run(&layout, &args),
+            Command::Detach(args) => detach::run(&layout, &args),
+            Command::Status(args) => status::run(&layout, &args),
+            Command::Stats(args) => stats::run(&layout, &args),
+        }
+    }
+}

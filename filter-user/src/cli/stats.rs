@@ -1,0 +1,126 @@
+//! `regionfilter stats`: per-country counters summed over CPUs, most drops first.
+
+use anyhow::{bail, Result};
+use filter_common::{
+    country_slot, Counter, ACTION_DROP, ACTION_PASS, COUNTRY_SLOTS, SLOT_EXCEPTION_DROP,
+    SLOT_EXCEPTION_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP,
+};
+use serde::Serialize;
+
+use crate::{
+    country::Country,
+    maps::{CounterTotals, FilterMaps},
+    state::Layout,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    /// Only this interface (default: every attached interface).
+    #[arg(long, value_name = "IF")]
+    pub iface: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Counters of one interface.
+#[derive(Debug, Serialize)]
+pub struct InterfaceStats {
+    pub iface: String,
+    /// Countries with traffic, most dropped packets first. `country` is `null` for unknown space.
+    pub countries: Vec<CountryStats>,
+    pub non_ip: Counter,
+    pub malformed_passed: Counter,
+    pub malformed_dropped: Counter,
+    pub exception_passed: Counter,
+    pub exception_dropped: Counter,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CountryStats {
+    pub country: Option<String>,
+    pub passed: Counter,
+    pub dropped: Counter,
+}
+
+impl InterfaceStats {
+    #[must_use]
+    pub fn from_totals(iface: &str, totals: &CounterTotals) -> Self {
+        let slot = |s: u32| totals[s as usize];
+        let mut countries: Vec<CountryStats> = (0..COUNTRY_SLOTS)
+            .map(|i| u16::try_from(i).expect("COUNTRY_SLOTS fits u16"))
+            .map(|index| CountryStats {
+                country: Country::from_index(index).map(Country::code),
+                passed: slot(country_slot(index, ACTION_PASS)),
+                dropped: slot(country_slot(index, ACTION_DROP)),
+            })
+            .filter(|c| c.passed.packets + c.dropped.packets > 0)
+            .collect();
+        countries.sort_by(|a, b| {
+            (b.dropped.packets, b.passed.packets).cmp(&(a.dropped.packets, a.passed.packets))
+        });
+        Self {
+            iface: iface.to_owned(),
+            countries,
+            non_ip: slot(SLOT_NON_IP),
+            malformed_passed: slot(SLOT_MALFORMED_PASS),
+            malformed_dropped: slot(SLOT_MALFORMED_DROP),
+            exception_passed: slot(SLOT_EXCEPTION_PASS),
+            exception_dropped: slot(SLOT_EXCEPTION_DROP),
+        }
+    }
+}
+
+pub fn run(layout: &Layout, args: &StatsArgs) -> Result<()> {
+    let ifaces = match &args.iface {
+        Some(iface) => {
+            if !layout.pin_dir(iface).exists() {
+                bail!("regionfilter is not attached to {iface}; `regionfilter status` lists attached interfaces");
+            }
+            vec![iface.clone()]
+        }
+        None => layout.attached_interfaces()?,
+    };
+    let mut all = Vec::new();
+    for iface in ifaces {
+        let maps = FilterMaps::open_pinned(&layout.pin_dir(&iface))?;
+        all.push(InterfaceStats::from_totals(&iface, &maps.counter_totals()?));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "interfaces": all }))?);
+    } else if all.is_empty() {
+        println!("regionfilter is not attached to any interface");
+    } else {
+        for stats in &all {
+            print_table(stats);
+        }
+    }
+    Ok(())
+}
+
+fn print_table(stats: &InterfaceStats) {
+    println!("{}:", stats.iface);
+    println!(
+        "  {:<8} {:<24} {:>12} {:>14} {:>12} {:>14}",
+        "COUNTRY", "NAME", "PASSED PKTS", "PASSED BYTES", "DROPPED PKTS", "DROPPED BYTES"
+    );
+    for c in &stats.countries {
+        let (code, name) = match c.country.as_deref().and_then(Country::from_code) {
+            Some(country) => (country.code(), country.name().unwrap_or("")),
+            None => ("--".to_owned(), "unknown space"),
+        };
+        let name: String = name.chars().take(24).collect();
+        println!(
+            "  {code:<8} {name:<24} {:>12} {:>14} {:>12} {:>14}",
+            c.passed.packets, c.passed.bytes, c.dropped.packets, c.dropped.bytes
+        );
+    }
+    println!(
+        "  non-IP passed {}; malformed passed {} dropped {}; exceptions passed {} dropped {}",
+        stats.non_ip.packets,
+        stats.malformed_passed.packets,
+        stats.malformed_dropped.packets,
+        stats.exception_passed.packets,
+        stats.exception_dropped.packets
+    );
+}

@@ -1,0 +1,84 @@
+//! `regionfilter status`: what is attached where, with which policy and data.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::state::{AttachState, Layout};
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    interfaces: Vec<InterfaceStatus>,
+}
+
+#[derive(Serialize)]
+struct InterfaceStatus {
+    iface: String,
+    pin_dir: String,
+    /// `None` when the record in the state directory is missing (e.g. /run was cleared).
+    #[serde(flatten)]
+    state: Option<AttachState>,
+}
+
+pub fn run(layout: &Layout, args: &StatusArgs) -> Result<()> {
+    let interfaces = layout
+        .attached_interfaces()?
+        .into_iter()
+        .map(|iface| InterfaceStatus {
+            pin_dir: layout.pin_dir(&iface).display().to_string(),
+            state: AttachState::load(&layout.state_file(&iface)).ok(),
+            iface,
+        })
+        .collect();
+    let report = Report { interfaces };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(())
+}
+
+fn print_text(report: &Report) {
+    if report.interfaces.is_empty() {
+        println!("regionfilter is not attached to any interface");
+    }
+    for entry in &report.interfaces {
+        let Some(state) = &entry.state else {
+            println!("{}: attached (pins in {}); no state record, details unknown", entry.iface, entry.pin_dir);
+            continue;
+        };
+        let cidrs = |nets: &[ipnet::IpNet]| {
+            if nets.is_empty() {
+                "none".to_owned()
+            } else {
+                nets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            }
+        };
+        println!("{}: attached, {} mode, since {}", state.iface, state.mode, date(state.attached_at));
+        println!("  policy:      {}", state.policy.summary());
+        println!(
+            "  database:    {} ({}, built {})",
+            state.source.path.display(),
+            state.source.database_type,
+            date(state.source.build_epoch)
+        );
+        println!("  prefixes:    {} IPv4, {} IPv6", state.prefixes_v4, state.prefixes_v6);
+        println!("  always pass: {}", cidrs(&state.policy.allow_cidrs));
+        println!("  always drop: {}", cidrs(&state.policy.deny_cidrs));
+        println!("  pins:        {}", entry.pin_dir);
+    }
+}
+
+/// UTC date and time of a Unix timestamp.
+fn date(epoch: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch)).to_string()
+}

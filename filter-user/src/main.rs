@@ -1,0 +1,16 @@
+use clap::Parser as _;
+use filter_user::cli::Cli;
+
+fn main() -> std::process::ExitCode {
+    // Die quietly when the reader of our output goes away (`regionfilter stats | head`).
+    // SAFETY: restoring the default disposition of a signal has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    match Cli::parse().run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

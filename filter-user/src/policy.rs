@@ -1,0 +1,156 @@
+//! The filtering policy: which countries pass, what unknown space and bad headers get, exceptions.
+
+use std::collections::BTreeSet;
+
+use filter_common::{ACTION_DROP, ACTION_PASS, COUNTRY_SLOTS, UNKNOWN_COUNTRY};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::country::Country;
+
+/// Verdict for a class of traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Pass,
+    Drop,
+}
+
+impl Action {
+    #[must_use]
+    pub fn kernel(self) -> u8 {
+        match self {
+            Self::Pass => ACTION_PASS,
+            Self::Drop => ACTION_DROP,
+        }
+    }
+}
+
+/// Allow-list ("supported regions": only these pass) or deny-list (these drop).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Allow,
+    Deny,
+}
+
+/// Everything that decides a verdict besides the country data itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub mode: Mode,
+    pub countries: BTreeSet<Country>,
+    /// Sources found in no country.
+    pub unknown: Action,
+    /// Truncated or malformed Ethernet, VLAN or IP headers.
+    pub malformed: Action,
+    /// Always passed, checked first.
+    pub allow_cidrs: Vec<IpNet>,
+    /// Always dropped, checked after `allow_cidrs`.
+    pub deny_cidrs: Vec<IpNet>,
+}
+
+impl Policy {
+    /// Action per kernel country index; index 0 is unknown space.
+    #[must_use]
+    pub fn action_table(&self) -> Vec<u8> {
+        let (listed, unlisted) = match self.mode {
+            Mode::Allow => (Action::Pass, Action::Drop),
+            Mode::Deny => (Action::Drop, Action::Pass),
+        };
+        (0..COUNTRY_SLOTS)
+            .map(|i| {
+                let index = u16::try_from(i).expect("COUNTRY_SLOTS fits u16");
+                if index == UNKNOWN_COUNTRY {
+                    self.unknown
+                } else if Country::from_index(index).is_some_and(|c| self.countries.contains(&c)) {
+                    listed
+                } else {
+                    unlisted
+                }
+                .kernel()
+            })
+            .collect()
+    }
+
+    /// One-line summary for status output, e.g. `deny CN,RU; unknown pass`.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let mode = match self.mode {
+            Mode::Allow => "allow",
+            Mode::Deny => "deny",
+        };
+        let codes: Vec<String> = self.countries.iter().map(|c| c.code()).collect();
+        format!(
+            "{mode} {}; unknown {}; malformed {}",
+            codes.join(","),
+            action_name(self.unknown),
+            action_name(self.malformed)
+        )
+    }
+}
+
+#[must_use]
+pub fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Pass => "pass",
+        Action::Drop => "drop",
+    }
+}
+
+impl Serialize for Country {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for Country {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(d)?;
+        Country::from_code(&code)
+            .ok_or_else(|| serde::de::Error::custom(format!("bad country code {code:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(mode: Mode, codes: &[&str], unknown: Action) -> Policy {
+        Policy {
+            mode,
+            countries: codes.iter().map(|c| Country::parse(c).unwrap()).collect(),
+            unknown,
+            malformed: Action::Pass,
+            allow_cidrs: vec![],
+            deny_cidrs: vec![],
+        }
+    }
+
+    fn action_of(table: &[u8], code: &str) -> u8 {
+        table[usize::from(Country::parse(code).unwrap().index())]
+    }
+
+    #[test]
+    fn allow_list_drops_everything_unlisted() {
+        let table = policy(Mode::Allow, &["DE", "FR"], Action::Pass).action_table();
+        assert_eq!(table.len(), COUNTRY_SLOTS as usize);
+        assert_eq!(action_of(&table, "DE"), ACTION_PASS);
+        assert_eq!(action_of(&table, "FR"), ACTION_PASS);
+        assert_eq!(action_of(&table, "US"), ACTION_DROP);
+        assert_eq!(table[usize::from(UNKNOWN_COUNTRY)], ACTION_PASS);
+    }
+
+    #[test]
+    fn deny_list_drops_only_listed_and_unknown_follows_its_flag() {
+        let table = policy(Mode::Deny, &["CN"], Action::Drop).action_table();
+        assert_eq!(action_of(&table, "CN"), ACTION_DROP);
+        assert_eq!(action_of(&table, "US"), ACTION_PASS);
+        assert_eq!(table[usize::from(UNKNOWN_COUNTRY)], ACTION_DROP);
+    }
+
+    #[test]
+    fn summary_names_mode_countries_and_defaults() {
+        let p = policy(Mode::Deny, &["RU", "CN"], Action::Pass);
+        assert_eq!(p.summary(), "deny CN,RU; unknown pass; malformed pass");
+    }
+}

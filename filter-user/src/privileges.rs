@@ -1,0 +1,26 @@
+//! Fails early, in one line, when the process cannot load XDP programs.
+
+use anyhow::{bail, Result};
+
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_BPF: u32 = 39;
+
+/// Effective capability mask of this process, from /proc/self/status.
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// Loading and attaching needs CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN.
+pub fn require_bpf_admin(verb: &str) -> Result<()> {
+    let Some(caps) = effective_caps() else {
+        return Ok(()); // Cannot tell: let the kernel decide.
+    };
+    let has = |cap: u32| caps & (1 << cap) != 0;
+    if !(has(CAP_BPF) || has(CAP_SYS_ADMIN)) || !has(CAP_NET_ADMIN) {
+        bail!("regionfilter {verb} needs root (CAP_BPF and CAP_NET_ADMIN): run it with sudo");
+    }
+    Ok(())
+}

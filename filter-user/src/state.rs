@@ -1,0 +1,85 @@
+//! Where an attachment lives: its bpffs pin directory and the record `status` reads.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::{mmdb::SourceInfo, policy::Policy};
+
+/// Name of the pinned XDP link inside an interface's pin directory.
+pub const LINK_PIN: &str = "link";
+
+/// Roots for pins and state records, overridable so tests and several instances never collide.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// Per-interface pin directories live below this bpffs directory.
+    pub pin_root: PathBuf,
+    /// Per-interface JSON records live here.
+    pub state_dir: PathBuf,
+}
+
+impl Layout {
+    #[must_use]
+    pub fn pin_dir(&self, iface: &str) -> PathBuf {
+        self.pin_root.join(iface)
+    }
+
+    #[must_use]
+    pub fn state_file(&self, iface: &str) -> PathBuf {
+        self.state_dir.join(format!("{iface}.json"))
+    }
+
+    /// Interfaces with a pin directory, sorted by name.
+    pub fn attached_interfaces(&self) -> Result<Vec<String>> {
+        let entries = match fs::read_dir(&self.pin_root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", self.pin_root.display())),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {}", self.pin_root.display()))?;
+            if entry.path().join(LINK_PIN).exists() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// What `attach` did, recorded for `status`. The maps remain the truth for verdicts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AttachState {
+    pub iface: String,
+    pub ifindex: u32,
+    /// `native` or `skb`.
+    pub mode: String,
+    pub policy: Policy,
+    pub source: SourceInfo,
+    pub prefixes_v4: usize,
+    pub prefixes_v6: usize,
+    /// Unix time of the attach.
+    pub attached_at: u64,
+}
+
+impl AttachState {
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let dir = path.parent().context("state file has no directory")?;
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // Write then rename, so a reader never sees half a record.
+        let tmp = path.with_extension("json.tmp");
+        fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid state record", path.display()))
+    }
+}
