@@ -100,9 +100,12 @@ fn classify(ctx: &XdpContext) -> (u32, u8) {
     }
     match proto {
         ETH_P_IP => {
-            // Version/IHL byte, then the source address at byte 12 of the header.
-            let (Some(vihl), Some(src)) = (read::<u8>(ctx, offset), read::<[u8; 4]>(ctx, offset + 12))
-            else {
+            // A full fixed header must be present; the source address sits at byte 12.
+            let (Some(vihl), Some(src), Some(_)) = (
+                read::<u8>(ctx, offset),
+                read::<[u8; 4]>(ctx, offset + 12),
+                read::<[u8; 4]>(ctx, offset + 16),
+            ) else {
                 return malformed();
             };
             if vihl >> 4 != 4 || vihl & 0x0f < 5 {

@@ -1,0 +1,145 @@
+//! Runs the real `regionfilter` binary with pin and state directories private to one test.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::netns::{unique_name, NetNs};
+
+/// Path of the binary: `$REGIONFILTER_BIN`, else the workspace's debug build.
+#[must_use]
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("REGIONFILTER_BIN") {
+        return PathBuf::from(path);
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/regionfilter");
+    assert!(path.exists(), "{} missing: run the tests with `cargo xtask test`", path.display());
+    path
+}
+
+/// The workspace's fixture directory.
+#[must_use]
+pub fn fixture(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(relative)
+}
+
+/// A private pin root and state directory; removed on drop after detaching what is left.
+pub struct Instance {
+    pub pin_root: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl Instance {
+    #[must_use]
+    pub fn new() -> Self {
+        let name = unique_name("rftest");
+        Self {
+            pin_root: PathBuf::from("/sys/fs/bpf").join(&name),
+            state_dir: std::env::temp_dir().join(name),
+        }
+    }
+
+    /// `regionfilter ARGS` run inside `ns` (or the current namespace).
+    #[must_use]
+    pub fn command(&self, ns: Option<&NetNs>, args: &[&str]) -> Command {
+        let mut cmd = match ns {
+            Some(ns) => ns.command(binary()),
+            None => Command::new(binary()),
+        };
+        cmd.env("REGIONFILTER_PIN_ROOT", &self.pin_root)
+            .env("REGIONFILTER_STATE_DIR", &self.state_dir)
+            .args(args);
+        cmd
+    }
+
+    pub fn output(&self, ns: Option<&NetNs>, args: &[&str]) -> Result<Output> {
+        let mut cmd = self.command(ns, args);
+        cmd.output().with_context(|| format!("cannot run {cmd:?}"))
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub fn ok(&self, ns: Option<&NetNs>, args: &[&str]) -> Result<String> {
+        let out = self.output(ns, args)?;
+        if !out.status.success() {
+            bail!(
+                "regionfilter {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs and requires failure; returns stderr.
+    pub fn fails(&self, ns: Option<&NetNs>, args: &[&str]) -> Result<String> {
+        let out = self.output(ns, args)?;
+        if out.status.success() {
+            bail!("regionfilter {} succeeded but should have failed", args.join(" "));
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// `stats --json` for one interface.
+    pub fn stats(&self, iface: &str) -> Result<serde_json::Value> {
+        let out = self.ok(None, &["stats", "--iface", iface, "--json"])?;
+        let json: serde_json::Value = serde_json::from_str(&out)?;
+        Ok(json["interfaces"][0].clone())
+    }
+
+    /// Polls `stats` until `done` holds (the kernel counts asynchronously to the sender).
+    pub fn wait_for_stats(
+        &self,
+        iface: &str,
+        timeout: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let stats = self.stats(iface)?;
+            if done(&stats) || Instant::now() >= deadline {
+                return Ok(stats);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every pin directory still present under this instance's root.
+    #[must_use]
+    pub fn attached(&self) -> Vec<String> {
+        std::fs::read_dir(&self.pin_root)
+            .map(|dir| dir.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Default for Instance {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // Pins keep programs attached after the test: remove them whatever happened.
+        let _ = std::fs::remove_dir_all(&self.pin_root);
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+/// Counter of one country in `stats --json` output: (passed packets, dropped packets).
+#[must_use]
+pub fn country_counts(stats: &serde_json::Value, code: Option<&str>) -> (u64, u64) {
+    let Some(entries) = stats["countries"].as_array() else {
+        return (0, 0);
+    };
+    entries
+        .iter()
+        .find(|c| c["country"].as_str() == code)
+        .map_or((0, 0), |c| {
+            (c["passed"]["packets"].as_u64().unwrap_or(0), c["dropped"]["packets"].as_u64().unwrap_or(0))
+        })
+}

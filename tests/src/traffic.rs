@@ -1,0 +1,77 @@
+//! Bounded UDP traffic across a [`VethPair`](crate::netns::VethPair), tagged by sender.
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr, UdpSocket},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::netns::NetNs;
+
+/// Port the receiver listens on inside its namespace.
+pub const PORT: u16 = 9999;
+
+/// A UDP socket bound to `[::]:PORT` in the receiver namespace (IPv4 arrives v4-mapped).
+pub struct Receiver {
+    socket: UdpSocket,
+}
+
+impl Receiver {
+    pub fn bind(ns: &NetNs) -> Result<Self> {
+        let socket = ns.enter(|| UdpSocket::bind(("::", PORT)))?.context("cannot bind receiver")?;
+        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        Ok(Self { socket })
+    }
+
+    /// Reads datagrams until `done` holds for the per-tag counts or `timeout` passes; returns
+    /// how many datagrams arrived per tag.
+    pub fn receive_until(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&BTreeMap<String, usize>) -> bool,
+    ) -> BTreeMap<String, usize> {
+        let deadline = Instant::now() + timeout;
+        let mut counts = BTreeMap::new();
+        let mut buf = [0u8; 2048];
+        while !done(&counts) && Instant::now() < deadline {
+            if let Ok((len, _)) = self.socket.recv_from(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..len]);
+                let tag = text.split('#').next().unwrap_or_default().to_owned();
+                *counts.entry(tag).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// Sends `count` datagrams `TAG#i` from `src` to `dst:PORT` inside `ns`, from one CPU so the
+/// receiving side sees them in order.
+pub fn send(ns: &NetNs, src: IpAddr, dst: IpAddr, tag: &str, count: usize) -> Result<()> {
+    ns.enter(|| -> Result<()> {
+        pin_to_first_allowed_cpu();
+        let socket = UdpSocket::bind(SocketAddr::new(src, 0)).with_context(|| format!("cannot bind {src}"))?;
+        for i in 0..count {
+            socket
+                .send_to(format!("{tag}#{i}").as_bytes(), SocketAddr::new(dst, PORT))
+                .with_context(|| format!("cannot send from {src} to {dst}"))?;
+        }
+        Ok(())
+    })?
+}
+
+fn pin_to_first_allowed_cpu() {
+    // SAFETY: sched_{get,set}affinity on the calling thread with a zeroed, then filled, cpu_set_t.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return;
+        }
+        if let Some(cpu) = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)) {
+            libc::CPU_ZERO(&mut set);
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
+}

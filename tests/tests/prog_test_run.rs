@@ -1,0 +1,262 @@
+//! The XDP program in the real kernel through BPF_PROG_TEST_RUN, on hand-built frames: every
+//! parse path and verdict, each checked against the per-CPU counters it must bump.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use aya::{
+    programs::{TestRun as _, TestRunOptions, Xdp},
+    Ebpf,
+};
+use filter_common::{
+    country_slot, Counter, ACTION_DROP, ACTION_PASS, PROGRAM_NAME, SLOT_EXCEPTION_DROP,
+    SLOT_EXCEPTION_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, UNKNOWN_COUNTRY,
+};
+use filter_user::{
+    country::Country,
+    maps::FilterMaps,
+    mmdb::RegionData,
+    policy::{Action, Mode, Policy},
+    program,
+};
+use integration_tests::frame::{self, ETH_P_8021AD, ETH_P_8021Q};
+use ipnet::IpNet;
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+/// Country data for every test: a /16 with a more specific /24 inside, likewise for IPv6.
+const REGIONS: &[(&str, &str)] = &[
+    ("81.2.0.0/16", "FR"),
+    ("81.2.69.0/24", "GB"),
+    ("89.160.0.0/16", "SE"),
+    ("2001:218::/32", "JP"),
+    ("2001:218:1::/48", "KR"),
+];
+const GB_V4: Ipv4Addr = Ipv4Addr::new(81, 2, 69, 160);
+const FR_V4: Ipv4Addr = Ipv4Addr::new(81, 2, 1, 1);
+const SE_V4: Ipv4Addr = Ipv4Addr::new(89, 160, 20, 130);
+const UNKNOWN_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
+
+fn v6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+fn cc(code: &str) -> u16 {
+    Country::parse(code).unwrap().index()
+}
+
+fn policy(mode: Mode, codes: &[&str]) -> Policy {
+    Policy {
+        mode,
+        countries: codes.iter().map(|c| Country::parse(c).unwrap()).collect(),
+        unknown: Action::Pass,
+        malformed: Action::Pass,
+        allow_cidrs: vec![],
+        deny_cidrs: vec![],
+    }
+}
+
+/// The program loaded with [`REGIONS`] and a policy, ready for test runs.
+struct Filter {
+    ebpf: Ebpf,
+    maps: FilterMaps,
+}
+
+impl Filter {
+    fn new(policy: &Policy) -> Self {
+        let mut ebpf = program::load_object().expect("load object");
+        let mut maps = FilterMaps::take(&mut ebpf, None).expect("take maps");
+        let mut data = RegionData::default();
+        for (net, code) in REGIONS {
+            let country = Country::parse(code).unwrap();
+            match net.parse::<IpNet>().unwrap() {
+                IpNet::V4(n) => data.v4.push((n, country)),
+                IpNet::V6(n) => data.v6.push((n, country)),
+            }
+        }
+        maps.write_regions(&data).expect("write regions");
+        maps.write_policy(policy).expect("write policy");
+        program::load_xdp(&mut ebpf).expect("verifier accepts the program");
+        Self { ebpf, maps }
+    }
+
+    fn run(&mut self, frame: &[u8]) -> u32 {
+        let prog: &mut Xdp = self.ebpf.program_mut(PROGRAM_NAME).unwrap().try_into().unwrap();
+        let opts = TestRunOptions { data_in: Some(frame), ..TestRunOptions::new() };
+        prog.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
+    }
+
+    fn counter(&self, slot: u32) -> Counter {
+        self.maps.counter_totals().expect("read counters")[slot as usize]
+    }
+
+    /// Runs one frame and checks its verdict and that exactly `slot` counted it.
+    fn expect(&mut self, frame: &[u8], verdict: u32, slot: u32) {
+        let before = self.maps.counter_totals().unwrap();
+        let got = self.run(frame);
+        assert_eq!(got, verdict, "verdict for a {}-byte frame", frame.len());
+        let after = self.maps.counter_totals().unwrap();
+        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+            let want = if i == slot as usize {
+                Counter { packets: b.packets + 1, bytes: b.bytes + frame.len() as u64 }
+            } else {
+                *b
+            };
+            assert_eq!(*a, want, "counter slot {i} (expected slot {slot} to count)");
+        }
+    }
+}
+
+#[test]
+fn deny_list_drops_listed_country_and_passes_others_ipv4() {
+    let mut f = Filter::new(&policy(Mode::Deny, &["GB"]));
+    f.expect(&frame::ipv4(&[], GB_V4, 32), XDP_DROP, country_slot(cc("GB"), ACTION_DROP));
+    f.expect(&frame::ipv4(&[], SE_V4, 32), XDP_PASS, country_slot(cc("SE"), ACTION_PASS));
+    f.expect(&frame::ipv4(&[], UNKNOWN_V4, 32), XDP_PASS, country_slot(UNKNOWN_COUNTRY, ACTION_PASS));
+    assert_eq!(f.counter(country_slot(cc("GB"), ACTION_DROP)).packets, 1);
+}
+
+#[test]
+fn allow_list_passes_only_listed_countries() {
+    let mut f = Filter::new(&policy(Mode::Allow, &["SE", "JP"]));
+    f.expect(&frame::ipv4(&[], SE_V4, 0), XDP_PASS, country_slot(cc("SE"), ACTION_PASS));
+    f.expect(&frame::ipv4(&[], GB_V4, 0), XDP_DROP, country_slot(cc("GB"), ACTION_DROP));
+    f.expect(&frame::ipv6(&[], v6("2001:218::5"), 0), XDP_PASS, country_slot(cc("JP"), ACTION_PASS));
+    f.expect(&frame::ipv6(&[], v6("2001:218:1::5"), 0), XDP_DROP, country_slot(cc("KR"), ACTION_DROP));
+}
+
+#[test]
+fn unknown_space_follows_the_unknown_policy() {
+    let mut allow_unknown = Filter::new(&policy(Mode::Allow, &["SE"]));
+    allow_unknown.expect(&frame::ipv4(&[], UNKNOWN_V4, 0), XDP_PASS, country_slot(UNKNOWN_COUNTRY, ACTION_PASS));
+    let mut p = policy(Mode::Allow, &["SE"]);
+    p.unknown = Action::Drop;
+    let mut drop_unknown = Filter::new(&p);
+    drop_unknown.expect(&frame::ipv4(&[], UNKNOWN_V4, 0), XDP_DROP, country_slot(UNKNOWN_COUNTRY, ACTION_DROP));
+    drop_unknown.expect(&frame::ipv6(&[], v6("2001:db8::1"), 0), XDP_DROP, country_slot(UNKNOWN_COUNTRY, ACTION_DROP));
+}
+
+#[test]
+fn longest_prefix_wins_ipv4_and_ipv6() {
+    // FR owns the /16, GB the /24 inside it; JP the /32, KR the /48 inside it.
+    let mut f = Filter::new(&policy(Mode::Deny, &["FR", "JP"]));
+    f.expect(&frame::ipv4(&[], FR_V4, 0), XDP_DROP, country_slot(cc("FR"), ACTION_DROP));
+    f.expect(&frame::ipv4(&[], GB_V4, 0), XDP_PASS, country_slot(cc("GB"), ACTION_PASS));
+    f.expect(&frame::ipv6(&[], v6("2001:218:2::1"), 0), XDP_DROP, country_slot(cc("JP"), ACTION_DROP));
+    f.expect(&frame::ipv6(&[], v6("2001:218:1::1"), 0), XDP_PASS, country_slot(cc("KR"), ACTION_PASS));
+}
+
+#[test]
+fn deny_list_ipv6() {
+    let mut f = Filter::new(&policy(Mode::Deny, &["KR"]));
+    f.expect(&frame::ipv6(&[], v6("2001:218:1:2::3"), 100), XDP_DROP, country_slot(cc("KR"), ACTION_DROP));
+    f.expect(&frame::ipv6(&[], v6("2001:218:2::3"), 100), XDP_PASS, country_slot(cc("JP"), ACTION_PASS));
+}
+
+#[test]
+fn one_and_two_vlan_tags_are_looked_through() {
+    let mut f = Filter::new(&policy(Mode::Deny, &["GB", "KR"]));
+    for tags in [&[ETH_P_8021Q][..], &[ETH_P_8021AD], &[ETH_P_8021AD, ETH_P_8021Q], &[ETH_P_8021Q, ETH_P_8021Q]] {
+        f.expect(&frame::ipv4(tags, GB_V4, 8), XDP_DROP, country_slot(cc("GB"), ACTION_DROP));
+        f.expect(&frame::ipv4(tags, SE_V4, 8), XDP_PASS, country_slot(cc("SE"), ACTION_PASS));
+        f.expect(&frame::ipv6(tags, v6("2001:218:1::9"), 8), XDP_DROP, country_slot(cc("KR"), ACTION_DROP));
+    }
+}
+
+#[test]
+fn three_vlan_tags_are_malformed() {
+    let mut f = Filter::new(&policy(Mode::Deny, &["SE"]));
+    let tags = [ETH_P_8021AD, ETH_P_8021Q, ETH_P_8021Q];
+    f.expect(&frame::ipv4(&tags, SE_V4, 8), XDP_PASS, SLOT_MALFORMED_PASS);
+}
+
+#[test]
+fn exceptions_are_checked_before_countries_and_pass_wins() {
+    let mut p = policy(Mode::Deny, &["GB"]);
+    p.allow_cidrs = vec!["81.2.69.160/28".parse().unwrap(), "2001:218:1::/64".parse().unwrap()];
+    p.deny_cidrs = vec![
+        "81.2.69.0/24".parse().unwrap(), // overlaps the allow /28: allow wins there
+        "89.160.20.128/25".parse().unwrap(),
+        "2001:218:1::/48".parse().unwrap(),
+    ];
+    let mut f = Filter::new(&p);
+    f.expect(&frame::ipv4(&[], GB_V4, 0), XDP_PASS, SLOT_EXCEPTION_PASS);
+    f.expect(&frame::ipv4(&[], Ipv4Addr::new(81, 2, 69, 1), 0), XDP_DROP, SLOT_EXCEPTION_DROP);
+    f.expect(&frame::ipv4(&[], SE_V4, 0), XDP_DROP, SLOT_EXCEPTION_DROP);
+    f.expect(&frame::ipv4(&[], Ipv4Addr::new(89, 160, 20, 1), 0), XDP_PASS, country_slot(cc("SE"), ACTION_PASS));
+    f.expect(&frame::ipv6(&[], v6("2001:218:1::1"), 0), XDP_PASS, SLOT_EXCEPTION_PASS);
+    f.expect(&frame::ipv6(&[], v6("2001:218:1:1::1"), 0), XDP_DROP, SLOT_EXCEPTION_DROP);
+}
+
+#[test]
+fn non_ip_frames_pass_even_on_a_strict_allow_list() {
+    let mut p = policy(Mode::Allow, &["SE"]);
+    p.unknown = Action::Drop;
+    p.malformed = Action::Drop;
+    let mut f = Filter::new(&p);
+    f.expect(&frame::arp(), XDP_PASS, SLOT_NON_IP);
+    let mut lldp = frame::ethernet(&[], 0x88CC);
+    lldp.resize(60, 0);
+    f.expect(&lldp, XDP_PASS, SLOT_NON_IP);
+    let mut tagged_arp = frame::ethernet(&[ETH_P_8021Q], 0x0806);
+    tagged_arp.resize(60, 0);
+    f.expect(&tagged_arp, XDP_PASS, SLOT_NON_IP);
+}
+
+/// Every length from a bare Ethernet header up to one byte short of a full IP header.
+fn truncations() -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    for tags in [&[][..], &[ETH_P_8021Q], &[ETH_P_8021AD, ETH_P_8021Q]] {
+        for (full, end) in [
+            (frame::ipv4(tags, GB_V4, 0), frame::l3_end(tags.len(), false)),
+            (frame::ipv6(tags, v6("2001:218:1::1"), 0), frame::l3_end(tags.len(), true)),
+        ] {
+            for len in 14..end {
+                frames.push(full[..len].to_vec());
+            }
+        }
+    }
+    frames
+}
+
+#[test]
+fn truncated_headers_pass_by_default_and_are_counted_as_malformed() {
+    let mut f = Filter::new(&policy(Mode::Deny, &["GB", "KR"]));
+    let frames = truncations();
+    assert!(frames.len() > 150);
+    for frame in &frames {
+        f.expect(frame, XDP_PASS, SLOT_MALFORMED_PASS);
+    }
+}
+
+#[test]
+fn truncated_headers_drop_when_malformed_policy_is_drop() {
+    let mut p = policy(Mode::Deny, &["GB"]);
+    p.malformed = Action::Drop;
+    let mut f = Filter::new(&p);
+    for frame in &truncations() {
+        f.expect(frame, XDP_DROP, SLOT_MALFORMED_DROP);
+    }
+}
+
+#[test]
+fn wrong_ip_version_or_short_ihl_is_malformed() {
+    let mut f = Filter::new(&policy(Mode::Deny, &["GB"]));
+    let mut bad_version = frame::ipv4(&[], GB_V4, 8);
+    bad_version[14] = 0x65;
+    f.expect(&bad_version, XDP_PASS, SLOT_MALFORMED_PASS);
+    let mut short_ihl = frame::ipv4(&[], GB_V4, 8);
+    short_ihl[14] = 0x44;
+    f.expect(&short_ihl, XDP_PASS, SLOT_MALFORMED_PASS);
+    let mut v4_in_v6 = frame::ipv6(&[], v6("2001:218:1::1"), 8);
+    v4_in_v6[14] = 0x45;
+    f.expect(&v4_in_v6, XDP_PASS, SLOT_MALFORMED_PASS);
+}
+
+#[test]
+fn bytes_count_the_whole_frame() {
+    let mut f = Filter::new(&policy(Mode::Deny, &["GB"]));
+    let big = frame::ipv4(&[], GB_V4, 1400);
+    f.expect(&big, XDP_DROP, country_slot(cc("GB"), ACTION_DROP));
+    assert_eq!(f.counter(country_slot(cc("GB"), ACTION_DROP)).bytes, big.len() as u64);
+}
