@@ -72,7 +72,7 @@ fn verdict(ctx: &XdpContext, slot: u32, action: u8) -> u32 {
         let counter = unsafe { &mut *counter };
         counter.packets += 1;
         // SAFETY: the helper only reads the xdp_buff the context points to.
-        counter.bytes += u64::from(unsafe { bpf_xdp_get_buff_len(ctx.ctx) });
+        counter.bytes += unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
     }
     if action == ACTION_DROP {
         xdp_action::XDP_DROP

@@ -139,19 +139,31 @@ fn suggestions(upper: &str) -> Vec<String> {
     if !upper.chars().all(|c| c.is_ascii_alphabetic() || c == ' ') {
         return vec![];
     }
-    let aliases = ALIASES.iter().filter(|(wrong, _)| *wrong == upper).map(|(_, right)| *right);
+    let aliases = ALIASES
+        .iter()
+        .filter(|(wrong, _)| *wrong == upper)
+        .map(|(_, right)| *right);
     let one_letter_off = |same_first: bool| {
         known().map(|(code, _)| code).filter(move |code| {
             upper.len() == 2
                 && (code[..1] == upper[..1]) == same_first
-                && code.chars().zip(upper.chars()).filter(|(a, b)| a != b).count() == 1
+                && code
+                    .chars()
+                    .zip(upper.chars())
+                    .filter(|(a, b)| a != b)
+                    .count()
+                    == 1
         })
     };
     let by_name = known()
         .filter(|(_, name)| upper.len() > 2 && name.to_ascii_uppercase().starts_with(upper))
         .map(|(code, _)| code);
     let mut out: Vec<String> = Vec::new();
-    for code in aliases.chain(one_letter_off(true)).chain(one_letter_off(false)).chain(by_name) {
+    for code in aliases
+        .chain(one_letter_off(true))
+        .chain(one_letter_off(false))
+        .chain(by_name)
+    {
         if !out.iter().any(|c| c == code) {
             out.push(code.to_owned());
         }
@@ -175,7 +187,10 @@ mod tests {
     #[test]
     fn parses_known_codes_case_insensitively() {
         assert_eq!(Country::parse("de").unwrap().code(), "DE");
-        assert_eq!(Country::parse(" GB ").unwrap().name(), Some("United Kingdom"));
+        assert_eq!(
+            Country::parse(" GB ").unwrap().name(),
+            Some("United Kingdom")
+        );
         assert_eq!(Country::parse("XK").unwrap().name(), Some("Kosovo"));
     }
 

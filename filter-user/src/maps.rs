@@ -50,7 +50,8 @@ impl FilterMaps {
                 .ok_or_else(|| anyhow!("map {name} missing from the embedded object"))?;
             if let Some(dir) = pin_dir {
                 let path = dir.join(name);
-                map.pin(&path).with_context(|| format!("cannot pin map {}", path.display()))?;
+                map.pin(&path)
+                    .with_context(|| format!("cannot pin map {}", path.display()))?;
             }
             Ok(map)
         })
@@ -62,7 +63,8 @@ impl FilterMaps {
             let path = dir.join(name);
             let data = MapData::from_pin(&path)
                 .with_context(|| format!("cannot open pinned map {}", path.display()))?;
-            Map::from_map_data(data).with_context(|| format!("pinned map {} has an unexpected type", path.display()))
+            Map::from_map_data(data)
+                .with_context(|| format!("pinned map {} has an unexpected type", path.display()))
         })
     }
 
@@ -105,12 +107,16 @@ impl FilterMaps {
     /// Writes the country action table, the config and the exception CIDRs.
     pub fn write_policy(&mut self, policy: &Policy) -> Result<()> {
         for (index, action) in (0u32..).zip(policy.action_table()) {
-            self.policy.set(index, action, 0).context("cannot write the policy array")?;
+            self.policy
+                .set(index, action, 0)
+                .context("cannot write the policy array")?;
         }
         let config = Config {
             malformed: u32::from(policy.malformed.kernel()),
         };
-        self.config.set(0, config, 0).context("cannot write the config array")?;
+        self.config
+            .set(0, config, 0)
+            .context("cannot write the config array")?;
         for net in &policy.allow_cidrs {
             insert_exception(&mut self.exc_pass_v4, &mut self.exc_pass_v6, net)?;
         }
@@ -124,7 +130,10 @@ impl FilterMaps {
     pub fn counter_totals(&self) -> Result<CounterTotals> {
         (0..COUNTER_SLOTS)
             .map(|slot| {
-                let per_cpu = self.counters.get(&slot, 0).context("cannot read counters")?;
+                let per_cpu = self
+                    .counters
+                    .get(&slot, 0)
+                    .context("cannot read counters")?;
                 Ok(per_cpu.iter().fold(Counter::default(), |sum, c| Counter {
                     packets: sum.packets + c.packets,
                     bytes: sum.bytes + c.bytes,

@@ -43,7 +43,10 @@ pub enum DataError {
         source: maxminddb::MaxMindDbError,
     },
     #[error("database {path} ({database_type}) has no country data: no network carries country.iso_code, registered_country.iso_code or country_code")]
-    NoCountries { path: PathBuf, database_type: String },
+    NoCountries {
+        path: PathBuf,
+        database_type: String,
+    },
 }
 
 /// The record fields that name a country, across vendor layouts.
@@ -78,7 +81,12 @@ impl<'a> CountryRecord<'a> {
 /// IPv6 ranges that alias IPv4 space in MaxMind trees (IPv4-compatible, IPv4-mapped, 6to4,
 /// Teredo): skipped so IPv4 space is neither counted twice nor judged through IPv6 keys.
 fn is_ipv4_alias(net: &Ipv6Net) -> bool {
-    const ALIASES: [(&str, u8); 4] = [("::", 96), ("::ffff:0:0", 96), ("2002::", 16), ("2001::", 32)];
+    const ALIASES: [(&str, u8); 4] = [
+        ("::", 96),
+        ("::ffff:0:0", 96),
+        ("2002::", 16),
+        ("2001::", 32),
+    ];
     ALIASES.iter().any(|(addr, len)| {
         let alias = Ipv6Net::new(addr.parse().expect("valid alias literal"), *len)
             .expect("valid alias prefix");
@@ -111,7 +119,9 @@ pub fn load(path: &Path) -> Result<RegionData, DataError> {
     let mut by_offset: HashMap<usize, Option<Country>> = HashMap::new();
     for item in reader.networks(WithinOptions::default()).map_err(corrupt)? {
         let item = item.map_err(corrupt)?;
-        let Some(offset) = item.offset() else { continue };
+        let Some(offset) = item.offset() else {
+            continue;
+        };
         let country = match by_offset.get(&offset) {
             Some(country) => *country,
             None => {
@@ -159,13 +169,25 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/maxmind").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/maxmind")
+            .join(name)
     }
 
     fn country_of(data: &RegionData, addr: &str) -> Option<String> {
         match addr.parse::<IpAddr>().unwrap() {
-            IpAddr::V4(a) => data.v4.iter().filter(|(n, _)| n.contains(&a)).max_by_key(|(n, _)| n.prefix_len()).map(|(_, c)| c.code()),
-            IpAddr::V6(a) => data.v6.iter().filter(|(n, _)| n.contains(&a)).max_by_key(|(n, _)| n.prefix_len()).map(|(_, c)| c.code()),
+            IpAddr::V4(a) => data
+                .v4
+                .iter()
+                .filter(|(n, _)| n.contains(&a))
+                .max_by_key(|(n, _)| n.prefix_len())
+                .map(|(_, c)| c.code()),
+            IpAddr::V6(a) => data
+                .v6
+                .iter()
+                .filter(|(n, _)| n.contains(&a))
+                .max_by_key(|(n, _)| n.prefix_len())
+                .map(|(_, c)| c.code()),
         }
     }
 
@@ -196,12 +218,20 @@ mod tests {
         let data = load(&path).unwrap();
         for (net, country) in &data.v4 {
             for addr in [net.network(), net.broadcast()] {
-                assert_eq!(lookup(&path, addr.into()).unwrap(), Some(*country), "{addr}");
+                assert_eq!(
+                    lookup(&path, addr.into()).unwrap(),
+                    Some(*country),
+                    "{addr}"
+                );
             }
         }
         for (net, country) in &data.v6 {
             for addr in [net.network(), net.broadcast()] {
-                assert_eq!(lookup(&path, addr.into()).unwrap(), Some(*country), "{addr}");
+                assert_eq!(
+                    lookup(&path, addr.into()).unwrap(),
+                    Some(*country),
+                    "{addr}"
+                );
             }
         }
     }

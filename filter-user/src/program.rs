@@ -21,7 +21,9 @@ pub fn load_xdp(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
         .context("XDP program missing from the embedded object")?
         .try_into()
         .context("embedded program is not an XDP program")?;
-    program.load().context("the kernel refused the XDP program")?;
+    program
+        .load()
+        .context("the kernel refused the XDP program")?;
     Ok(program)
 }
 
@@ -35,6 +37,9 @@ fn raise_memlock() {
     // SAFETY: setrlimit only reads the struct passed by reference.
     let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
     if ret != 0 {
-        log::debug!("could not raise RLIMIT_MEMLOCK: {}", std::io::Error::last_os_error());
+        log::debug!(
+            "could not raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }

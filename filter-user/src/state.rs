@@ -38,11 +38,14 @@ impl Layout {
         let entries = match fs::read_dir(&self.pin_root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(e).with_context(|| format!("cannot list {}", self.pin_root.display())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot list {}", self.pin_root.display()))
+            }
         };
         let mut names = Vec::new();
         for entry in entries {
-            let entry = entry.with_context(|| format!("cannot list {}", self.pin_root.display()))?;
+            let entry =
+                entry.with_context(|| format!("cannot list {}", self.pin_root.display()))?;
             if entry.path().join(LINK_PIN).exists() {
                 names.push(entry.file_name().to_string_lossy().into_owned());
             }
@@ -80,6 +83,7 @@ impl AttachState {
 
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid state record", path.display()))
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a valid state record", path.display()))
     }
 }

@@ -16,15 +16,22 @@ pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("REGIONFILTER_BIN") {
         return PathBuf::from(path);
     }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/regionfilter");
-    assert!(path.exists(), "{} missing: run the tests with `cargo xtask test`", path.display());
+    let path = fixture("../target/debug/regionfilter");
+    assert!(
+        path.exists(),
+        "{} missing: run the tests with `cargo xtask test`",
+        path.display()
+    );
     path
 }
 
 /// The workspace's fixture directory.
 #[must_use]
 pub fn fixture(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(relative)
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace");
+    workspace.join("fixtures").join(relative)
 }
 
 /// A private pin root and state directory; removed on drop after detaching what is left.
@@ -78,7 +85,10 @@ impl Instance {
     pub fn fails(&self, ns: Option<&NetNs>, args: &[&str]) -> Result<String> {
         let out = self.output(ns, args)?;
         if out.status.success() {
-            bail!("regionfilter {} succeeded but should have failed", args.join(" "));
+            bail!(
+                "regionfilter {} succeeded but should have failed",
+                args.join(" ")
+            );
         }
         Ok(String::from_utf8_lossy(&out.stderr).into_owned())
     }
@@ -111,7 +121,11 @@ impl Instance {
     #[must_use]
     pub fn attached(&self) -> Vec<String> {
         std::fs::read_dir(&self.pin_root)
-            .map(|dir| dir.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|dir| {
+                dir.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -140,6 +154,9 @@ pub fn country_counts(stats: &serde_json::Value, code: Option<&str>) -> (u64, u6
         .iter()
         .find(|c| c["country"].as_str() == code)
         .map_or((0, 0), |c| {
-            (c["passed"]["packets"].as_u64().unwrap_or(0), c["dropped"]["packets"].as_u64().unwrap_or(0))
+            (
+                c["passed"]["packets"].as_u64().unwrap_or(0),
+                c["dropped"]["packets"].as_u64().unwrap_or(0),
+            )
         })
 }

@@ -43,7 +43,12 @@ pub fn ipv6(vlan_tpids: &[u16], src: Ipv6Addr, payload: usize) -> Vec<u8> {
     f.extend_from_slice(&len.to_be_bytes());
     f.extend_from_slice(&[17, 64]);
     f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&"2001:db8:ffff::1".parse::<Ipv6Addr>().expect("literal").octets());
+    f.extend_from_slice(
+        &"2001:db8:ffff::1"
+            .parse::<Ipv6Addr>()
+            .expect("literal")
+            .octets(),
+    );
     f.extend_from_slice(&udp(payload));
     f
 }

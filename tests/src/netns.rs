@@ -26,9 +26,14 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// Runs a command to completion and fails with its stderr when it fails.
 pub fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -67,13 +72,15 @@ impl NetNs {
     #[must_use]
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", self.path().display())).arg(program);
+        cmd.arg(format!("--net={}", self.path().display()))
+            .arg(program);
         cmd
     }
 
     /// Runs `f` on a thread that has entered this namespace; sockets it creates stay in it.
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
-        let file = File::open(self.path()).with_context(|| format!("cannot open {}", self.path().display()))?;
+        let file = File::open(self.path())
+            .with_context(|| format!("cannot open {}", self.path().display()))?;
         thread::scope(|scope| {
             scope
                 .spawn(move || {
@@ -92,7 +99,9 @@ impl NetNs {
 impl Drop for NetNs {
     fn drop(&mut self) {
         // Deleting the namespace also destroys the veth ends inside it.
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -116,21 +125,71 @@ impl VethPair {
         let receiver = NetNs::new(&format!("rf{tag}r"))?;
         let sender_if = unique_name("rfs");
         let receiver_if = unique_name("rfr");
-        run(Command::new("ip").args(["link", "add", &sender_if, "netns", sender.name(), "type", "veth", "peer", "name", &receiver_if, "netns", receiver.name()]))?;
-        let pair = Self { sender_if, receiver_if, sender, receiver };
+        run(Command::new("ip").args([
+            "link",
+            "add",
+            &sender_if,
+            "netns",
+            sender.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &receiver_if,
+            "netns",
+            receiver.name(),
+        ]))?;
+        let pair = Self {
+            sender_if,
+            receiver_if,
+            sender,
+            receiver,
+        };
         let (s, r) = (&pair.sender_if, &pair.receiver_if);
         pair.sender.ip(&["link", "set", s, "up"])?;
         pair.receiver.ip(&["link", "set", r, "up"])?;
-        pair.receiver.ip(&["addr", "add", &format!("{RECEIVER_V4}/24"), "dev", r])?;
-        pair.receiver.ip(&["addr", "add", &format!("{RECEIVER_V6}/64"), "dev", r, "nodad"])?;
+        pair.receiver
+            .ip(&["addr", "add", &format!("{RECEIVER_V4}/24"), "dev", r])?;
+        pair.receiver.ip(&[
+            "addr",
+            "add",
+            &format!("{RECEIVER_V6}/64"),
+            "dev",
+            r,
+            "nodad",
+        ])?;
         // Replies and reverse-path checks stay on the veth: the namespace has no other interface.
         pair.receiver.ip(&["route", "add", "default", "dev", r])?;
-        pair.receiver.ip(&["-6", "route", "add", "default", "dev", r])?;
-        pair.sender.ip(&["route", "add", "198.51.100.0/24", "dev", s])?;
-        pair.sender.ip(&["-6", "route", "add", "2001:db8:ffff::/64", "dev", s])?;
+        pair.receiver
+            .ip(&["-6", "route", "add", "default", "dev", r])?;
+        pair.sender
+            .ip(&["route", "add", "198.51.100.0/24", "dev", s])?;
+        pair.sender
+            .ip(&["-6", "route", "add", "2001:db8:ffff::/64", "dev", s])?;
         let receiver_mac = pair.receiver.mac(r)?;
-        pair.sender.ip(&["neigh", "add", RECEIVER_V4, "lladdr", &receiver_mac, "dev", s, "nud", "permanent"])?;
-        pair.sender.ip(&["-6", "neigh", "add", RECEIVER_V6, "lladdr", &receiver_mac, "dev", s, "nud", "permanent"])?;
+        pair.sender.ip(&[
+            "neigh",
+            "add",
+            RECEIVER_V4,
+            "lladdr",
+            &receiver_mac,
+            "dev",
+            s,
+            "nud",
+            "permanent",
+        ])?;
+        pair.sender.ip(&[
+            "-6",
+            "neigh",
+            "add",
+            RECEIVER_V6,
+            "lladdr",
+            &receiver_mac,
+            "dev",
+            s,
+            "nud",
+            "permanent",
+        ])?;
         Ok(pair)
     }
 
@@ -148,8 +207,11 @@ impl VethPair {
     /// Sets the MTU of both ends.
     pub fn set_mtu(&self, mtu: u32) -> Result<()> {
         let mtu = mtu.to_string();
-        self.sender.ip(&["link", "set", &self.sender_if, "mtu", &mtu])?;
-        self.receiver.ip(&["link", "set", &self.receiver_if, "mtu", &mtu]).map(drop)
+        self.sender
+            .ip(&["link", "set", &self.sender_if, "mtu", &mtu])?;
+        self.receiver
+            .ip(&["link", "set", &self.receiver_if, "mtu", &mtu])
+            .map(drop)
     }
 }
 

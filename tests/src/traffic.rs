@@ -20,7 +20,9 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn bind(ns: &NetNs) -> Result<Self> {
-        let socket = ns.enter(|| UdpSocket::bind(("::", PORT)))?.context("cannot bind receiver")?;
+        let socket = ns
+            .enter(|| UdpSocket::bind(("::", PORT)))?
+            .context("cannot bind receiver")?;
         socket.set_read_timeout(Some(Duration::from_millis(50)))?;
         Ok(Self { socket })
     }
@@ -51,7 +53,8 @@ impl Receiver {
 pub fn send(ns: &NetNs, src: IpAddr, dst: IpAddr, tag: &str, count: usize) -> Result<()> {
     ns.enter(|| -> Result<()> {
         pin_to_first_allowed_cpu();
-        let socket = UdpSocket::bind(SocketAddr::new(src, 0)).with_context(|| format!("cannot bind {src}"))?;
+        let socket = UdpSocket::bind(SocketAddr::new(src, 0))
+            .with_context(|| format!("cannot bind {src}"))?;
         for i in 0..count {
             socket
                 .send_to(format!("{tag}#{i}").as_bytes(), SocketAddr::new(dst, PORT))

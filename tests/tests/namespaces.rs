@@ -22,7 +22,11 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn dst(src: &str) -> IpAddr {
-    if ip(src).is_ipv4() { ip(RECEIVER_V4) } else { ip(RECEIVER_V6) }
+    if ip(src).is_ipv4() {
+        ip(RECEIVER_V4)
+    } else {
+        ip(RECEIVER_V6)
+    }
 }
 
 fn setup(tag: &str) -> VethPair {
@@ -34,16 +38,26 @@ fn setup(tag: &str) -> VethPair {
 }
 
 fn db() -> String {
-    fixture("maxmind/GeoLite2-Country-Test.mmdb").display().to_string()
+    fixture("maxmind/GeoLite2-Country-Test.mmdb")
+        .display()
+        .to_string()
 }
 
 /// Sends the blocked sources first, then the allowed ones; returns arrivals per source.
-fn exchange(pair: &VethPair, blocked: &[&str], allowed: &[&str]) -> std::collections::BTreeMap<String, usize> {
+fn exchange(
+    pair: &VethPair,
+    blocked: &[&str],
+    allowed: &[&str],
+) -> std::collections::BTreeMap<String, usize> {
     let rx = Receiver::bind(&pair.receiver).expect("bind receiver");
     for src in blocked.iter().chain(allowed) {
         traffic::send(&pair.sender, ip(src), dst(src), src, COUNT).expect("send");
     }
-    rx.receive_until(WAIT, |got| allowed.iter().all(|a| got.get(*a).copied().unwrap_or(0) >= COUNT))
+    rx.receive_until(WAIT, |got| {
+        allowed
+            .iter()
+            .all(|a| got.get(*a).copied().unwrap_or(0) >= COUNT)
+    })
 }
 
 fn deny_list_drops_only_denied_countries(mode: &str) {
@@ -51,13 +65,36 @@ fn deny_list_drops_only_denied_countries(mode: &str) {
     let inst = Instance::new();
     let iface = pair.receiver_if.clone();
     let out = inst
-        .ok(Some(&pair.receiver), &["attach", "--iface", &iface, "--db", &db(), "--deny", "GB,JP", "--mode", mode])
+        .ok(
+            Some(&pair.receiver),
+            &[
+                "attach",
+                "--iface",
+                &iface,
+                "--db",
+                &db(),
+                "--deny",
+                "GB,JP",
+                "--mode",
+                mode,
+            ],
+        )
         .expect("attach");
-    assert!(out.contains(&format!("attached to {iface} ({mode} mode)")), "{out}");
+    assert!(
+        out.contains(&format!("attached to {iface} ({mode} mode)")),
+        "{out}"
+    );
     let link = pair.receiver.ip(&["-d", "link", "show", &iface]).unwrap();
     // iproute2 flags the attach mode on the link line: `xdp` (driver) or `xdpgeneric` (skb).
-    let flag = if mode == "native" { " xdp " } else { " xdpgeneric " };
-    assert!(link.contains(flag) && link.contains("prog/xdp"), "expected{flag}in {link}");
+    let flag = if mode == "native" {
+        " xdp "
+    } else {
+        " xdpgeneric "
+    };
+    assert!(
+        link.contains(flag) && link.contains("prog/xdp"),
+        "expected{flag}in {link}"
+    );
 
     let got = exchange(&pair, &[GB_V4, JP_V6], &[SE_V4, CH_V6]);
     assert_eq!(got.get(SE_V4), Some(&COUNT), "{got:?}");
@@ -66,24 +103,55 @@ fn deny_list_drops_only_denied_countries(mode: &str) {
     assert_eq!(got.get(JP_V6), None, "denied IPv6 packets arrived: {got:?}");
 
     let stats = inst
-        .wait_for_stats(&iface, WAIT, |s| country_counts(s, Some("GB")).1 >= COUNT as u64 && country_counts(s, Some("JP")).1 >= COUNT as u64)
+        .wait_for_stats(&iface, WAIT, |s| {
+            country_counts(s, Some("GB")).1 >= COUNT as u64
+                && country_counts(s, Some("JP")).1 >= COUNT as u64
+        })
         .unwrap();
-    assert_eq!(country_counts(&stats, Some("GB")), (0, COUNT as u64), "{stats}");
-    assert_eq!(country_counts(&stats, Some("JP")), (0, COUNT as u64), "{stats}");
-    assert!(country_counts(&stats, Some("SE")).0 >= COUNT as u64, "{stats}");
-    assert!(country_counts(&stats, Some("CH")).0 >= COUNT as u64, "{stats}");
+    assert_eq!(
+        country_counts(&stats, Some("GB")),
+        (0, COUNT as u64),
+        "{stats}"
+    );
+    assert_eq!(
+        country_counts(&stats, Some("JP")),
+        (0, COUNT as u64),
+        "{stats}"
+    );
+    assert!(
+        country_counts(&stats, Some("SE")).0 >= COUNT as u64,
+        "{stats}"
+    );
+    assert!(
+        country_counts(&stats, Some("CH")).0 >= COUNT as u64,
+        "{stats}"
+    );
     // Most drops first.
     let first = stats["countries"][0]["country"].as_str().unwrap();
     assert!(first == "GB" || first == "JP", "{stats}");
 
-    let out = inst.ok(Some(&pair.receiver), &["detach", "--iface", &iface]).expect("detach");
+    let out = inst
+        .ok(Some(&pair.receiver), &["detach", "--iface", &iface])
+        .expect("detach");
     assert!(out.contains("detached"), "{out}");
-    assert!(inst.attached().is_empty(), "pins left: {:?}", inst.attached());
+    assert!(
+        inst.attached().is_empty(),
+        "pins left: {:?}",
+        inst.attached()
+    );
     let link = pair.receiver.ip(&["link", "show", &iface]).unwrap();
     assert!(!link.contains("prog/xdp"), "program still attached: {link}");
     let got = exchange(&pair, &[], &[GB_V4, JP_V6]);
-    assert_eq!(got.get(GB_V4), Some(&COUNT), "connectivity not back after detach: {got:?}");
-    assert_eq!(got.get(JP_V6), Some(&COUNT), "connectivity not back after detach: {got:?}");
+    assert_eq!(
+        got.get(GB_V4),
+        Some(&COUNT),
+        "connectivity not back after detach: {got:?}"
+    );
+    assert_eq!(
+        got.get(JP_V6),
+        Some(&COUNT),
+        "connectivity not back after detach: {got:?}"
+    );
 }
 
 #[test]
@@ -104,16 +172,39 @@ fn allow_list_with_exception_and_jumbo_mtu_in_native_mode() {
     let iface = pair.receiver_if.clone();
     inst.ok(
         Some(&pair.receiver),
-        &["attach", "--iface", &iface, "--db", &db(), "--allow", "SE", "--allow-cidr", &format!("{CH_V6}/128"), "--mode", "native"],
+        &[
+            "attach",
+            "--iface",
+            &iface,
+            "--db",
+            &db(),
+            "--allow",
+            "SE",
+            "--allow-cidr",
+            &format!("{CH_V6}/128"),
+            "--mode",
+            "native",
+        ],
     )
     .expect("native attach on MTU 9000 needs a frags-aware program");
     let got = exchange(&pair, &[GB_V4, JP_V6], &[SE_V4, CH_V6]);
     assert_eq!(got.get(SE_V4), Some(&COUNT), "{got:?}");
-    assert_eq!(got.get(CH_V6), Some(&COUNT), "exception did not pass: {got:?}");
+    assert_eq!(
+        got.get(CH_V6),
+        Some(&COUNT),
+        "exception did not pass: {got:?}"
+    );
     assert_eq!(got.get(GB_V4), None, "{got:?}");
     assert_eq!(got.get(JP_V6), None, "{got:?}");
-    let stats = inst.wait_for_stats(&iface, WAIT, |s| s["exception_passed"]["packets"].as_u64() >= Some(COUNT as u64)).unwrap();
-    assert!(stats["exception_passed"]["packets"].as_u64() >= Some(COUNT as u64), "{stats}");
+    let stats = inst
+        .wait_for_stats(&iface, WAIT, |s| {
+            s["exception_passed"]["packets"].as_u64() >= Some(COUNT as u64)
+        })
+        .unwrap();
+    assert!(
+        stats["exception_passed"]["packets"].as_u64() >= Some(COUNT as u64),
+        "{stats}"
+    );
 }
 
 #[test]
@@ -122,21 +213,82 @@ fn second_attach_and_bad_input_are_refused_and_leave_the_filter_running() {
     let inst = Instance::new();
     let iface = pair.receiver_if.clone();
     let ns = Some(&pair.receiver);
-    inst.ok(ns, &["attach", "--iface", &iface, "--db", &db(), "--deny", "GB", "--mode", "skb"]).unwrap();
+    inst.ok(
+        ns,
+        &[
+            "attach",
+            "--iface",
+            &iface,
+            "--db",
+            &db(),
+            "--deny",
+            "GB",
+            "--mode",
+            "skb",
+        ],
+    )
+    .unwrap();
 
-    let err = inst.fails(ns, &["attach", "--iface", &iface, "--db", &db(), "--deny", "SE"]).unwrap();
-    assert!(err.contains("already attached") && err.contains("detach"), "{err}");
-    let err = inst.fails(ns, &["attach", "--iface", "nosuchif0", "--db", &db(), "--deny", "SE"]).unwrap();
+    let err = inst
+        .fails(
+            ns,
+            &["attach", "--iface", &iface, "--db", &db(), "--deny", "SE"],
+        )
+        .unwrap();
+    assert!(
+        err.contains("already attached") && err.contains("detach"),
+        "{err}"
+    );
+    let err = inst
+        .fails(
+            ns,
+            &[
+                "attach",
+                "--iface",
+                "nosuchif0",
+                "--db",
+                &db(),
+                "--deny",
+                "SE",
+            ],
+        )
+        .unwrap();
     assert!(err.contains("no interface named nosuchif0"), "{err}");
-    let err = inst.fails(ns, &["attach", "--iface", &iface, "--db", &db(), "--deny", "UK"]).unwrap();
+    let err = inst
+        .fails(
+            ns,
+            &["attach", "--iface", &iface, "--db", &db(), "--deny", "UK"],
+        )
+        .unwrap();
     assert!(err.contains("did you mean GB"), "{err}");
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
-    let broken = fixture("maxmind/MaxMind-DB-test-broken-search-tree-24.mmdb").display().to_string();
-    let err = inst.fails(ns, &["attach", "--iface", "nosuchif0", "--db", &broken, "--deny", "SE"]).unwrap();
+    let broken = fixture("maxmind/MaxMind-DB-test-broken-search-tree-24.mmdb")
+        .display()
+        .to_string();
+    let err = inst
+        .fails(
+            ns,
+            &[
+                "attach",
+                "--iface",
+                "nosuchif0",
+                "--db",
+                &broken,
+                "--deny",
+                "SE",
+            ],
+        )
+        .unwrap();
     assert!(err.contains("no interface"), "{err}");
-    let err = inst.fails(None, &["detach", "--iface", "nosuchif0"]).unwrap();
+    let err = inst
+        .fails(None, &["detach", "--iface", "nosuchif0"])
+        .unwrap();
     assert!(err.contains("not attached"), "{err}");
-    assert_eq!(inst.attached(), vec![iface.clone()], "a refused command changed the pins");
+    assert_eq!(
+        inst.attached(),
+        vec![iface.clone()],
+        "a refused command changed the pins"
+    );
 
     // The first filter still judges by its own policy.
     let got = exchange(&pair, &[GB_V4], &[SE_V4]);
@@ -148,20 +300,42 @@ fn second_attach_and_bad_input_are_refused_and_leave_the_filter_running() {
     assert_eq!(status["interfaces"][0]["iface"], iface.as_str());
     assert_eq!(status["interfaces"][0]["mode"], "skb");
     assert_eq!(status["interfaces"][0]["policy"]["countries"][0], "GB");
-    assert_eq!(status["interfaces"][0]["source"]["database_type"], "GeoLite2-Country");
+    assert_eq!(
+        status["interfaces"][0]["source"]["database_type"],
+        "GeoLite2-Country"
+    );
 }
 
 #[test]
 fn corrupt_database_is_refused_before_anything_is_pinned() {
     let pair = VethPair::new("corrupt").unwrap();
     let inst = Instance::new();
-    let broken = fixture("maxmind/MaxMind-DB-test-broken-pointers-24.mmdb").display().to_string();
+    let broken = fixture("maxmind/MaxMind-DB-test-broken-pointers-24.mmdb")
+        .display()
+        .to_string();
     let err = inst
-        .fails(Some(&pair.receiver), &["attach", "--iface", &pair.receiver_if, "--db", &broken, "--deny", "GB"])
+        .fails(
+            Some(&pair.receiver),
+            &[
+                "attach",
+                "--iface",
+                &pair.receiver_if,
+                "--db",
+                &broken,
+                "--deny",
+                "GB",
+            ],
+        )
         .unwrap();
-    assert!(err.contains("corrupt") && err.contains("broken-pointers"), "{err}");
+    assert!(
+        err.contains("corrupt") && err.contains("broken-pointers"),
+        "{err}"
+    );
     assert!(inst.attached().is_empty());
-    let link = pair.receiver.ip(&["link", "show", &pair.receiver_if]).unwrap();
+    let link = pair
+        .receiver
+        .ip(&["link", "show", &pair.receiver_if])
+        .unwrap();
     assert!(!link.contains("prog/xdp"), "{link}");
 }
 
@@ -169,13 +343,22 @@ fn corrupt_database_is_refused_before_anything_is_pinned() {
 fn without_privileges_one_clear_line() {
     let inst = Instance::new();
     let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
-        .arg(integration_tests::cli::binary())
-        .args(["attach", "--iface", "lo", "--db", &db(), "--deny", "GB"])
-        .env("REGIONFILTER_PIN_ROOT", &inst.pin_root)
-        .env("REGIONFILTER_STATE_DIR", &inst.state_dir);
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+    ])
+    .arg(integration_tests::cli::binary())
+    .args(["attach", "--iface", "lo", "--db", &db(), "--deny", "GB"])
+    .env("REGIONFILTER_PIN_ROOT", &inst.pin_root)
+    .env("REGIONFILTER_STATE_DIR", &inst.state_dir);
     let out = cmd.output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim(), "error: regionfilter attach needs root (CAP_BPF and CAP_NET_ADMIN): run it with sudo");
+    assert_eq!(
+        err.trim(),
+        "error: regionfilter attach needs root (CAP_BPF and CAP_NET_ADMIN): run it with sudo"
+    );
 }

@@ -81,8 +81,16 @@ impl Filter {
     }
 
     fn run(&mut self, frame: &[u8]) -> u32 {
-        let prog: &mut Xdp = self.ebpf.program_mut(PROGRAM_NAME).unwrap().try_into().unwrap();
-        let opts = TestRunOptions { data_in: Some(frame), ..TestRunOptions::new() };
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(PROGRAM_NAME)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ..TestRunOptions::new()
+        };
         prog.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
     }
 
@@ -98,7 +106,10 @@ impl Filter {
         let after = self.maps.counter_totals().unwrap();
         for (i, (b, a)) in before.iter().zip(&after).enumerate() {
             let want = if i == slot as usize {
-                Counter { packets: b.packets + 1, bytes: b.bytes + frame.len() as u64 }
+                Counter {
+                    packets: b.packets + 1,
+                    bytes: b.bytes + frame.len() as u64,
+                }
             } else {
                 *b
             };
@@ -110,56 +121,137 @@ impl Filter {
 #[test]
 fn deny_list_drops_listed_country_and_passes_others_ipv4() {
     let mut f = Filter::new(&policy(Mode::Deny, &["GB"]));
-    f.expect(&frame::ipv4(&[], GB_V4, 32), XDP_DROP, country_slot(cc("GB"), ACTION_DROP));
-    f.expect(&frame::ipv4(&[], SE_V4, 32), XDP_PASS, country_slot(cc("SE"), ACTION_PASS));
-    f.expect(&frame::ipv4(&[], UNKNOWN_V4, 32), XDP_PASS, country_slot(UNKNOWN_COUNTRY, ACTION_PASS));
+    f.expect(
+        &frame::ipv4(&[], GB_V4, 32),
+        XDP_DROP,
+        country_slot(cc("GB"), ACTION_DROP),
+    );
+    f.expect(
+        &frame::ipv4(&[], SE_V4, 32),
+        XDP_PASS,
+        country_slot(cc("SE"), ACTION_PASS),
+    );
+    f.expect(
+        &frame::ipv4(&[], UNKNOWN_V4, 32),
+        XDP_PASS,
+        country_slot(UNKNOWN_COUNTRY, ACTION_PASS),
+    );
     assert_eq!(f.counter(country_slot(cc("GB"), ACTION_DROP)).packets, 1);
 }
 
 #[test]
 fn allow_list_passes_only_listed_countries() {
     let mut f = Filter::new(&policy(Mode::Allow, &["SE", "JP"]));
-    f.expect(&frame::ipv4(&[], SE_V4, 0), XDP_PASS, country_slot(cc("SE"), ACTION_PASS));
-    f.expect(&frame::ipv4(&[], GB_V4, 0), XDP_DROP, country_slot(cc("GB"), ACTION_DROP));
-    f.expect(&frame::ipv6(&[], v6("2001:218::5"), 0), XDP_PASS, country_slot(cc("JP"), ACTION_PASS));
-    f.expect(&frame::ipv6(&[], v6("2001:218:1::5"), 0), XDP_DROP, country_slot(cc("KR"), ACTION_DROP));
+    f.expect(
+        &frame::ipv4(&[], SE_V4, 0),
+        XDP_PASS,
+        country_slot(cc("SE"), ACTION_PASS),
+    );
+    f.expect(
+        &frame::ipv4(&[], GB_V4, 0),
+        XDP_DROP,
+        country_slot(cc("GB"), ACTION_DROP),
+    );
+    f.expect(
+        &frame::ipv6(&[], v6("2001:218::5"), 0),
+        XDP_PASS,
+        country_slot(cc("JP"), ACTION_PASS),
+    );
+    f.expect(
+        &frame::ipv6(&[], v6("2001:218:1::5"), 0),
+        XDP_DROP,
+        country_slot(cc("KR"), ACTION_DROP),
+    );
 }
 
 #[test]
 fn unknown_space_follows_the_unknown_policy() {
     let mut allow_unknown = Filter::new(&policy(Mode::Allow, &["SE"]));
-    allow_unknown.expect(&frame::ipv4(&[], UNKNOWN_V4, 0), XDP_PASS, country_slot(UNKNOWN_COUNTRY, ACTION_PASS));
+    allow_unknown.expect(
+        &frame::ipv4(&[], UNKNOWN_V4, 0),
+        XDP_PASS,
+        country_slot(UNKNOWN_COUNTRY, ACTION_PASS),
+    );
     let mut p = policy(Mode::Allow, &["SE"]);
     p.unknown = Action::Drop;
     let mut drop_unknown = Filter::new(&p);
-    drop_unknown.expect(&frame::ipv4(&[], UNKNOWN_V4, 0), XDP_DROP, country_slot(UNKNOWN_COUNTRY, ACTION_DROP));
-    drop_unknown.expect(&frame::ipv6(&[], v6("2001:db8::1"), 0), XDP_DROP, country_slot(UNKNOWN_COUNTRY, ACTION_DROP));
+    drop_unknown.expect(
+        &frame::ipv4(&[], UNKNOWN_V4, 0),
+        XDP_DROP,
+        country_slot(UNKNOWN_COUNTRY, ACTION_DROP),
+    );
+    drop_unknown.expect(
+        &frame::ipv6(&[], v6("2001:db8::1"), 0),
+        XDP_DROP,
+        country_slot(UNKNOWN_COUNTRY, ACTION_DROP),
+    );
 }
 
 #[test]
 fn longest_prefix_wins_ipv4_and_ipv6() {
     // FR owns the /16, GB the /24 inside it; JP the /32, KR the /48 inside it.
     let mut f = Filter::new(&policy(Mode::Deny, &["FR", "JP"]));
-    f.expect(&frame::ipv4(&[], FR_V4, 0), XDP_DROP, country_slot(cc("FR"), ACTION_DROP));
-    f.expect(&frame::ipv4(&[], GB_V4, 0), XDP_PASS, country_slot(cc("GB"), ACTION_PASS));
-    f.expect(&frame::ipv6(&[], v6("2001:218:2::1"), 0), XDP_DROP, country_slot(cc("JP"), ACTION_DROP));
-    f.expect(&frame::ipv6(&[], v6("2001:218:1::1"), 0), XDP_PASS, country_slot(cc("KR"), ACTION_PASS));
+    f.expect(
+        &frame::ipv4(&[], FR_V4, 0),
+        XDP_DROP,
+        country_slot(cc("FR"), ACTION_DROP),
+    );
+    f.expect(
+        &frame::ipv4(&[], GB_V4, 0),
+        XDP_PASS,
+        country_slot(cc("GB"), ACTION_PASS),
+    );
+    f.expect(
+        &frame::ipv6(&[], v6("2001:218:2::1"), 0),
+        XDP_DROP,
+        country_slot(cc("JP"), ACTION_DROP),
+    );
+    f.expect(
+        &frame::ipv6(&[], v6("2001:218:1::1"), 0),
+        XDP_PASS,
+        country_slot(cc("KR"), ACTION_PASS),
+    );
 }
 
 #[test]
 fn deny_list_ipv6() {
     let mut f = Filter::new(&policy(Mode::Deny, &["KR"]));
-    f.expect(&frame::ipv6(&[], v6("2001:218:1:2::3"), 100), XDP_DROP, country_slot(cc("KR"), ACTION_DROP));
-    f.expect(&frame::ipv6(&[], v6("2001:218:2::3"), 100), XDP_PASS, country_slot(cc("JP"), ACTION_PASS));
+    f.expect(
+        &frame::ipv6(&[], v6("2001:218:1:2::3"), 100),
+        XDP_DROP,
+        country_slot(cc("KR"), ACTION_DROP),
+    );
+    f.expect(
+        &frame::ipv6(&[], v6("2001:218:2::3"), 100),
+        XDP_PASS,
+        country_slot(cc("JP"), ACTION_PASS),
+    );
 }
 
 #[test]
 fn one_and_two_vlan_tags_are_looked_through() {
     let mut f = Filter::new(&policy(Mode::Deny, &["GB", "KR"]));
-    for tags in [&[ETH_P_8021Q][..], &[ETH_P_8021AD], &[ETH_P_8021AD, ETH_P_8021Q], &[ETH_P_8021Q, ETH_P_8021Q]] {
-        f.expect(&frame::ipv4(tags, GB_V4, 8), XDP_DROP, country_slot(cc("GB"), ACTION_DROP));
-        f.expect(&frame::ipv4(tags, SE_V4, 8), XDP_PASS, country_slot(cc("SE"), ACTION_PASS));
-        f.expect(&frame::ipv6(tags, v6("2001:218:1::9"), 8), XDP_DROP, country_slot(cc("KR"), ACTION_DROP));
+    for tags in [
+        &[ETH_P_8021Q][..],
+        &[ETH_P_8021AD],
+        &[ETH_P_8021AD, ETH_P_8021Q],
+        &[ETH_P_8021Q, ETH_P_8021Q],
+    ] {
+        f.expect(
+            &frame::ipv4(tags, GB_V4, 8),
+            XDP_DROP,
+            country_slot(cc("GB"), ACTION_DROP),
+        );
+        f.expect(
+            &frame::ipv4(tags, SE_V4, 8),
+            XDP_PASS,
+            country_slot(cc("SE"), ACTION_PASS),
+        );
+        f.expect(
+            &frame::ipv6(tags, v6("2001:218:1::9"), 8),
+            XDP_DROP,
+            country_slot(cc("KR"), ACTION_DROP),
+        );
     }
 }
 
@@ -173,7 +265,10 @@ fn three_vlan_tags_are_malformed() {
 #[test]
 fn exceptions_are_checked_before_countries_and_pass_wins() {
     let mut p = policy(Mode::Deny, &["GB"]);
-    p.allow_cidrs = vec!["81.2.69.160/28".parse().unwrap(), "2001:218:1::/64".parse().unwrap()];
+    p.allow_cidrs = vec![
+        "81.2.69.160/28".parse().unwrap(),
+        "2001:218:1::/64".parse().unwrap(),
+    ];
     p.deny_cidrs = vec![
         "81.2.69.0/24".parse().unwrap(), // overlaps the allow /28: allow wins there
         "89.160.20.128/25".parse().unwrap(),
@@ -181,11 +276,27 @@ fn exceptions_are_checked_before_countries_and_pass_wins() {
     ];
     let mut f = Filter::new(&p);
     f.expect(&frame::ipv4(&[], GB_V4, 0), XDP_PASS, SLOT_EXCEPTION_PASS);
-    f.expect(&frame::ipv4(&[], Ipv4Addr::new(81, 2, 69, 1), 0), XDP_DROP, SLOT_EXCEPTION_DROP);
+    f.expect(
+        &frame::ipv4(&[], Ipv4Addr::new(81, 2, 69, 1), 0),
+        XDP_DROP,
+        SLOT_EXCEPTION_DROP,
+    );
     f.expect(&frame::ipv4(&[], SE_V4, 0), XDP_DROP, SLOT_EXCEPTION_DROP);
-    f.expect(&frame::ipv4(&[], Ipv4Addr::new(89, 160, 20, 1), 0), XDP_PASS, country_slot(cc("SE"), ACTION_PASS));
-    f.expect(&frame::ipv6(&[], v6("2001:218:1::1"), 0), XDP_PASS, SLOT_EXCEPTION_PASS);
-    f.expect(&frame::ipv6(&[], v6("2001:218:1:1::1"), 0), XDP_DROP, SLOT_EXCEPTION_DROP);
+    f.expect(
+        &frame::ipv4(&[], Ipv4Addr::new(89, 160, 20, 1), 0),
+        XDP_PASS,
+        country_slot(cc("SE"), ACTION_PASS),
+    );
+    f.expect(
+        &frame::ipv6(&[], v6("2001:218:1::1"), 0),
+        XDP_PASS,
+        SLOT_EXCEPTION_PASS,
+    );
+    f.expect(
+        &frame::ipv6(&[], v6("2001:218:1:1::1"), 0),
+        XDP_DROP,
+        SLOT_EXCEPTION_DROP,
+    );
 }
 
 #[test]
@@ -208,8 +319,14 @@ fn truncations() -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
     for tags in [&[][..], &[ETH_P_8021Q], &[ETH_P_8021AD, ETH_P_8021Q]] {
         for (full, end) in [
-            (frame::ipv4(tags, GB_V4, 0), frame::l3_end(tags.len(), false)),
-            (frame::ipv6(tags, v6("2001:218:1::1"), 0), frame::l3_end(tags.len(), true)),
+            (
+                frame::ipv4(tags, GB_V4, 0),
+                frame::l3_end(tags.len(), false),
+            ),
+            (
+                frame::ipv6(tags, v6("2001:218:1::1"), 0),
+                frame::l3_end(tags.len(), true),
+            ),
         ] {
             for len in 14..end {
                 frames.push(full[..len].to_vec());
@@ -258,5 +375,8 @@ fn bytes_count_the_whole_frame() {
     let mut f = Filter::new(&policy(Mode::Deny, &["GB"]));
     let big = frame::ipv4(&[], GB_V4, 1400);
     f.expect(&big, XDP_DROP, country_slot(cc("GB"), ACTION_DROP));
-    assert_eq!(f.counter(country_slot(cc("GB"), ACTION_DROP)).bytes, big.len() as u64);
+    assert_eq!(
+        f.counter(country_slot(cc("GB"), ACTION_DROP)).bytes,
+        big.len() as u64
+    );
 }

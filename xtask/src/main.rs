@@ -19,7 +19,7 @@ struct Cli {
 enum Task {
     /// Install every prerequisite (skips what is already there).
     Setup,
-    /// Set up, then run every test: unit, BPF_PROG_TEST_RUN and network-namespace tests (root).
+    /// Set up, lint, then run every test: unit, BPF_PROG_TEST_RUN and network-namespace tests (root).
     Test,
     /// Set up, then show the filter dropping one country's packets between two namespaces.
     Demo,
@@ -32,8 +32,19 @@ fn main() -> Result<()> {
         Task::Setup => setup::run(),
         Task::Test => {
             setup::run()?;
+            lint()?;
             build_cli()?;
-            cargo(&["test", "-p", "filter-common", "-p", "filter-user", "-p", "integration-tests", "-p", "xtask"])
+            cargo(&[
+                "test",
+                "-p",
+                "filter-common",
+                "-p",
+                "filter-user",
+                "-p",
+                "integration-tests",
+                "-p",
+                "xtask",
+            ])
         }
         Task::Demo => {
             setup::run()?;
@@ -52,12 +63,37 @@ fn build_cli() -> Result<()> {
 fn lint() -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
-        "clippy", "-p", "filter-common", "-p", "filter-user", "-p", "integration-tests", "-p", "xtask",
-        "--all-targets", "--", "-D", "warnings",
+        "clippy",
+        "-p",
+        "filter-common",
+        "-p",
+        "filter-user",
+        "-p",
+        "integration-tests",
+        "-p",
+        "xtask",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
     ])?;
     // The eBPF crate only builds for the BPF target, with nightly's build-std.
     let status = Command::new("rustup")
-        .args(["run", "nightly", "cargo", "clippy", "-p", "filter-ebpf", "--target", "bpfel-unknown-none", "-Z", "build-std=core", "--", "-D", "warnings"])
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "clippy",
+            "-p",
+            "filter-ebpf",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--",
+            "-D",
+            "warnings",
+        ])
         .status()
         .context("cannot run rustup")?;
     if !status.success() {

@@ -8,7 +8,15 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 
 /// Debian packages the tests, demo and benchmarks use.
-const DEBIAN_PACKAGES: &[&str] = &["iproute2", "util-linux", "bpftool", "xdp-tools", "nftables", "ipset", "mmdb-bin"];
+const DEBIAN_PACKAGES: &[&str] = &[
+    "iproute2",
+    "util-linux",
+    "bpftool",
+    "xdp-tools",
+    "nftables",
+    "ipset",
+    "mmdb-bin",
+];
 
 pub fn run() -> Result<()> {
     rust_src()?;
@@ -18,7 +26,10 @@ pub fn run() -> Result<()> {
 }
 
 fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd.stderr(Stdio::inherit()).output().with_context(|| format!("cannot run {cmd:?}"))?;
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed");
     }
@@ -26,7 +37,9 @@ fn output(cmd: &mut Command) -> Result<String> {
 }
 
 fn status(cmd: &mut Command) -> Result<()> {
-    let st = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    let st = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     if !st.success() {
         bail!("{cmd:?} failed");
     }
@@ -51,7 +64,13 @@ fn rust_src() -> Result<()> {
 /// bpf-linker must link against the same LLVM major as nightly's rustc; no system LLVM of that
 /// version exists, so it is built against the libLLVM that ships inside the nightly toolchain.
 fn bpf_linker() -> Result<()> {
-    if Command::new("bpf-linker").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
+    if Command::new("bpf-linker")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
         return Ok(());
     }
     let sysroot = nightly_sysroot()?;
@@ -79,11 +98,13 @@ fn bpf_linker() -> Result<()> {
             .with_context(|| format!("cannot link {}", link.display()))?;
     }
     println!("xtask: building bpf-linker against nightly's LLVM {llvm_major} (about a minute)");
-    status(
-        Command::new("cargo")
-            .env("LLVM_PREFIX", &prefix)
-            .args(["install", "bpf-linker", "--no-default-features", "--features", &format!("llvm-{llvm_major}")]),
-    )
+    status(Command::new("cargo").env("LLVM_PREFIX", &prefix).args([
+        "install",
+        "bpf-linker",
+        "--no-default-features",
+        "--features",
+        &format!("llvm-{llvm_major}"),
+    ]))
 }
 
 fn debian_packages() -> Result<()> {
@@ -102,12 +123,21 @@ fn debian_packages() -> Result<()> {
     }
     println!("xtask: installing {}", missing.join(" "));
     status(Command::new("apt-get").arg("update").stdout(Stdio::null()))?;
-    status(Command::new("apt-get").args(["install", "-y", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+    status(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
 }
 
 /// Pins need a BPF filesystem at /sys/fs/bpf.
 fn bpffs() -> Result<()> {
-    if Command::new("mountpoint").args(["-q", "/sys/fs/bpf"]).status().is_ok_and(|s| s.success()) {
+    if Command::new("mountpoint")
+        .args(["-q", "/sys/fs/bpf"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
         return Ok(());
     }
     status(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))

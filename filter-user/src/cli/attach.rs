@@ -123,7 +123,9 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
             dir = pin_dir.display()
         );
     }
-    let data = mmdb::load(&args.db)?;
+    let mut data = mmdb::load(&args.db)?;
+    // Record where the data came from in a form that still means something from another cwd.
+    data.source.path = fs::canonicalize(&args.db).unwrap_or_else(|_| args.db.clone());
     require_bpffs(&layout.pin_root)?;
 
     // Remove whatever this attach pinned if any later step fails.
@@ -141,7 +143,8 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         .take_link(link_id)?
         .try_into()
         .context("the kernel attached through netlink, not a BPF link; regionfilter needs Linux 5.9 or later")?;
-    link.pin(pin_dir.join(LINK_PIN)).context("cannot pin the XDP link")?;
+    link.pin(pin_dir.join(LINK_PIN))
+        .context("cannot pin the XDP link")?;
     guard.keep();
 
     let state = AttachState {
@@ -152,7 +155,9 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         source: data.source.clone(),
         prefixes_v4: data.v4.len(),
         prefixes_v6: data.v6.len(),
-        attached_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        attached_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
     };
     state.save(&layout.state_file(&args.iface))?;
     println!(
@@ -209,7 +214,8 @@ fn require_bpffs(pin_root: &Path) -> Result<()> {
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: path is NUL-terminated and fs is a valid out pointer.
     if unsafe { libc::statfs(path.as_ptr(), &mut fs) } != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("cannot stat {}", dir.display()));
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("cannot stat {}", dir.display()));
     }
     #[allow(clippy::unnecessary_cast)] // f_type's integer type differs between libc targets.
     if fs.f_type as i64 != BPF_FS_MAGIC {
@@ -229,7 +235,8 @@ struct PinDirGuard {
 
 impl PinDirGuard {
     fn create(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create pin directory {}", dir.display()))?;
+        fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create pin directory {}", dir.display()))?;
         Ok(Self {
             dir: dir.to_owned(),
             armed: true,

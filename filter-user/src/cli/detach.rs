@@ -33,13 +33,16 @@ pub fn run(layout: &Layout, args: &DetachArgs) -> Result<()> {
         // returns, not later from a kernel work queue.
         let link = PinnedLink::from_pin(&link_pin)
             .with_context(|| format!("cannot open pinned link {}", link_pin.display()))?;
-        let link = link.unpin().with_context(|| format!("cannot unpin {}", link_pin.display()))?;
+        let link = link
+            .unpin()
+            .with_context(|| format!("cannot unpin {}", link_pin.display()))?;
         drop(link);
     }
     fs::remove_dir_all(&pin_dir).with_context(|| format!("cannot remove {}", pin_dir.display()))?;
     let state_file = layout.state_file(&args.iface);
     if state_file.exists() {
-        fs::remove_file(&state_file).with_context(|| format!("cannot remove {}", state_file.display()))?;
+        fs::remove_file(&state_file)
+            .with_context(|| format!("cannot remove {}", state_file.display()))?;
     }
     println!("detached from {}", args.iface);
     Ok(())

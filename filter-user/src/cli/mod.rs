@@ -16,10 +16,20 @@ use crate::state::Layout;
 #[command(name = "regionfilter", version, about, long_about = None)]
 pub struct Cli {
     /// bpffs directory holding one pin directory per attached interface.
-    #[arg(long, global = true, env = "REGIONFILTER_PIN_ROOT", default_value = "/sys/fs/bpf/regionfilter")]
+    #[arg(
+        long,
+        global = true,
+        env = "REGIONFILTER_PIN_ROOT",
+        default_value = "/sys/fs/bpf/regionfilter"
+    )]
     pub pin_root: PathBuf,
     /// Directory for the per-interface records `status` reads.
-    #[arg(long, global = true, env = "REGIONFILTER_STATE_DIR", default_value = "/run/regionfilter")]
+    #[arg(
+        long,
+        global = true,
+        env = "REGIONFILTER_STATE_DIR",
+        default_value = "/run/regionfilter"
+    )]
     pub state_dir: PathBuf,
     #[command(subcommand)]
     pub command: Command,

@@ -87,7 +87,10 @@ pub fn run(layout: &Layout, args: &StatsArgs) -> Result<()> {
         all.push(InterfaceStats::from_totals(&iface, &maps.counter_totals()?));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "interfaces": all }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "interfaces": all }))?
+        );
     } else if all.is_empty() {
         println!("regionfilter is not attached to any interface");
     } else {

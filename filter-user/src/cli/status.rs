@@ -53,17 +53,28 @@ fn print_text(report: &Report) {
     }
     for entry in &report.interfaces {
         let Some(state) = &entry.state else {
-            println!("{}: attached (pins in {}); no state record, details unknown", entry.iface, entry.pin_dir);
+            println!(
+                "{}: attached (pins in {}); no state record, details unknown",
+                entry.iface, entry.pin_dir
+            );
             continue;
         };
         let cidrs = |nets: &[ipnet::IpNet]| {
             if nets.is_empty() {
                 "none".to_owned()
             } else {
-                nets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                nets.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         };
-        println!("{}: attached, {} mode, since {}", state.iface, state.mode, date(state.attached_at));
+        println!(
+            "{}: attached, {} mode, since {}",
+            state.iface,
+            state.mode,
+            date(state.attached_at)
+        );
         println!("  policy:      {}", state.policy.summary());
         println!(
             "  database:    {} ({}, built {})",
@@ -71,7 +82,10 @@ fn print_text(report: &Report) {
             state.source.database_type,
             date(state.source.build_epoch)
         );
-        println!("  prefixes:    {} IPv4, {} IPv6", state.prefixes_v4, state.prefixes_v6);
+        println!(
+            "  prefixes:    {} IPv4, {} IPv6",
+            state.prefixes_v4, state.prefixes_v6
+        );
         println!("  always pass: {}", cidrs(&state.policy.allow_cidrs));
         println!("  always drop: {}", cidrs(&state.policy.deny_cidrs));
         println!("  pins:        {}", entry.pin_dir);
