@@ -94,18 +94,27 @@ fn is_ipv4_alias(net: &Ipv6Net) -> bool {
     })
 }
 
+fn open(path: &Path) -> Result<Reader<Vec<u8>>, DataError> {
+    Reader::open_readfile(path).map_err(|source| DataError::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Maps a reader error to [`DataError::Corrupt`] naming `path`.
+fn corrupt_at(path: &Path) -> impl Fn(maxminddb::MaxMindDbError) -> DataError + '_ {
+    move |source| DataError::Corrupt {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 /// Loads every network that has a country. Verifies the whole file first, so a corrupt database
 /// fails here rather than half way through filling maps.
 pub fn load(path: &Path) -> Result<RegionData, DataError> {
-    let reader = Reader::open_readfile(path).map_err(|source| DataError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
-    let corrupt = |source| DataError::Corrupt {
-        path: path.to_owned(),
-        source,
-    };
-    reader.verify().map_err(corrupt)?;
+    let reader = open(path)?;
+    let corrupt = corrupt_at(path);
+    reader.verify().map_err(&corrupt)?;
 
     let mut data = RegionData {
         source: SourceInfo {
@@ -117,22 +126,25 @@ pub fn load(path: &Path) -> Result<RegionData, DataError> {
     };
     // Many networks share one record: decode each record once.
     let mut by_offset: HashMap<usize, Option<Country>> = HashMap::new();
-    for item in reader.networks(WithinOptions::default()).map_err(corrupt)? {
-        let item = item.map_err(corrupt)?;
+    for item in reader
+        .networks(WithinOptions::default())
+        .map_err(&corrupt)?
+    {
+        let item = item.map_err(&corrupt)?;
         let Some(offset) = item.offset() else {
             continue;
         };
         let country = match by_offset.get(&offset) {
             Some(country) => *country,
             None => {
-                let record: Option<CountryRecord<'_>> = item.decode().map_err(corrupt)?;
+                let record: Option<CountryRecord<'_>> = item.decode().map_err(&corrupt)?;
                 let country = record.and_then(|r| r.country());
                 by_offset.insert(offset, country);
                 country
             }
         };
         let Some(country) = country else { continue };
-        let network = item.network().map_err(corrupt)?;
+        let network = item.network().map_err(&corrupt)?;
         match IpNet::new(network.ip(), network.prefix()) {
             Ok(IpNet::V4(net)) => data.v4.push((net, country)),
             Ok(IpNet::V6(net)) if !is_ipv4_alias(&net) => data.v6.push((net, country)),
@@ -151,16 +163,10 @@ pub fn load(path: &Path) -> Result<RegionData, DataError> {
 
 /// Looks one address up the way the database itself answers, for cross-checks in tests.
 pub fn lookup(path: &Path, addr: IpAddr) -> Result<Option<Country>, DataError> {
-    let reader = Reader::open_readfile(path).map_err(|source| DataError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
-    let corrupt = |source| DataError::Corrupt {
-        path: path.to_owned(),
-        source,
-    };
-    let result = reader.lookup(addr).map_err(corrupt)?;
-    let record: Option<CountryRecord<'_>> = result.decode().map_err(corrupt)?;
+    let reader = open(path)?;
+    let corrupt = corrupt_at(path);
+    let result = reader.lookup(addr).map_err(&corrupt)?;
+    let record: Option<CountryRecord<'_>> = result.decode().map_err(&corrupt)?;
     Ok(record.and_then(|r| r.country()))
 }
 

@@ -167,29 +167,20 @@ impl VethPair {
         pair.sender
             .ip(&["-6", "route", "add", "2001:db8:ffff::/64", "dev", s])?;
         let receiver_mac = pair.receiver.mac(r)?;
-        pair.sender.ip(&[
-            "neigh",
-            "add",
-            RECEIVER_V4,
-            "lladdr",
-            &receiver_mac,
-            "dev",
-            s,
-            "nud",
-            "permanent",
-        ])?;
-        pair.sender.ip(&[
-            "-6",
-            "neigh",
-            "add",
-            RECEIVER_V6,
-            "lladdr",
-            &receiver_mac,
-            "dev",
-            s,
-            "nud",
-            "permanent",
-        ])?;
+        for (family, addr) in [("-4", RECEIVER_V4), ("-6", RECEIVER_V6)] {
+            pair.sender.ip(&[
+                family,
+                "neigh",
+                "add",
+                addr,
+                "lladdr",
+                &receiver_mac,
+                "dev",
+                s,
+                "nud",
+                "permanent",
+            ])?;
+        }
         Ok(pair)
     }
 

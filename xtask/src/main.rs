@@ -34,17 +34,7 @@ fn main() -> Result<()> {
             setup::run()?;
             lint()?;
             build_cli()?;
-            cargo(&[
-                "test",
-                "-p",
-                "filter-common",
-                "-p",
-                "filter-user",
-                "-p",
-                "integration-tests",
-                "-p",
-                "xtask",
-            ])
+            test_and_summarise()
         }
         Task::Demo => {
             setup::run()?;
@@ -60,23 +50,55 @@ fn build_cli() -> Result<()> {
     cargo(&["build", "-p", "filter-user"])
 }
 
+/// Runs the tests, echoing their output, and closes with one `N passed, M failed` line summed
+/// over every test binary (cargo's own last line is only the last binary's).
+fn test_and_summarise() -> Result<()> {
+    use std::io::{BufRead as _, BufReader};
+    let args: Vec<&str> = std::iter::once("test")
+        .chain(HOST_CRATES.iter().flat_map(|c| ["-p", *c]))
+        .collect();
+    let mut child = Command::new(cargo_path())
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot run cargo test")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(child.stdout.take().context("no stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count_before(rest, " passed");
+            failed += count_before(rest, " failed");
+        }
+    }
+    let status = child.wait()?;
+    println!("regionfilter tests: {passed} passed, {failed} failed");
+    if !status.success() || failed > 0 {
+        bail!("tests failed");
+    }
+    Ok(())
+}
+
+/// The number just before `label` in `ok. 13 passed; 0 failed; ...`.
+fn count_before(text: &str, label: &str) -> u64 {
+    text.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(label)
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn cargo_path() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
 fn lint() -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&[
-        "clippy",
-        "-p",
-        "filter-common",
-        "-p",
-        "filter-user",
-        "-p",
-        "integration-tests",
-        "-p",
-        "xtask",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
+    cargo_on_host_crates(&["clippy", "--all-targets"], &["--", "-D", "warnings"])?;
     // The eBPF crate only builds for the BPF target, with nightly's build-std.
     let status = Command::new("rustup")
         .args([
@@ -102,8 +124,23 @@ fn lint() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn cargo(args: &[&str]) -> Result<()> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+/// Every crate that builds for the host; filter-ebpf only builds for the BPF target.
+const HOST_CRATES: [&str; 4] = ["filter-common", "filter-user", "integration-tests", "xtask"];
+
+/// `cargo ARGS -p CRATE... TRAILING` over [`HOST_CRATES`].
+fn cargo_on_host_crates(args: &[&str], trailing: &[&str]) -> Result<()> {
+    let packages = HOST_CRATES.iter().flat_map(|c| ["-p", c]);
+    let all: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(packages)
+        .chain(trailing.iter().copied())
+        .collect();
+    cargo(&all)
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let status = Command::new(cargo_path())
         .args(args)
         .status()
         .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
@@ -111,4 +148,20 @@ pub(crate) fn cargo(args: &[&str]) -> Result<()> {
         bail!("cargo {} failed", args.join(" "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_before;
+
+    #[test]
+    fn reads_counts_from_cargo_summary_lines() {
+        let ok =
+            "ok. 13 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.87s";
+        assert_eq!(count_before(ok, " passed"), 13);
+        assert_eq!(count_before(ok, " failed"), 0);
+        let bad = "FAILED. 5 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out";
+        assert_eq!(count_before(bad, " passed"), 5);
+        assert_eq!(count_before(bad, " failed"), 1);
+    }
 }
