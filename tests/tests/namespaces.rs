@@ -344,3 +344,40 @@ fn without_privileges_one_clear_line() {
         "error: regionfilter attach needs root (CAP_BPF and CAP_NET_ADMIN): run it with sudo"
     );
 }
+
+#[test]
+fn native_mode_on_a_driver_without_it_says_to_use_skb() {
+    // Loopback has no native XDP; a fresh namespace gives one nobody else uses.
+    let ns = integration_tests::netns::NetNs::new("rflo").unwrap();
+    let inst = Instance::new();
+    let err = inst
+        .fails(
+            Some(&ns),
+            &["attach", "--iface", "lo", "--db", &db(), "--deny", "GB"],
+        )
+        .unwrap();
+    assert!(
+        err.contains("does not support native XDP: attach with --mode skb"),
+        "{err}"
+    );
+    assert!(
+        inst.attached().is_empty(),
+        "pins left: {:?}",
+        inst.attached()
+    );
+    inst.ok(
+        Some(&ns),
+        &[
+            "attach",
+            "--iface",
+            "lo",
+            "--db",
+            &db(),
+            "--deny",
+            "GB",
+            "--mode",
+            "skb",
+        ],
+    )
+    .expect("skb mode works where native does not");
+}
