@@ -1,7 +1,7 @@
 //! The real CLI attaches the filter to a veth end inside a namespace; real UDP packets from
 //! addresses of several countries cross the pair. Native and SKB mode.
 
-use std::{net::IpAddr, time::Duration};
+use std::{net::IpAddr, sync::LazyLock, time::Duration};
 
 use integration_tests::{
     cli::{country_counts, fixture, Instance},
@@ -37,10 +37,18 @@ fn setup(tag: &str) -> VethPair {
     pair
 }
 
-fn db() -> String {
+/// The bundled test database.
+static DB: LazyLock<String> = LazyLock::new(|| {
     fixture("maxmind/GeoLite2-Country-Test.mmdb")
         .display()
         .to_string()
+});
+
+/// `attach --iface IFACE --db DB POLICY...`
+fn attach_args<'a>(iface: &'a str, policy: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["attach", "--iface", iface, "--db", DB.as_str()];
+    args.extend_from_slice(policy);
+    args
 }
 
 /// Sends the blocked sources first, then the allowed ones; returns arrivals per source.
@@ -67,17 +75,7 @@ fn deny_list_drops_only_denied_countries(mode: &str) {
     let out = inst
         .ok(
             Some(&pair.receiver),
-            &[
-                "attach",
-                "--iface",
-                &iface,
-                "--db",
-                &db(),
-                "--deny",
-                "GB,JP",
-                "--mode",
-                mode,
-            ],
+            &attach_args(&iface, &["--deny", "GB,JP", "--mode", mode]),
         )
         .expect("attach");
     assert!(
@@ -172,19 +170,17 @@ fn allow_list_with_exception_and_jumbo_mtu_in_native_mode() {
     let iface = pair.receiver_if.clone();
     inst.ok(
         Some(&pair.receiver),
-        &[
-            "attach",
-            "--iface",
+        &attach_args(
             &iface,
-            "--db",
-            &db(),
-            "--allow",
-            "SE",
-            "--allow-cidr",
-            &format!("{CH_V6}/128"),
-            "--mode",
-            "native",
-        ],
+            &[
+                "--allow",
+                "SE",
+                "--allow-cidr",
+                &format!("{CH_V6}/128"),
+                "--mode",
+                "native",
+            ],
+        ),
     )
     .expect("native attach on MTU 9000 needs a frags-aware program");
     let got = exchange(&pair, &[GB_V4, JP_V6], &[SE_V4, CH_V6]);
@@ -213,52 +209,22 @@ fn second_attach_and_bad_input_are_refused_and_leave_the_filter_running() {
     let inst = Instance::new();
     let iface = pair.receiver_if.clone();
     let ns = Some(&pair.receiver);
-    inst.ok(
-        ns,
-        &[
-            "attach",
-            "--iface",
-            &iface,
-            "--db",
-            &db(),
-            "--deny",
-            "GB",
-            "--mode",
-            "skb",
-        ],
-    )
-    .unwrap();
+    inst.ok(ns, &attach_args(&iface, &["--deny", "GB", "--mode", "skb"]))
+        .unwrap();
 
     let err = inst
-        .fails(
-            ns,
-            &["attach", "--iface", &iface, "--db", &db(), "--deny", "SE"],
-        )
+        .fails(ns, &attach_args(&iface, &["--deny", "SE"]))
         .unwrap();
     assert!(
         err.contains("already attached") && err.contains("detach"),
         "{err}"
     );
     let err = inst
-        .fails(
-            ns,
-            &[
-                "attach",
-                "--iface",
-                "nosuchif0",
-                "--db",
-                &db(),
-                "--deny",
-                "SE",
-            ],
-        )
+        .fails(ns, &attach_args("nosuchif0", &["--deny", "SE"]))
         .unwrap();
     assert!(err.contains("no interface named nosuchif0"), "{err}");
     let err = inst
-        .fails(
-            ns,
-            &["attach", "--iface", &iface, "--db", &db(), "--deny", "UK"],
-        )
+        .fails(ns, &attach_args(&iface, &["--deny", "UK"]))
         .unwrap();
     assert!(err.contains("did you mean GB"), "{err}");
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
@@ -333,7 +299,7 @@ fn without_privileges_one_clear_line() {
         "--bounding-set=-all",
     ])
     .arg(integration_tests::cli::binary())
-    .args(["attach", "--iface", "lo", "--db", &db(), "--deny", "GB"])
+    .args(attach_args("lo", &["--deny", "GB"]))
     .env("REGIONFILTER_PIN_ROOT", &inst.pin_root)
     .env("REGIONFILTER_STATE_DIR", &inst.state_dir);
     let out = cmd.output().unwrap();
@@ -351,10 +317,7 @@ fn native_mode_on_a_driver_without_it_says_to_use_skb() {
     let ns = integration_tests::netns::NetNs::new("rflo").unwrap();
     let inst = Instance::new();
     let err = inst
-        .fails(
-            Some(&ns),
-            &["attach", "--iface", "lo", "--db", &db(), "--deny", "GB"],
-        )
+        .fails(Some(&ns), &attach_args("lo", &["--deny", "GB"]))
         .unwrap();
     assert!(
         err.contains("does not support native XDP: attach with --mode skb"),
@@ -367,17 +330,7 @@ fn native_mode_on_a_driver_without_it_says_to_use_skb() {
     );
     inst.ok(
         Some(&ns),
-        &[
-            "attach",
-            "--iface",
-            "lo",
-            "--db",
-            &db(),
-            "--deny",
-            "GB",
-            "--mode",
-            "skb",
-        ],
+        &attach_args("lo", &["--deny", "GB", "--mode", "skb"]),
     )
     .expect("skb mode works where native does not");
 }
