@@ -1,6 +1,7 @@
 //! regionfilter userspace: compiles country data into the XDP program's maps, attaches it,
 //! and reads its counters.
 
+pub mod aggregate;
 pub mod cli;
 pub mod country;
 pub mod maps;

@@ -12,7 +12,7 @@ use aya::programs::{links::FdLink, ProgramError, XdpMode};
 use ipnet::IpNet;
 
 use crate::{
-    country,
+    aggregate, country,
     maps::FilterMaps,
     mmdb,
     policy::{Action, Mode, Policy},
@@ -124,6 +124,7 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         );
     }
     let mut data = mmdb::load(&args.db)?;
+    aggregate::aggregate(&mut data);
     // Record where the data came from in a form that still means something from another cwd.
     data.source.path = fs::canonicalize(&args.db).unwrap_or_else(|_| args.db.clone());
     require_bpffs(&layout.pin_root)?;
