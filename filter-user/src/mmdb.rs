@@ -94,11 +94,31 @@ fn is_ipv4_alias(net: &Ipv6Net) -> bool {
     })
 }
 
-fn open(path: &Path) -> Result<Reader<Vec<u8>>, DataError> {
-    Reader::open_readfile(path).map_err(|source| DataError::Open {
-        path: path.to_owned(),
-        source,
-    })
+/// An opened database, for asking about single addresses the way the database itself answers.
+pub struct Database {
+    reader: Reader<Vec<u8>>,
+    path: PathBuf,
+}
+
+impl Database {
+    pub fn open(path: &Path) -> Result<Self, DataError> {
+        let reader = Reader::open_readfile(path).map_err(|source| DataError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            reader,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The country the database gives `addr`, by the same field rules as [`load`].
+    pub fn country(&self, addr: IpAddr) -> Result<Option<Country>, DataError> {
+        let corrupt = corrupt_at(&self.path);
+        let result = self.reader.lookup(addr).map_err(&corrupt)?;
+        let record: Option<CountryRecord<'_>> = result.decode().map_err(&corrupt)?;
+        Ok(record.and_then(|r| r.country()))
+    }
 }
 
 /// Maps a reader error to [`DataError::Corrupt`] naming `path`.
@@ -112,7 +132,7 @@ fn corrupt_at(path: &Path) -> impl Fn(maxminddb::MaxMindDbError) -> DataError + 
 /// Loads every network that has a country. Verifies the whole file first, so a corrupt database
 /// fails here rather than half way through filling maps.
 pub fn load(path: &Path) -> Result<RegionData, DataError> {
-    let reader = open(path)?;
+    let reader = Database::open(path)?.reader;
     let corrupt = corrupt_at(path);
     reader.verify().map_err(&corrupt)?;
 
@@ -161,13 +181,38 @@ pub fn load(path: &Path) -> Result<RegionData, DataError> {
     Ok(data)
 }
 
-/// Looks one address up the way the database itself answers, for cross-checks in tests.
-pub fn lookup(path: &Path, addr: IpAddr) -> Result<Option<Country>, DataError> {
-    let reader = open(path)?;
-    let corrupt = corrupt_at(path);
-    let result = reader.lookup(addr).map_err(&corrupt)?;
-    let record: Option<CountryRecord<'_>> = result.decode().map_err(&corrupt)?;
-    Ok(record.and_then(|r| r.country()))
+#[cfg(test)]
+impl RegionData {
+    /// First and last address of every network, with its country.
+    pub(crate) fn boundaries(&self) -> Vec<(IpAddr, Country)> {
+        let v4 = self
+            .v4
+            .iter()
+            .flat_map(|(n, c)| [(n.network().into(), *c), (n.broadcast().into(), *c)]);
+        let v6 = self
+            .v6
+            .iter()
+            .flat_map(|(n, c)| [(n.network().into(), *c), (n.broadcast().into(), *c)]);
+        v4.chain(v6).collect()
+    }
+
+    /// Naive longest-prefix match over every network: the oracle tests compare against.
+    pub(crate) fn country_of(&self, addr: IpAddr) -> Option<Country> {
+        fn longest<N: Copy>(
+            nets: &[(N, Country)],
+            contains: impl Fn(&N) -> bool,
+            len: impl Fn(&N) -> u8,
+        ) -> Option<Country> {
+            nets.iter()
+                .filter(|(n, _)| contains(n))
+                .max_by_key(|(n, _)| len(n))
+                .map(|(_, c)| *c)
+        }
+        match addr {
+            IpAddr::V4(a) => longest(&self.v4, |n| n.contains(&a), Ipv4Net::prefix_len),
+            IpAddr::V6(a) => longest(&self.v6, |n| n.contains(&a), Ipv6Net::prefix_len),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -181,20 +226,7 @@ mod tests {
     }
 
     fn country_of(data: &RegionData, addr: &str) -> Option<String> {
-        match addr.parse::<IpAddr>().unwrap() {
-            IpAddr::V4(a) => data
-                .v4
-                .iter()
-                .filter(|(n, _)| n.contains(&a))
-                .max_by_key(|(n, _)| n.prefix_len())
-                .map(|(_, c)| c.code()),
-            IpAddr::V6(a) => data
-                .v6
-                .iter()
-                .filter(|(n, _)| n.contains(&a))
-                .max_by_key(|(n, _)| n.prefix_len())
-                .map(|(_, c)| c.code()),
-        }
+        data.country_of(addr.parse().unwrap()).map(Country::code)
     }
 
     #[test]
@@ -222,23 +254,9 @@ mod tests {
     fn every_network_agrees_with_a_direct_database_lookup() {
         let path = fixture("GeoIP2-Country-Test.mmdb");
         let data = load(&path).unwrap();
-        for (net, country) in &data.v4 {
-            for addr in [net.network(), net.broadcast()] {
-                assert_eq!(
-                    lookup(&path, addr.into()).unwrap(),
-                    Some(*country),
-                    "{addr}"
-                );
-            }
-        }
-        for (net, country) in &data.v6 {
-            for addr in [net.network(), net.broadcast()] {
-                assert_eq!(
-                    lookup(&path, addr.into()).unwrap(),
-                    Some(*country),
-                    "{addr}"
-                );
-            }
+        let db = Database::open(&path).unwrap();
+        for (addr, country) in data.boundaries() {
+            assert_eq!(db.country(addr).unwrap(), Some(country), "{addr}");
         }
     }
 
