@@ -1,12 +1,17 @@
 //! regionfilter userspace: compiles country data into the XDP program's maps, attaches it,
 //! and reads its counters.
 
-pub mod aggregate;
+pub mod artifact;
+pub mod changes;
 pub mod cli;
+pub mod compile;
 pub mod country;
+pub mod coverage;
+pub mod data;
+pub mod groups;
 pub mod maps;
-pub mod mmdb;
 pub mod policy;
+pub mod policy_file;
 pub mod privileges;
 pub mod program;
 pub mod state;

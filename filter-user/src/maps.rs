@@ -10,7 +10,7 @@ use aya::{
 use filter_common::{maps, Config, Counter, ExceptionValue, COUNTER_SLOTS};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use crate::{mmdb::RegionData, policy::Policy};
+use crate::{compile::Prefixes, policy::Policy};
 
 /// LPM key of an IPv4 prefix: prefix length plus the address in network byte order.
 #[must_use]
@@ -90,7 +90,7 @@ impl FilterMaps {
     }
 
     /// Inserts every country prefix. Longest-prefix match happens in the kernel.
-    pub fn write_regions(&mut self, data: &RegionData) -> Result<()> {
+    pub fn write_regions(&mut self, data: &Prefixes) -> Result<()> {
         for (net, country) in &data.v4 {
             self.region_v4
                 .insert(&v4_key(net), country.index(), 0)

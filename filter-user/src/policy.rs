@@ -1,6 +1,6 @@
 //! The filtering policy: which countries pass, what unknown space and bad headers get, exceptions.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, net::IpAddr};
 
 use filter_common::{ACTION_DROP, ACTION_PASS, COUNTRY_SLOTS, UNKNOWN_COUNTRY};
 use ipnet::IpNet;
@@ -72,6 +72,33 @@ impl Policy {
             .collect()
     }
 
+    /// The verdict the XDP program gives a source whose country is `country`, and why: the
+    /// same order as the kernel (always-pass CIDRs, always-drop CIDRs, country, unknown).
+    #[must_use]
+    pub fn verdict(&self, addr: IpAddr, country: Option<Country>) -> (Action, Reason) {
+        let longest = |nets: &[IpNet]| {
+            nets.iter()
+                .filter(|n| n.contains(&addr))
+                .max_by_key(|n| n.prefix_len())
+                .copied()
+        };
+        if let Some(net) = longest(&self.allow_cidrs) {
+            return (Action::Pass, Reason::AllowCidr(net));
+        }
+        if let Some(net) = longest(&self.deny_cidrs) {
+            return (Action::Drop, Reason::DenyCidr(net));
+        }
+        let Some(country) = country else {
+            return (self.unknown, Reason::Unknown);
+        };
+        let listed = self.countries.contains(&country);
+        let action = match (self.mode, listed) {
+            (Mode::Allow, true) | (Mode::Deny, false) => Action::Pass,
+            (Mode::Allow, false) | (Mode::Deny, true) => Action::Drop,
+        };
+        (action, Reason::Country { listed })
+    }
+
     /// One-line summary for status output, e.g. `deny CN,RU; unknown pass`.
     #[must_use]
     pub fn summary(&self) -> String {
@@ -87,6 +114,19 @@ impl Policy {
             action_name(self.malformed)
         )
     }
+}
+
+/// Why [`Policy::verdict`] decided as it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    AllowCidr(IpNet),
+    DenyCidr(IpNet),
+    /// The source's country is (or is not) on the allow/deny list.
+    Country {
+        listed: bool,
+    },
+    /// The data places the source in no country.
+    Unknown,
 }
 
 #[must_use]
@@ -146,6 +186,32 @@ mod tests {
         assert_eq!(action_of(&table, "CN"), ACTION_DROP);
         assert_eq!(action_of(&table, "US"), ACTION_PASS);
         assert_eq!(table[usize::from(UNKNOWN_COUNTRY)], ACTION_DROP);
+    }
+
+    #[test]
+    fn verdict_checks_exceptions_first_then_country_then_unknown() {
+        let mut p = policy(Mode::Deny, &["CN"], Action::Drop);
+        p.allow_cidrs = vec!["10.1.0.0/16".parse().unwrap()];
+        p.deny_cidrs = vec!["10.0.0.0/8".parse().unwrap()];
+        let cn = Some(Country::parse("CN").unwrap());
+        let de = Some(Country::parse("DE").unwrap());
+        let at = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(p.verdict(at("10.1.2.3"), cn).0, Action::Pass);
+        assert_eq!(p.verdict(at("10.2.2.3"), de).0, Action::Drop);
+        assert_eq!(
+            p.verdict(at("1.2.3.4"), cn),
+            (Action::Drop, Reason::Country { listed: true })
+        );
+        assert_eq!(
+            p.verdict(at("1.2.3.4"), de),
+            (Action::Pass, Reason::Country { listed: false })
+        );
+        assert_eq!(
+            p.verdict(at("1.2.3.4"), None),
+            (Action::Drop, Reason::Unknown)
+        );
+        p.mode = Mode::Allow;
+        assert_eq!(p.verdict(at("1.2.3.4"), de).0, Action::Drop);
     }
 
     #[test]

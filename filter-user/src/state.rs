@@ -8,7 +8,7 @@ use std::{
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::{mmdb::SourceInfo, policy::Policy};
+use crate::{data::SourceInfo, policy::Policy};
 
 /// Name of the pinned XDP link inside an interface's pin directory.
 pub const LINK_PIN: &str = "link";
@@ -63,7 +63,12 @@ pub struct AttachState {
     /// `native` or `skb`.
     pub mode: String,
     pub policy: Policy,
-    pub source: SourceInfo,
+    /// Every source of the loaded data, lowest precedence first.
+    pub sources: Vec<SourceInfo>,
+    /// The artifact the data came from, if it came from one.
+    pub artifact: Option<std::path::PathBuf>,
+    /// Content hash of the loaded data and policy (as `compile` computes it).
+    pub content_hash: String,
     pub prefixes_v4: usize,
     pub prefixes_v6: usize,
     /// Unix time of the attach.

@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod frame;
+pub mod kernel;
 pub mod netns;
 pub mod traffic;

@@ -249,7 +249,7 @@ fn second_attach_and_bad_input_are_refused_and_leave_the_filter_running() {
     assert_eq!(status["interfaces"][0]["mode"], "skb");
     assert_eq!(status["interfaces"][0]["policy"]["countries"][0], "GB");
     assert_eq!(
-        status["interfaces"][0]["source"]["database_type"],
+        status["interfaces"][0]["sources"][0]["database_type"],
         "GeoLite2-Country"
     );
 }
@@ -333,4 +333,71 @@ fn native_mode_on_a_driver_without_it_says_to_use_skb() {
         &attach_args("lo", &["--deny", "GB", "--mode", "skb"]),
     )
     .expect("skb mode works where native does not");
+}
+
+#[test]
+fn compiled_artifact_with_a_policy_file_attaches_as_built() {
+    let pair = setup("artifact");
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let dir = std::env::temp_dir().join(integration_tests::netns::unique_name("rfart"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.toml");
+    // A user group mixing a code and a continent: GB and every Asian country (JP among them).
+    std::fs::write(
+        &policy,
+        "deny = [\"blocked\"]\n[groups]\nblocked = [\"GB\", \"asia\"]\n",
+    )
+    .unwrap();
+    let artifact = dir.join("filter.rfa");
+    let (policy, artifact) = (policy.to_str().unwrap(), artifact.to_str().unwrap());
+    inst.ok(
+        None,
+        &[
+            "compile",
+            "--db",
+            DB.as_str(),
+            "--policy",
+            policy,
+            "--out",
+            artifact,
+        ],
+    )
+    .expect("compile");
+    let out = inst
+        .ok(
+            Some(&pair.receiver),
+            &[
+                "attach",
+                "--iface",
+                &iface,
+                "--artifact",
+                artifact,
+                "--mode",
+                "skb",
+            ],
+        )
+        .expect("attach the artifact");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.contains("deny ") && out.contains(",GB,") && out.contains(",JP,"),
+        "{out}"
+    );
+
+    let got = exchange(&pair, &[GB_V4, JP_V6], &[SE_V4, CH_V6]);
+    assert_eq!(got.get(GB_V4), None, "{got:?}");
+    assert_eq!(got.get(JP_V6), None, "{got:?}");
+    assert_eq!(got.get(SE_V4), Some(&COUNT), "{got:?}");
+    assert_eq!(got.get(CH_V6), Some(&COUNT), "{got:?}");
+
+    let status = inst.ok(None, &["status", "--json"]).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["interfaces"][0]["artifact"], artifact);
+    assert_eq!(
+        status["interfaces"][0]["content_hash"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
 }

@@ -3,26 +3,20 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use aya::{
-    programs::{TestRun as _, TestRunOptions, Xdp},
-    Ebpf,
-};
 use filter_common::{
-    country_slot, Counter, ACTION_DROP, ACTION_PASS, PROGRAM_NAME, SLOT_EXCEPTION_DROP,
-    SLOT_EXCEPTION_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, UNKNOWN_COUNTRY,
+    country_slot, Counter, ACTION_DROP, ACTION_PASS, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS,
+    SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, UNKNOWN_COUNTRY,
 };
 use filter_user::{
+    compile::Prefixes,
     country::Country,
-    maps::FilterMaps,
-    mmdb::RegionData,
     policy::{Action, Mode, Policy},
-    program,
 };
-use integration_tests::frame::{self, ETH_P_8021AD, ETH_P_8021Q};
+use integration_tests::{
+    frame::{self, ETH_P_8021AD, ETH_P_8021Q},
+    kernel::{LoadedFilter, XDP_DROP, XDP_PASS},
+};
 use ipnet::IpNet;
-
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
 
 /// Country data for every test: a /16 with a more specific /24 inside, likewise for IPv6.
 const REGIONS: &[(&str, &str)] = &[
@@ -57,16 +51,11 @@ fn policy(mode: Mode, codes: &[&str]) -> Policy {
 }
 
 /// The program loaded with [`REGIONS`] and a policy, ready for test runs.
-struct Filter {
-    ebpf: Ebpf,
-    maps: FilterMaps,
-}
+struct Filter(LoadedFilter);
 
 impl Filter {
     fn new(policy: &Policy) -> Self {
-        let mut ebpf = program::load_object().expect("load object");
-        let mut maps = FilterMaps::take(&mut ebpf, None).expect("take maps");
-        let mut data = RegionData::default();
+        let mut data = Prefixes::default();
         for (net, code) in REGIONS {
             let country = Country::parse(code).unwrap();
             match net.parse::<IpNet>().unwrap() {
@@ -74,36 +63,23 @@ impl Filter {
                 IpNet::V6(n) => data.v6.push((n, country)),
             }
         }
-        maps.write_regions(&data).expect("write regions");
-        maps.write_policy(policy).expect("write policy");
-        program::load_xdp(&mut ebpf).expect("verifier accepts the program");
-        Self { ebpf, maps }
+        Self(LoadedFilter::new(&data, policy))
     }
 
     fn run(&mut self, frame: &[u8]) -> u32 {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(PROGRAM_NAME)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            ..TestRunOptions::new()
-        };
-        prog.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
+        self.0.run(frame)
     }
 
     fn counter(&self, slot: u32) -> Counter {
-        self.maps.counter_totals().expect("read counters")[slot as usize]
+        self.0.maps.counter_totals().expect("read counters")[slot as usize]
     }
 
     /// Runs one frame and checks its verdict and that exactly `slot` counted it.
     fn expect(&mut self, frame: &[u8], verdict: u32, slot: u32) {
-        let before = self.maps.counter_totals().unwrap();
+        let before = self.0.maps.counter_totals().unwrap();
         let got = self.run(frame);
         assert_eq!(got, verdict, "verdict for a {}-byte frame", frame.len());
-        let after = self.maps.counter_totals().unwrap();
+        let after = self.0.maps.counter_totals().unwrap();
         for (i, (b, a)) in before.iter().zip(&after).enumerate() {
             let want = if i == slot as usize {
                 Counter {

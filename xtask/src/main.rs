@@ -59,6 +59,7 @@ fn test_and_summarise() -> Result<()> {
         .collect();
     let mut child = Command::new(cargo_path())
         .args(&args)
+        .env("REGIONFILTER_WORLD_DATA", setup::world_data_dir())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("cannot run cargo test")?;

@@ -16,13 +16,77 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "nftables",
     "ipset",
     "mmdb-bin",
+    "curl",
 ];
 
 pub fn run() -> Result<()> {
     rust_src()?;
     bpf_linker()?;
     debian_packages()?;
+    world_data()?;
     bpffs()
+}
+
+/// A real full-world country database (GeoLite2 Country as repackaged by ip-location-db on npm)
+/// in two formats, for the tests and benchmarks only: regionfilter never needs it at run time.
+/// Pinned by version and SHA-512 so every run tests the same bytes.
+const WORLD_PACKAGES: &[(&str, &str, &[&str])] = &[
+    (
+        "https://registry.npmjs.org/@ip-location-db/geolite2-country-mmdb/-/geolite2-country-mmdb-2.3.2026061719.tgz",
+        "601bc19af6bee2994d6c872826a3efc28b27d3f83eb9e193d7e9f7f5f915cbfb64d6fc9efd311f5d2a57de145e58a8963739713b941dd234ea537aa1c130fcf2",
+        &["geolite2-country.mmdb", "GEOLITE2_LICENSE", "GEOLITE2_EULA"],
+    ),
+    (
+        "https://registry.npmjs.org/@ip-location-db/geolite2-country/-/geolite2-country-2.3.2026061719.tgz",
+        "8a4ee7d356cce247db0f42e23043b6a0a2b808f20d41b07f05a13bda444ad7bd7d119565ae2cb588ed0a23f4bbc9acc26c0b8e1f24cf3f62a0cba2b7986d8068",
+        &["geolite2-country-ipv4.csv", "geolite2-country-ipv6.csv"],
+    ),
+];
+
+/// Where [`world_data`] puts the full-world database; tests read it from `REGIONFILTER_WORLD_DATA`.
+pub fn world_data_dir() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    Path::new(&home).join(".cache/regionfilter/world-2026061719")
+}
+
+fn world_data() -> Result<()> {
+    let dir = world_data_dir();
+    for (url, sha512, files) in WORLD_PACKAGES {
+        if files.iter().all(|f| dir.join(f).exists()) {
+            continue;
+        }
+        std::fs::create_dir_all(&dir)?;
+        let tarball = dir.join("download.tgz");
+        println!("xtask: fetching {url}");
+        status(
+            Command::new("curl")
+                .args(["-sSfL", "--retry", "3", "-o"])
+                .arg(&tarball)
+                .arg(url),
+        )?;
+        let check = format!("{sha512}  {}\n", tarball.display());
+        let mut child = Command::new("sha512sum")
+            .args(["--check", "--quiet", "-"])
+            .stdin(Stdio::piped())
+            .spawn()?;
+        std::io::Write::write_all(child.stdin.as_mut().context("no stdin")?, check.as_bytes())?;
+        if !child.wait()?.success() {
+            let _ = std::fs::remove_file(&tarball);
+            bail!("{url} does not have the pinned SHA-512");
+        }
+        let members: Vec<String> = files.iter().map(|f| format!("package/{f}")).collect();
+        status(
+            Command::new("tar")
+                .args(["-xzf"])
+                .arg(&tarball)
+                .arg("-C")
+                .arg(&dir)
+                .args(["--strip-components=1"])
+                .args(&members),
+        )?;
+        std::fs::remove_file(&tarball)?;
+    }
+    Ok(())
 }
 
 fn output(cmd: &mut Command) -> Result<String> {

@@ -7,86 +7,29 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{bail, Context as _, Result};
-use aya::programs::{links::FdLink, ProgramError, XdpMode};
-use ipnet::IpNet;
-
+use super::inputs::{warn_uncovered, DataArgs, PolicyArgs};
 use crate::{
-    aggregate, country,
+    artifact::content_hash_of,
     maps::FilterMaps,
-    mmdb,
-    policy::{Action, Mode, Policy},
     privileges, program,
     state::{AttachState, Layout, LINK_PIN},
 };
+use anyhow::{bail, Context as _, Result};
+use aya::programs::{links::FdLink, ProgramError, XdpMode};
+use filter_common::REGION_MAX_ENTRIES;
 
 #[derive(Debug, clap::Args)]
 pub struct AttachArgs {
     /// Interface whose incoming traffic is filtered.
     #[arg(long, value_name = "IF")]
     pub iface: String,
-    /// Country database in MaxMind format (.mmdb): GeoLite2/GeoIP2 Country or City, DB-IP, ip-location-db.
-    #[arg(long, value_name = "FILE")]
-    pub db: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// native runs in the driver (fastest); skb works on any interface.
     #[arg(long, value_enum, default_value_t = AttachMode::Native)]
     pub mode: AttachMode,
-}
-
-/// Policy options shared by every verb that sets a policy.
-#[derive(Debug, clap::Args)]
-pub struct PolicyArgs {
-    #[command(flatten)]
-    pub countries: CountryListArgs,
-    /// Always pass this source CIDR, whatever its country (repeatable; wins over --deny-cidr).
-    #[arg(long, value_name = "CIDR")]
-    pub allow_cidr: Vec<IpNet>,
-    /// Always drop this source CIDR, whatever its country (repeatable).
-    #[arg(long, value_name = "CIDR")]
-    pub deny_cidr: Vec<IpNet>,
-    /// Verdict for sources the database places in no country.
-    #[arg(long, value_enum, default_value_t = Action::Pass)]
-    pub unknown: Action,
-    /// Verdict for truncated or malformed Ethernet/VLAN/IP headers.
-    #[arg(long, value_enum, default_value_t = Action::Pass)]
-    pub malformed: Action,
-}
-
-/// Exactly one of the two list kinds.
-#[derive(Debug, clap::Args)]
-#[group(required = true, multiple = false)]
-pub struct CountryListArgs {
-    /// Allow-list: only these countries pass (comma-separated ISO codes, e.g. DE,FR).
-    #[arg(long, value_name = "CC[,CC...]")]
-    pub allow: Option<String>,
-    /// Deny-list: these countries are dropped, all others pass.
-    #[arg(long, value_name = "CC[,CC...]")]
-    pub deny: Option<String>,
-}
-
-impl PolicyArgs {
-    /// Validates every code and builds the policy; nothing is touched on error.
-    pub fn to_policy(&self) -> Result<Policy> {
-        let (mode, list) = match (&self.countries.allow, &self.countries.deny) {
-            (Some(list), None) => (Mode::Allow, list),
-            (None, Some(list)) => (Mode::Deny, list),
-            _ => bail!("give exactly one of --allow or --deny"),
-        };
-        let countries = country::parse_list(list)?;
-        if countries.is_empty() {
-            bail!("the country list is empty: give at least one ISO code, e.g. --deny CN");
-        }
-        Ok(Policy {
-            mode,
-            countries: countries.into_iter().collect(),
-            unknown: self.unknown,
-            malformed: self.malformed,
-            allow_cidrs: self.allow_cidr.iter().map(IpNet::trunc).collect(),
-            deny_cidrs: self.deny_cidr.iter().map(IpNet::trunc).collect(),
-        })
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -123,17 +66,25 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
             dir = pin_dir.display()
         );
     }
-    let mut data = mmdb::load(&args.db)?;
-    aggregate::aggregate(&mut data);
-    // Record where the data came from in a form that still means something from another cwd.
-    data.source.path = fs::canonicalize(&args.db).unwrap_or_else(|_| args.db.clone());
+    let loaded = args.data.load()?;
+    let policy = match (policy, &loaded.artifact) {
+        (Some(policy), _) => policy,
+        (None, Some((_, header))) => header
+            .policy
+            .clone()
+            .context("the artifact carries no policy: give --allow or --deny (or --policy FILE)")?,
+        (None, None) => bail!("give --allow or --deny (or --policy FILE)"),
+    };
+    warn_uncovered(&policy, &loaded.regions);
+    let prefixes = loaded.regions.prefixes();
+    check_capacity(prefixes.v4.len(), prefixes.v6.len())?;
     require_bpffs(&layout.pin_root)?;
 
     // Remove whatever this attach pinned if any later step fails.
     let guard = PinDirGuard::create(&pin_dir)?;
     let mut ebpf = program::load_object()?;
     let mut maps = FilterMaps::take(&mut ebpf, Some(&pin_dir))?;
-    maps.write_regions(&data)?;
+    maps.write_regions(&prefixes)?;
     maps.write_policy(&policy)?;
     // The maps are complete before the program sees its first packet.
     let xdp = program::load_xdp(&mut ebpf)?;
@@ -152,15 +103,22 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         iface: args.iface.clone(),
         ifindex,
         mode: args.mode.name().to_owned(),
+        content_hash: content_hash_of(&loaded.regions, Some(&policy)),
         policy,
-        source: data.source.clone(),
-        prefixes_v4: data.v4.len(),
-        prefixes_v6: data.v6.len(),
+        sources: loaded.regions.sources.clone(),
+        artifact: loaded.artifact.map(|(path, _)| path),
+        prefixes_v4: prefixes.v4.len(),
+        prefixes_v6: prefixes.v6.len(),
         attached_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     };
     state.save(&layout.state_file(&args.iface))?;
+    let from: Vec<String> = state
+        .sources
+        .iter()
+        .map(|s| s.path.display().to_string())
+        .collect();
     println!(
         "attached to {} ({} mode): {}; {} IPv4 and {} IPv6 prefixes from {}",
         args.iface,
@@ -168,8 +126,20 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         state.policy.summary(),
         state.prefixes_v4,
         state.prefixes_v6,
-        args.db.display()
+        from.join(", ")
     );
+    Ok(())
+}
+
+/// Refuses data that would not fit the tries, before anything is created.
+pub(crate) fn check_capacity(v4: usize, v6: usize) -> Result<()> {
+    let max = REGION_MAX_ENTRIES as usize;
+    if v4 > max || v6 > max {
+        bail!(
+            "the data needs {v4} IPv4 and {v6} IPv6 prefixes; the maps hold at most {max} per family. \
+             Load fewer sources or countries"
+        );
+    }
     Ok(())
 }
 

@@ -1,7 +1,12 @@
 //! Command-line interface: one module per verb.
 
 pub mod attach;
+pub mod compile;
 pub mod detach;
+pub mod diff;
+pub mod explain;
+pub mod inputs;
+pub mod inspect;
 pub mod stats;
 pub mod status;
 
@@ -39,6 +44,14 @@ pub struct Cli {
 pub enum Command {
     /// Load the filter with a country database and attach it to an interface.
     Attach(attach::AttachArgs),
+    /// Compile country data (and optionally a policy) into an artifact that attach loads.
+    Compile(compile::CompileArgs),
+    /// Summarise an artifact or a database: prefixes and addresses per country, coverage.
+    Inspect(inspect::InspectArgs),
+    /// Show which addresses changed country between two databases or artifacts.
+    Diff(diff::DiffArgs),
+    /// Say which country, range, source and verdict apply to addresses.
+    Explain(explain::ExplainArgs),
     /// Detach the filter from an interface and remove its pins.
     Detach(detach::DetachArgs),
     /// Show each attached interface: mode, policy, database, prefix counts.
@@ -60,6 +73,10 @@ impl Cli {
         let layout = self.layout();
         match self.command {
             Command::Attach(args) => attach::run(&layout, &args),
+            Command::Compile(args) => compile::run(&args),
+            Command::Inspect(args) => inspect::run(&args),
+            Command::Diff(args) => diff::run(&args),
+            Command::Explain(args) => explain::run(&args),
             Command::Detach(args) => detach::run(&layout, &args),
             Command::Status(args) => status::run(&layout, &args),
             Command::Stats(args) => stats::run(&layout, &args),

@@ -76,12 +76,19 @@ fn print_text(report: &Report) {
             date(state.attached_at)
         );
         println!("  policy:      {}", state.policy.summary());
-        println!(
-            "  database:    {} ({}, built {})",
-            state.source.path.display(),
-            state.source.database_type,
-            date(state.source.build_epoch)
-        );
+        for source in &state.sources {
+            println!(
+                "  source:      {} ({} {}, built {})",
+                source.path.display(),
+                source.format,
+                source.database_type,
+                date(source.build_epoch)
+            );
+        }
+        if let Some(artifact) = &state.artifact {
+            println!("  artifact:    {}", artifact.display());
+        }
+        println!("  content:     sha256 {}", state.content_hash);
         println!(
             "  prefixes:    {} IPv4, {} IPv6",
             state.prefixes_v4, state.prefixes_v6
@@ -93,6 +100,6 @@ fn print_text(report: &Report) {
 }
 
 /// UTC date and time of a Unix timestamp.
-fn date(epoch: u64) -> String {
+pub(crate) fn date(epoch: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch)).to_string()
 }

@@ -1,0 +1,69 @@
+//! `regionfilter explain`: where an address's verdict comes from.
+
+use std::net::IpAddr;
+
+use anyhow::Result;
+
+use super::{
+    inputs::{DataArgs, PolicyArgs},
+    status::date,
+};
+use crate::policy::{action_name, Mode, Policy, Reason};
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Source addresses to explain.
+    #[arg(required = true, value_name = "ADDR")]
+    pub addrs: Vec<IpAddr>,
+}
+
+pub fn run(args: &ExplainArgs) -> Result<()> {
+    let policy = args.policy.to_policy()?;
+    let loaded = args.data.load()?;
+    let policy = policy.or_else(|| loaded.artifact.and_then(|(_, h)| h.policy));
+    for &addr in &args.addrs {
+        let found = loaded.regions.lookup(addr);
+        let place = match found {
+            Some((start, end, country, source)) => format!(
+                "{country} ({name}), range {start}-{end}, kernel prefix {prefix}, from {path} ({format} {kind}, built {built})",
+                name = country.name().unwrap_or("code unknown to regionfilter"),
+                prefix = loaded
+                    .regions
+                    .kernel_prefix(addr)
+                    .map_or_else(String::new, |p| p.to_string()),
+                path = source.path.display(),
+                format = source.format,
+                kind = source.database_type,
+                built = date(source.build_epoch),
+            ),
+            None => "in no country".to_owned(),
+        };
+        let verdict = policy.as_ref().map_or_else(
+            || "no policy given".to_owned(),
+            |p| verdict_text(p, addr, found.map(|f| f.2)),
+        );
+        println!("{addr}: {place}; verdict: {verdict}");
+    }
+    Ok(())
+}
+
+fn verdict_text(policy: &Policy, addr: IpAddr, country: Option<crate::country::Country>) -> String {
+    let (action, reason) = policy.verdict(addr, country);
+    let why = match reason {
+        Reason::AllowCidr(net) => format!("always-pass CIDR {net}"),
+        Reason::DenyCidr(net) => format!("always-drop CIDR {net}"),
+        Reason::Unknown => "unknown space".to_owned(),
+        Reason::Country { listed } => match (policy.mode, listed) {
+            (Mode::Allow, true) => "on the allow list",
+            (Mode::Allow, false) => "not on the allow list",
+            (Mode::Deny, true) => "on the deny list",
+            (Mode::Deny, false) => "not on the deny list",
+        }
+        .to_owned(),
+    };
+    format!("{} ({why})", action_name(action))
+}

@@ -1,0 +1,310 @@
+//! Options shared by the verbs that read country data or take a policy, and how they load.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context as _, Result};
+use ipnet::IpNet;
+
+use crate::{
+    artifact::{self, Artifact, Header},
+    compile::{self, RegionSet},
+    data::{self, CountryField, Format, SourceSpec},
+    groups::Groups,
+    policy::{Action, Mode, Policy},
+    policy_file::PolicyFile,
+};
+
+/// Where the country data comes from: sources to compile now, or an artifact compiled earlier.
+#[derive(Debug, clap::Args)]
+pub struct DataArgs {
+    /// Country data source, repeatable: .mmdb (MaxMind, DB-IP, ip-location-db), CSV ranges,
+    /// CIDR lists or RIR delegated files. Where sources overlap, the later one wins.
+    #[arg(
+        long = "db",
+        visible_alias = "source",
+        value_name = "FILE",
+        required_unless_present = "artifact"
+    )]
+    pub db: Vec<PathBuf>,
+    /// Format of the sources, detected when absent: once for all, or once per --db in order.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Vec<Format>,
+    /// Which .mmdb field decides the country.
+    #[arg(long, value_enum, default_value_t = CountryField::Country)]
+    pub country_field: CountryField,
+    /// This --db source wins wherever it overlaps the others (repeatable; the last given wins
+    /// among preferred sources).
+    #[arg(long, value_name = "FILE")]
+    pub prefer: Vec<PathBuf>,
+    /// A compiled artifact (`regionfilter compile`) instead of --db.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "format", "prefer"])]
+    pub artifact: Option<PathBuf>,
+}
+
+/// Country data ready to load, and the policy an artifact carried.
+pub struct LoadedData {
+    pub regions: RegionSet,
+    pub artifact: Option<(PathBuf, Header)>,
+}
+
+impl DataArgs {
+    /// Reads and compiles every source (or the artifact). Any error leaves nothing loaded.
+    pub fn load(&self) -> Result<LoadedData> {
+        if let Some(path) = &self.artifact {
+            let artifact = Artifact::read(path)?;
+            return Ok(LoadedData {
+                regions: artifact.regions,
+                artifact: Some((absolute(path), artifact.header)),
+            });
+        }
+        let formats: Vec<Option<Format>> = match self.format.len() {
+            0 => vec![None; self.db.len()],
+            1 => vec![Some(self.format[0]); self.db.len()],
+            n if n == self.db.len() => self.format.iter().copied().map(Some).collect(),
+            n => bail!(
+                "{n} --format values for {} --db sources: give one for all, or one per --db",
+                self.db.len()
+            ),
+        };
+        let specs: Vec<SourceSpec> = self
+            .db
+            .iter()
+            .zip(formats)
+            .map(|(path, format)| SourceSpec {
+                path: path.clone(),
+                format,
+                country_field: self.country_field,
+            })
+            .collect();
+        let order = precedence(&self.db, &self.prefer)?;
+        // Sources are independent: read them in parallel.
+        let loaded: Vec<Result<data::SourceData, data::DataError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = specs
+                .iter()
+                .map(|spec| s.spawn(|| data::load(spec)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("source reader panicked"))
+                .collect()
+        });
+        let mut sources = Vec::with_capacity(loaded.len());
+        for source in loaded {
+            let mut source = source?;
+            source.info.path = absolute(&source.info.path);
+            sources.push(source);
+        }
+        Ok(LoadedData {
+            regions: compile::compile(sources, &order)?,
+            artifact: None,
+        })
+    }
+}
+
+/// Source indices from lowest to highest precedence: the given order, then `--prefer`red ones.
+fn precedence(db: &[PathBuf], prefer: &[PathBuf]) -> Result<Vec<usize>> {
+    let mut preferred = Vec::new();
+    for p in prefer {
+        let Some(i) = db.iter().position(|d| d == p || absolute(d) == absolute(p)) else {
+            bail!("--prefer {} names no --db source", p.display());
+        };
+        preferred.retain(|&j| j != i);
+        preferred.push(i);
+    }
+    let mut order: Vec<usize> = (0..db.len()).filter(|i| !preferred.contains(i)).collect();
+    order.extend(preferred);
+    Ok(order)
+}
+
+/// A path that still means the same file from another directory.
+pub fn absolute(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// How to read a file named on the command line of `inspect`, `diff` and `explain`.
+#[derive(Debug, clap::Args)]
+pub struct SourceOptions {
+    /// Format of a source file, detected when absent (artifacts are always detected).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    /// Which .mmdb field decides the country.
+    #[arg(long, value_enum, default_value_t = CountryField::Country)]
+    pub country_field: CountryField,
+}
+
+impl SourceOptions {
+    /// An artifact or a single source, compiled.
+    pub fn load(&self, path: &Path) -> Result<(RegionSet, Option<Header>)> {
+        if artifact::is_artifact(path) {
+            let artifact = Artifact::read(path)?;
+            return Ok((artifact.regions, Some(artifact.header)));
+        }
+        let mut source = data::load(&SourceSpec {
+            path: path.to_owned(),
+            format: self.format,
+            country_field: self.country_field,
+        })?;
+        source.info.path = absolute(path);
+        Ok((compile::compile(vec![source], &[0])?, None))
+    }
+}
+
+/// Policy options shared by every verb that sets a policy.
+#[derive(Debug, Default, clap::Args)]
+pub struct PolicyArgs {
+    /// Policy file (TOML) with allow/deny lists, named groups, exceptions; flags override it.
+    #[arg(long = "policy", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Allow-list: only these pass (comma-separated ISO codes and groups, e.g. DE,FR or europe).
+    #[arg(long, value_name = "LIST", conflicts_with = "deny")]
+    pub allow: Option<String>,
+    /// Deny-list: these are dropped, all others pass (codes and groups, e.g. CN or EU).
+    #[arg(long, value_name = "LIST")]
+    pub deny: Option<String>,
+    /// Always pass this source CIDR, whatever its country (repeatable; wins over --deny-cidr).
+    #[arg(long, value_name = "CIDR")]
+    pub allow_cidr: Vec<IpNet>,
+    /// Always drop this source CIDR, whatever its country (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    pub deny_cidr: Vec<IpNet>,
+    /// Verdict for sources the data places in no country [default: pass].
+    #[arg(long, value_enum)]
+    pub unknown: Option<Action>,
+    /// Verdict for truncated or malformed Ethernet/VLAN/IP headers [default: pass].
+    #[arg(long, value_enum)]
+    pub malformed: Option<Action>,
+}
+
+impl PolicyArgs {
+    /// The policy these options describe; `None` when no policy option was given at all.
+    /// Every code and group is validated; nothing is touched on error.
+    pub fn to_policy(&self) -> Result<Option<Policy>> {
+        let file = match &self.file {
+            Some(path) => PolicyFile::read(path)?,
+            None if self.allow.is_none()
+                && self.deny.is_none()
+                && self.allow_cidr.is_empty()
+                && self.deny_cidr.is_empty()
+                && self.unknown.is_none()
+                && self.malformed.is_none() =>
+            {
+                return Ok(None)
+            }
+            None => PolicyFile::default(),
+        };
+        let groups = Groups::with_user(&file.groups).context("bad [groups] in the policy file")?;
+        let (mode, list) = match (&self.allow, &self.deny, &file.allow, &file.deny) {
+            (Some(list), None, _, _) => (Mode::Allow, list.clone()),
+            (None, Some(list), _, _) => (Mode::Deny, list.clone()),
+            (None, None, Some(_), Some(_)) => {
+                bail!("the policy file has both allow and deny; keep one")
+            }
+            (None, None, Some(list), None) => (Mode::Allow, list.join(",")),
+            (None, None, None, Some(list)) => (Mode::Deny, list.join(",")),
+            _ => bail!("give --allow or --deny (or a policy file with allow or deny)"),
+        };
+        let countries = groups.resolve_list(&list)?;
+        if countries.is_empty() {
+            bail!("the country list is empty: give at least one ISO code or group, e.g. --deny CN");
+        }
+        let cidrs = |from_file: &[IpNet], flags: &[IpNet]| -> Vec<IpNet> {
+            from_file.iter().chain(flags).map(IpNet::trunc).collect()
+        };
+        Ok(Some(Policy {
+            mode,
+            countries,
+            unknown: self.unknown.or(file.unknown).unwrap_or(Action::Pass),
+            malformed: self.malformed.or(file.malformed).unwrap_or(Action::Pass),
+            allow_cidrs: cidrs(&file.allow_cidrs, &self.allow_cidr),
+            deny_cidrs: cidrs(&file.deny_cidrs, &self.deny_cidr),
+        }))
+    }
+}
+
+/// Warns on stderr about listed countries the data gives no addresses: usually a typo'd
+/// group or a source that lacks them, and an allow-list that silently drops a whole country.
+pub fn warn_uncovered(policy: &Policy, regions: &RegionSet) {
+    let counts = regions.counts();
+    let missing: Vec<String> = policy
+        .countries
+        .iter()
+        .filter(|c| !counts.contains_key(c))
+        .map(|c| c.code())
+        .collect();
+    if !missing.is_empty() && missing.len() < policy.countries.len() {
+        eprintln!(
+            "warning: the data has no prefixes for {} (listed in the policy)",
+            missing.join(",")
+        );
+    } else if !missing.is_empty() {
+        eprintln!("warning: the data has no prefixes for any country in the policy");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preferred_sources_move_to_the_top() {
+        let db: Vec<PathBuf> = ["a", "b", "c"].iter().map(PathBuf::from).collect();
+        assert_eq!(precedence(&db, &[]).unwrap(), [0, 1, 2]);
+        assert_eq!(precedence(&db, &[PathBuf::from("a")]).unwrap(), [1, 2, 0]);
+        assert_eq!(
+            precedence(&db, &[PathBuf::from("c"), PathBuf::from("a")]).unwrap(),
+            [1, 2, 0]
+        );
+        assert!(precedence(&db, &[PathBuf::from("x")]).is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file_and_cidrs_add_up() {
+        let dir = std::env::temp_dir().join(format!("rf-policy-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("policy.toml");
+        fs::write(
+            &path,
+            "deny = [\"sanctioned\"]\nunknown = \"drop\"\ndeny_cidrs = [\"192.0.2.0/24\"]\n\
+             [groups]\nsanctioned = [\"CU\", \"KP\"]\n",
+        )
+        .unwrap();
+        let args = PolicyArgs {
+            file: Some(path.clone()),
+            deny_cidr: vec!["198.51.100.0/24".parse().unwrap()],
+            ..PolicyArgs::default()
+        };
+        let policy = args.to_policy().unwrap().unwrap();
+        assert_eq!(policy.summary(), "deny CU,KP; unknown drop; malformed pass");
+        assert_eq!(policy.deny_cidrs.len(), 2);
+
+        let args = PolicyArgs {
+            file: Some(path),
+            allow: Some("sanctioned,DE".to_owned()),
+            unknown: Some(Action::Pass),
+            ..PolicyArgs::default()
+        };
+        let policy = args.to_policy().unwrap().unwrap();
+        assert_eq!(
+            policy.summary(),
+            "allow CU,DE,KP; unknown pass; malformed pass"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn no_options_mean_no_policy_and_half_a_policy_is_an_error() {
+        assert!(PolicyArgs::default().to_policy().unwrap().is_none());
+        let args = PolicyArgs {
+            unknown: Some(Action::Drop),
+            ..PolicyArgs::default()
+        };
+        assert!(args
+            .to_policy()
+            .unwrap_err()
+            .to_string()
+            .contains("--allow or --deny"));
+    }
+}

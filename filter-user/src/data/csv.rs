@@ -1,0 +1,81 @@
+//! CSV ranges: `start,end,CC` (ip-location-db, DB-IP lite; dotted or numeric addresses) and
+//! `CIDR,CC`. A first line that does not start with an address is a header.
+
+use super::text::{parse_addr, parse_cidr, parse_country, range, Line, Parsed};
+
+pub fn parse_line(line: &Line<'_>) -> Parsed {
+    let fields: Vec<&str> = line.text.split(',').map(str::trim).collect();
+    if line.first && parse_addr(fields[0].split('/').next().unwrap_or("")).is_err() {
+        return Ok(None);
+    }
+    match fields[..] {
+        // A range or network without a country (unassigned space in some exports).
+        [_, ""] | [_, _, ""] => Ok(None),
+        [cidr, country] => parse_cidr(cidr, parse_country(country)?).map(Some),
+        [start, end, country] => range(
+            parse_addr(start)?,
+            parse_addr(end)?,
+            parse_country(country)?,
+        )
+        .map(Some),
+        _ => Err(format!(
+            "expected start,end,CC or CIDR,CC; found {} fields",
+            fields.len()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{AnyRange, Range};
+
+    fn parse(text: &str, first: bool) -> Parsed {
+        parse_line(&Line { text, first })
+    }
+
+    #[test]
+    fn reads_dotted_numeric_and_cidr_rows() {
+        let Some(AnyRange::V4(r)) = parse("1.0.1.0,1.0.3.255,CN", false).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (r.start, r.end, r.country.code()),
+            (0x0100_0100, 0x0100_03ff, "CN".into())
+        );
+        let numeric = parse("16777472,16778239,cn", false).unwrap();
+        assert_eq!(numeric, Some(AnyRange::V4(r)));
+        let Some(AnyRange::V6(Range { start, .. })) =
+            parse("\"2001:200::\",\"2001:200:ffff::\",\"JP\"", false).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(start, 0x2001_0200 << 96);
+        assert!(matches!(
+            parse("10.0.0.0/8,DE", false),
+            Ok(Some(AnyRange::V4(_)))
+        ));
+    }
+
+    #[test]
+    fn only_the_first_line_may_be_a_header() {
+        assert_eq!(parse("ip_start,ip_end,country", true), Ok(None));
+        let err = parse("ip_start,ip_end,country", false).unwrap_err();
+        assert!(err.contains("not an IP address"), "{err}");
+    }
+
+    #[test]
+    fn bad_rows_say_what_is_wrong() {
+        for (row, expected) in [
+            ("1.0.0.9,1.0.0.1,DE", "after its end"),
+            ("1.0.0.0,2001:db8::,DE", "mixes"),
+            ("1.0.0.0,1.0.0.255,Germany", "two-letter"),
+            ("1.0.0.0,1.0.0.255,DE,extra", "4 fields"),
+            ("1.0.0.0", "1 fields"),
+        ] {
+            let err = parse(row, false).unwrap_err();
+            assert!(err.contains(expected), "{row}: {err}");
+        }
+        assert_eq!(parse("1.0.0.0,1.0.0.255,", false), Ok(None));
+    }
+}

@@ -1,0 +1,348 @@
+//! Reads country ranges out of MaxMind-format databases: GeoLite2/GeoIP2 and DB-IP
+//! (`country.iso_code` and friends) and ip-location-db (a flat `country_code`).
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+use ipnet::{IpNet, Ipv6Net};
+use maxminddb::{Reader, WithinOptions};
+use serde::{Deserialize, Serialize};
+
+use super::{DataError, Format, Range, SourceData, SourceInfo};
+use crate::country::Country;
+
+/// Which record field decides a network's country.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CountryField {
+    /// Where the network is used: `country`, falling back to `registered_country`.
+    #[default]
+    Country,
+    /// Where the network is registered: `registered_country`, falling back to `country`.
+    Registered,
+    /// Whom it serves (e.g. a military base abroad): `represented_country`, then as `country`.
+    Represented,
+}
+
+/// The record fields that name a country, across vendor layouts.
+#[derive(Deserialize)]
+struct CountryRecord<'a> {
+    #[serde(borrow)]
+    country: Option<IsoCode<'a>>,
+    #[serde(borrow)]
+    registered_country: Option<IsoCode<'a>>,
+    #[serde(borrow)]
+    represented_country: Option<IsoCode<'a>>,
+    /// ip-location-db's flat layout.
+    country_code: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct IsoCode<'a> {
+    iso_code: Option<&'a str>,
+}
+
+impl CountryRecord<'_> {
+    /// The chosen field with its fallbacks, then the flat `country_code` (which makes no
+    /// registered/represented distinction).
+    fn country(&self, field: CountryField) -> Option<Country> {
+        fn nested<'a>(field: &Option<IsoCode<'a>>) -> Option<&'a str> {
+            field.as_ref().and_then(|c| c.iso_code)
+        }
+        let (country, registered) = (nested(&self.country), nested(&self.registered_country));
+        match field {
+            CountryField::Country => country.or(registered),
+            CountryField::Registered => registered.or(country),
+            CountryField::Represented => {
+                nested(&self.represented_country).or(country).or(registered)
+            }
+        }
+        .or(self.country_code)
+        .and_then(Country::from_code)
+    }
+}
+
+/// IPv6 ranges that alias IPv4 space in MaxMind trees (IPv4-compatible, IPv4-mapped, 6to4,
+/// Teredo): skipped so IPv4 space is neither counted twice nor judged through IPv6 keys.
+fn is_ipv4_alias(net: &Ipv6Net) -> bool {
+    const ALIASES: [(&str, u8); 4] = [
+        ("::", 96),
+        ("::ffff:0:0", 96),
+        ("2002::", 16),
+        ("2001::", 32),
+    ];
+    ALIASES.iter().any(|(addr, len)| {
+        let alias = Ipv6Net::new(addr.parse().expect("valid alias literal"), *len)
+            .expect("valid alias prefix");
+        alias.contains(net)
+    })
+}
+
+/// An opened database, for asking about single addresses the way the database itself answers.
+pub struct Database {
+    reader: Reader<Vec<u8>>,
+    path: PathBuf,
+    field: CountryField,
+}
+
+impl Database {
+    pub fn open(path: &Path, field: CountryField) -> Result<Self, DataError> {
+        let reader = Reader::open_readfile(path).map_err(|source| DataError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            reader,
+            path: path.to_owned(),
+            field,
+        })
+    }
+
+    /// The country the database gives `addr`, by the same field rules as [`load`].
+    pub fn country(&self, addr: IpAddr) -> Result<Option<Country>, DataError> {
+        let corrupt = corrupt_at(&self.path);
+        let result = self.reader.lookup(addr).map_err(&corrupt)?;
+        let record: Option<CountryRecord<'_>> = result.decode().map_err(&corrupt)?;
+        Ok(record.and_then(|r| r.country(self.field)))
+    }
+}
+
+/// Maps a reader error to [`DataError::Corrupt`] naming `path`.
+fn corrupt_at(path: &Path) -> impl Fn(maxminddb::MaxMindDbError) -> DataError + '_ {
+    move |source| DataError::Corrupt {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Loads every network that has a country. Walking the whole tree and decoding every record it
+/// reaches finds broken trees and pointers; nothing is returned unless the walk completes.
+/// (`Reader::verify` is not used: it also demands a non-empty metadata description, which the
+/// spec leaves optional and ip-location-db's databases do not carry.)
+pub fn load(path: &Path, field: CountryField) -> Result<SourceData, DataError> {
+    let reader = Database::open(path, field)?.reader;
+    let corrupt = corrupt_at(path);
+
+    let mut data = SourceData {
+        info: SourceInfo {
+            path: path.to_owned(),
+            format: Format::Mmdb,
+            database_type: reader.metadata().database_type.clone(),
+            build_epoch: reader.metadata().build_epoch,
+        },
+        ..SourceData::default()
+    };
+    // Many networks share one record: decode each record once.
+    let mut by_offset: HashMap<usize, Option<Country>> = HashMap::new();
+    for item in reader
+        .networks(WithinOptions::default())
+        .map_err(&corrupt)?
+    {
+        let item = item.map_err(&corrupt)?;
+        let Some(offset) = item.offset() else {
+            continue;
+        };
+        let country = match by_offset.get(&offset) {
+            Some(country) => *country,
+            None => {
+                let record: Option<CountryRecord<'_>> = item.decode().map_err(&corrupt)?;
+                let country = record.and_then(|r| r.country(field));
+                by_offset.insert(offset, country);
+                country
+            }
+        };
+        let Some(country) = country else { continue };
+        let network = item.network().map_err(&corrupt)?;
+        match IpNet::new(network.ip(), network.prefix()) {
+            Ok(IpNet::V4(net)) => data.v4.push(Range {
+                start: net.network().into(),
+                end: net.broadcast().into(),
+                country,
+            }),
+            Ok(IpNet::V6(net)) if !is_ipv4_alias(&net) => data.v6.push(Range {
+                start: net.network().into(),
+                end: net.broadcast().into(),
+                country,
+            }),
+            Ok(IpNet::V6(_)) => {}
+            Err(_) => unreachable!("maxminddb yields valid prefix lengths"),
+        }
+    }
+    if data.v4.is_empty() && data.v6.is_empty() {
+        return Err(DataError::NoCountries {
+            path: path.to_owned(),
+            database_type: data.info.database_type,
+            fields: "country.iso_code, registered_country.iso_code, represented_country.iso_code or country_code",
+        });
+    }
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::compile::compile;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/maxmind")
+            .join(name)
+    }
+
+    fn country_of(data: &SourceData, addr: &str) -> Option<String> {
+        let set = compile(vec![data.clone()], &[0]).unwrap();
+        set.country_of(addr.parse().unwrap()).map(Country::code)
+    }
+
+    /// First and last address of every range, with its country.
+    fn boundaries(data: &SourceData) -> Vec<(IpAddr, Country)> {
+        let v4 = data.v4.iter().flat_map(|r| {
+            [r.start, r.end].map(|a| (IpAddr::from(std::net::Ipv4Addr::from(a)), r.country))
+        });
+        let v6 = data.v6.iter().flat_map(|r| {
+            [r.start, r.end].map(|a| (IpAddr::from(std::net::Ipv6Addr::from(a)), r.country))
+        });
+        v4.chain(v6).collect()
+    }
+
+    #[test]
+    fn loads_maxmind_country_test_database() {
+        let data = load(
+            &fixture("GeoLite2-Country-Test.mmdb"),
+            CountryField::Country,
+        )
+        .unwrap();
+        assert_eq!(data.info.database_type, "GeoLite2-Country");
+        assert!(data.info.build_epoch > 0);
+        assert_eq!(country_of(&data, "81.2.69.160").as_deref(), Some("GB"));
+        assert_eq!(country_of(&data, "89.160.20.130").as_deref(), Some("SE"));
+        assert_eq!(country_of(&data, "2001:218::1").as_deref(), Some("JP"));
+        assert_eq!(country_of(&data, "192.0.2.1"), None);
+    }
+
+    #[test]
+    fn ipv4_space_is_not_repeated_through_ipv6_aliases() {
+        let data = load(
+            &fixture("GeoLite2-Country-Test.mmdb"),
+            CountryField::Country,
+        )
+        .unwrap();
+        let aliases = [
+            (0u128, 96u32),
+            (0xffff << 32, 96),
+            (0x2002 << 112, 16),
+            (0x2001 << 112, 32),
+        ];
+        for r in &data.v6 {
+            for (net, len) in aliases {
+                assert_ne!(
+                    r.start >> (128 - len),
+                    net >> (128 - len),
+                    "{r:?} is an alias"
+                );
+            }
+        }
+        assert!(
+            data.v4.windows(2).all(|w| w[0].end < w[1].start),
+            "IPv4 ranges repeat"
+        );
+    }
+
+    #[test]
+    fn every_network_agrees_with_a_direct_database_lookup() {
+        let path = fixture("GeoIP2-Country-Test.mmdb");
+        for field in [
+            CountryField::Country,
+            CountryField::Registered,
+            CountryField::Represented,
+        ] {
+            let data = load(&path, field).unwrap();
+            let db = Database::open(&path, field).unwrap();
+            for (addr, country) in boundaries(&data) {
+                assert_eq!(db.country(addr).unwrap(), Some(country), "{addr} {field:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn country_field_chooses_between_use_registration_and_representation() {
+        // From fixtures/maxmind/GeoIP2-Country-Test.json: 81.2.69.160/27 is used in GB and
+        // registered in US; 202.196.224.0/20 is in PH and represents US.
+        let path = fixture("GeoIP2-Country-Test.mmdb");
+        for (field, gb_net, ph_net) in [
+            (CountryField::Country, "GB", "PH"),
+            (CountryField::Registered, "US", "PH"),
+            (CountryField::Represented, "GB", "US"),
+        ] {
+            let data = load(&path, field).unwrap();
+            assert_eq!(
+                country_of(&data, "81.2.69.170").as_deref(),
+                Some(gb_net),
+                "{field:?}"
+            );
+            assert_eq!(
+                country_of(&data, "202.196.224.1").as_deref(),
+                Some(ph_net),
+                "{field:?}"
+            );
+        }
+    }
+
+    fn generated(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/generated")
+            .join(name)
+    }
+
+    #[test]
+    fn flat_country_code_layout_is_read() {
+        let data = load(&generated("flat-country-code.mmdb"), CountryField::Country).unwrap();
+        assert_eq!(country_of(&data, "1.0.3.255").as_deref(), Some("CN"));
+        assert_eq!(country_of(&data, "81.2.69.1").as_deref(), Some("GB"));
+        assert_eq!(country_of(&data, "2001:200::1").as_deref(), Some("JP"));
+        // A record without any country field places its network in no country.
+        assert_eq!(country_of(&data, "2001:db8::1"), None);
+        assert_eq!(data.info.build_epoch, 1_700_000_000);
+    }
+
+    #[test]
+    fn city_databases_also_carry_countries() {
+        let data = load(&fixture("GeoIP2-City-Test.mmdb"), CountryField::Country).unwrap();
+        assert!(!data.v4.is_empty());
+    }
+
+    #[test]
+    fn databases_without_country_fields_are_refused() {
+        for name in ["no-country.mmdb", "no-networks.mmdb"] {
+            let err = load(&generated(name), CountryField::Country).unwrap_err();
+            assert!(matches!(err, DataError::NoCountries { .. }), "{err}");
+            assert!(
+                err.to_string().contains("-like) has no country data"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_databases_are_refused_with_the_path() {
+        for name in [
+            "MaxMind-DB-test-broken-pointers-24.mmdb",
+            "MaxMind-DB-test-broken-search-tree-24.mmdb",
+            "GeoIP2-City-Test-Invalid-Node-Count.mmdb",
+        ] {
+            let err = load(&fixture(name), CountryField::Country).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn non_database_files_are_refused() {
+        let err = load(&fixture("LICENSE-MIT"), CountryField::Country).unwrap_err();
+        assert!(matches!(err, DataError::Open { .. }), "{err}");
+    }
+}

@@ -1,0 +1,205 @@
+//! What the line-oriented formats share: reading lines with their numbers, comments, and parsing
+//! addresses, CIDRs, ranges and country codes into messages that say what to fix.
+
+use std::{
+    fs,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::Path,
+};
+
+use ipnet::IpNet;
+
+use super::{mtime, AnyRange, DataError, Format, Range, SourceData, SourceInfo};
+use crate::country::Country;
+
+/// One data line handed to a format's parser.
+pub struct Line<'a> {
+    pub text: &'a str,
+    /// True for the first non-blank, non-comment line, the only one that may be a header.
+    pub first: bool,
+}
+
+/// What a parser makes of one line: a range, or nothing (a header or a summary line).
+pub type Parsed = Result<Option<AnyRange>, String>;
+
+/// Reads `path` line by line through `parse`, failing on the first bad line with `path:line`.
+pub fn load(
+    path: &Path,
+    format: Format,
+    mut parse: impl FnMut(&Line<'_>) -> Parsed,
+) -> Result<SourceData, DataError> {
+    let bytes = fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut data = SourceData {
+        info: SourceInfo {
+            path: path.to_owned(),
+            format,
+            database_type: format.to_string(),
+            build_epoch: mtime(path),
+        },
+        ..SourceData::default()
+    };
+    let mut first = true;
+    for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let at_line = |message: String| DataError::Line {
+            path: path.to_owned(),
+            line: index + 1,
+            message,
+        };
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| at_line("the line is not valid UTF-8 text".to_owned()))?;
+        let text = strip_comment(text);
+        if text.is_empty() {
+            continue;
+        }
+        if let Some(range) = parse(&Line { text, first }).map_err(at_line)? {
+            data.push(range);
+        }
+        first = false;
+    }
+    Ok(data)
+}
+
+/// The line without a trailing `#` comment and surrounding whitespace (and a CR).
+pub fn strip_comment(line: &str) -> &str {
+    line.split_once('#').map_or(line, |(data, _)| data).trim()
+}
+
+/// An address of either family as an integer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Addr {
+    V4(u32),
+    V6(u128),
+}
+
+/// Parses a dotted IPv4, an IPv6, or an integer address (at most 2^32-1 means IPv4, as in
+/// ip-location-db's `-num.csv` files).
+pub fn parse_addr(field: &str) -> Result<Addr, String> {
+    let field = unquote(field);
+    if let Ok(ip) = field.parse::<IpAddr>() {
+        return Ok(match ip {
+            IpAddr::V4(a) => Addr::V4(a.into()),
+            IpAddr::V6(a) => Addr::V6(a.into()),
+        });
+    }
+    if !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(n) = field.parse::<u128>() {
+            return Ok(u32::try_from(n).map_or(Addr::V6(n), Addr::V4));
+        }
+    }
+    Err(format!("{field:?} is not an IP address"))
+}
+
+/// An inclusive range from two addresses of one family, start first.
+pub fn range(start: Addr, end: Addr, country: Country) -> Result<AnyRange, String> {
+    match (start, end) {
+        (Addr::V4(start), Addr::V4(end)) if start <= end => Ok(AnyRange::V4(Range {
+            start,
+            end,
+            country,
+        })),
+        (Addr::V6(start), Addr::V6(end)) if start <= end => Ok(AnyRange::V6(Range {
+            start,
+            end,
+            country,
+        })),
+        (Addr::V4(s), Addr::V4(e)) => Err(format!(
+            "range start {} is after its end {}",
+            Ipv4Addr::from(s),
+            Ipv4Addr::from(e)
+        )),
+        (Addr::V6(s), Addr::V6(e)) => Err(format!(
+            "range start {} is after its end {}",
+            Ipv6Addr::from(s),
+            Ipv6Addr::from(e)
+        )),
+        _ => Err("range mixes an IPv4 and an IPv6 address".to_owned()),
+    }
+}
+
+/// Parses a CIDR into the range it covers; host bits must be zero, so a typo is not silently
+/// widened or narrowed.
+pub fn parse_cidr(field: &str, country: Country) -> Result<AnyRange, String> {
+    let field = unquote(field);
+    let net: IpNet = field
+        .parse()
+        .map_err(|_| format!("{field:?} is not a CIDR (expected e.g. 192.0.2.0/24)"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{field} has host bits set; did you mean {}?",
+            net.trunc()
+        ));
+    }
+    let (start, end) = match net {
+        IpNet::V4(n) => (Addr::V4(n.network().into()), Addr::V4(n.broadcast().into())),
+        IpNet::V6(n) => (Addr::V6(n.network().into()), Addr::V6(n.broadcast().into())),
+    };
+    range(start, end, country)
+}
+
+/// A country code as data files write it: two letters, any case, maybe quoted.
+pub fn parse_country(field: &str) -> Result<Country, String> {
+    let code = unquote(field).to_ascii_uppercase();
+    Country::from_code(&code).ok_or_else(|| format!("{field:?} is not a two-letter country code"))
+}
+
+fn unquote(field: &str) -> &str {
+    let field = field.trim();
+    field
+        .strip_prefix('"')
+        .and_then(|f| f.strip_suffix('"'))
+        .unwrap_or(field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn de() -> Country {
+        Country::parse("DE").unwrap()
+    }
+
+    #[test]
+    fn addresses_in_every_notation() {
+        assert_eq!(parse_addr("1.0.1.0"), Ok(Addr::V4(0x0100_0100)));
+        assert_eq!(parse_addr("\"16777472\""), Ok(Addr::V4(16_777_472)));
+        assert_eq!(parse_addr("2001:db8::"), Ok(Addr::V6(0x2001_0db8 << 96)));
+        assert_eq!(parse_addr("4294967296"), Ok(Addr::V6(1 << 32)));
+        assert!(parse_addr("1.2.3").is_err());
+        assert!(parse_addr("").is_err());
+    }
+
+    #[test]
+    fn ranges_must_be_ordered_and_of_one_family() {
+        let (a, b) = (Addr::V4(10), Addr::V4(20));
+        assert!(range(a, b, de()).is_ok());
+        assert!(range(a, a, de()).is_ok());
+        let err = range(b, a, de()).unwrap_err();
+        assert!(err.contains("0.0.0.20 is after its end 0.0.0.10"), "{err}");
+        let err = range(a, Addr::V6(30), de()).unwrap_err();
+        assert!(err.contains("mixes"), "{err}");
+    }
+
+    #[test]
+    fn cidrs_with_host_bits_are_refused_with_the_fix() {
+        assert_eq!(
+            parse_cidr("10.0.0.0/8", de()),
+            Ok(AnyRange::V4(Range {
+                start: 0x0a00_0000,
+                end: 0x0aff_ffff,
+                country: de()
+            }))
+        );
+        let err = parse_cidr("10.1.2.3/8", de()).unwrap_err();
+        assert!(err.contains("did you mean 10.0.0.0/8?"), "{err}");
+        assert!(parse_cidr("10.0.0.0/33", de()).is_err());
+    }
+
+    #[test]
+    fn comments_and_whitespace_are_stripped() {
+        assert_eq!(strip_comment("  1.0.0.0/24 CN # x\r"), "1.0.0.0/24 CN");
+        assert_eq!(strip_comment("# all comment"), "");
+    }
+}

@@ -1,0 +1,80 @@
+//! Policy files (TOML): the same choices as the command-line flags, plus named groups.
+//!
+//! ```toml
+//! deny = ["sanctioned", "RU"]      # or: allow = ["europe", "US"]
+//! unknown = "pass"
+//! malformed = "pass"
+//! allow_cidrs = ["192.0.2.0/24"]
+//! deny_cidrs = []
+//!
+//! [groups]
+//! sanctioned = ["CU", "IR", "KP", "SY"]
+//! ```
+
+use std::{collections::BTreeMap, path::Path};
+
+use anyhow::{Context as _, Result};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::policy::Action;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub unknown: Option<Action>,
+    pub malformed: Option<Action>,
+    #[serde(default)]
+    pub allow_cidrs: Vec<IpNet>,
+    #[serde(default)]
+    pub deny_cidrs: Vec<IpNet>,
+    /// Group name → country codes or built-in groups.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
+}
+
+impl PolicyFile {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read policy file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("policy file {} is invalid", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_field() {
+        let file = PolicyFile::parse(
+            "deny = [\"sanctioned\", \"RU\"]\nunknown = \"drop\"\nallow_cidrs = [\"192.0.2.0/24\"]\n\
+             [groups]\nsanctioned = [\"CU\", \"IR\"]\n",
+        )
+        .unwrap();
+        assert_eq!(file.deny.unwrap(), ["sanctioned", "RU"]);
+        assert_eq!(file.unknown, Some(Action::Drop));
+        assert_eq!(file.allow_cidrs.len(), 1);
+        assert_eq!(file.groups["sanctioned"], ["CU", "IR"]);
+    }
+
+    #[test]
+    fn typos_are_errors_with_a_line() {
+        let err = format!(
+            "{:#}",
+            PolicyFile::parse("deny = [\"CN\"]\nunkown = \"drop\"\n").unwrap_err()
+        );
+        assert!(err.contains("unkown") && err.contains("line 2"), "{err}");
+        let err = format!(
+            "{:#}",
+            PolicyFile::parse("unknown = \"maybe\"\n").unwrap_err()
+        );
+        assert!(err.contains("maybe"), "{err}");
+    }
+}
