@@ -123,24 +123,20 @@ mod tests {
     };
 
     fn set(v4: &[(u32, u32)], v6: &[(u128, u128)]) -> RegionSet {
-        let country = Country::parse("DE").unwrap();
+        fn ranges<A: Copy>(bounds: &[(A, A)]) -> Vec<Range<A>> {
+            let country = Country::parse("DE").unwrap();
+            bounds
+                .iter()
+                .map(|&(start, end)| Range {
+                    start,
+                    end,
+                    country,
+                })
+                .collect()
+        }
         let source = SourceData {
-            v4: v4
-                .iter()
-                .map(|&(start, end)| Range {
-                    start,
-                    end,
-                    country,
-                })
-                .collect(),
-            v6: v6
-                .iter()
-                .map(|&(start, end)| Range {
-                    start,
-                    end,
-                    country,
-                })
-                .collect(),
+            v4: ranges(v4),
+            v6: ranges(v6),
             info: crate::data::SourceInfo {
                 path: PathBuf::from("t"),
                 ..Default::default()

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::{
     inputs::{DataArgs, PolicyArgs},
-    status::date,
+    status::describe_source,
 };
 use crate::policy::{action_name, Mode, Policy, Reason};
 
@@ -29,16 +29,13 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
         let found = loaded.regions.lookup(addr);
         let place = match found {
             Some((start, end, country, source)) => format!(
-                "{country} ({name}), range {start}-{end}, kernel prefix {prefix}, from {path} ({format} {kind}, built {built})",
+                "{country} ({name}), range {start}-{end}, kernel prefix {prefix}, from {from}",
                 name = country.name().unwrap_or("code unknown to regionfilter"),
                 prefix = loaded
                     .regions
                     .kernel_prefix(addr)
                     .map_or_else(String::new, |p| p.to_string()),
-                path = source.path.display(),
-                format = source.format,
-                kind = source.database_type,
-                built = date(source.build_epoch),
+                from = describe_source(source),
             ),
             None => "in no country".to_owned(),
         };

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{diff::slash48s, inputs::SourceOptions, status::date};
+use super::{
+    diff::slash48s,
+    inputs::SourceOptions,
+    status::{date, describe_source},
+};
 use crate::{compile::CountryCounts, country::Country, coverage::Coverage};
 
 #[derive(Debug, clap::Args)]
@@ -79,13 +83,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         );
     }
     for s in &report.sources {
-        println!(
-            "  source:         {} ({} {}, built {})",
-            s.path.display(),
-            s.format,
-            s.database_type,
-            date(s.build_epoch)
-        );
+        println!("  source:         {}", describe_source(s));
     }
     println!(
         "  IPv4: {} ranges, {} prefixes, {} addresses, {:.2}% of public unicast space",

@@ -77,13 +77,7 @@ fn print_text(report: &Report) {
         );
         println!("  policy:      {}", state.policy.summary());
         for source in &state.sources {
-            println!(
-                "  source:      {} ({} {}, built {})",
-                source.path.display(),
-                source.format,
-                source.database_type,
-                date(source.build_epoch)
-            );
+            println!("  source:      {}", describe_source(source));
         }
         if let Some(artifact) = &state.artifact {
             println!("  artifact:    {}", artifact.display());
@@ -97,6 +91,17 @@ fn print_text(report: &Report) {
         println!("  always drop: {}", cidrs(&state.policy.deny_cidrs));
         println!("  pins:        {}", entry.pin_dir);
     }
+}
+
+/// `PATH (FORMAT TYPE, built DATE)`: one source as every verb shows it.
+pub(crate) fn describe_source(source: &crate::data::SourceInfo) -> String {
+    format!(
+        "{} ({} {}, built {})",
+        source.path.display(),
+        source.format,
+        source.database_type,
+        date(source.build_epoch)
+    )
 }
 
 /// UTC date and time of a Unix timestamp.
