@@ -125,6 +125,11 @@ fn classify(ctx: &XdpContext) -> (u32, u8) {
             if version >> 4 != 6 {
                 return malformed();
             }
+            // An IPv4-mapped source (::ffff:a.b.c.d) is an IPv4 host: judge it as one, since the
+            // IPv6 data leaves that range out.
+            if let Some(v4) = ipv4_mapped(&src) {
+                return judge(v4, &EXC_PASS_V4, &EXC_DROP_V4, &REGION_V4);
+            }
             judge(src, &EXC_PASS_V6, &EXC_DROP_V6, &REGION_V6)
         }
         ETH_P_8021Q | ETH_P_8021AD => malformed(),
@@ -153,6 +158,16 @@ fn judge<const N: usize>(
         _ => ACTION_PASS,
     };
     (country_slot(country, action), action)
+}
+
+/// The IPv4 address inside `::ffff:a.b.c.d`.
+#[inline(always)]
+fn ipv4_mapped(src: &[u8; 16]) -> Option<[u8; 4]> {
+    const PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+    if src[..12] != PREFIX {
+        return None;
+    }
+    Some([src[12], src[13], src[14], src[15]])
 }
 
 #[inline(always)]

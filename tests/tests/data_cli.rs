@@ -74,6 +74,15 @@ fn every_source_kind_loads_and_places_addresses() {
         "{line}"
     );
     assert!(line.ends_with("verdict: drop (on the deny list)"), "{line}");
+    let line = explain(
+        &inst,
+        &["--db", &rir, "--deny", "SE"],
+        "::ffff:89.160.21.127",
+    );
+    assert!(
+        line.starts_with("::ffff:89.160.21.127 (IPv4-mapped, judged as 89.160.21.127): SE"),
+        "{line}"
+    );
     let line = explain(&inst, &["--db", &rir, "--deny", "SE"], "89.160.21.128");
     assert!(
         line.contains("in no country; verdict: pass (unknown space)"),

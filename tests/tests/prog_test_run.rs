@@ -190,6 +190,28 @@ fn longest_prefix_wins_ipv4_and_ipv6() {
 }
 
 #[test]
+fn ipv4_mapped_ipv6_sources_are_judged_as_ipv4() {
+    let mut f = Filter::new(&policy(Mode::Deny, &["GB"]));
+    let mapped = |a: Ipv4Addr| a.to_ipv6_mapped();
+    f.expect(
+        &frame::ipv6(&[], mapped(GB_V4), 16),
+        XDP_DROP,
+        country_slot(cc("GB"), ACTION_DROP),
+    );
+    f.expect(
+        &frame::ipv6(&[], mapped(SE_V4), 16),
+        XDP_PASS,
+        country_slot(cc("SE"), ACTION_PASS),
+    );
+    // ::a.b.c.d (IPv4-compatible, deprecated) is not mapped: unknown IPv6 space.
+    f.expect(
+        &frame::ipv6(&[], GB_V4.to_ipv6_compatible(), 16),
+        XDP_PASS,
+        country_slot(UNKNOWN_COUNTRY, ACTION_PASS),
+    );
+}
+
+#[test]
 fn deny_list_ipv6() {
     let mut f = Filter::new(&policy(Mode::Deny, &["KR"]));
     f.expect(

@@ -25,7 +25,12 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     let policy = args.policy.to_policy()?;
     let loaded = args.data.load()?;
     let policy = policy.or_else(|| loaded.artifact.and_then(|(_, h)| h.policy));
-    for &addr in &args.addrs {
+    for &given in &args.addrs {
+        // The XDP program judges ::ffff:a.b.c.d as the IPv4 host it is.
+        let addr = match given {
+            IpAddr::V6(a) => a.to_ipv4_mapped().map_or(given, IpAddr::V4),
+            IpAddr::V4(_) => given,
+        };
         let found = loaded.regions.lookup(addr);
         let place = match found {
             Some((start, end, country, source)) => format!(
@@ -43,7 +48,11 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
             || "no policy given".to_owned(),
             |p| verdict_text(p, addr, found.map(|f| f.2)),
         );
-        println!("{addr}: {place}; verdict: {verdict}");
+        if addr == given {
+            println!("{addr}: {place}; verdict: {verdict}");
+        } else {
+            println!("{given} (IPv4-mapped, judged as {addr}): {place}; verdict: {verdict}");
+        }
     }
     Ok(())
 }
