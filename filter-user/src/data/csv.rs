@@ -1,11 +1,12 @@
 //! CSV ranges: `start,end,CC` (ip-location-db, DB-IP lite; dotted or numeric addresses) and
-//! `CIDR,CC`. A first line that does not start with an address is a header.
+//! `CIDR,CC`. A first line whose first field is a name (no digits, or an underscore or space, as in
+//! `ip_start`) is a header; a first line with a mistyped address is an error, not a header.
 
 use super::text::{parse_addr, parse_cidr, parse_country, range, Line, Parsed};
 
 pub fn parse_line(line: &Line<'_>) -> Parsed {
     let fields: Vec<&str> = line.text.split(',').map(str::trim).collect();
-    if line.first && parse_addr(fields[0].split('/').next().unwrap_or("")).is_err() {
+    if line.first && is_column_name(fields[0]) {
         return Ok(None);
     }
     match fields[..] {
@@ -23,6 +24,10 @@ pub fn parse_line(line: &Line<'_>) -> Parsed {
             fields.len()
         )),
     }
+}
+
+fn is_column_name(field: &str) -> bool {
+    !field.bytes().any(|b| b.is_ascii_digit()) || field.contains(['_', ' '])
 }
 
 #[cfg(test)]
@@ -60,8 +65,23 @@ mod tests {
     #[test]
     fn only_the_first_line_may_be_a_header() {
         assert_eq!(parse("ip_start,ip_end,country", true), Ok(None));
+        assert_eq!(parse("\"start_ipv6\",end,cc", true), Ok(None));
+        // A mistyped first row is an error, never silently skipped as a header.
+        let err = parse("1.0.0.O,1.0.0.255,DE", true).unwrap_err();
+        assert!(err.contains("\"1.0.0.O\" is not an IP address"), "{err}");
         let err = parse("ip_start,ip_end,country", false).unwrap_err();
         assert!(err.contains("not an IP address"), "{err}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_hide_the_first_row() {
+        let file = crate::data::testing::TempFile::new(
+            "bom.csv",
+            b"\xef\xbb\xbf1.0.0.0,1.0.0.255,AU\r\n1.0.1.0,1.0.1.255,CN\r\n",
+        );
+        let data = crate::data::text::load(&file.0, crate::data::Format::Csv, parse_line).unwrap();
+        assert_eq!(data.v4.len(), 2);
+        assert_eq!(data.v4[0].country.code(), "AU");
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub fn load(
         ..SourceData::default()
     };
     let mut first = true;
+    // A UTF-8 byte order mark (spreadsheet exports) would otherwise hide the first row.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let at_line = |message: String| DataError::Line {
             path: path.to_owned(),
