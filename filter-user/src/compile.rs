@@ -203,6 +203,13 @@ impl RegionSet {
         }
     }
 
+    /// Every country with at least one address.
+    #[must_use]
+    pub fn countries(&self) -> std::collections::BTreeSet<Country> {
+        let v4 = self.v4.iter().map(|s| s.country);
+        v4.chain(self.v6.iter().map(|s| s.country)).collect()
+    }
+
     /// Prefix and address totals per country.
     #[must_use]
     pub fn counts(&self) -> BTreeMap<Country, CountryCounts> {

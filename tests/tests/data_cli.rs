@@ -273,3 +273,30 @@ fn bad_input_is_refused_with_what_to_fix_and_nothing_written() {
     let err = refused(&inst, &dir, &["--artifact", damaged.to_str().unwrap()]);
     assert!(err.contains("is damaged (content hash mismatch)"), "{err}");
 }
+
+#[test]
+fn listed_countries_without_data_are_warned_about() {
+    let inst = Instance::new();
+    let dir = Scratch::new();
+    let out = dir.path("warn.rfa");
+    let db = fx("generated/ranges.csv");
+    let run = inst
+        .output(
+            None,
+            &["compile", "--db", &db, "--allow", "GB,FR,DE", "--out", &out],
+        )
+        .unwrap();
+    assert!(run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("warning: the data has no prefixes for DE,FR (listed in the policy)"),
+        "{stderr}"
+    );
+    let run = inst
+        .output(
+            None,
+            &["compile", "--db", &db, "--allow", "GB", "--out", &out],
+        )
+        .unwrap();
+    assert!(run.status.success() && run.stderr.is_empty(), "{run:?}");
+}

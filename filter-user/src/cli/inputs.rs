@@ -227,11 +227,11 @@ impl PolicyArgs {
 /// Warns on stderr about listed countries the data gives no addresses: usually a typo'd
 /// group or a source that lacks them, and an allow-list that silently drops a whole country.
 pub fn warn_uncovered(policy: &Policy, regions: &RegionSet) {
-    let counts = regions.counts();
+    let present = regions.countries();
     let missing: Vec<String> = policy
         .countries
         .iter()
-        .filter(|c| !counts.contains_key(c))
+        .filter(|c| !present.contains(c))
         .map(|c| c.code())
         .collect();
     if !missing.is_empty() && missing.len() < policy.countries.len() {
