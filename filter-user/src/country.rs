@@ -172,14 +172,6 @@ fn suggestions(upper: &str) -> Vec<String> {
     out
 }
 
-/// Parses a comma-separated list of codes (`"DE,fr, nl"`); every bad code is reported.
-pub fn parse_list(list: &str) -> Result<Vec<Country>, UnknownCountry> {
-    list.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(Country::parse)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,11 +212,5 @@ mod tests {
         let err = Country::parse("1x").unwrap_err();
         assert!(err.to_string().contains("ISO 3166-1 alpha-2"), "{err}");
         assert!(Country::parse("QQ").is_err());
-    }
-
-    #[test]
-    fn list_reports_the_bad_code() {
-        assert_eq!(parse_list("de, fr,NL").unwrap().len(), 3);
-        assert_eq!(parse_list("de,XY").unwrap_err().input, "XY");
     }
 }

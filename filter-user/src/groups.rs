@@ -216,6 +216,11 @@ mod tests {
         let groups = Groups::with_user(&defined).unwrap();
         let got = groups.resolve_list("sanctioned, us").unwrap();
         assert_eq!(got, set("CU IR KP US"));
+        assert_eq!(groups.resolve_list("de, fr,NL").unwrap(), set("DE FR NL"));
+        let GroupError::Country(bad) = groups.resolve_list("de,XY").unwrap_err() else {
+            panic!("XY is a bad code")
+        };
+        assert_eq!(bad.input, "XY");
         assert_eq!(groups.resolve("EU").unwrap().len(), 28);
         assert!(groups
             .resolve("europe")

@@ -67,13 +67,13 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         );
     }
     let loaded = args.data.load()?;
-    let policy = match (policy, &loaded.artifact) {
-        (Some(policy), _) => policy,
-        (None, Some((_, header))) => header
-            .policy
-            .clone()
-            .context("the artifact carries no policy: give --allow or --deny (or --policy FILE)")?,
-        (None, None) => bail!("give --allow or --deny (or --policy FILE)"),
+    let Some(policy) = loaded.policy_or_artifacts(policy) else {
+        match loaded.artifact {
+            Some(_) => {
+                bail!("the artifact carries no policy: give --allow or --deny (or --policy FILE)")
+            }
+            None => bail!("give --allow or --deny (or --policy FILE)"),
+        }
     };
     warn_uncovered(&policy, &loaded.regions);
     let prefixes = loaded.regions.prefixes();

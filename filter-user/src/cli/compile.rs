@@ -29,7 +29,7 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     let policy = args.policy.to_policy()?;
     let loaded = args.data.load()?;
     // Recompiling an artifact keeps its policy unless a new one is given.
-    let policy = policy.or_else(|| loaded.artifact.and_then(|(_, h)| h.policy));
+    let policy = loaded.policy_or_artifacts(policy);
     if let Some(policy) = &policy {
         warn_uncovered(policy, &loaded.regions);
     }

@@ -24,7 +24,7 @@ pub struct ExplainArgs {
 pub fn run(args: &ExplainArgs) -> Result<()> {
     let policy = args.policy.to_policy()?;
     let loaded = args.data.load()?;
-    let policy = policy.or_else(|| loaded.artifact.and_then(|(_, h)| h.policy));
+    let policy = loaded.policy_or_artifacts(policy);
     for &given in &args.addrs {
         // The XDP program judges ::ffff:a.b.c.d as the IPv4 host it is.
         let addr = match given {

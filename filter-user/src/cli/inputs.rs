@@ -50,6 +50,14 @@ pub struct LoadedData {
     pub artifact: Option<(PathBuf, Header)>,
 }
 
+impl LoadedData {
+    /// The policy given on the command line, else the one the artifact carries.
+    #[must_use]
+    pub fn policy_or_artifacts(&self, given: Option<Policy>) -> Option<Policy> {
+        given.or_else(|| self.artifact.as_ref().and_then(|(_, h)| h.policy.clone()))
+    }
+}
+
 impl DataArgs {
     /// Reads and compiles every source (or the artifact). Any error leaves nothing loaded.
     pub fn load(&self) -> Result<LoadedData> {
