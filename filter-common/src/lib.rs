@@ -41,7 +41,7 @@ pub const VERDICT_DROP: u32 = 1;
 const SPECIAL_BASE: u32 = COUNTRY_SLOTS * 2;
 /// Frames that are not IPv4 or IPv6 (ARP, LLDP, ...): always passed.
 pub const SLOT_NON_IP: u32 = SPECIAL_BASE;
-/// Truncated or malformed Ethernet/VLAN/IP headers, passed or dropped per `Config::malformed`.
+/// Truncated or malformed Ethernet/VLAN/IP headers, passed or dropped per `Settings::malformed`.
 pub const SLOT_MALFORMED_PASS: u32 = SPECIAL_BASE + 1;
 pub const SLOT_MALFORMED_DROP: u32 = SPECIAL_BASE + 2;
 /// Sources matched by an always-pass exception CIDR.
@@ -67,40 +67,134 @@ pub struct Counter {
     pub bytes: u64,
 }
 
-/// Runtime settings the program reads on each packet (single entry of the `CONFIG` array).
+/// How a half finds the country of a source address.
+pub const LOOKUP_FAST: u32 = 0;
+/// Plain longest-prefix match in the `LPM_V4`/`LPM_V6` tries (less memory, slower).
+pub const LOOKUP_LPM: u32 = 1;
+
+/// Settings of one half of the data (single entry of its `SETTINGS` array). The program reads
+/// `malformed`, `lookup` and `exceptions`; userspace also records what the half holds, so the
+/// kernel itself says which data is active even after a crash mid-update.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Config {
+pub struct Settings {
     /// `ACTION_PASS` or `ACTION_DROP` for truncated or malformed headers.
     pub malformed: u32,
+    /// `LOOKUP_FAST` or `LOOKUP_LPM`.
+    pub lookup: u32,
+    /// `EXCEPTIONS_*` bits: which exception tries hold entries (empty ones are skipped).
+    pub exceptions: u32,
+    /// Non-zero once userspace has written the half completely.
+    pub complete: u32,
+    /// Incremented on every update; userspace only.
+    pub generation: u64,
+    /// SHA-256 of the data and policy in this half (`artifact::content_hash_of`); userspace only.
+    pub content_hash: [u8; 32],
 }
+
+pub const EXCEPTIONS_PASS_V4: u32 = 1;
+pub const EXCEPTIONS_PASS_V6: u32 = 2;
+pub const EXCEPTIONS_DROP_V4: u32 = 4;
+pub const EXCEPTIONS_DROP_V6: u32 = 8;
 
 /// Value of the exception tries: present means matched.
 pub type ExceptionValue = u8;
 
+/// Entries of the fast tables (`u16`): a country index (`< COUNTRY_SLOTS`), or `TABLE_CHUNK | n`
+/// meaning "look at byte k+1 in chunk n of the pool", or `TABLE_LPM` (IPv6 at /32: longer
+/// prefixes decide, ask the LPM trie).
+pub const TABLE_CHUNK: u16 = 0x8000;
+pub const TABLE_LPM: u16 = 0xffff;
+/// One stride of the fast tables: 256 entries indexed by one address byte.
+pub type Chunk = [u16; 256];
+/// IPv4 first level: one chunk per /16, indexed by the third byte, so one lookup resolves a /24.
+pub const V4_L1_ENTRIES: u32 = 1 << 16;
+/// IPv4 second level: a chunk per /24 that holds longer prefixes. A full-world database needs
+/// about 19,000. (Chunk numbers must stay below `TABLE_LPM & !TABLE_CHUNK`.)
+pub const V4_POOL_ENTRIES: u32 = (1 << 15) - 1;
+/// IPv6 levels for bytes 0..4 (chunk 0 is the root). A full-world database needs about 8,800.
+pub const V6_POOL_ENTRIES: u32 = 1 << 14;
+/// Number of IPv6 bytes the tables resolve before handing over to the LPM trie.
+pub const V6_TABLE_BYTES: usize = 4;
+
+/// The program reads these from `ACTIVE[0]`: which half of every per-half map is live.
+pub const HALVES: usize = 2;
+
 /// Map names as they appear in the object file and under the pin directory.
 pub mod maps {
-    pub const REGION_V4: &str = "REGION_V4";
-    pub const REGION_V6: &str = "REGION_V6";
-    pub const EXC_PASS_V4: &str = "EXC_PASS_V4";
-    pub const EXC_PASS_V6: &str = "EXC_PASS_V6";
-    pub const EXC_DROP_V4: &str = "EXC_DROP_V4";
-    pub const EXC_DROP_V6: &str = "EXC_DROP_V6";
-    pub const POLICY: &str = "POLICY";
+    /// Maps shared by both halves.
+    pub const ACTIVE: &str = "ACTIVE";
     pub const COUNTERS: &str = "COUNTERS";
-    pub const CONFIG: &str = "CONFIG";
+    pub const BENCH_ADDRS: &str = "BENCH_ADDRS";
+    pub const BENCH_CURSOR: &str = "BENCH_CURSOR";
+
+    /// Names of the per-half maps, `_0` and `_1`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct HalfNames {
+        pub settings: &'static str,
+        pub policy: &'static str,
+        pub exc_pass_v4: &'static str,
+        pub exc_pass_v6: &'static str,
+        pub exc_drop_v4: &'static str,
+        pub exc_drop_v6: &'static str,
+        pub lpm_v4: &'static str,
+        pub lpm_v6: &'static str,
+        pub v4_l1: &'static str,
+        pub v4_pool: &'static str,
+        pub v6_pool: &'static str,
+    }
+
+    macro_rules! half_names {
+        ($s:literal) => {
+            HalfNames {
+                settings: concat!("SETTINGS_", $s),
+                policy: concat!("POLICY_", $s),
+                exc_pass_v4: concat!("EXC_PASS_V4_", $s),
+                exc_pass_v6: concat!("EXC_PASS_V6_", $s),
+                exc_drop_v4: concat!("EXC_DROP_V4_", $s),
+                exc_drop_v6: concat!("EXC_DROP_V6_", $s),
+                lpm_v4: concat!("LPM_V4_", $s),
+                lpm_v6: concat!("LPM_V6_", $s),
+                v4_l1: concat!("V4_L1_", $s),
+                v4_pool: concat!("V4_POOL_", $s),
+                v6_pool: concat!("V6_POOL_", $s),
+            }
+        };
+    }
+
+    pub const HALF: [HalfNames; super::HALVES] = [half_names!("0"), half_names!("1")];
+
+    impl HalfNames {
+        #[must_use]
+        pub const fn all(&self) -> [&'static str; 11] {
+            [
+                self.settings,
+                self.policy,
+                self.exc_pass_v4,
+                self.exc_pass_v6,
+                self.exc_drop_v4,
+                self.exc_drop_v6,
+                self.lpm_v4,
+                self.lpm_v6,
+                self.v4_l1,
+                self.v4_pool,
+                self.v6_pool,
+            ]
+        }
+
+        /// The fast-table maps, shrunk to one entry when a filter uses `LOOKUP_LPM`.
+        #[must_use]
+        pub const fn tables(&self) -> [&'static str; 3] {
+            [self.v4_l1, self.v4_pool, self.v6_pool]
+        }
+    }
+
     /// Every map, in the order they are pinned.
-    pub const ALL: [&str; 9] = [
-        REGION_V4,
-        REGION_V6,
-        EXC_PASS_V4,
-        EXC_PASS_V6,
-        EXC_DROP_V4,
-        EXC_DROP_V6,
-        POLICY,
-        COUNTERS,
-        CONFIG,
-    ];
+    pub fn all() -> impl Iterator<Item = &'static str> {
+        [ACTIVE, COUNTERS, BENCH_ADDRS, BENCH_CURSOR]
+            .into_iter()
+            .chain(HALF.iter().flat_map(HalfNames::all))
+    }
 }
 
 /// Capacity of the country tries: a full-world database aggregates to well under this.
@@ -109,13 +203,22 @@ pub const REGION_MAX_ENTRIES: u32 = 1 << 20;
 pub const EXCEPTION_MAX_ENTRIES: u32 = 1 << 16;
 /// Name of the XDP program in the object file.
 pub const PROGRAM_NAME: &str = "regionfilter";
+/// Program that runs the filter on one given half without counting, writing the counter slot
+/// it chose into the first four bytes of the frame: the pre-flip self-test.
+pub const SELFTEST_PROGRAM: &str = "regionfilter_selftest";
+/// Addresses the benchmark programs cycle through (a power of two).
+pub const BENCH_ADDRS_ENTRIES: u32 = 1 << 16;
+/// Maps only the benchmark programs use; shrunk to one entry everywhere else.
+pub const BENCH_MAPS: [&str; 1] = [maps::BENCH_ADDRS];
+/// Global of the self-test program: the half it judges with.
+pub const SELFTEST_HALF: &str = "SELFTEST_HALF";
 
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain `repr(C)` integers with no padding.
     unsafe impl aya::Pod for super::Counter {}
     // SAFETY: plain `repr(C)` integers with no padding.
-    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::Settings {}
 }
 
 #[cfg(test)]

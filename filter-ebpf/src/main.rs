@@ -1,72 +1,127 @@
 //! XDP program: judge each frame by the country of its IPv4/IPv6 source address.
 //!
-//! Order of checks: always-pass CIDRs, always-drop CIDRs, then the country policy. Every verdict
-//! goes through [`verdict`], which counts it in a per-CPU slot, so no path can forget to count.
+//! Every data and policy map exists twice ([`half`]); `ACTIVE` names the half packets see, so an
+//! update fills the other half and switches with one map write. Every verdict goes through
+//! [`count`], so no path can forget to count.
 #![no_std]
 #![no_main]
 
-use core::mem::size_of;
+mod half;
+mod lookup;
+mod parse;
 
 use aya_ebpf::{
     bindings::xdp_action,
     helpers::generated::bpf_xdp_get_buff_len,
     macros::{map, xdp},
-    maps::{
-        lpm_trie::{Key, LpmTrie},
-        Array, PerCpuArray,
-    },
+    maps::{Array, PerCpuArray},
     programs::XdpContext,
 };
-use filter_common::{
-    country_slot, Config, Counter, ExceptionValue, ACTION_DROP, ACTION_PASS, COUNTER_SLOTS,
-    COUNTRY_SLOTS, EXCEPTION_MAX_ENTRIES, REGION_MAX_ENTRIES, SLOT_EXCEPTION_DROP,
-    SLOT_EXCEPTION_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, UNKNOWN_COUNTRY,
+use filter_common::{Counter, ACTION_DROP, BENCH_ADDRS_ENTRIES, COUNTER_SLOTS};
+
+use crate::{
+    half::{Half0, Half1},
+    lookup::judge,
+    parse::{ETH_P_IP, ETH_P_IPV6, IPV4_SRC_OFFSET, IPV6_SRC_OFFSET},
 };
 
+/// Which half (0 or 1) packets are judged by.
 #[map]
-static REGION_V4: LpmTrie<[u8; 4], u16> = LpmTrie::with_max_entries(REGION_MAX_ENTRIES, 0);
-#[map]
-static REGION_V6: LpmTrie<[u8; 16], u16> = LpmTrie::with_max_entries(REGION_MAX_ENTRIES, 0);
-#[map]
-static EXC_PASS_V4: LpmTrie<[u8; 4], ExceptionValue> =
-    LpmTrie::with_max_entries(EXCEPTION_MAX_ENTRIES, 0);
-#[map]
-static EXC_PASS_V6: LpmTrie<[u8; 16], ExceptionValue> =
-    LpmTrie::with_max_entries(EXCEPTION_MAX_ENTRIES, 0);
-#[map]
-static EXC_DROP_V4: LpmTrie<[u8; 4], ExceptionValue> =
-    LpmTrie::with_max_entries(EXCEPTION_MAX_ENTRIES, 0);
-#[map]
-static EXC_DROP_V6: LpmTrie<[u8; 16], ExceptionValue> =
-    LpmTrie::with_max_entries(EXCEPTION_MAX_ENTRIES, 0);
-/// Country index -> `ACTION_PASS` / `ACTION_DROP`. Index 0 is the unknown-space action.
-#[map]
-static POLICY: Array<u8> = Array::with_max_entries(COUNTRY_SLOTS, 0);
+static ACTIVE: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+/// Source addresses the benchmark programs cycle through; one entry outside benchmarks.
 #[map]
-static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+static BENCH_ADDRS: Array<[u8; 16]> = Array::with_max_entries(BENCH_ADDRS_ENTRIES, 0);
+#[map]
+static BENCH_CURSOR: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
-const ETH_HLEN: usize = 14;
-const VLAN_HLEN: usize = 4;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86DD;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88A8;
-/// Outer (802.1ad) plus inner (802.1Q) tag; a third tag is treated as malformed.
-const MAX_VLAN_TAGS: usize = 2;
+/// The half the self-test program judges with, set when userspace loads it.
+#[unsafe(no_mangle)]
+static SELFTEST_HALF: u32 = 0;
 
 /// `frags`: multi-buffer aware, so native mode attaches on jumbo-MTU interfaces. Headers are
 /// always in the first buffer; only the byte counter needs the whole length.
 #[xdp(frags)]
 pub fn regionfilter(ctx: XdpContext) -> u32 {
-    let (slot, action) = classify(&ctx);
-    verdict(&ctx, slot, action)
+    filter(&ctx)
 }
 
-/// Counts the verdict in its per-CPU slot and turns it into an XDP action.
 #[inline(always)]
-fn verdict(ctx: &XdpContext, slot: u32, action: u8) -> u32 {
+fn filter(ctx: &XdpContext) -> u32 {
+    let source = parse::source(ctx);
+    // One read of ACTIVE per packet: the whole verdict comes from one half.
+    let (slot, action) = match ACTIVE.get(0) {
+        Some(&1) => judge::<Half1>(&source),
+        _ => judge::<Half0>(&source),
+    };
+    count(ctx, slot);
+    xdp_verdict(action)
+}
+
+/// Judges a frame by the half `SELFTEST_HALF` without counting it, and writes the counter slot
+/// into its first four bytes (little endian), so userspace sees the country as well as the
+/// action. Never attached: `update` runs it with BPF_PROG_TEST_RUN before switching halves.
+#[xdp(frags)]
+pub fn regionfilter_selftest(ctx: XdpContext) -> u32 {
+    let source = parse::source(&ctx);
+    // SAFETY: a plain read of a load-time constant.
+    let half = unsafe { core::ptr::read_volatile(&SELFTEST_HALF) };
+    let (slot, action) = if half == 1 {
+        judge::<Half1>(&source)
+    } else {
+        judge::<Half0>(&source)
+    };
+    parse::write(&ctx, 0, slot.to_le_bytes());
+    xdp_verdict(action)
+}
+
+/// Benchmark floor: the cheapest possible XDP program.
+#[xdp]
+pub fn bench_floor(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_DROP
+}
+
+/// Benchmark harness cost: give the frame the next source address, then drop it.
+#[xdp]
+pub fn bench_rotate(ctx: XdpContext) -> u32 {
+    next_source(&ctx);
+    xdp_action::XDP_DROP
+}
+
+/// The filter with the next source address: BPF_PROG_TEST_RUN repeats one frame, so without
+/// this every run would look up the same, cached address.
+#[xdp]
+pub fn bench_filter(ctx: XdpContext) -> u32 {
+    next_source(&ctx);
+    filter(&ctx)
+}
+
+/// Writes `BENCH_ADDRS[cursor++]` into the source field of an untagged IPv4 or IPv6 frame.
+#[inline(always)]
+fn next_source(ctx: &XdpContext) {
+    let Some(cursor) = BENCH_CURSOR.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it while the program runs.
+    let index = unsafe {
+        let index = *cursor;
+        *cursor = index.wrapping_add(1);
+        index
+    };
+    let Some(addr) = BENCH_ADDRS.get(index & (BENCH_ADDRS_ENTRIES - 1)) else {
+        return;
+    };
+    match parse::read_be16(ctx, 12) {
+        Some(ETH_P_IP) => parse::write(ctx, IPV4_SRC_OFFSET, [addr[0], addr[1], addr[2], addr[3]]),
+        Some(ETH_P_IPV6) => parse::write(ctx, IPV6_SRC_OFFSET, *addr),
+        _ => {}
+    }
+}
+
+/// Counts the verdict in its per-CPU slot.
+#[inline(always)]
+fn count(ctx: &XdpContext, slot: u32) {
     if let Some(counter) = COUNTERS.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
         let counter = unsafe { &mut *counter };
@@ -74,126 +129,15 @@ fn verdict(ctx: &XdpContext, slot: u32, action: u8) -> u32 {
         // SAFETY: the helper only reads the xdp_buff the context points to.
         counter.bytes += unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
     }
+}
+
+#[inline(always)]
+fn xdp_verdict(action: u8) -> u32 {
     if action == ACTION_DROP {
         xdp_action::XDP_DROP
     } else {
         xdp_action::XDP_PASS
     }
-}
-
-/// Returns the counter slot and action for one frame.
-#[inline(always)]
-fn classify(ctx: &XdpContext) -> (u32, u8) {
-    let Some(mut proto) = read_be16(ctx, ETH_HLEN - 2) else {
-        return malformed();
-    };
-    let mut offset = ETH_HLEN;
-    for _ in 0..MAX_VLAN_TAGS {
-        if proto != ETH_P_8021Q && proto != ETH_P_8021AD {
-            break;
-        }
-        let Some(inner) = read_be16(ctx, offset + 2) else {
-            return malformed();
-        };
-        proto = inner;
-        offset += VLAN_HLEN;
-    }
-    match proto {
-        ETH_P_IP => {
-            // A full fixed header must be present; the source address sits at byte 12.
-            let (Some(vihl), Some(src), Some(_)) = (
-                read::<u8>(ctx, offset),
-                read::<[u8; 4]>(ctx, offset + 12),
-                read::<[u8; 4]>(ctx, offset + 16),
-            ) else {
-                return malformed();
-            };
-            if vihl >> 4 != 4 || vihl & 0x0f < 5 {
-                return malformed();
-            }
-            judge(src, &EXC_PASS_V4, &EXC_DROP_V4, &REGION_V4)
-        }
-        ETH_P_IPV6 => {
-            // A full fixed header must be present; the source address sits at byte 8.
-            let (Some(version), Some(src), Some(_)) = (
-                read::<u8>(ctx, offset),
-                read::<[u8; 16]>(ctx, offset + 8),
-                read::<[u8; 16]>(ctx, offset + 24),
-            ) else {
-                return malformed();
-            };
-            if version >> 4 != 6 {
-                return malformed();
-            }
-            // An IPv4-mapped source (::ffff:a.b.c.d) is an IPv4 host: judge it as one, since the
-            // IPv6 data leaves that range out.
-            if let Some(v4) = ipv4_mapped(&src) {
-                return judge(v4, &EXC_PASS_V4, &EXC_DROP_V4, &REGION_V4);
-            }
-            judge(src, &EXC_PASS_V6, &EXC_DROP_V6, &REGION_V6)
-        }
-        ETH_P_8021Q | ETH_P_8021AD => malformed(),
-        _ => (SLOT_NON_IP, ACTION_PASS),
-    }
-}
-
-/// Exceptions first (always-pass wins over always-drop), then the country policy.
-#[inline(always)]
-fn judge<const N: usize>(
-    src: [u8; N],
-    always_pass: &LpmTrie<[u8; N], ExceptionValue>,
-    always_drop: &LpmTrie<[u8; N], ExceptionValue>,
-    region: &LpmTrie<[u8; N], u16>,
-) -> (u32, u8) {
-    let key = Key::new((N * 8) as u32, src);
-    if always_pass.get(&key).is_some() {
-        return (SLOT_EXCEPTION_PASS, ACTION_PASS);
-    }
-    if always_drop.get(&key).is_some() {
-        return (SLOT_EXCEPTION_DROP, ACTION_DROP);
-    }
-    let country = region.get(&key).copied().unwrap_or(UNKNOWN_COUNTRY);
-    let action = match POLICY.get(u32::from(country)) {
-        Some(&ACTION_DROP) => ACTION_DROP,
-        _ => ACTION_PASS,
-    };
-    (country_slot(country, action), action)
-}
-
-/// The IPv4 address inside `::ffff:a.b.c.d`.
-#[inline(always)]
-fn ipv4_mapped(src: &[u8; 16]) -> Option<[u8; 4]> {
-    const PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
-    if src[..12] != PREFIX {
-        return None;
-    }
-    Some([src[12], src[13], src[14], src[15]])
-}
-
-#[inline(always)]
-fn malformed() -> (u32, u8) {
-    let drop = matches!(CONFIG.get(0), Some(c) if c.malformed == u32::from(ACTION_DROP));
-    if drop {
-        (SLOT_MALFORMED_DROP, ACTION_DROP)
-    } else {
-        (SLOT_MALFORMED_PASS, ACTION_PASS)
-    }
-}
-
-/// Reads a `T` at `offset` from the start of the frame, if the linear part holds all of it.
-#[inline(always)]
-fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Option<T> {
-    let start = ctx.data();
-    if start + offset + size_of::<T>() > ctx.data_end() {
-        return None;
-    }
-    // SAFETY: bounds checked against data_end just above; packet data has no alignment.
-    Some(unsafe { ((start + offset) as *const T).read_unaligned() })
-}
-
-#[inline(always)]
-fn read_be16(ctx: &XdpContext, offset: usize) -> Option<u16> {
-    read::<[u8; 2]>(ctx, offset).map(u16::from_be_bytes)
 }
 
 #[cfg(not(test))]

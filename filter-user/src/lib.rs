@@ -9,11 +9,15 @@ pub mod country;
 pub mod coverage;
 pub mod data;
 pub mod groups;
+pub mod known_good;
 pub mod maps;
 pub mod policy;
 pub mod policy_file;
 pub mod privileges;
 pub mod program;
+pub mod selftest;
 pub mod state;
+pub mod swap;
+pub mod tables;
 
 pub use program::EBPF_OBJECT;

@@ -1,4 +1,5 @@
-//! The program's maps, typed, whether freshly loaded or reopened from their pins.
+//! The program's maps, typed, whether freshly loaded or reopened from their pins, and how one
+//! half is cleared and written.
 
 use std::path::Path;
 
@@ -7,10 +8,14 @@ use aya::{
     maps::{lpm_trie::Key, Array, LpmTrie, Map, MapData, PerCpuArray},
     Ebpf,
 };
-use filter_common::{maps, Config, Counter, ExceptionValue, COUNTER_SLOTS};
+use filter_common::{
+    maps::{self, HalfNames},
+    Chunk, Counter, ExceptionValue, Settings, COUNTER_SLOTS, EXCEPTIONS_DROP_V4,
+    EXCEPTIONS_DROP_V6, EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6, HALVES, LOOKUP_FAST, LOOKUP_LPM,
+};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use crate::{compile::Prefixes, policy::Policy};
+use crate::{compile::Prefixes, policy::Policy, tables::FastTables};
 
 /// LPM key of an IPv4 prefix: prefix length plus the address in network byte order.
 #[must_use]
@@ -24,21 +29,89 @@ pub fn v6_key(net: &Ipv6Net) -> Key<[u8; 16]> {
     Key::new(u32::from(net.prefix_len()), net.network().octets())
 }
 
-/// Every map the XDP program uses.
-pub struct FilterMaps {
-    pub region_v4: LpmTrie<MapData, [u8; 4], u16>,
-    pub region_v6: LpmTrie<MapData, [u8; 16], u16>,
+/// How the program finds a source's country; fixed when the filter is attached.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Lookup {
+    /// Compiled arrays (DIR-16-8-8 for IPv4, byte strides for IPv6): about 100 MB of kernel
+    /// memory for both halves, one or two array reads per packet.
+    Fast,
+    /// The plain LPM tries: a fraction of the memory, several times the cost per packet.
+    Lpm,
+}
+
+impl Lookup {
+    #[must_use]
+    pub fn kernel(self) -> u32 {
+        match self {
+            Self::Fast => LOOKUP_FAST,
+            Self::Lpm => LOOKUP_LPM,
+        }
+    }
+
+    #[must_use]
+    pub fn from_kernel(value: u32) -> Self {
+        if value == LOOKUP_LPM {
+            Self::Lpm
+        } else {
+            Self::Fast
+        }
+    }
+
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fast => "fast",
+            Self::Lpm => "lpm",
+        }
+    }
+}
+
+/// Everything one half holds, built in userspace before the kernel is touched.
+pub struct HalfContents<'a> {
+    pub prefixes: &'a Prefixes,
+    /// Present for `Lookup::Fast`.
+    pub tables: Option<&'a FastTables>,
+    pub policy: &'a Policy,
+    /// Raw SHA-256 recorded in the half's settings.
+    pub content_hash: [u8; 32],
+    pub generation: u64,
+}
+
+/// The maps of one half.
+pub struct HalfMaps {
+    pub settings: Array<MapData, Settings>,
+    pub policy: Array<MapData, u8>,
     pub exc_pass_v4: LpmTrie<MapData, [u8; 4], ExceptionValue>,
     pub exc_pass_v6: LpmTrie<MapData, [u8; 16], ExceptionValue>,
     pub exc_drop_v4: LpmTrie<MapData, [u8; 4], ExceptionValue>,
     pub exc_drop_v6: LpmTrie<MapData, [u8; 16], ExceptionValue>,
-    pub policy: Array<MapData, u8>,
+    pub lpm_v4: LpmTrie<MapData, [u8; 4], u16>,
+    pub lpm_v6: LpmTrie<MapData, [u8; 16], u16>,
+    pub v4_l1: Array<MapData, Chunk>,
+    pub v4_pool: Array<MapData, Chunk>,
+    pub v6_pool: Array<MapData, Chunk>,
+}
+
+/// Every map the XDP program uses.
+pub struct FilterMaps {
+    pub active: Array<MapData, u32>,
     pub counters: PerCpuArray<MapData, Counter>,
-    pub config: Array<MapData, Config>,
+    pub halves: [HalfMaps; HALVES],
 }
 
 /// Counters summed over every CPU, one entry per slot.
 pub type CounterTotals = Vec<Counter>;
+
+macro_rules! typed {
+    ($get:ident, $name:expr) => {
+        $get($name)?
+            .try_into()
+            .with_context(|| format!("map {} has an unexpected type or size", $name))?
+    };
+}
 
 impl FilterMaps {
     /// Takes the maps out of a freshly loaded object, pinning each under `pin_dir` if given
@@ -69,61 +142,32 @@ impl FilterMaps {
     }
 
     fn build(mut get: impl FnMut(&str) -> Result<Map>) -> Result<Self> {
-        macro_rules! typed {
-            ($name:expr) => {
-                get($name)?
-                    .try_into()
-                    .with_context(|| format!("map {} has an unexpected type or size", $name))?
-            };
-        }
+        let [h0, h1] = maps::HALF;
         Ok(Self {
-            region_v4: typed!(maps::REGION_V4),
-            region_v6: typed!(maps::REGION_V6),
-            exc_pass_v4: typed!(maps::EXC_PASS_V4),
-            exc_pass_v6: typed!(maps::EXC_PASS_V6),
-            exc_drop_v4: typed!(maps::EXC_DROP_V4),
-            exc_drop_v6: typed!(maps::EXC_DROP_V6),
-            policy: typed!(maps::POLICY),
-            counters: typed!(maps::COUNTERS),
-            config: typed!(maps::CONFIG),
+            active: typed!(get, maps::ACTIVE),
+            counters: typed!(get, maps::COUNTERS),
+            halves: [
+                HalfMaps::build(&mut get, &h0)?,
+                HalfMaps::build(&mut get, &h1)?,
+            ],
         })
     }
 
-    /// Inserts every country prefix. Longest-prefix match happens in the kernel.
-    pub fn write_regions(&mut self, data: &Prefixes) -> Result<()> {
-        for (net, country) in &data.v4 {
-            self.region_v4
-                .insert(&v4_key(net), country.index(), 0)
-                .with_context(|| format!("cannot insert {net} into {}", maps::REGION_V4))?;
-        }
-        for (net, country) in &data.v6 {
-            self.region_v6
-                .insert(&v6_key(net), country.index(), 0)
-                .with_context(|| format!("cannot insert {net} into {}", maps::REGION_V6))?;
-        }
-        Ok(())
+    /// The half packets are judged by.
+    pub fn active_half(&self) -> Result<usize> {
+        let half = self
+            .active
+            .get(&0, 0)
+            .context("cannot read the ACTIVE map")?;
+        Ok(usize::from(half == 1))
     }
 
-    /// Writes the country action table, the config and the exception CIDRs.
-    pub fn write_policy(&mut self, policy: &Policy) -> Result<()> {
-        for (index, action) in (0u32..).zip(policy.action_table()) {
-            self.policy
-                .set(index, action, 0)
-                .context("cannot write the policy array")?;
-        }
-        let config = Config {
-            malformed: u32::from(policy.malformed.kernel()),
-        };
-        self.config
-            .set(0, config, 0)
-            .context("cannot write the config array")?;
-        for net in &policy.allow_cidrs {
-            insert_exception(&mut self.exc_pass_v4, &mut self.exc_pass_v6, net)?;
-        }
-        for net in &policy.deny_cidrs {
-            insert_exception(&mut self.exc_drop_v4, &mut self.exc_drop_v6, net)?;
-        }
-        Ok(())
+    /// Makes `half` the one packets see: a single map write, atomic for the program.
+    pub fn set_active(&mut self, half: usize) -> Result<()> {
+        let value = u32::try_from(half).expect("0 or 1");
+        self.active
+            .set(0, value, 0)
+            .context("cannot write the ACTIVE map")
     }
 
     /// Sums every counter slot over the possible CPUs.
@@ -143,16 +187,176 @@ impl FilterMaps {
     }
 }
 
+impl HalfMaps {
+    fn build(get: &mut impl FnMut(&str) -> Result<Map>, names: &HalfNames) -> Result<Self> {
+        Ok(Self {
+            settings: typed!(get, names.settings),
+            policy: typed!(get, names.policy),
+            exc_pass_v4: typed!(get, names.exc_pass_v4),
+            exc_pass_v6: typed!(get, names.exc_pass_v6),
+            exc_drop_v4: typed!(get, names.exc_drop_v4),
+            exc_drop_v6: typed!(get, names.exc_drop_v6),
+            lpm_v4: typed!(get, names.lpm_v4),
+            lpm_v6: typed!(get, names.lpm_v6),
+            v4_l1: typed!(get, names.v4_l1),
+            v4_pool: typed!(get, names.v4_pool),
+            v6_pool: typed!(get, names.v6_pool),
+        })
+    }
+
+    pub fn settings(&self) -> Result<Settings> {
+        self.settings
+            .get(&0, 0)
+            .context("cannot read the settings map")
+    }
+
+    /// Empties the tries and marks the half incomplete. Arrays keep stale entries, which no
+    /// lookup reaches once the settings and L1 table are rewritten.
+    pub fn clear(&mut self) -> Result<()> {
+        self.settings
+            .set(0, Settings::default(), 0)
+            .context("cannot reset the settings map")?;
+        clear_trie(&mut self.exc_pass_v4)?;
+        clear_trie(&mut self.exc_pass_v6)?;
+        clear_trie(&mut self.exc_drop_v4)?;
+        clear_trie(&mut self.exc_drop_v6)?;
+        clear_trie(&mut self.lpm_v4)?;
+        clear_trie(&mut self.lpm_v6)
+    }
+
+    /// Writes complete contents into this half; the settings go last, marking it complete.
+    /// Only ever called on a half packets do not see.
+    pub fn write(&mut self, contents: &HalfContents<'_>, lookup: Lookup) -> Result<()> {
+        self.clear()?;
+        match (lookup, contents.tables) {
+            (Lookup::Fast, Some(tables)) => self.write_tables(tables)?,
+            (Lookup::Fast, None) => return Err(anyhow!("fast lookup needs compiled tables")),
+            (Lookup::Lpm, _) => self.write_tries(contents.prefixes)?,
+        }
+        let exceptions = self.write_policy(contents.policy)?;
+        let settings = Settings {
+            malformed: u32::from(contents.policy.malformed.kernel()),
+            lookup: lookup.kernel(),
+            exceptions,
+            complete: 1,
+            generation: contents.generation,
+            content_hash: contents.content_hash,
+        };
+        self.settings
+            .set(0, settings, 0)
+            .context("cannot write the settings map")
+    }
+
+    fn write_tries(&mut self, data: &Prefixes) -> Result<()> {
+        for (net, country) in &data.v4 {
+            self.lpm_v4
+                .insert(&v4_key(net), country.index(), 0)
+                .with_context(|| format!("cannot insert {net} into the IPv4 trie"))?;
+        }
+        for (net, country) in &data.v6 {
+            self.lpm_v6
+                .insert(&v6_key(net), country.index(), 0)
+                .with_context(|| format!("cannot insert {net} into the IPv6 trie"))?;
+        }
+        Ok(())
+    }
+
+    fn write_tables(&mut self, tables: &FastTables) -> Result<()> {
+        write_chunks(&mut self.v4_l1, &tables.v4_l1, "IPv4 first-level table")?;
+        write_chunks(&mut self.v4_pool, &tables.v4_pool, "IPv4 chunk pool")?;
+        write_chunks(&mut self.v6_pool, &tables.v6_pool, "IPv6 chunk pool")?;
+        for (net, country) in &tables.v6_long {
+            self.lpm_v6
+                .insert(&v6_key(net), country.index(), 0)
+                .with_context(|| format!("cannot insert {net} into the IPv6 trie"))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the country action table and the exception CIDRs; returns the `EXCEPTIONS_*`
+    /// bits of the tries that hold entries.
+    fn write_policy(&mut self, policy: &Policy) -> Result<u32> {
+        for (index, action) in (0u32..).zip(policy.action_table()) {
+            self.policy
+                .set(index, action, 0)
+                .context("cannot write the policy array")?;
+        }
+        let mut bits = 0;
+        for net in &policy.allow_cidrs {
+            bits |= insert_exception(&mut self.exc_pass_v4, &mut self.exc_pass_v6, net)?
+                .pick(EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6);
+        }
+        for net in &policy.deny_cidrs {
+            bits |= insert_exception(&mut self.exc_drop_v4, &mut self.exc_drop_v6, net)?
+                .pick(EXCEPTIONS_DROP_V4, EXCEPTIONS_DROP_V6);
+        }
+        Ok(bits)
+    }
+}
+
+fn write_chunks(map: &mut Array<MapData, Chunk>, chunks: &[Chunk], what: &str) -> Result<()> {
+    for (index, chunk) in (0u32..).zip(chunks) {
+        map.set(index, chunk, 0)
+            .with_context(|| format!("cannot write chunk {index} of the {what}"))?;
+    }
+    Ok(())
+}
+
+/// Deletes every key. Keys are collected first: deleting while walking would skip some.
+fn clear_trie<K: aya::Pod, V: aya::Pod>(trie: &mut LpmTrie<MapData, K, V>) -> Result<()> {
+    let keys: Vec<Key<K>> = trie
+        .keys()
+        .collect::<Result<_, _>>()
+        .context("cannot list a trie's keys")?;
+    for key in &keys {
+        trie.remove(key).context("cannot clear a trie")?;
+    }
+    Ok(())
+}
+
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn pick(self, v4: u32, v6: u32) -> u32 {
+        match self {
+            Self::V4 => v4,
+            Self::V6 => v6,
+        }
+    }
+}
+
 fn insert_exception(
     v4: &mut LpmTrie<MapData, [u8; 4], ExceptionValue>,
     v6: &mut LpmTrie<MapData, [u8; 16], ExceptionValue>,
     net: &IpNet,
-) -> Result<()> {
+) -> Result<Family> {
     match net.trunc() {
-        IpNet::V4(net) => v4.insert(&v4_key(&net), 1, 0),
-        IpNet::V6(net) => v6.insert(&v6_key(&net), 1, 0),
+        IpNet::V4(net) => v4.insert(&v4_key(&net), 1, 0).map(|()| Family::V4),
+        IpNet::V6(net) => v6.insert(&v6_key(&net), 1, 0).map(|()| Family::V6),
     }
     .with_context(|| format!("cannot insert exception {net}"))
+}
+
+/// Hex SHA-256 (as artifacts carry it) to the raw bytes the settings hold; zeros if malformed.
+#[must_use]
+pub fn hash_bytes(hex: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = hex
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    out
+}
+
+/// Raw SHA-256 back to hex.
+#[must_use]
+pub fn hash_hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -167,5 +371,11 @@ mod tests {
         let key = v6_key(&"2001:db8::/32".parse().unwrap());
         assert_eq!(key.data()[..4], [0x20, 0x01, 0x0d, 0xb8]);
         assert_eq!({ key.prefix_len() }, 32);
+    }
+
+    #[test]
+    fn content_hashes_round_trip_through_settings_bytes() {
+        let hex = "00ff10ab".repeat(8);
+        assert_eq!(hash_hex(&hash_bytes(&hex)), hex);
     }
 }

@@ -1,30 +1,88 @@
 //! Loading the embedded XDP object into the kernel.
 
+use std::path::Path;
+
 use anyhow::{Context as _, Result};
-use aya::{programs::Xdp, Ebpf};
-use filter_common::PROGRAM_NAME;
+use aya::{programs::Xdp, Ebpf, EbpfLoader};
+use filter_common::{maps, BENCH_MAPS, PROGRAM_NAME, SELFTEST_HALF, SELFTEST_PROGRAM};
+
+use crate::maps::Lookup;
 
 /// The compiled XDP object, embedded at build time by `build.rs`.
 pub static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/regionfilter"));
 
-/// Creates the object's maps in the kernel (the program itself is loaded by [`load_xdp`]).
-pub fn load_object() -> Result<Ebpf> {
+/// A loader that sizes the maps for `lookup`: the benchmark maps, and the fast tables under
+/// `Lookup::Lpm`, shrink to one entry so they cost no memory.
+#[must_use]
+pub fn loader(lookup: Lookup) -> EbpfLoader<'static> {
     raise_memlock();
-    Ebpf::load(EBPF_OBJECT).context("cannot create the filter's BPF maps")
+    let mut loader = EbpfLoader::new();
+    for name in BENCH_MAPS {
+        loader.map_max_entries(name, 1);
+    }
+    if lookup == Lookup::Lpm {
+        for half in &maps::HALF {
+            for name in half.tables() {
+                loader.map_max_entries(name, 1);
+            }
+        }
+    }
+    loader
+}
+
+/// Creates the object's maps in the kernel (the program itself is loaded by [`load_xdp`]).
+pub fn load_object(lookup: Lookup) -> Result<Ebpf> {
+    loader(lookup)
+        .load(EBPF_OBJECT)
+        .context("cannot create the filter's BPF maps")
 }
 
 /// Verifies and loads the XDP program of `ebpf`.
 pub fn load_xdp(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
+    load_named(ebpf, PROGRAM_NAME)
+}
+
+/// Verifies and loads one program of the object by name.
+pub fn load_named<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
     let program: &mut Xdp = ebpf
-        .program_mut(PROGRAM_NAME)
-        .context("XDP program missing from the embedded object")?
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing from the embedded object"))?
         .try_into()
-        .context("embedded program is not an XDP program")?;
+        .with_context(|| format!("embedded program {name} is not an XDP program"))?;
     program
         .load()
-        .context("the kernel refused the XDP program")?;
+        .with_context(|| format!("the kernel refused the XDP program {name}"))?;
     Ok(program)
+}
+
+/// A second instance of the object whose maps are the ones pinned under `pin_dir`, with only
+/// the self-test program loaded, judging by `half`.
+pub fn load_selftest(pin_dir: &Path, half: usize) -> Result<Ebpf> {
+    let half = u32::try_from(half).expect("0 or 1");
+    let paths: Vec<(&str, std::path::PathBuf)> = maps::all()
+        .filter(|name| !BENCH_MAPS.contains(name) && *name != maps::BENCH_CURSOR)
+        .map(|name| (name, pin_dir.join(name)))
+        .collect();
+    for (_, path) in &paths {
+        // A missing pin would make the loader create (and pin) a fresh, empty map.
+        if !path.exists() {
+            anyhow::bail!(
+                "pinned map {} is missing: detach and attach again",
+                path.display()
+            );
+        }
+    }
+    let mut loader = loader(Lookup::Fast);
+    for (name, path) in &paths {
+        loader.map_pin_path(name, path.as_path());
+    }
+    loader.override_global(SELFTEST_HALF, &half, true);
+    let mut ebpf = loader
+        .load(EBPF_OBJECT)
+        .context("cannot open the pinned maps for the self-test")?;
+    load_named(&mut ebpf, SELFTEST_PROGRAM)?;
+    Ok(ebpf)
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones account them to the memory

@@ -8,18 +8,22 @@ use std::{
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::{data::SourceInfo, policy::Policy};
+use crate::{data::SourceInfo, maps::Lookup, policy::Policy};
 
 /// Name of the pinned XDP link inside an interface's pin directory.
 pub const LINK_PIN: &str = "link";
+/// Name of the pinned XDP program (tests and tools can BPF_PROG_TEST_RUN the live program).
+pub const PROGRAM_PIN: &str = "program";
 
 /// Roots for pins and state records, overridable so tests and several instances never collide.
 #[derive(Clone, Debug)]
 pub struct Layout {
     /// Per-interface pin directories live below this bpffs directory.
     pub pin_root: PathBuf,
-    /// Per-interface JSON records live here.
+    /// Per-interface JSON records and update locks live here.
     pub state_dir: PathBuf,
+    /// Per-interface known-good artifacts (`known_good`) live here.
+    pub lib_dir: PathBuf,
 }
 
 impl Layout {
@@ -31,6 +35,11 @@ impl Layout {
     #[must_use]
     pub fn state_file(&self, iface: &str) -> PathBuf {
         self.state_dir.join(format!("{iface}.json"))
+    }
+
+    #[must_use]
+    pub fn lock_file(&self, iface: &str) -> PathBuf {
+        self.state_dir.join(format!("{iface}.lock"))
     }
 
     /// Interfaces with a pin directory, sorted by name.
@@ -62,6 +71,9 @@ pub struct AttachState {
     pub ifindex: u32,
     /// `native` or `skb`.
     pub mode: String,
+    /// How the program looks countries up; fixed for the life of the attachment.
+    #[serde(default = "fast")]
+    pub lookup: Lookup,
     pub policy: Policy,
     /// Every source of the loaded data, lowest precedence first.
     pub sources: Vec<SourceInfo>,
@@ -73,6 +85,21 @@ pub struct AttachState {
     pub prefixes_v6: usize,
     /// Unix time of the attach.
     pub attached_at: u64,
+    /// Unix time of the last `update` or `rollback` that switched halves.
+    #[serde(default)]
+    pub updated_at: Option<u64>,
+}
+
+fn fast() -> Lookup {
+    Lookup::Fast
+}
+
+/// Seconds since the Unix epoch.
+#[must_use]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl AttachState {

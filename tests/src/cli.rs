@@ -50,6 +50,12 @@ impl Instance {
         }
     }
 
+    /// Known-good artifacts, inside the state directory so drop removes them too.
+    #[must_use]
+    pub fn lib_dir(&self) -> PathBuf {
+        self.state_dir.join("lib")
+    }
+
     /// `regionfilter ARGS` run inside `ns` (or the current namespace).
     #[must_use]
     pub fn command(&self, ns: Option<&NetNs>, args: &[&str]) -> Command {
@@ -59,6 +65,7 @@ impl Instance {
         };
         cmd.env("REGIONFILTER_PIN_ROOT", &self.pin_root)
             .env("REGIONFILTER_STATE_DIR", &self.state_dir)
+            .env("REGIONFILTER_LIB_DIR", self.lib_dir())
             .args(args);
         cmd
     }

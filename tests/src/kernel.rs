@@ -1,45 +1,94 @@
 //! The XDP program loaded into the kernel without attaching it, for BPF_PROG_TEST_RUN.
 
+use std::net::IpAddr;
+
 use aya::{
     programs::{TestRun as _, TestRunOptions, Xdp},
     Ebpf,
 };
-use filter_common::PROGRAM_NAME;
-use filter_user::{compile::Prefixes, maps::FilterMaps, policy::Policy, program};
+use filter_common::{PROGRAM_NAME, SELFTEST_HALF, SELFTEST_PROGRAM};
+use filter_user::{
+    compile::Prefixes,
+    maps::{FilterMaps, HalfContents, Lookup},
+    policy::Policy,
+    program, selftest,
+    tables::FastTables,
+};
 
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
+
+/// The half [`LoadedFilter::new`] fills and activates, and the self-test program judges by.
+const HALF: usize = 1;
 
 /// The program with its maps filled, ready for test runs.
 pub struct LoadedFilter {
     ebpf: Ebpf,
     pub maps: FilterMaps,
+    pub lookup: Lookup,
 }
 
 impl LoadedFilter {
-    /// Loads the program with `prefixes` and `policy`; panics with the reason on failure.
+    /// Loads the program with `prefixes` (which may overlap) and `policy`; panics with the reason
+    /// on failure.
     #[must_use]
-    pub fn new(prefixes: &Prefixes, policy: &Policy) -> Self {
-        let mut ebpf = program::load_object().expect("load object");
+    pub fn new(prefixes: &Prefixes, policy: &Policy, lookup: Lookup) -> Self {
+        let mut ebpf = program::loader(lookup)
+            .override_global(SELFTEST_HALF, &(HALF as u32), true)
+            .load(filter_user::EBPF_OBJECT)
+            .expect("load object");
         let mut maps = FilterMaps::take(&mut ebpf, None).expect("take maps");
-        maps.write_regions(prefixes).expect("write regions");
-        maps.write_policy(policy).expect("write policy");
+        let tables = (lookup == Lookup::Fast).then(|| FastTables::build(prefixes).expect("tables"));
+        let contents = HalfContents {
+            prefixes,
+            tables: tables.as_ref(),
+            policy,
+            content_hash: [0; 32],
+            generation: 1,
+        };
+        maps.halves[HALF]
+            .write(&contents, lookup)
+            .expect("write half");
+        maps.set_active(HALF).expect("activate half");
         program::load_xdp(&mut ebpf).expect("verifier accepts the program");
-        Self { ebpf, maps }
+        program::load_named(&mut ebpf, SELFTEST_PROGRAM).expect("verifier accepts the self-test");
+        Self { ebpf, maps, lookup }
+    }
+
+    fn program(&mut self, name: &str) -> &mut Xdp {
+        self.ebpf
+            .program_mut(name)
+            .expect("program in object")
+            .try_into()
+            .expect("an XDP program")
     }
 
     /// The program's return code for one frame.
     pub fn run(&mut self, frame: &[u8]) -> u32 {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(PROGRAM_NAME)
-            .expect("program in object")
-            .try_into()
-            .expect("an XDP program");
         let opts = TestRunOptions {
             data_in: Some(frame),
             ..TestRunOptions::new()
         };
-        prog.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
+        self.program(PROGRAM_NAME)
+            .test_run(opts)
+            .expect("BPF_PROG_TEST_RUN")
+            .return_value
+    }
+
+    /// Counter slot and return code the self-test program gives a source, without counting.
+    pub fn classify(&mut self, src: IpAddr) -> (u32, u32) {
+        let frame = selftest::frame(src);
+        let mut out = vec![0u8; frame.len()];
+        let opts = TestRunOptions {
+            data_in: Some(&frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::new()
+        };
+        let code = self
+            .program(SELFTEST_PROGRAM)
+            .test_run(opts)
+            .expect("BPF_PROG_TEST_RUN")
+            .return_value;
+        (u32::from_le_bytes([out[0], out[1], out[2], out[3]]), code)
     }
 }

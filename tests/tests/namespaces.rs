@@ -79,7 +79,7 @@ fn deny_list_drops_only_denied_countries(mode: &str) {
         )
         .expect("attach");
     assert!(
-        out.contains(&format!("attached to {iface} ({mode} mode)")),
+        out.contains(&format!("attached to {iface} ({mode} mode, fast lookup)")),
         "{out}"
     );
     let link = pair.receiver.ip(&["-d", "link", "show", &iface]).unwrap();

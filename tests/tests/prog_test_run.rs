@@ -10,6 +10,7 @@ use filter_common::{
 use filter_user::{
     compile::Prefixes,
     country::Country,
+    maps::Lookup,
     policy::{Action, Mode, Policy},
 };
 use integration_tests::{
@@ -50,8 +51,9 @@ fn policy(mode: Mode, codes: &[&str]) -> Policy {
     }
 }
 
-/// The program loaded with [`REGIONS`] and a policy, ready for test runs.
-struct Filter(LoadedFilter);
+/// The program loaded with [`REGIONS`] and a policy, once per lookup: every expectation must
+/// hold for the fast tables and for the plain tries alike.
+struct Filter(Vec<LoadedFilter>);
 
 impl Filter {
     fn new(policy: &Policy) -> Self {
@@ -63,33 +65,44 @@ impl Filter {
                 IpNet::V6(n) => data.v6.push((n, country)),
             }
         }
-        Self(LoadedFilter::new(&data, policy))
-    }
-
-    fn run(&mut self, frame: &[u8]) -> u32 {
-        self.0.run(frame)
+        Self(
+            [Lookup::Fast, Lookup::Lpm]
+                .map(|lookup| LoadedFilter::new(&data, policy, lookup))
+                .into(),
+        )
     }
 
     fn counter(&self, slot: u32) -> Counter {
-        self.0.maps.counter_totals().expect("read counters")[slot as usize]
+        self.0[0].maps.counter_totals().expect("read counters")[slot as usize]
     }
 
     /// Runs one frame and checks its verdict and that exactly `slot` counted it.
     fn expect(&mut self, frame: &[u8], verdict: u32, slot: u32) {
-        let before = self.0.maps.counter_totals().unwrap();
-        let got = self.run(frame);
-        assert_eq!(got, verdict, "verdict for a {}-byte frame", frame.len());
-        let after = self.0.maps.counter_totals().unwrap();
-        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
-            let want = if i == slot as usize {
-                Counter {
-                    packets: b.packets + 1,
-                    bytes: b.bytes + frame.len() as u64,
-                }
-            } else {
-                *b
-            };
-            assert_eq!(*a, want, "counter slot {i} (expected slot {slot} to count)");
+        for filter in &mut self.0 {
+            let before = filter.maps.counter_totals().unwrap();
+            let got = filter.run(frame);
+            let lookup = filter.lookup;
+            assert_eq!(
+                got,
+                verdict,
+                "{lookup:?} verdict for a {}-byte frame",
+                frame.len()
+            );
+            let after = filter.maps.counter_totals().unwrap();
+            for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+                let want = if i == slot as usize {
+                    Counter {
+                        packets: b.packets + 1,
+                        bytes: b.bytes + frame.len() as u64,
+                    }
+                } else {
+                    *b
+                };
+                assert_eq!(
+                    *a, want,
+                    "{lookup:?} counter slot {i} (expected slot {slot} to count)"
+                );
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use filter_user::{
     compile::compile,
     country::Country,
     data::{self, mmdb::Database, CountryField, SourceSpec},
+    maps::Lookup,
     policy::{Action, Mode, Policy},
 };
 use integration_tests::{
@@ -73,7 +74,7 @@ fn kernel_verdicts_for_100k_random_addresses_match_direct_database_lookups() {
         allow_cidrs: vec![],
         deny_cidrs: vec![],
     };
-    let mut filter = LoadedFilter::new(&prefixes, &policy);
+    let mut filter = LoadedFilter::new(&prefixes, &policy, Lookup::Fast);
     let db = Database::open(&path, CountryField::Country).unwrap();
 
     let mut expected_slots: BTreeMap<u32, u64> = BTreeMap::new();
@@ -151,5 +152,65 @@ fn csv_and_mmdb_releases_compile_to_identical_country_data() {
     assert!(
         diff.starts_with("0 IPv4 addresses in 0 ranges and 0 IPv6 /48s in 0 ranges changed"),
         "{diff}"
+    );
+}
+
+/// The fast tables against the plain tries, both in the kernel, over the full world: two
+/// million sources, half uniform over the space, half inside random prefixes (where long
+/// prefixes and chunk boundaries are as likely as big blocks). Counter slot and verdict must be
+/// identical for every one.
+#[test]
+fn fast_tables_and_lpm_tries_agree_on_two_million_sources() {
+    let source = data::load(&SourceSpec {
+        path: world("geolite2-country.mmdb"),
+        format: None,
+        country_field: CountryField::Country,
+    })
+    .unwrap();
+    let regions = compile(vec![source], &[0]).unwrap();
+    let prefixes = regions.prefixes();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let policy = Policy {
+        mode: Mode::Allow,
+        countries: regions
+            .countries()
+            .into_iter()
+            .filter(|_| rng.next().is_multiple_of(2))
+            .collect(),
+        unknown: Action::Drop,
+        malformed: Action::Pass,
+        allow_cidrs: vec![],
+        deny_cidrs: vec![],
+    };
+    let mut fast = LoadedFilter::new(&prefixes, &policy, Lookup::Fast);
+    let mut lpm = LoadedFilter::new(&prefixes, &policy, Lookup::Lpm);
+    let mut differences = Vec::new();
+    for i in 0..2_000_000u32 {
+        let r = rng.next();
+        let addr = match i % 4 {
+            0 => IpAddr::V4(Ipv4Addr::from(u32::try_from(r >> 32).unwrap())),
+            1 => {
+                let net = prefixes.v4[usize::try_from(r % prefixes.v4.len() as u64).unwrap()].0;
+                let host = u32::try_from(rng.next() >> 32).unwrap() & !u32::from(net.netmask());
+                IpAddr::V4(Ipv4Addr::from(u32::from(net.network()) | host))
+            }
+            2 => IpAddr::V6(Ipv6Addr::from((0x2000 << 112) | (u128::from(r) << 61))),
+            _ => {
+                let net = prefixes.v6[usize::try_from(r % prefixes.v6.len() as u64).unwrap()].0;
+                let host = (u128::from(rng.next()) << 64 | u128::from(rng.next()))
+                    & !u128::from(net.netmask());
+                IpAddr::V6(Ipv6Addr::from(u128::from(net.network()) | host))
+            }
+        };
+        let (got, want) = (fast.classify(addr), lpm.classify(addr));
+        if got != want {
+            differences.push((addr, got, want));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} sources differ (fast vs lpm slot/code), first: {:?}",
+        differences.len(),
+        &differences[..differences.len().min(5)]
     );
 }

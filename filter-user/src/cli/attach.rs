@@ -4,19 +4,19 @@ use std::{
     ffi::CString,
     fs,
     path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use super::inputs::{warn_uncovered, DataArgs, PolicyArgs};
 use crate::{
-    artifact::content_hash_of,
-    maps::FilterMaps,
-    privileges, program,
-    state::{AttachState, Layout, LINK_PIN},
+    artifact::Artifact,
+    known_good::KnownGood,
+    maps::{FilterMaps, Lookup},
+    privileges, program, selftest,
+    state::{unix_now, AttachState, Layout, LINK_PIN, PROGRAM_PIN},
+    swap::{self, Staged},
 };
 use anyhow::{bail, Context as _, Result};
 use aya::programs::{links::FdLink, ProgramError, XdpMode};
-use filter_common::REGION_MAX_ENTRIES;
 
 #[derive(Debug, clap::Args)]
 pub struct AttachArgs {
@@ -30,6 +30,10 @@ pub struct AttachArgs {
     /// native runs in the driver (fastest); skb works on any interface.
     #[arg(long, value_enum, default_value_t = AttachMode::Native)]
     pub mode: AttachMode,
+    /// fast: compiled arrays, about 100 MB of kernel memory; lpm: the plain tries, for small
+    /// boxes (several times slower per packet).
+    #[arg(long, value_enum, default_value_t = Lookup::Fast)]
+    pub lookup: Lookup,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -61,7 +65,7 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
     let pin_dir = layout.pin_dir(&args.iface);
     if pin_dir.exists() {
         bail!(
-            "regionfilter is already attached to {iface} (pins in {dir}); run `regionfilter detach --iface {iface}` first, then attach again",
+            "regionfilter is already attached to {iface} (pins in {dir}); use `regionfilter update --iface {iface}` to change data or policy, or `regionfilter detach --iface {iface}` first",
             iface = args.iface,
             dir = pin_dir.display()
         );
@@ -76,18 +80,23 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         }
     };
     warn_uncovered(&policy, &loaded.regions);
-    let prefixes = loaded.regions.prefixes();
-    check_capacity(prefixes.v4.len(), prefixes.v6.len())?;
+    let sources = loaded.regions.sources.clone();
+    let artifact_path = loaded.artifact.map(|(path, _)| path);
+    let staged = Staged::new(loaded.regions, policy, args.lookup)?;
+    let samples = selftest::samples(&staged.regions, &staged.policy);
     require_bpffs(&layout.pin_root)?;
 
     // Remove whatever this attach pinned if any later step fails.
     let guard = PinDirGuard::create(&pin_dir)?;
-    let mut ebpf = program::load_object()?;
+    let mut ebpf = program::load_object(args.lookup)?;
     let mut maps = FilterMaps::take(&mut ebpf, Some(&pin_dir))?;
-    maps.write_regions(&prefixes)?;
-    maps.write_policy(&policy)?;
-    // The maps are complete before the program sees its first packet.
+    // The maps are complete and self-tested before the program sees its first packet.
+    swap::install(&mut maps, &staged, args.lookup, |half| {
+        selftest::check_pinned(&pin_dir, half, &samples)
+    })?;
     let xdp = program::load_xdp(&mut ebpf)?;
+    xdp.pin(pin_dir.join(PROGRAM_PIN))
+        .context("cannot pin the XDP program")?;
     let link_id = xdp
         .attach_to_if_index(ifindex, args.mode.xdp())
         .map_err(|e| explain_attach_error(e, &args.iface, args.mode))?;
@@ -99,19 +108,31 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         .context("cannot pin the XDP link")?;
     guard.keep();
 
+    let known_good = KnownGood::new(&layout.lib_dir, &args.iface);
+    let artifact = Artifact::new(
+        staged.regions.clone(),
+        Some(staged.policy.clone()),
+        unix_now(),
+    );
+    if let Err(e) = known_good
+        .stage(&artifact)
+        .and_then(|()| known_good.commit())
+    {
+        log::warn!("attached, but cannot keep the known-good copy for rollback: {e:#}");
+    }
     let state = AttachState {
         iface: args.iface.clone(),
         ifindex,
         mode: args.mode.name().to_owned(),
-        content_hash: content_hash_of(&loaded.regions, Some(&policy)),
-        policy,
-        sources: loaded.regions.sources.clone(),
-        artifact: loaded.artifact.map(|(path, _)| path),
-        prefixes_v4: prefixes.v4.len(),
-        prefixes_v6: prefixes.v6.len(),
-        attached_at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        lookup: args.lookup,
+        content_hash: staged.content_hash.clone(),
+        policy: staged.policy.clone(),
+        sources,
+        artifact: artifact_path,
+        prefixes_v4: staged.prefixes.v4.len(),
+        prefixes_v6: staged.prefixes.v6.len(),
+        attached_at: unix_now(),
+        updated_at: None,
     };
     state.save(&layout.state_file(&args.iface))?;
     let from: Vec<String> = state
@@ -120,26 +141,15 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         .map(|s| s.path.display().to_string())
         .collect();
     println!(
-        "attached to {} ({} mode): {}; {} IPv4 and {} IPv6 prefixes from {}",
+        "attached to {} ({} mode, {} lookup): {}; {} IPv4 and {} IPv6 prefixes from {}",
         args.iface,
         state.mode,
+        state.lookup.name(),
         state.policy.summary(),
         state.prefixes_v4,
         state.prefixes_v6,
         from.join(", ")
     );
-    Ok(())
-}
-
-/// Refuses data that would not fit the tries, before anything is created.
-pub(crate) fn check_capacity(v4: usize, v6: usize) -> Result<()> {
-    let max = REGION_MAX_ENTRIES as usize;
-    if v4 > max || v6 > max {
-        bail!(
-            "the data needs {v4} IPv4 and {v6} IPv6 prefixes; the maps hold at most {max} per family. \
-             Load fewer sources or countries"
-        );
-    }
     Ok(())
 }
 

@@ -1,17 +1,11 @@
 //! `regionfilter compile`: sources (and optionally a policy) into one artifact file.
 
-use std::{
-    path::PathBuf,
-    time::{Instant, SystemTime, UNIX_EPOCH},
-};
+use std::{path::PathBuf, time::Instant};
 
 use anyhow::{Context as _, Result};
 
-use super::{
-    attach::check_capacity,
-    inputs::{warn_uncovered, DataArgs, PolicyArgs},
-};
-use crate::artifact::Artifact;
+use super::inputs::{warn_uncovered, DataArgs, PolicyArgs};
+use crate::{artifact::Artifact, state::unix_now, swap::check_capacity};
 
 #[derive(Debug, clap::Args)]
 pub struct CompileArgs {
@@ -33,10 +27,7 @@ pub fn run(args: &CompileArgs) -> Result<()> {
     if let Some(policy) = &policy {
         warn_uncovered(policy, &loaded.regions);
     }
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let artifact = Artifact::new(loaded.regions, policy, created);
+    let artifact = Artifact::new(loaded.regions, policy, unix_now());
     let header = &artifact.header;
     check_capacity(
         usize::try_from(header.prefixes_v4)?,

@@ -36,6 +36,14 @@ pub struct Cli {
         default_value = "/run/regionfilter"
     )]
     pub state_dir: PathBuf,
+    /// Directory for the known-good artifacts `update` keeps and `rollback` restores.
+    #[arg(
+        long,
+        global = true,
+        env = "REGIONFILTER_LIB_DIR",
+        default_value = "/var/lib/regionfilter"
+    )]
+    pub lib_dir: PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -66,6 +74,7 @@ impl Cli {
         Layout {
             pin_root: self.pin_root.clone(),
             state_dir: self.state_dir.clone(),
+            lib_dir: self.lib_dir.clone(),
         }
     }
 

@@ -1,0 +1,102 @@
+//! The last known-good data per interface, kept on disk so `rollback` and policy-only updates
+//! have complete contents to work from.
+//!
+//! `<lib_dir>/<iface>/current.rgnf` is the artifact (data and policy) packets are judged by,
+//! `previous.rgnf` the one before it. An update writes `next.rgnf` before it switches halves
+//! and renames afterwards; a crash in between is repaired by [`KnownGood::recover`], which
+//! compares `next.rgnf` with the content hash the kernel's active half records.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::artifact::Artifact;
+
+pub struct KnownGood {
+    dir: PathBuf,
+}
+
+impl KnownGood {
+    #[must_use]
+    pub fn new(lib_dir: &Path, iface: &str) -> Self {
+        Self {
+            dir: lib_dir.join(iface),
+        }
+    }
+
+    #[must_use]
+    pub fn current_path(&self) -> PathBuf {
+        self.dir.join("current.rgnf")
+    }
+
+    #[must_use]
+    pub fn previous_path(&self) -> PathBuf {
+        self.dir.join("previous.rgnf")
+    }
+
+    fn next_path(&self) -> PathBuf {
+        self.dir.join("next.rgnf")
+    }
+
+    /// Writes the artifact about to become active, before the switch.
+    pub fn stage(&self, artifact: &Artifact) -> Result<()> {
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        let path = self.next_path();
+        artifact
+            .write(&path)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// After the switch: current becomes previous, the staged artifact becomes current.
+    pub fn commit(&self) -> Result<()> {
+        let (current, next) = (self.current_path(), self.next_path());
+        if current.exists() {
+            fs::rename(&current, self.previous_path())
+                .with_context(|| format!("cannot move {} aside", current.display()))?;
+        }
+        fs::rename(&next, &current).with_context(|| format!("cannot write {}", current.display()))
+    }
+
+    /// For a rollback: the previous artifact becomes current and the current one previous.
+    pub fn swap_previous(&self) -> Result<()> {
+        let (previous, next) = (self.previous_path(), self.next_path());
+        fs::rename(&previous, &next)
+            .with_context(|| format!("cannot move {} aside", previous.display()))?;
+        self.commit()
+    }
+
+    /// Finishes or discards what a killed update left: a staged artifact whose hash is the
+    /// active half's was switched to, any other never was.
+    pub fn recover(&self, active_hash: &str) -> Result<()> {
+        let next = self.next_path();
+        if !next.exists() {
+            return Ok(());
+        }
+        match Artifact::read(&next) {
+            Ok(staged) if staged.header.content_hash == active_hash => self.commit(),
+            _ => {
+                fs::remove_file(&next).with_context(|| format!("cannot remove {}", next.display()))
+            }
+        }
+    }
+
+    /// The artifact packets are judged by, if one was recorded.
+    pub fn current(&self) -> Result<Option<Artifact>> {
+        read_if_present(&self.current_path())
+    }
+
+    pub fn previous(&self) -> Result<Option<Artifact>> {
+        read_if_present(&self.previous_path())
+    }
+}
+
+fn read_if_present(path: &Path) -> Result<Option<Artifact>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Artifact::read(path)?))
+}

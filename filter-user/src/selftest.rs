@@ -1,0 +1,181 @@
+//! The pre-flip self-test: before packets see a freshly written half, run the program on it with
+//! BPF_PROG_TEST_RUN for sample addresses of every country and compare each verdict and counter
+//! slot with what the compiled data and the policy say.
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use aya::programs::{TestRun as _, TestRunOptions, Xdp};
+use filter_common::{country_slot, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS, UNKNOWN_COUNTRY};
+
+use crate::{
+    compile::{RegionSet, Span},
+    country::Country,
+    policy::{Action, Policy, Reason},
+};
+
+/// XDP return codes.
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+/// Spans sampled per country and family: first, middle and last.
+const SPANS_PER_COUNTRY: usize = 3;
+
+/// One address and what the program must do with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub addr: IpAddr,
+    pub slot: u32,
+    pub action: Action,
+}
+
+/// The half disagreed with the compiled data.
+#[derive(Debug, thiserror::Error)]
+pub enum SelftestError {
+    #[error("self-test failed: {mismatches} of {samples} sample addresses got another verdict than the compiled data gives; first: {addr} expected slot {expected_slot} ({expected:?}), got slot {got_slot} (XDP code {got_code})")]
+    Mismatch {
+        mismatches: usize,
+        samples: usize,
+        addr: IpAddr,
+        expected_slot: u32,
+        expected: Action,
+        got_slot: u32,
+        got_code: u32,
+    },
+    #[error("self-test could not run the program: {0}")]
+    Run(#[from] aya::programs::ProgramError),
+}
+
+/// Start, middle and end of the first, middle and last span of every country, plus the
+/// address after each sampled span (often unknown space), for both families.
+#[must_use]
+pub fn samples(regions: &RegionSet, policy: &Policy) -> Vec<Sample> {
+    let mut addrs: Vec<IpAddr> = Vec::new();
+    for spans in by_country(&regions.v4).values() {
+        for span in pick(spans) {
+            let (s, e) = (span.start, span.end);
+            addrs.extend([s, s + (e - s) / 2, e].map(|a| IpAddr::V4(Ipv4Addr::from(a))));
+            addrs.extend(e.checked_add(1).map(|a| IpAddr::V4(Ipv4Addr::from(a))));
+        }
+    }
+    for spans in by_country(&regions.v6).values() {
+        for span in pick(spans) {
+            let (s, e) = (span.start, span.end);
+            addrs.extend([s, s + (e - s) / 2, e].map(|a| IpAddr::V6(Ipv6Addr::from(a))));
+            addrs.extend(e.checked_add(1).map(|a| IpAddr::V6(Ipv6Addr::from(a))));
+        }
+    }
+    // IPv4-mapped IPv6 sources are judged as IPv4 by the program; leave them to the tests.
+    addrs.retain(|a| !matches!(a, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some()));
+    addrs
+        .into_iter()
+        .map(|addr| expected(regions, policy, addr))
+        .collect()
+}
+
+fn by_country<A>(spans: &[Span<A>]) -> BTreeMap<Country, Vec<&Span<A>>> {
+    let mut map: BTreeMap<Country, Vec<&Span<A>>> = BTreeMap::new();
+    for span in spans {
+        map.entry(span.country).or_default().push(span);
+    }
+    map
+}
+
+fn pick<T>(spans: &[T]) -> impl Iterator<Item = &T> {
+    let n = spans.len();
+    let mut idx = vec![0, n / 2, n.saturating_sub(1)];
+    idx.dedup();
+    idx.into_iter()
+        .take(SPANS_PER_COUNTRY)
+        .filter_map(move |i| spans.get(i))
+}
+
+/// What the program must answer for `addr`: the data's country, then the policy.
+#[must_use]
+pub fn expected(regions: &RegionSet, policy: &Policy, addr: IpAddr) -> Sample {
+    let country = regions.country_of(addr);
+    let (action, reason) = policy.verdict(addr, country);
+    let slot = match reason {
+        Reason::AllowCidr(_) => SLOT_EXCEPTION_PASS,
+        Reason::DenyCidr(_) => SLOT_EXCEPTION_DROP,
+        Reason::Country { .. } | Reason::Unknown => country_slot(
+            country.map_or(UNKNOWN_COUNTRY, |c| c.index()),
+            action.kernel(),
+        ),
+    };
+    Sample { addr, slot, action }
+}
+
+/// Runs the self-test program (loaded with the half to test) on every sample.
+pub fn run(program: &mut Xdp, samples: &[Sample]) -> Result<(), SelftestError> {
+    let mut first = None;
+    let mut mismatches = 0;
+    for sample in samples {
+        let frame = frame(sample.addr);
+        let mut out = vec![0u8; frame.len()];
+        let result = program.test_run(TestRunOptions {
+            data_in: Some(&frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::new()
+        })?;
+        let got_slot = u32::from_le_bytes([out[0], out[1], out[2], out[3]]);
+        let want_code = match sample.action {
+            Action::Pass => XDP_PASS,
+            Action::Drop => XDP_DROP,
+        };
+        if got_slot != sample.slot || result.return_value != want_code {
+            mismatches += 1;
+            first.get_or_insert((sample, got_slot, result.return_value));
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some((sample, got_slot, got_code)) => Err(SelftestError::Mismatch {
+            mismatches,
+            samples: samples.len(),
+            addr: sample.addr,
+            expected_slot: sample.slot,
+            expected: sample.action,
+            got_slot,
+            got_code,
+        }),
+    }
+}
+
+/// A minimal untagged UDP frame from `src`; only the headers the program reads are filled.
+#[must_use]
+pub fn frame(src: IpAddr) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
+    match src {
+        IpAddr::V4(src) => {
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+            f.extend_from_slice(&src.octets());
+            f.extend_from_slice(&[198, 51, 100, 1]);
+        }
+        IpAddr::V6(src) => {
+            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 8, 17, 64]);
+            f.extend_from_slice(&src.octets());
+            f.extend_from_slice(&[
+                0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+            ]);
+        }
+    }
+    f.extend_from_slice(&[0x30, 0x39, 0x00, 0x35, 0, 8, 0, 0]); // UDP 12345 -> 53, no payload
+    f
+}
+
+/// Self-tests `half` of the maps pinned under `pin_dir`.
+pub fn check_pinned(
+    pin_dir: &std::path::Path,
+    half: usize,
+    samples: &[Sample],
+) -> anyhow::Result<()> {
+    let mut ebpf = crate::program::load_selftest(pin_dir, half)?;
+    let program: &mut Xdp = ebpf
+        .program_mut(filter_common::SELFTEST_PROGRAM)
+        .ok_or_else(|| anyhow::anyhow!("self-test program missing from the embedded object"))?
+        .try_into()?;
+    run(program, samples)?;
+    Ok(())
+}

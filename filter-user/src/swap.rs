@@ -1,0 +1,101 @@
+//! Blue/green installation: complete new contents go into the half packets do not see, are
+//! self-tested there, and become live with one write of `ACTIVE`. The old half is cleared only
+//! after every program run that could still be reading it has finished.
+
+use anyhow::{Context as _, Result};
+
+use crate::{
+    artifact::content_hash_of,
+    compile::{Prefixes, RegionSet},
+    maps::{hash_bytes, FilterMaps, HalfContents, Lookup},
+    policy::Policy,
+    tables::FastTables,
+};
+use filter_common::REGION_MAX_ENTRIES;
+
+/// New contents, compiled and checked in userspace before any map is touched.
+pub struct Staged {
+    pub regions: RegionSet,
+    pub policy: Policy,
+    pub prefixes: Prefixes,
+    pub tables: Option<FastTables>,
+    /// Hex SHA-256 of regions and policy, as artifacts carry it.
+    pub content_hash: String,
+}
+
+impl Staged {
+    /// Compiles the maps' contents for `lookup`; refuses data the maps cannot hold.
+    pub fn new(regions: RegionSet, policy: Policy, lookup: Lookup) -> Result<Self> {
+        let prefixes = regions.prefixes();
+        check_capacity(prefixes.v4.len(), prefixes.v6.len())?;
+        let tables = match lookup {
+            Lookup::Fast => Some(FastTables::build(&prefixes)?),
+            Lookup::Lpm => None,
+        };
+        Ok(Self {
+            content_hash: content_hash_of(&regions, Some(&policy)),
+            regions,
+            policy,
+            prefixes,
+            tables,
+        })
+    }
+}
+
+/// Refuses data that would not fit the tries, before anything is created.
+pub fn check_capacity(v4: usize, v6: usize) -> Result<()> {
+    let max = REGION_MAX_ENTRIES as usize;
+    if v4 > max || v6 > max {
+        anyhow::bail!(
+            "the data needs {v4} IPv4 and {v6} IPv6 prefixes; the maps hold at most {max} per family. \
+             Load fewer sources or countries"
+        );
+    }
+    Ok(())
+}
+
+/// Writes `staged` into the inactive half, runs `selftest` on that half, makes it active and
+/// clears the old one. Returns the half now active. If anything fails before the switch,
+/// packets never saw the new contents.
+pub fn install(
+    maps: &mut FilterMaps,
+    staged: &Staged,
+    lookup: Lookup,
+    selftest: impl FnOnce(usize) -> Result<()>,
+) -> Result<usize> {
+    let old = maps.active_half()?;
+    let new = 1 - old;
+    let generation = maps.halves[old].settings()?.generation + 1;
+    let contents = HalfContents {
+        prefixes: &staged.prefixes,
+        tables: staged.tables.as_ref(),
+        policy: &staged.policy,
+        content_hash: hash_bytes(&staged.content_hash),
+        generation,
+    };
+    maps.halves[new].write(&contents, lookup)?;
+    selftest(new)?;
+    maps.set_active(new)?;
+    wait_for_readers();
+    maps.halves[old]
+        .clear()
+        .context("switched to the new data, but could not clear the old half (harmless: the next update clears it)")?;
+    Ok(new)
+}
+
+/// Waits until every XDP program run that started before now has finished. XDP runs inside
+/// an RCU read-side section, and `membarrier(MEMBARRIER_CMD_GLOBAL)` is `synchronize_rcu()`.
+/// On `nohz_full` kernels that command is refused; fall back to a pause far longer than any
+/// program run.
+pub fn wait_for_readers() {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier takes two integers and touches no memory of ours.
+    let ret = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+    if ret != 0 {
+        log::debug!(
+            "membarrier failed ({}); waiting 100 ms instead",
+            std::io::Error::last_os_error()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
