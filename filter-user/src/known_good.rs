@@ -51,6 +51,11 @@ impl KnownGood {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Drops a staged artifact that never became active.
+    pub fn discard_staged(&self) {
+        let _ = fs::remove_file(self.next_path());
+    }
+
     /// After the switch: current becomes previous, the staged artifact becomes current.
     pub fn commit(&self) -> Result<()> {
         let (current, next) = (self.current_path(), self.next_path());

@@ -1,5 +1,5 @@
 use clap::Parser as _;
-use filter_user::cli::Cli;
+use filter_user::cli::{update::exit_code, Cli};
 
 fn main() -> std::process::ExitCode {
     // Die quietly when the reader of our output goes away (`regionfilter stats | head`).
@@ -7,10 +7,10 @@ fn main() -> std::process::ExitCode {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     match Cli::parse().run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => std::process::ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit_code(&err))
         }
     }
 }

@@ -2,7 +2,7 @@
 //! self-tested there, and become live with one write of `ACTIVE`. The old half is cleared only
 //! after every program run that could still be reading it has finished.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::{
     artifact::content_hash_of,
@@ -77,9 +77,10 @@ pub fn install(
     selftest(new)?;
     maps.set_active(new)?;
     wait_for_readers();
-    maps.halves[old]
-        .clear()
-        .context("switched to the new data, but could not clear the old half (harmless: the next update clears it)")?;
+    if let Err(e) = maps.halves[old].clear() {
+        // Harmless: packets no longer see that half, and the next update clears it first.
+        log::warn!("switched to the new data, but could not clear the old half: {e:#}");
+    }
     Ok(new)
 }
 

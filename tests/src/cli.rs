@@ -75,6 +75,17 @@ impl Instance {
         cmd.output().with_context(|| format!("cannot run {cmd:?}"))
     }
 
+    /// Runs; returns the exit code and stdout followed by stderr.
+    pub fn output_text(&self, ns: Option<&NetNs>, args: &[&str]) -> (i32, String) {
+        let out = self.output(ns, args).expect("run regionfilter");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
     /// Runs and requires success; returns stdout.
     pub fn ok(&self, ns: Option<&NetNs>, args: &[&str]) -> Result<String> {
         let out = self.output(ns, args)?;

@@ -6,3 +6,4 @@ pub mod frame;
 pub mod kernel;
 pub mod netns;
 pub mod traffic;
+pub mod update;

@@ -9,6 +9,7 @@ pub mod inputs;
 pub mod inspect;
 pub mod stats;
 pub mod status;
+pub mod update;
 
 use std::path::PathBuf;
 
@@ -60,6 +61,10 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Say which country, range, source and verdict apply to addresses.
     Explain(explain::ExplainArgs),
+    /// Replace the data and/or policy of attached filters atomically (guarded, self-tested).
+    Update(update::UpdateArgs),
+    /// Restore the previous known-good data and policy of an interface.
+    Rollback(update::RollbackArgs),
     /// Detach the filter from an interface and remove its pins.
     Detach(detach::DetachArgs),
     /// Show each attached interface: mode, policy, database, prefix counts.
@@ -78,7 +83,8 @@ impl Cli {
         }
     }
 
-    pub fn run(self) -> anyhow::Result<()> {
+    /// Runs the verb; the result is the process exit code (see `update::exit_code` for errors).
+    pub fn run(self) -> anyhow::Result<u8> {
         let layout = self.layout();
         match self.command {
             Command::Attach(args) => attach::run(&layout, &args),
@@ -86,9 +92,12 @@ impl Cli {
             Command::Inspect(args) => inspect::run(&args),
             Command::Diff(args) => diff::run(&args),
             Command::Explain(args) => explain::run(&args),
+            Command::Update(args) => return update::run(&layout, &args),
+            Command::Rollback(args) => return update::rollback(&layout, &args),
             Command::Detach(args) => detach::run(&layout, &args),
             Command::Status(args) => status::run(&layout, &args),
             Command::Stats(args) => stats::run(&layout, &args),
         }
+        .map(|()| 0)
     }
 }

@@ -105,6 +105,6 @@ pub(crate) fn describe_source(source: &crate::data::SourceInfo) -> String {
 }
 
 /// UTC date and time of a Unix timestamp.
-pub(crate) fn date(epoch: u64) -> String {
+pub fn date(epoch: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch)).to_string()
 }

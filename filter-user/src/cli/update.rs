@@ -1,0 +1,322 @@
+//! `regionfilter update` and `regionfilter rollback`: replace the data or policy of attached
+//! filters through the blue/green path, guarded, self-tested and serialised.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context as _, Result};
+
+use super::inputs::{DataArgs, LoadedData, PolicyArgs};
+use crate::{
+    artifact::{content_hash_of, Artifact},
+    data::{CountryField, Format},
+    guards::{self, Refusal, Summary},
+    known_good::KnownGood,
+    lock::UpdateLock,
+    maps::{hash_hex, FilterMaps, Lookup},
+    policy::Policy,
+    privileges, selftest,
+    state::{unix_now, AttachState, Layout, LINK_PIN},
+    swap::{self, Staged},
+};
+
+/// Exit codes for cron (also in the README). Refusals carry theirs ([`Refusal::exit_code`]).
+pub const EXIT_UNCHANGED: u8 = 3;
+pub const EXIT_BUSY: u8 = 4;
+pub const EXIT_SELFTEST: u8 = 9;
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// Interface to update.
+    #[arg(
+        long,
+        value_name = "IF",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub iface: Option<String>,
+    /// Update every attached interface.
+    #[arg(long)]
+    pub all: bool,
+    /// New country data (repeatable, as for attach). Without any data option the loaded data
+    /// is kept and only the policy changes.
+    #[arg(long = "db", value_name = "FILE")]
+    pub db: Vec<PathBuf>,
+    /// Format of the sources, detected when absent.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Vec<Format>,
+    /// Which .mmdb field decides the country.
+    #[arg(long, value_enum, default_value_t = CountryField::Country)]
+    pub country_field: CountryField,
+    /// This --db source wins wherever it overlaps the others.
+    #[arg(long, value_name = "FILE")]
+    pub prefer: Vec<PathBuf>,
+    /// A compiled artifact instead of --db (its policy applies unless policy options are given).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "format", "prefer"])]
+    pub artifact: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub guard: GuardArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GuardArgs {
+    /// Apply the update even if a guard refuses it (empty data, large change, policy country
+    /// without prefixes, older build date).
+    #[arg(long)]
+    pub force: bool,
+    /// Largest change in prefix count or address coverage, per family, accepted without --force.
+    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+    pub max_change: f64,
+    /// How long to wait for another update of the same interface to finish.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// Interface whose previous known-good data and policy to restore.
+    #[arg(long, value_name = "IF")]
+    pub iface: String,
+    /// How long to wait for another update of the same interface to finish.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+}
+
+/// Guards refused the update.
+#[derive(Debug, thiserror::Error)]
+#[error("update refused, nothing changed: {}; override with --force", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct Refused(pub Vec<Refusal>);
+
+/// The exit code for an error of `update` or `rollback`.
+#[must_use]
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(refused) = err.downcast_ref::<Refused>() {
+        return refused.0.first().map_or(1, Refusal::exit_code);
+    }
+    // A source without ranges is the "empty data" refusal, caught while reading.
+    if let Some(crate::data::DataError::Empty { .. } | crate::data::DataError::NoCountries { .. }) =
+        err.downcast_ref::<crate::data::DataError>()
+    {
+        return Refusal::Empty.exit_code();
+    }
+    if err.downcast_ref::<crate::lock::Busy>().is_some() {
+        return EXIT_BUSY;
+    }
+    if err.downcast_ref::<selftest::SelftestError>().is_some() {
+        return EXIT_SELFTEST;
+    }
+    1
+}
+
+/// What to switch to.
+enum Target {
+    Update {
+        data: Option<Box<LoadedData>>,
+        policy: Option<Policy>,
+    },
+    Rollback,
+}
+
+enum Outcome {
+    Updated { half: usize, summary: String },
+    Unchanged,
+}
+
+pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
+    privileges::require_bpf_admin("update")?;
+    let policy = args.policy.to_policy()?;
+    let data = if args.db.is_empty() && args.artifact.is_none() {
+        None
+    } else {
+        let data = DataArgs {
+            db: args.db.clone(),
+            format: args.format.clone(),
+            country_field: args.country_field,
+            prefer: args.prefer.clone(),
+            artifact: args.artifact.clone(),
+        };
+        Some(Box::new(data.load()?))
+    };
+    let target = Target::Update { data, policy };
+    let ifaces = match &args.iface {
+        Some(iface) => vec![iface.clone()],
+        None => {
+            let all = layout.attached_interfaces()?;
+            if all.is_empty() {
+                bail!(
+                    "--all: regionfilter is attached to no interface (see `regionfilter status`)"
+                );
+            }
+            all
+        }
+    };
+    if ifaces.len() == 1 {
+        return report(&ifaces[0], apply(layout, &ifaces[0], &target, &args.guard)?);
+    }
+    // --all: every interface gets its chance; the first failure decides the exit code.
+    let mut failure = None;
+    let mut all_unchanged = true;
+    for iface in &ifaces {
+        match apply(layout, iface, &target, &args.guard) {
+            Ok(outcome) => all_unchanged &= report(iface, outcome)? == EXIT_UNCHANGED,
+            Err(err) => {
+                eprintln!("error: {iface}: {err:#}");
+                failure.get_or_insert(exit_code(&err));
+                all_unchanged = false;
+            }
+        }
+    }
+    Ok(failure.unwrap_or(if all_unchanged { EXIT_UNCHANGED } else { 0 }))
+}
+
+pub fn rollback(layout: &Layout, args: &RollbackArgs) -> Result<u8> {
+    privileges::require_bpf_admin("rollback")?;
+    let guard = GuardArgs {
+        force: true,
+        max_change: 0.0,
+        wait: args.wait,
+    };
+    report(
+        &args.iface,
+        apply(layout, &args.iface, &Target::Rollback, &guard)?,
+    )
+}
+
+fn report(iface: &str, outcome: Outcome) -> Result<u8> {
+    match outcome {
+        Outcome::Updated { half, summary } => {
+            println!("{iface}: switched to half {half}: {summary}");
+            Ok(0)
+        }
+        Outcome::Unchanged => {
+            println!("{iface}: unchanged (same content hash as the loaded data); nothing written");
+            Ok(EXIT_UNCHANGED)
+        }
+    }
+}
+
+fn apply(layout: &Layout, iface: &str, target: &Target, guard: &GuardArgs) -> Result<Outcome> {
+    let _lock = UpdateLock::acquire(&layout.lock_file(iface), guard.wait)?;
+    let pin_dir = layout.pin_dir(iface);
+    if !pin_dir.join(LINK_PIN).exists() {
+        bail!(
+            "regionfilter is not attached to {iface} (no pins in {}); attach it first",
+            pin_dir.display()
+        );
+    }
+    let mut maps = FilterMaps::open_pinned(&pin_dir)?;
+    let active = maps.active_half()?;
+    let settings = maps.halves[active].settings()?;
+    let active_hash = hash_hex(&settings.content_hash);
+    let lookup = Lookup::from_kernel(settings.lookup);
+    let known_good = KnownGood::new(&layout.lib_dir, iface);
+    known_good.recover(&active_hash)?;
+    // The loaded data as the known-good copy has it; ignored if it is not what the kernel holds.
+    let current = known_good
+        .current()?
+        .filter(|a| a.header.content_hash == active_hash);
+
+    let (regions, policy, guarded) = match target {
+        Target::Update { data, policy } => {
+            let regions = match (data, &current) {
+                (Some(data), _) => data.regions.clone(),
+                (None, Some(current)) => current.regions.clone(),
+                (None, None) => bail!(
+                    "no known-good copy of {iface}'s loaded data in {}: give the data again with --db, --artifact or --url",
+                    layout.lib_dir.display()
+                ),
+            };
+            let policy = policy
+                .clone()
+                .or_else(|| data.as_ref().and_then(|d| d.policy_or_artifacts(None)))
+                .or_else(|| current.as_ref().and_then(|c| c.header.policy.clone()))
+                .context("no policy: give --allow or --deny (or --policy FILE)")?;
+            (regions, policy, !guard.force)
+        }
+        Target::Rollback => {
+            let previous = known_good.previous()?.with_context(|| {
+                format!(
+                    "no previous known-good data for {iface} in {}: nothing to roll back to",
+                    layout.lib_dir.display()
+                )
+            })?;
+            let policy = previous
+                .header
+                .policy
+                .context("the previous known-good artifact carries no policy")?;
+            (previous.regions, policy, false)
+        }
+    };
+    if content_hash_of(&regions, Some(&policy)) == active_hash {
+        return Ok(Outcome::Unchanged);
+    }
+    let staged = Staged::new(regions, policy, lookup)?;
+    if guarded {
+        let old = current.as_ref().map(|c| {
+            Summary::of(
+                &c.regions,
+                usize::try_from(c.header.prefixes_v4).unwrap_or(usize::MAX),
+                usize::try_from(c.header.prefixes_v6).unwrap_or(usize::MAX),
+            )
+        });
+        let new = Summary::of(
+            &staged.regions,
+            staged.prefixes.v4.len(),
+            staged.prefixes.v6.len(),
+        );
+        let refusals = guards::check(old.as_ref(), &new, &staged.policy, guard.max_change / 100.0);
+        if !refusals.is_empty() {
+            return Err(Refused(refusals).into());
+        }
+    }
+    let samples = selftest::samples(&staged.regions, &staged.policy);
+    known_good.stage(&Artifact::new(
+        staged.regions.clone(),
+        Some(staged.policy.clone()),
+        unix_now(),
+    ))?;
+    let installed = swap::install(&mut maps, &staged, lookup, |half| {
+        selftest::check_pinned(&pin_dir, half, &samples)
+    });
+    let half = match installed {
+        Ok(half) => half,
+        Err(err) => {
+            known_good.discard_staged();
+            return Err(err);
+        }
+    };
+    match target {
+        Target::Rollback => known_good.swap_previous()?,
+        Target::Update { .. } => known_good.commit()?,
+    }
+    record(layout, iface, &staged);
+    Ok(Outcome::Updated {
+        half,
+        summary: format!(
+            "{}; {} IPv4 and {} IPv6 prefixes; self-test passed on {} addresses",
+            staged.policy.summary(),
+            staged.prefixes.v4.len(),
+            staged.prefixes.v6.len(),
+            samples.len()
+        ),
+    })
+}
+
+/// Refreshes the record `status` reads; the kernel's settings stay the truth if this fails.
+fn record(layout: &Layout, iface: &str, staged: &Staged) {
+    let path = layout.state_file(iface);
+    let Ok(mut state) = AttachState::load(&path) else {
+        log::warn!("no state record {} to refresh", path.display());
+        return;
+    };
+    state.policy = staged.policy.clone();
+    state.sources = staged.regions.sources.clone();
+    state.content_hash = staged.content_hash.clone();
+    state.prefixes_v4 = staged.prefixes.v4.len();
+    state.prefixes_v6 = staged.prefixes.v6.len();
+    state.updated_at = Some(unix_now());
+    if let Err(e) = state.save(&path) {
+        log::warn!("cannot refresh {}: {e:#}", path.display());
+    }
+}

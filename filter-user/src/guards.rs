@@ -1,0 +1,248 @@
+//! Validation guards of `update`: reasons to refuse new data that is complete and well-formed
+//! but suspicious next to what is loaded. Each has its own exit code, so a cron job can tell
+//! "the vendor shipped an empty file" from "half the world moved".
+
+use std::collections::BTreeSet;
+
+use crate::{compile::RegionSet, country::Country, coverage::Coverage, policy::Policy};
+
+/// What the guards compare: one data set (and its policy) in numbers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub prefixes_v4: u64,
+    pub prefixes_v6: u64,
+    pub coverage: Coverage,
+    pub countries: BTreeSet<Country>,
+    /// Newest build date of the sources (Unix seconds).
+    pub built: u64,
+}
+
+impl Summary {
+    #[must_use]
+    pub fn of(regions: &RegionSet, prefixes_v4: usize, prefixes_v6: usize) -> Self {
+        Self {
+            prefixes_v4: prefixes_v4 as u64,
+            prefixes_v6: prefixes_v6 as u64,
+            coverage: Coverage::of(regions),
+            countries: regions.countries(),
+            built: regions
+                .sources
+                .iter()
+                .map(|s| s.build_epoch)
+                .max()
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// A refusal; `--force` overrides every one.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the new data holds no prefixes at all")]
+    Empty,
+    #[error("the new data changes {what} by {change:.1}% ({old} -> {new}); the limit is {limit:.1}% (--max-change)")]
+    TooDifferent {
+        what: &'static str,
+        old: String,
+        new: String,
+        change: f64,
+        limit: f64,
+    },
+    #[error("the policy names {} but the new data has no prefixes for {}", codes(.0), if .0.len() == 1 { "it" } else { "them" })]
+    PolicyCountryMissing(Vec<Country>),
+    #[error("the new data was built {new}, before the loaded data ({old})")]
+    Older { old: String, new: String },
+}
+
+fn codes(countries: &[Country]) -> String {
+    countries
+        .iter()
+        .map(|c| c.code())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Refusal {
+    /// Exit code of `update` for this refusal (documented in the README).
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Empty => 5,
+            Self::TooDifferent { .. } => 6,
+            Self::PolicyCountryMissing(_) => 7,
+            Self::Older { .. } => 8,
+        }
+    }
+}
+
+/// Every guard `new` trips against `old` (the loaded data, when known). `max_change` is a
+/// share (0.1 = 10%).
+#[must_use]
+pub fn check(
+    old: Option<&Summary>,
+    new: &Summary,
+    policy: &Policy,
+    max_change: f64,
+) -> Vec<Refusal> {
+    let mut refusals = Vec::new();
+    if new.prefixes_v4 + new.prefixes_v6 == 0 {
+        refusals.push(Refusal::Empty);
+    }
+    let missing: Vec<Country> = policy
+        .countries
+        .iter()
+        .filter(|c| !new.countries.contains(c))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        refusals.push(Refusal::PolicyCountryMissing(missing));
+    }
+    let Some(old) = old else {
+        return refusals;
+    };
+    let compared = [
+        (
+            "the IPv4 prefix count",
+            old.prefixes_v4 as f64,
+            new.prefixes_v4 as f64,
+            false,
+        ),
+        (
+            "the IPv6 prefix count",
+            old.prefixes_v6 as f64,
+            new.prefixes_v6 as f64,
+            false,
+        ),
+        (
+            "IPv4 address coverage",
+            old.coverage.covered_v4 as f64,
+            new.coverage.covered_v4 as f64,
+            true,
+        ),
+        (
+            "IPv6 address coverage",
+            old.coverage.covered_v6 as f64,
+            new.coverage.covered_v6 as f64,
+            true,
+        ),
+    ];
+    for (what, before, after, is_coverage) in compared {
+        if before == 0.0 && after == 0.0 {
+            continue;
+        }
+        let change = if before == 0.0 {
+            f64::INFINITY
+        } else {
+            (after - before).abs() / before
+        };
+        if change > max_change {
+            let show = |v: f64, public: f64| {
+                if is_coverage {
+                    format!("{:.2}% of public space", 100.0 * v / public)
+                } else {
+                    format!("{v:.0}")
+                }
+            };
+            let public = if what.starts_with("IPv4") {
+                old.coverage.public_v4 as f64
+            } else {
+                old.coverage.public_v6 as f64
+            };
+            refusals.push(Refusal::TooDifferent {
+                what,
+                old: show(before, public),
+                new: show(after, public),
+                change: 100.0 * change,
+                limit: 100.0 * max_change,
+            });
+        }
+    }
+    if new.built < old.built {
+        refusals.push(Refusal::Older {
+            old: crate::cli::status::date(old.built),
+            new: crate::cli::status::date(new.built),
+        });
+    }
+    refusals
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Action, Mode};
+
+    fn summary(v4: u64, covered_v4: u64, codes: &[&str], built: u64) -> Summary {
+        Summary {
+            prefixes_v4: v4,
+            prefixes_v6: 0,
+            coverage: Coverage {
+                covered_v4,
+                public_v4: 1000,
+                covered_v6: 0,
+                public_v6: 1000,
+            },
+            countries: codes.iter().map(|c| Country::parse(c).unwrap()).collect(),
+            built,
+        }
+    }
+
+    fn deny(codes: &[&str]) -> Policy {
+        Policy {
+            mode: Mode::Deny,
+            countries: codes.iter().map(|c| Country::parse(c).unwrap()).collect(),
+            unknown: Action::Pass,
+            malformed: Action::Pass,
+            allow_cidrs: vec![],
+            deny_cidrs: vec![],
+        }
+    }
+
+    #[test]
+    fn similar_newer_data_passes_every_guard() {
+        let old = summary(100, 500, &["GB", "FR"], 10);
+        let new = summary(109, 545, &["GB", "FR"], 11);
+        assert_eq!(check(Some(&old), &new, &deny(&["GB"]), 0.1), vec![]);
+    }
+
+    #[test]
+    fn each_guard_trips_with_its_own_exit_code() {
+        let old = summary(100, 500, &["GB", "FR"], 10);
+        let codes = |new: &Summary, policy: &Policy| -> Vec<u8> {
+            check(Some(&old), new, policy, 0.1)
+                .iter()
+                .map(Refusal::exit_code)
+                .collect()
+        };
+        assert_eq!(codes(&summary(0, 0, &[], 11), &deny(&[])), vec![5, 6, 6]);
+        assert_eq!(codes(&summary(111, 500, &["GB"], 11), &deny(&[])), vec![6]);
+        assert_eq!(codes(&summary(100, 440, &["GB"], 11), &deny(&[])), vec![6]);
+        assert_eq!(
+            codes(&summary(100, 500, &["FR"], 11), &deny(&["GB"])),
+            vec![7]
+        );
+        assert_eq!(codes(&summary(100, 500, &["GB"], 9), &deny(&[])), vec![8]);
+        // Without loaded data to compare, only the absolute guards apply.
+        assert!(check(None, &summary(500, 900, &["GB"], 1), &deny(&["GB"]), 0.1).is_empty());
+    }
+
+    #[test]
+    fn messages_say_what_changed_and_how_to_override() {
+        let old = summary(100, 500, &["GB"], 10);
+        let refusals = check(
+            Some(&old),
+            &summary(200, 500, &["GB"], 10),
+            &deny(&["GB", "FR"]),
+            0.1,
+        );
+        let text: Vec<String> = refusals.iter().map(ToString::to_string).collect();
+        assert!(
+            text[0].contains("names FR") && text[0].contains("no prefixes for it"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains("IPv4 prefix count by 100.0% (100 -> 200)"),
+            "{text:?}"
+        );
+        assert!(text[1].contains("--max-change"), "{text:?}");
+    }
+}

@@ -1,0 +1,282 @@
+//! `regionfilter update` and `rollback` against a filter attached in a namespace: the
+//! blue/green switch seen from the live program, kill -9 mid-update, refusals and failures
+//! that must leave everything as it was, and the exit codes cron relies on.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use integration_tests::{
+    cli::fixture,
+    update::{Attached, CHANGING, STABLE},
+};
+
+const XDP_DROP: u32 = integration_tests::kernel::XDP_DROP;
+const XDP_PASS: u32 = integration_tests::kernel::XDP_PASS;
+
+/// Verdicts of the changing sources under list A and list B.
+const UNDER_A: u32 = XDP_PASS;
+const UNDER_B: u32 = XDP_DROP;
+
+#[test]
+fn a_hundred_alternating_updates_never_misjudge_a_packet() {
+    let filter = Attached::new("upalt");
+    let stop = Arc::new(AtomicBool::new(false));
+    let rounds = Arc::new(AtomicU64::new(0));
+    // The prober runs the live program as fast as it can while updates switch halves.
+    let prober = {
+        let (stop, rounds) = (stop.clone(), rounds.clone());
+        let mut probe = filter.probe();
+        std::thread::spawn(move || {
+            let mut wrong_stable = Vec::new();
+            let mut history: Vec<Vec<u32>> = vec![vec![]; CHANGING.len()];
+            while !stop.load(Ordering::Acquire) {
+                for (src, want) in STABLE {
+                    let got = probe.verdict(src);
+                    if got != want {
+                        wrong_stable.push((src, got));
+                    }
+                }
+                for (i, src) in CHANGING.iter().enumerate() {
+                    let got = probe.verdict(src);
+                    if history[i].last() != Some(&got) {
+                        history[i].push(got);
+                    }
+                }
+                rounds.fetch_add(1, Ordering::AcqRel);
+            }
+            (wrong_stable, history)
+        })
+    };
+    for i in 0..100 {
+        let list = if i % 2 == 0 {
+            &filter.list_b
+        } else {
+            &filter.list_a
+        };
+        let (code, out) = filter.update(&["--db", list]);
+        assert_eq!(code, 0, "update {i}: {out}");
+        // Let the prober finish one whole round that started after this switch, so it sees
+        // every state (synchronisation on its progress, not on time).
+        let seen = rounds.load(Ordering::Acquire);
+        while rounds.load(Ordering::Acquire) < seen + 2 {
+            std::thread::yield_now();
+        }
+    }
+    stop.store(true, Ordering::Release);
+    let (wrong_stable, history) = prober.join().unwrap();
+    assert!(
+        wrong_stable.is_empty(),
+        "stable sources misjudged: {:?}",
+        &wrong_stable[..wrong_stable.len().min(10)]
+    );
+    for (src, seen) in CHANGING.iter().zip(&history) {
+        // Starts under A, then flips exactly once per update: A B A B ... (101 states).
+        let want: Vec<u32> = (0..=100)
+            .map(|i| if i % 2 == 0 { UNDER_A } else { UNDER_B })
+            .collect();
+        assert_eq!(
+            seen.len(),
+            want.len(),
+            "{src}: {} verdict changes for 100 updates",
+            seen.len() - 1
+        );
+        assert_eq!(seen, &want, "{src}");
+    }
+}
+
+/// Which list the live program answers from, checking it answers from exactly one.
+fn answering_list(probe: &mut integration_tests::update::Probe) -> char {
+    for (src, want) in STABLE {
+        assert_eq!(probe.verdict(src), want, "stable source {src}");
+    }
+    let verdicts: Vec<u32> = CHANGING.iter().map(|s| probe.verdict(s)).collect();
+    match verdicts.as_slice() {
+        [UNDER_A, UNDER_A] => 'A',
+        [UNDER_B, UNDER_B] => 'B',
+        other => panic!("changing sources answer from a mix of both lists: {other:?}"),
+    }
+}
+
+#[test]
+fn kill_9_at_random_points_leaves_old_or_new_data_and_the_next_update_succeeds() {
+    let filter = Attached::new("upkill");
+    let mut probe = filter.probe();
+    // How long an update takes here, so kills land all over it.
+    let started = Instant::now();
+    assert_eq!(filter.update(&["--db", &filter.list_b]).0, 0);
+    let full = started.elapsed();
+    let mut rng = 0x2545_F491_4F6C_DD1D_u64;
+    let mut outcomes = [0usize; 2];
+    for i in 0..60 {
+        let before = answering_list(&mut probe);
+        let target = if before == 'A' {
+            &filter.list_b
+        } else {
+            &filter.list_a
+        };
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let delay = full.mul_f64((rng % 1000) as f64 / 1000.0);
+        let mut child = filter
+            .inst
+            .command(None, &["update", "--iface", &filter.iface, "--db", target])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The delay only picks where the kill lands; nothing waits on it for correctness.
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+        let after = answering_list(&mut probe);
+        outcomes[usize::from(after != before)] += 1;
+        // The next update completes, from whatever state the kill left.
+        let (code, out) = filter.update(&["--db", &filter.list_a]);
+        assert!(
+            code == 0 || code == 3,
+            "update after kill {i}: exit {code}: {out}"
+        );
+        assert_eq!(answering_list(&mut probe), 'A', "after kill {i}");
+        let maps = filter_user::maps::FilterMaps::open_pinned(&filter.pin_dir()).unwrap();
+        let active = maps.halves[maps.active_half().unwrap()].settings().unwrap();
+        assert_eq!(active.complete, 1);
+        let current = filter_user::artifact::Artifact::read(
+            &filter
+                .inst
+                .lib_dir()
+                .join(&filter.iface)
+                .join("current.rgnf"),
+        )
+        .unwrap();
+        assert_eq!(
+            current.header.content_hash,
+            filter_user::maps::hash_hex(&active.content_hash),
+            "known-good copy matches the kernel after kill {i}"
+        );
+    }
+    // Both fates happened, or the kills did not land all over the update.
+    assert!(
+        outcomes[0] > 0 && outcomes[1] > 0,
+        "kept old / switched: {outcomes:?}"
+    );
+}
+
+#[test]
+fn refusals_and_failures_change_nothing_and_exit_with_their_code() {
+    let filter = Attached::new("upref");
+    let dir = &filter.dir;
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let corrupt = {
+        let db = std::fs::read(fixture("maxmind/GeoLite2-Country-Test.mmdb")).unwrap();
+        let path = dir.join("truncated.mmdb");
+        std::fs::write(&path, &db[..db.len() / 2]).unwrap();
+        path.display().to_string()
+    };
+    let empty = fixture("generated/no-networks.mmdb").display().to_string();
+    let bigger = write(
+        "bigger.txt",
+        &(std::fs::read_to_string(&filter.list_a).unwrap() + "10.9.0.0/16 NL\n"),
+    );
+    let blank = write("blank.txt", "# the vendor shipped nothing\n");
+    let older = write(
+        "older.txt",
+        &std::fs::read_to_string(&filter.list_b).unwrap(),
+    );
+    std::fs::File::options()
+        .write(true)
+        .open(&older)
+        .unwrap()
+        .set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000))
+        .unwrap();
+    let list_a = filter.list_a.clone();
+
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["--db", &corrupt], 1, "truncated.mmdb"),
+        (vec!["--db", &empty], 5, "has no country data"),
+        (vec!["--db", &blank], 5, "holds no address ranges"),
+        (vec!["--db", &bigger], 6, "IPv4 prefix count by 25.0%"),
+        (vec!["--db", &list_a, "--deny", "KR"], 7, "names KR"),
+        (vec!["--db", &older], 8, "was built 2001-09-09"),
+        (vec!["--db", &list_a], 3, "unchanged"),
+        (vec!["--deny", "JP", "--unknown", "drop"], 3, "unchanged"),
+    ];
+    for (args, want_code, want_text) in cases {
+        let before = filter.snapshot();
+        let (code, out) = filter.update(&args);
+        assert_eq!(code, want_code, "{args:?}: {out}");
+        assert!(out.contains(want_text), "{args:?}: {out}");
+        assert_eq!(filter.snapshot(), before, "{args:?} changed something");
+    }
+
+    // A second update while one holds the lock: "update in progress", exit 4.
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(filter.inst.state_dir.join(format!("{}.lock", filter.iface)))
+        .unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
+    let before = filter.snapshot();
+    let (code, out) = filter.update(&["--db", &filter.list_b, "--wait", "200ms"]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("update in progress"), "{out}");
+    assert_eq!(filter.snapshot(), before);
+    drop(lock);
+
+    // --force takes what the guards refused.
+    let (code, out) = filter.update(&["--db", &bigger, "--force"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn rollback_restores_the_previous_data_and_policy_only_updates_keep_the_data() {
+    let filter = Attached::new("uproll");
+    let mut probe = filter.probe();
+    let (code, out) = filter
+        .inst
+        .output_text(None, &["rollback", "--iface", &filter.iface]);
+    assert_eq!(code, 1, "nothing to roll back to yet: {out}");
+    assert!(out.contains("nothing to roll back to"), "{out}");
+
+    assert_eq!(filter.update(&["--db", &filter.list_b]).0, 0);
+    assert_eq!(answering_list(&mut probe), 'B');
+    let (code, out) = filter
+        .inst
+        .output_text(None, &["rollback", "--iface", &filter.iface]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(answering_list(&mut probe), 'A');
+    // Rolling back again goes forward to B: previous and current trade places.
+    assert_eq!(
+        filter
+            .inst
+            .output_text(None, &["rollback", "--iface", &filter.iface])
+            .0,
+        0
+    );
+    assert_eq!(answering_list(&mut probe), 'B');
+
+    // A policy change alone keeps the loaded data (list B: 10.3/16 is JP).
+    let (code, out) = filter.update(&["--deny", "FR", "--unknown", "drop"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(probe.verdict("10.2.0.1"), XDP_DROP, "FR now denied");
+    assert_eq!(probe.verdict("10.3.7.7"), XDP_PASS, "JP no longer denied");
+    // New data alone keeps the loaded policy.
+    assert_eq!(filter.update(&["--db", &filter.list_a]).0, 0);
+    assert_eq!(probe.verdict("10.2.0.1"), XDP_DROP, "FR still denied");
+    let status = filter.inst.ok(None, &["status"]).unwrap();
+    assert!(status.contains("deny FR"), "{status}");
+}
