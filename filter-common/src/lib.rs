@@ -100,22 +100,24 @@ pub const EXCEPTIONS_DROP_V6: u32 = 8;
 /// Value of the exception tries: present means matched.
 pub type ExceptionValue = u8;
 
-/// Entries of the fast tables (`u16`): a country index (`< COUNTRY_SLOTS`), or `TABLE_CHUNK | n`
-/// meaning "look at byte k+1 in chunk n of the pool", or `TABLE_LPM` (IPv6 at /32: longer
-/// prefixes decide, ask the LPM trie).
-pub const TABLE_CHUNK: u16 = 0x8000;
+/// Entries of the fast tables (`u16`): a country index (`< COUNTRY_SLOTS`), or
+/// `TABLE_CHUNK + n` meaning "look at the next address byte in chunk n of the pool", or
+/// `TABLE_LPM` (IPv6 beyond the tables' depth: ask the LPM trie).
+pub const TABLE_CHUNK: u16 = 1024;
 pub const TABLE_LPM: u16 = 0xffff;
+/// Most chunks a pool can address.
+pub const MAX_CHUNKS: u32 = (TABLE_LPM - TABLE_CHUNK) as u32;
 /// One stride of the fast tables: 256 entries indexed by one address byte.
 pub type Chunk = [u16; 256];
 /// IPv4 first level: one chunk per /16, indexed by the third byte, so one lookup resolves a /24.
 pub const V4_L1_ENTRIES: u32 = 1 << 16;
 /// IPv4 second level: a chunk per /24 that holds longer prefixes. A full-world database needs
-/// about 19,000. (Chunk numbers must stay below `TABLE_LPM & !TABLE_CHUNK`.)
-pub const V4_POOL_ENTRIES: u32 = (1 << 15) - 1;
-/// IPv6 levels for bytes 0..4 (chunk 0 is the root). A full-world database needs about 8,800.
-pub const V6_POOL_ENTRIES: u32 = 1 << 14;
-/// Number of IPv6 bytes the tables resolve before handing over to the LPM trie.
-pub const V6_TABLE_BYTES: usize = 4;
+/// about 19,400.
+pub const V4_POOL_ENTRIES: u32 = 1 << 15;
+/// IPv6 chunks for bytes 0..8 (chunk 0 is the root). A full-world database needs about 53,000.
+pub const V6_POOL_ENTRIES: u32 = MAX_CHUNKS;
+/// Number of IPv6 bytes the tables resolve (to /64) before handing over to the LPM trie.
+pub const V6_TABLE_BYTES: usize = 8;
 
 /// The program reads these from `ACTIVE[0]`: which half of every per-half map is live.
 pub const HALVES: usize = 2;

@@ -20,7 +20,7 @@ pub trait Half {
     fn exc_pass_v6() -> &'static LpmTrie<[u8; 16], ExceptionValue>;
     fn exc_drop_v4() -> &'static LpmTrie<[u8; 4], ExceptionValue>;
     fn exc_drop_v6() -> &'static LpmTrie<[u8; 16], ExceptionValue>;
-    /// Country prefixes for `LOOKUP_LPM` (IPv4 and IPv6) and for IPv6 prefixes longer than /32
+    /// Country prefixes for `LOOKUP_LPM` (IPv4 and IPv6) and for IPv6 prefixes longer than /64
     /// under `LOOKUP_FAST`.
     fn lpm_v4() -> &'static LpmTrie<[u8; 4], u16>;
     fn lpm_v6() -> &'static LpmTrie<[u8; 16], u16>;

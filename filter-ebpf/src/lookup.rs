@@ -76,27 +76,27 @@ fn v4_table<H: Half>(src: [u8; 4]) -> u16 {
         return UNKNOWN_COUNTRY;
     };
     let entry = l1[usize::from(src[2])];
-    if entry & TABLE_CHUNK == 0 {
+    if entry < TABLE_CHUNK {
         return entry;
     }
-    match H::v4_pool().get(u32::from(entry & !TABLE_CHUNK)) {
+    match H::v4_pool().get(u32::from(entry - TABLE_CHUNK)) {
         Some(chunk) => chunk[usize::from(src[3])],
         None => UNKNOWN_COUNTRY,
     }
 }
 
-/// Byte-wide strides over the first 32 bits; `None` when longer prefixes decide (LPM trie).
+/// Byte-wide strides over the first 64 bits; `None` when longer prefixes decide (LPM trie).
 #[inline(always)]
 fn v6_table<H: Half>(src: &[u8; 16]) -> Option<u16> {
     let mut entry = TABLE_CHUNK; // chunk 0, the root
     for &byte in &src[..V6_TABLE_BYTES] {
+        if entry < TABLE_CHUNK {
+            return Some(entry);
+        }
         if entry == TABLE_LPM {
             return None;
         }
-        if entry & TABLE_CHUNK == 0 {
-            return Some(entry);
-        }
-        let chunk = H::v6_pool().get(u32::from(entry & !TABLE_CHUNK))?;
+        let chunk = H::v6_pool().get(u32::from(entry - TABLE_CHUNK))?;
         entry = chunk[usize::from(byte)];
     }
     if entry == TABLE_LPM {

@@ -3,22 +3,19 @@
 //!
 //! IPv4 is DIR-16-8-8: a chunk per /16 indexed by the third byte resolves every /24; a /24 that
 //! holds longer prefixes points to a pool chunk indexed by the fourth byte. IPv6 walks byte-wide
-//! chunks over the first 32 bits; a /32 that holds longer prefixes says "ask the LPM trie",
+//! chunks over the first 64 bits; a /64 that holds longer prefixes says "ask the LPM trie",
 //! which then holds only those longer prefixes. [`FastTables::country_v4`] and
 //! [`FastTables::country_v6`] mirror the kernel walk for tests.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use filter_common::{
-    Chunk, TABLE_CHUNK, TABLE_LPM, UNKNOWN_COUNTRY, V4_L1_ENTRIES, V4_POOL_ENTRIES,
+    Chunk, MAX_CHUNKS, TABLE_CHUNK, TABLE_LPM, UNKNOWN_COUNTRY, V4_L1_ENTRIES, V4_POOL_ENTRIES,
     V6_POOL_ENTRIES, V6_TABLE_BYTES,
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::{compile::Prefixes, country::Country};
-
-/// Table entries are `u16`; chunk numbers must stay clear of `TABLE_LPM`.
-const MAX_CHUNKS: usize = (TABLE_LPM & !TABLE_CHUNK) as usize;
 
 /// The data does not fit the fixed-size tables.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,7 +35,7 @@ pub struct FastTables {
     pub v4_pool: Vec<Chunk>,
     /// Chunk 0 is the root (first byte).
     pub v6_pool: Vec<Chunk>,
-    /// Prefixes the tables hand over to the LPM trie: those longer than /32.
+    /// Prefixes the tables hand over to the LPM trie: those longer than /64.
     pub v6_long: Vec<(Ipv6Net, Country)>,
 }
 
@@ -87,7 +84,7 @@ impl FastTables {
         let bytes = net.network().octets();
         let len = usize::from(net.prefix_len());
         // Depth whose entries this prefix fills (byte `depth` of the address), capped at the
-        // /32 level; longer prefixes mark their /32 and go to the trie.
+        // /64 level; longer prefixes mark their /64 and go to the trie.
         let depth = (len.max(1) - 1) / 8;
         let depth = depth.min(V6_TABLE_BYTES - 1);
         let mut chunk = 0;
@@ -105,12 +102,13 @@ impl FastTables {
         let byte = usize::from(bytes[depth]);
         if len > 8 * V6_TABLE_BYTES {
             let entry = &mut self.v6_pool[chunk][byte];
-            if *entry != TABLE_LPM && *entry != UNKNOWN_COUNTRY {
-                // A shorter prefix covered this /32: it moves to the trie with the longer one.
-                let slash32 = Ipv6Net::new(net.network(), 32).expect("32 is a valid length");
+            if *entry < TABLE_CHUNK && *entry != UNKNOWN_COUNTRY {
+                // A shorter prefix covered this /64: it moves to the trie with the longer one.
+                let covered =
+                    Ipv6Net::new(net.network(), 8 * V6_TABLE_BYTES as u8).expect("a valid length");
                 let covering =
                     Country::from_index(*entry).expect("entries below TABLE_CHUNK are countries");
-                self.v6_long.push((slash32.trunc(), covering));
+                self.v6_long.push((covered.trunc(), covering));
             }
             *entry = TABLE_LPM;
             self.v6_long.push((net, country));
@@ -126,10 +124,10 @@ impl FastTables {
     pub fn country_v4(&self, addr: Ipv4Addr) -> u16 {
         let [a, b, c, d] = addr.octets();
         let entry = self.v4_l1[usize::from(a) << 8 | usize::from(b)][usize::from(c)];
-        if entry & TABLE_CHUNK == 0 {
+        if entry < TABLE_CHUNK {
             return entry;
         }
-        self.v4_pool[usize::from(entry & !TABLE_CHUNK)][usize::from(d)]
+        self.v4_pool[usize::from(entry - TABLE_CHUNK)][usize::from(d)]
     }
 
     /// The country the tables give an IPv6 source, or `None` when the LPM trie decides.
@@ -137,13 +135,13 @@ impl FastTables {
     pub fn country_v6(&self, addr: Ipv6Addr) -> Option<u16> {
         let mut entry = TABLE_CHUNK;
         for &byte in &addr.octets()[..V6_TABLE_BYTES] {
+            if entry < TABLE_CHUNK {
+                return Some(entry);
+            }
             if entry == TABLE_LPM {
                 return None;
             }
-            if entry & TABLE_CHUNK == 0 {
-                return Some(entry);
-            }
-            entry = self.v6_pool[usize::from(entry & !TABLE_CHUNK)][usize::from(byte)];
+            entry = self.v6_pool[usize::from(entry - TABLE_CHUNK)][usize::from(byte)];
         }
         (entry != TABLE_LPM).then_some(entry)
     }
@@ -162,11 +160,11 @@ fn chunk_of(
     capacity: usize,
     family: &'static str,
 ) -> Result<usize, TablesFull> {
-    if *entry & TABLE_CHUNK != 0 && *entry != TABLE_LPM {
-        return Ok(usize::from(*entry & !TABLE_CHUNK));
+    if *entry >= TABLE_CHUNK && *entry != TABLE_LPM {
+        return Ok(usize::from(*entry - TABLE_CHUNK));
     }
     let index = pool.len();
-    if index >= capacity.min(MAX_CHUNKS) {
+    if index >= capacity.min(MAX_CHUNKS as usize) {
         return Err(TablesFull {
             family,
             needed: index + 1,
@@ -174,7 +172,7 @@ fn chunk_of(
         });
     }
     pool.push([*entry; 256]);
-    *entry = TABLE_CHUNK | u16::try_from(index).expect("below MAX_CHUNKS");
+    *entry = TABLE_CHUNK + u16::try_from(index).expect("below MAX_CHUNKS");
     Ok(index)
 }
 

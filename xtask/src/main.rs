@@ -25,6 +25,9 @@ enum Task {
     Demo,
     /// rustfmt check and clippy -D warnings on the userspace crates and the eBPF crate.
     Lint,
+    /// Set up, then measure per-packet and control-plane costs on the full-world database and
+    /// regenerate BENCHMARKS.md (a few minutes; never part of `test`).
+    Bench,
 }
 
 fn main() -> Result<()> {
@@ -42,7 +45,42 @@ fn main() -> Result<()> {
             demo::run()
         }
         Task::Lint => lint(),
+        Task::Bench => {
+            setup::run()?;
+            bench()
+        }
     }
+}
+
+/// Runs the release benchmark binary, which prints the report and writes BENCHMARKS.md.
+fn bench() -> Result<()> {
+    let out = workspace_root().join("BENCHMARKS.md");
+    let status = Command::new(cargo_path())
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "integration-tests",
+            "--bin",
+            "regionfilter-bench",
+            "--",
+            "--out",
+        ])
+        .arg(&out)
+        .env("REGIONFILTER_WORLD_DATA", setup::world_data_dir())
+        .status()
+        .context("cannot run the benchmark")?;
+    if !status.success() {
+        bail!("the benchmark failed");
+    }
+    Ok(())
+}
+
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ is inside the workspace")
+        .to_owned()
 }
 
 /// The debug `regionfilter` binary the namespace tests and the demo drive.
