@@ -8,6 +8,7 @@ pub mod compile;
 pub mod country;
 pub mod coverage;
 pub mod data;
+pub mod download;
 pub mod groups;
 pub mod guards;
 pub mod known_good;

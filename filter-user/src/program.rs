@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
-use aya::{programs::Xdp, Ebpf, EbpfLoader};
+use aya::{programs::Xdp, Btf, Ebpf, EbpfLoader};
 use filter_common::{maps, BENCH_MAPS, PROGRAM_NAME, SELFTEST_HALF, SELFTEST_PROGRAM};
 
 use crate::maps::Lookup;
@@ -18,6 +18,7 @@ pub static EBPF_OBJECT: &[u8] =
 pub fn loader(lookup: Lookup) -> EbpfLoader<'static> {
     raise_memlock();
     let mut loader = EbpfLoader::new();
+    loader.btf(KERNEL_BTF.as_ref());
     for name in BENCH_MAPS {
         loader.map_max_entries(name, 1);
     }
@@ -30,6 +31,11 @@ pub fn loader(lookup: Lookup) -> EbpfLoader<'static> {
     }
     loader
 }
+
+/// The kernel's BTF, parsed once per process: every object load needs it, and parsing it is
+/// most of the cost of loading the self-test program.
+static KERNEL_BTF: std::sync::LazyLock<Option<Btf>> =
+    std::sync::LazyLock::new(|| Btf::from_sys_fs().ok());
 
 /// Creates the object's maps in the kernel (the program itself is loaded by [`load_xdp`]).
 pub fn load_object(lookup: Lookup) -> Result<Ebpf> {

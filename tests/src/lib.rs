@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod frame;
+pub mod http;
 pub mod kernel;
 pub mod netns;
 pub mod traffic;

@@ -51,6 +51,12 @@ impl Attached {
     /// sees neither as older.
     #[must_use]
     pub fn new(tag: &str) -> Self {
+        Self::with_options(tag, &[])
+    }
+
+    /// Like [`Attached::new`], with more `attach` options.
+    #[must_use]
+    pub fn with_options(tag: &str, extra: &[&str]) -> Self {
         let inst = Instance::new();
         let pair = VethPair::new(tag).expect("namespaces");
         let dir = inst.state_dir.join("lists");
@@ -73,6 +79,7 @@ impl Attached {
             "attach", "--iface", &iface, "--mode", "skb", "--db", &list_a,
         ];
         args.extend(POLICY);
+        args.extend_from_slice(extra);
         inst.ok(Some(&pair.receiver), &args).expect("attach");
         // No packets on the wire: counters then move only when a test probes the program.
         pair.sender

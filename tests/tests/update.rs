@@ -52,8 +52,8 @@ fn a_hundred_alternating_updates_never_misjudge_a_packet() {
             (wrong_stable, history)
         })
     };
-    for i in 0..100 {
-        let list = if i % 2 == 0 {
+    for i in 0..100u32 {
+        let list = if i.is_multiple_of(2) {
             &filter.list_b
         } else {
             &filter.list_a
@@ -279,4 +279,156 @@ fn rollback_restores_the_previous_data_and_policy_only_updates_keep_the_data() {
     assert_eq!(probe.verdict("10.2.0.1"), XDP_DROP, "FR still denied");
     let status = filter.inst.ok(None, &["status"]).unwrap();
     assert!(status.contains("deny FR"), "{status}");
+}
+
+/// `.tar.gz` with one `.mmdb` member, as MaxMind ships databases.
+fn tar_gz(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(
+            &mut header,
+            format!("GeoLite2-Country_20260101/{name}"),
+            data,
+        )
+        .unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn downloads_are_verified_and_failed_ones_change_nothing() {
+    use integration_tests::http::{Reply, Server};
+    let filter = Attached::new("upurl");
+    let mut probe = filter.probe();
+    let list_b = std::fs::read(&filter.list_b).unwrap();
+    let mmdb = std::fs::read(fixture("maxmind/GeoLite2-Country-Test.mmdb")).unwrap();
+    let archive = tar_gz("GeoLite2-Country-Test.mmdb", &mmdb);
+    let (good_sum, archive_sum) = (sha256_hex(&list_b), sha256_hex(&archive));
+    let server = Server::start(move |req| match req.path.as_str() {
+        "/fail.txt" => Reply::status(500),
+        "/cut.txt" => Reply {
+            cut_at: Some(list_b.len() / 2),
+            ..Reply::ok(list_b.clone())
+        },
+        "/b.txt" | "/key/s3cret/b.txt" => {
+            if req.headers.get("if-none-match").map(String::as_str) == Some("\"v1\"") {
+                Reply::status(304)
+            } else {
+                Reply {
+                    headers: vec![("ETag".into(), "\"v1\"".into())],
+                    ..Reply::ok(list_b.clone())
+                }
+            }
+        }
+        "/b.txt.sha256" => Reply::ok(format!("{good_sum}  b.txt\n")),
+        "/wrong.sha256" => Reply::ok(format!("{}  b.txt\n", "0".repeat(64))),
+        "/GeoLite2-Country.tar.gz" => Reply::ok(archive.clone()),
+        "/GeoLite2-Country.tar.gz.sha256" => Reply::ok(format!("{archive_sum}  x.tar.gz\n")),
+        _ => Reply::status(404),
+    });
+    let url = |path: &str| server.url(path);
+    let downloads = filter.inst.lib_dir().join("downloads");
+
+    let failures: Vec<(Vec<String>, &str)> = vec![
+        (vec![url("/fail.txt")], "HTTP 500"),
+        (vec![url("/cut.txt")], "download of"),
+        (
+            vec![url("/b.txt"), "--sha256-url".into(), url("/wrong.sha256")],
+            "checksum mismatch",
+        ),
+        (vec!["https://127.0.0.1:1/b.txt".into()], "download of"),
+        (vec!["http://example.com/b.txt".into()], "only https://"),
+    ];
+    for (args, want) in failures {
+        let before = filter.snapshot();
+        let mut full = vec!["--url"];
+        full.extend(args.iter().map(String::as_str));
+        let (code, out) = filter.update(&full);
+        assert_eq!(code, 1, "{full:?}: {out}");
+        assert!(out.contains(want), "{full:?}: {out}");
+        assert_eq!(filter.snapshot(), before, "{full:?} changed something");
+        let cached: Vec<_> = std::fs::read_dir(&downloads)
+            .map(|d| {
+                d.flatten()
+                    .flat_map(|e| std::fs::read_dir(e.path()).unwrap())
+                    .flatten()
+                    .map(|e| e.file_name())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            cached.is_empty(),
+            "{full:?} left files in the download cache: {cached:?}"
+        );
+    }
+
+    let (code, out) = filter.update(&[
+        "--url",
+        &url("/b.txt"),
+        "--sha256-url",
+        &url("/b.txt.sha256"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(answering_list(&mut probe), 'B');
+    // The second run asks with If-None-Match, gets 304 and writes nothing.
+    let (code, out) = filter.update(&["--url", &url("/b.txt")]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("not modified"), "{out}");
+
+    // {license_key} comes from the environment, and never appears in messages.
+    let out = filter
+        .inst
+        .command(
+            None,
+            &[
+                "update",
+                "--iface",
+                &filter.iface,
+                "--url",
+                &url("/key/{license_key}/b.txt"),
+            ],
+        )
+        .env("MAXMIND_LICENSE_KEY", "s3cret")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+
+    // MaxMind's .tar.gz: the .mmdb inside is loaded (other data: --force past the guards).
+    let (code, out) = filter.update(&[
+        "--url",
+        &url("/GeoLite2-Country.tar.gz"),
+        "--sha256-url",
+        &url("/GeoLite2-Country.tar.gz.sha256"),
+        "--force",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        probe.verdict("81.2.69.160"),
+        XDP_PASS,
+        "GB from the archive's database"
+    );
+    assert_eq!(
+        probe.verdict("10.1.2.3"),
+        XDP_DROP,
+        "list data gone: unknown drops"
+    );
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains(&"/key/s3cret/b.txt".to_owned()), "{log:?}");
 }

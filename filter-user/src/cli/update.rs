@@ -9,6 +9,7 @@ use super::inputs::{DataArgs, LoadedData, PolicyArgs};
 use crate::{
     artifact::{content_hash_of, Artifact},
     data::{CountryField, Format},
+    download,
     guards::{self, Refusal, Summary},
     known_good::KnownGood,
     lock::UpdateLock,
@@ -53,6 +54,14 @@ pub struct UpdateArgs {
     /// A compiled artifact instead of --db (its policy applies unless policy options are given).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "format", "prefer"])]
     pub artifact: Option<PathBuf>,
+    /// Download the database from this HTTPS URL instead of --db (cached under --lib-dir, with
+    /// ETag/If-Modified-Since; `.tar.gz` unpacked; `{license_key}` replaced by
+    /// $MAXMIND_LICENSE_KEY, and basic auth sent when $MAXMIND_ACCOUNT_ID is set too).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["db", "artifact", "prefer"])]
+    pub url: Option<String>,
+    /// URL of a SHA-256 file (`sha256sum` format) the download must match.
+    #[arg(long, value_name = "URL", requires = "url")]
+    pub sha256_url: Option<String>,
     #[command(flatten)]
     pub policy: PolicyArgs,
     #[command(flatten)]
@@ -126,11 +135,26 @@ enum Outcome {
 pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
     privileges::require_bpf_admin("update")?;
     let policy = args.policy.to_policy()?;
-    let data = if args.db.is_empty() && args.artifact.is_none() {
+    let mut db = args.db.clone();
+    if let Some(url) = &args.url {
+        let fetched = download::fetch(
+            &layout.lib_dir.join("downloads"),
+            url,
+            args.sha256_url.as_deref(),
+        )?;
+        if let download::Fetched::NotModified(path) = &fetched {
+            println!(
+                "{url}: not modified since the last download ({})",
+                path.display()
+            );
+        }
+        db.push(fetched.path().to_owned());
+    }
+    let data = if db.is_empty() && args.artifact.is_none() {
         None
     } else {
         let data = DataArgs {
-            db: args.db.clone(),
+            db,
             format: args.format.clone(),
             country_field: args.country_field,
             prefer: args.prefer.clone(),
@@ -181,6 +205,24 @@ pub fn rollback(layout: &Layout, args: &RollbackArgs) -> Result<u8> {
         &args.iface,
         apply(layout, &args.iface, &Target::Rollback, &guard)?,
     )
+}
+
+/// One update of `iface` to `data`, keeping its policy: the path `update --iface IF --db ...`
+/// takes, for callers that hold the data in memory. Returns whether halves were switched.
+pub fn update_data(
+    layout: &Layout,
+    iface: &str,
+    data: LoadedData,
+    guard: &GuardArgs,
+) -> Result<bool> {
+    let target = Target::Update {
+        data: Some(Box::new(data)),
+        policy: None,
+    };
+    Ok(matches!(
+        apply(layout, iface, &target, guard)?,
+        Outcome::Updated { .. }
+    ))
 }
 
 fn report(iface: &str, outcome: Outcome) -> Result<u8> {
