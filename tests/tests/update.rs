@@ -432,3 +432,51 @@ fn downloads_are_verified_and_failed_ones_change_nothing() {
     let log = server.log.lock().unwrap().clone();
     assert!(log.contains(&"/key/s3cret/b.txt".to_owned()), "{log:?}");
 }
+
+#[test]
+fn update_all_switches_every_attached_interface_and_status_shows_the_kernel_half() {
+    let first = Attached::new("upall");
+    // A second interface under the same pin root and state directory.
+    let pair = integration_tests::netns::VethPair::new("upall2").expect("namespaces");
+    let mut args = vec![
+        "attach",
+        "--iface",
+        &pair.receiver_if,
+        "--mode",
+        "skb",
+        "--db",
+        &first.list_a,
+    ];
+    args.extend(integration_tests::update::POLICY);
+    first
+        .inst
+        .ok(Some(&pair.receiver), &args)
+        .expect("attach second");
+
+    let (code, out) = first
+        .inst
+        .output_text(None, &["update", "--all", "--db", &first.list_b]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("switched to half 0").count(), 2, "{out}");
+    assert_eq!(answering_list(&mut first.probe()), 'B');
+    let (code, out) = first
+        .inst
+        .output_text(None, &["update", "--all", "--db", &first.list_b]);
+    assert_eq!(code, 3, "every interface unchanged: {out}");
+    let status = first.inst.ok(None, &["status"]).unwrap();
+    assert_eq!(
+        status
+            .matches("kernel:      fast lookup, half 0 active, generation 2")
+            .count(),
+        2,
+        "{status}"
+    );
+    assert!(!status.contains("stale"), "{status}");
+    first
+        .inst
+        .ok(
+            Some(&pair.receiver),
+            &["detach", "--iface", &pair.receiver_if],
+        )
+        .unwrap();
+}

@@ -5,7 +5,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::state::{AttachState, Layout};
+use crate::{
+    maps::{hash_hex, FilterMaps, Lookup},
+    state::{AttachState, Layout},
+};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -26,6 +29,30 @@ struct InterfaceStatus {
     /// `None` when the record in the state directory is missing (e.g. /run was cleared).
     #[serde(flatten)]
     state: Option<AttachState>,
+    /// What the kernel's active half says it holds; the truth if the record disagrees.
+    kernel: Option<KernelView>,
+}
+
+#[derive(Serialize)]
+struct KernelView {
+    active_half: usize,
+    generation: u64,
+    lookup: Lookup,
+    content_hash: String,
+}
+
+impl KernelView {
+    fn read(pin_dir: &std::path::Path) -> Option<Self> {
+        let maps = FilterMaps::open_pinned(pin_dir).ok()?;
+        let active_half = maps.active_half().ok()?;
+        let settings = maps.halves[active_half].settings().ok()?;
+        Some(Self {
+            active_half,
+            generation: settings.generation,
+            lookup: Lookup::from_kernel(settings.lookup),
+            content_hash: hash_hex(&settings.content_hash),
+        })
+    }
 }
 
 pub fn run(layout: &Layout, args: &StatusArgs) -> Result<()> {
@@ -35,6 +62,7 @@ pub fn run(layout: &Layout, args: &StatusArgs) -> Result<()> {
         .map(|iface| InterfaceStatus {
             pin_dir: layout.pin_dir(&iface).display().to_string(),
             state: AttachState::load(&layout.state_file(&iface)).ok(),
+            kernel: KernelView::read(&layout.pin_dir(&iface)),
             iface,
         })
         .collect();
@@ -82,7 +110,24 @@ fn print_text(report: &Report) {
         if let Some(artifact) = &state.artifact {
             println!("  artifact:    {}", artifact.display());
         }
+        if let Some(updated) = state.updated_at {
+            println!("  updated:     {}", date(updated));
+        }
         println!("  content:     sha256 {}", state.content_hash);
+        if let Some(kernel) = &entry.kernel {
+            println!(
+                "  kernel:      {} lookup, half {} active, generation {}",
+                kernel.lookup.name(),
+                kernel.active_half,
+                kernel.generation
+            );
+            if kernel.content_hash != state.content_hash {
+                println!(
+                    "  warning:     the record is stale: the kernel holds sha256 {} (an update was interrupted; the next one repairs this)",
+                    kernel.content_hash
+                );
+            }
+        }
         println!(
             "  prefixes:    {} IPv4, {} IPv6",
             state.prefixes_v4, state.prefixes_v6
