@@ -207,7 +207,8 @@ impl VethPair {
 }
 
 impl NetNs {
-    fn mac(&self, iface: &str) -> Result<String> {
+    /// The MAC address of `iface` in this namespace.
+    pub fn mac(&self, iface: &str) -> Result<String> {
         let out = self.ip(&["-j", "link", "show", iface])?;
         let json: serde_json::Value = serde_json::from_str(&out)?;
         json[0]["address"]

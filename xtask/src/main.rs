@@ -47,6 +47,7 @@ fn main() -> Result<()> {
         Task::Lint => lint(),
         Task::Bench => {
             setup::run()?;
+            build_cli()?;
             bench()
         }
     }

@@ -15,6 +15,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "xdp-tools",
     "nftables",
     "ipset",
+    "iptables",
+    "netsniff-ng",
     "mmdb-bin",
     "curl",
 ];

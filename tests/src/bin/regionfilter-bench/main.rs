@@ -8,6 +8,8 @@
 //! of the rotation is visible; `bench_floor` is a bare XDP_DROP. The filter rows run the whole
 //! program (parse, ACTIVE, half settings, lookup, policy, per-CPU counters).
 
+mod e2e;
+
 use std::{
     collections::BTreeSet,
     fmt::Write as _,
@@ -45,18 +47,14 @@ repeated address to show the cache-hot cost. The LPM row is the same program att
 `--lookup lpm` on the same data. Rotation costs are included in the filter rows, so the ratios are \
 conservative. The kernel reports the mean time per run in whole nanoseconds.";
 
-const TARGETS: &str = "Against the targets. (1) The default path at most 1.5x the floor: **missed**. The bare \
-XDP_DROP floor in this harness is about 7 ns, not the ~30 ns the target assumed. Merely rewriting the \
-source address costs 1.3x (IPv4) and 3x (IPv6, a 16-byte unaligned copy). The cache-hot filter costs \
-about 13-16 ns more than that: parse, three small array reads, the counter update and the \
-`bpf_xdp_get_buff_len` call. With random sources one array read into a 32 MiB table adds about 20 ns \
-of cache misses. In absolute terms the default path (about 40-50 ns) is within the ~45 ns that 1.5x a \
-30 ns floor allows, except IPv6 with random deep prefixes (about 130 ns, up to eight chained chunk \
-reads). (2) Cost above the floor at least 10x smaller than the LPM trie's: **met** for \
-random-prefix sources (IPv4 about 34x, IPv6 about 14x), **about 9.5x** for IPv4 uniform sources, \
-**missed** for IPv6 uniform (about 4x). There the LPM trie itself is cheap (big blocks, short \
-trie paths), and the fixed costs above dominate both rows. (3) End to end over veth against nftables \
-and ipset: not measured yet.";
+/// Why the per-packet targets come out as they do; the numbers themselves are computed.
+const WHY: &str = "The bare XDP_DROP floor in this harness is about 7 ns, not the ~30 ns the target \
+assumed, and merely rewriting the source address costs 1.3x (IPv4) to 3x (IPv6, a 16-byte unaligned \
+copy) of it. On top of that the cache-hot filter spends about 13-16 ns: parse, three small array \
+reads, the counter update and the `bpf_xdp_get_buff_len` call. With random sources one read into a \
+32 MiB table adds about 20 ns of cache misses, and IPv6 sources deep in the data chain up to eight \
+chunk reads. Where the trie is cheap (cache-hot, or IPv6 spread over big blocks with short trie \
+paths) those fixed costs keep the above-floor ratio under 10x.";
 
 /// Runs per measurement, and measurements per row (the row shows their median, min and max).
 const REPEAT: u32 = 1_000_000;
@@ -148,6 +146,7 @@ fn main() -> Result<()> {
     writeln!(report, "Each cell: median ns per packet over {SAMPLES} runs of {REPEAT} packets (min-max); ratio to the bare XDP_DROP floor. Sources cycle through 65,536 addresses per row.\n")?;
     writeln!(report, "| family | sources | floor (XDP_DROP) | rotation only | LPM trie (`--lookup lpm`) | regionfilter default (`fast`) | fast above floor vs LPM above floor |")?;
     writeln!(report, "|---|---|---|---|---|---|---|")?;
+    let mut verdicts: Vec<(String, f64, f64)> = Vec::new();
     for (family, how, addrs) in &sets {
         fast.set_addresses(addrs)?;
         lpm.set_addresses(addrs)?;
@@ -157,6 +156,7 @@ fn main() -> Result<()> {
         let trie = lpm.measure("bench_filter", &frame)?;
         let table = fast.measure("bench_filter", &frame)?;
         let gain = (trie.median - floor.median) / (table.median - floor.median).max(0.1);
+        verdicts.push((format!("{family} {how}"), table.median / floor.median, gain));
         writeln!(
             report,
             "| {family} | {how} | {} | {} | {} | {} | {gain:.1}x smaller |",
@@ -171,7 +171,60 @@ fn main() -> Result<()> {
         );
     }
 
-    writeln!(report, "\n{TARGETS}")?;
+    // End to end over veth, against netfilter.
+    let denied = ["CN", "RU"];
+    let deny_v4: Vec<ipnet::Ipv4Net> = regions
+        .prefixes()
+        .v4
+        .into_iter()
+        .filter(|(_, c)| denied.contains(&c.code().as_str()))
+        .map(|(net, _)| net)
+        .collect();
+    writeln!(
+        report,
+        "\n## End to end over veth (native XDP vs netfilter)\n"
+    )?;
+    let mut next = || rng.next();
+    let e2e_verdict = match e2e::run(
+        db.to_str().context("path")?,
+        &denied.join(","),
+        &deny_v4,
+        &mut next,
+    ) {
+        Ok(rows) => {
+            writeln!(report, "{}", e2e::table(&rows, deny_v4.len())?)?;
+            let ratio = |i: usize| rows[0].pps() / rows[i].pps();
+            format!(
+                " (3) End to end, at least 5x the packets per second of each netfilter peer at 100% drop: \
+                 **missed**, {:.1}x nftables and {:.1}x iptables+ipset. On veth the sender's CPU also does \
+                 the receiving (trafgen's transmit runs the peer's XDP or netfilter hook in the same \
+                 softirq context), so trafgen's own cost per frame is in every row and caps the ratio. \
+                 A NIC receiving from another host would show the filters' own costs, which the \
+                 BPF_PROG_TEST_RUN rows above isolate.",
+                ratio(1),
+                ratio(2)
+            )
+        }
+        Err(e) => {
+            writeln!(report, "Not measured: {e:#}\n")?;
+            " (3) End to end: not measured on this run (see above).".to_owned()
+        }
+    };
+
+    let list = |pick: &dyn Fn(&(String, f64, f64)) -> String| {
+        verdicts.iter().map(pick).collect::<Vec<_>>().join("; ")
+    };
+    let floor_met = verdicts.iter().filter(|v| v.1 <= 1.5).count();
+    let gain_met = verdicts.iter().filter(|v| v.2 >= 10.0).count();
+    writeln!(
+        report,
+        "\nAgainst the targets. (1) The default path at most 1.5x the floor: met in {floor_met} of {n} rows ({}). \
+         (2) Its cost above the floor at least 10x smaller than the LPM trie's: met in {gain_met} of {n} rows ({}). \
+         {WHY}{e2e_verdict}",
+        list(&|v| format!("{} {:.1}x", v.0, v.1)),
+        list(&|v| format!("{} {:.1}x", v.0, v.2)),
+        n = verdicts.len(),
+    )?;
 
     // Control plane.
     let prefixes = regions.prefixes();
