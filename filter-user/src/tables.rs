@@ -180,16 +180,7 @@ fn chunk_of(
 mod tests {
     use super::*;
 
-    /// Deterministic pseudo-random numbers (xorshift), so failures reproduce.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::compile::tests::Rng;
 
     fn country(rng: &mut Rng) -> Country {
         Country::from_index(1 + (rng.next() % 600) as u16).unwrap()

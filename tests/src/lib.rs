@@ -6,5 +6,6 @@ pub mod frame;
 pub mod http;
 pub mod kernel;
 pub mod netns;
+pub mod rng;
 pub mod traffic;
 pub mod update;

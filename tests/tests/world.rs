@@ -20,6 +20,7 @@ use integration_tests::{
     cli::Instance,
     frame,
     kernel::{LoadedFilter, XDP_DROP, XDP_PASS},
+    rng::Rng,
 };
 
 fn world(file: &str) -> PathBuf {
@@ -32,17 +33,6 @@ fn world(file: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-/// Deterministic xorshift, so a failure reproduces.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 #[test]

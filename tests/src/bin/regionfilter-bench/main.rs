@@ -34,6 +34,7 @@ use filter_user::{
     program, selftest,
     swap::{self, Staged},
 };
+use integration_tests::rng::Rng;
 
 const METHOD: &str = "Method. BPF_PROG_TEST_RUN with `repeat` runs one frame many times, so on its own it would \
 measure one cached lookup. The object carries three benchmark programs that are never attached: \
@@ -436,17 +437,6 @@ fn map_ids() -> BTreeSet<u32> {
         .filter_map(Result::ok)
         .map(|m| m.id())
         .collect()
-}
-
-/// Deterministic xorshift.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 const N: usize = BENCH_ADDRS_ENTRIES as usize;
