@@ -5,22 +5,22 @@
 use anyhow::Result;
 
 use crate::{
-    artifact::content_hash_of,
+    artifact::Artifact,
     compile::{Prefixes, RegionSet},
     maps::{hash_bytes, FilterMaps, HalfContents, Lookup},
     policy::Policy,
+    state::unix_now,
     tables::FastTables,
 };
 use filter_common::REGION_MAX_ENTRIES;
 
-/// New contents, compiled and checked in userspace before any map is touched.
+/// New contents, compiled and checked in userspace before any map is touched. The artifact
+/// (data, policy, counts, content hash) is the one kept as known-good once it is live.
 pub struct Staged {
-    pub regions: RegionSet,
+    pub artifact: Artifact,
     pub policy: Policy,
     pub prefixes: Prefixes,
     pub tables: Option<FastTables>,
-    /// Hex SHA-256 of regions and policy, as artifacts carry it.
-    pub content_hash: String,
 }
 
 impl Staged {
@@ -33,12 +33,22 @@ impl Staged {
             Lookup::Lpm => None,
         };
         Ok(Self {
-            content_hash: content_hash_of(&regions, Some(&policy)),
-            regions,
+            artifact: Artifact::new(regions, Some(policy.clone()), unix_now()),
             policy,
             prefixes,
             tables,
         })
+    }
+
+    #[must_use]
+    pub fn regions(&self) -> &RegionSet {
+        &self.artifact.regions
+    }
+
+    /// Hex SHA-256 of regions and policy, as artifacts carry it.
+    #[must_use]
+    pub fn content_hash(&self) -> &str {
+        &self.artifact.header.content_hash
     }
 }
 
@@ -70,7 +80,7 @@ pub fn install(
         prefixes: &staged.prefixes,
         tables: staged.tables.as_ref(),
         policy: &staged.policy,
-        content_hash: hash_bytes(&staged.content_hash),
+        content_hash: hash_bytes(staged.content_hash()),
         generation,
     };
     maps.halves[new].write(&contents, lookup)?;

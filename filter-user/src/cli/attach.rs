@@ -8,7 +8,6 @@ use std::{
 
 use super::inputs::{warn_uncovered, DataArgs, PolicyArgs};
 use crate::{
-    artifact::Artifact,
     known_good::KnownGood,
     maps::{FilterMaps, Lookup},
     privileges, program, selftest,
@@ -83,7 +82,7 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
     let sources = loaded.regions.sources.clone();
     let artifact_path = loaded.artifact.map(|(path, _)| path);
     let staged = Staged::new(loaded.regions, policy, args.lookup)?;
-    let samples = selftest::samples(&staged.regions, &staged.policy);
+    let samples = selftest::samples(staged.regions(), &staged.policy);
     require_bpffs(&layout.pin_root)?;
 
     // Remove whatever this attach pinned if any later step fails.
@@ -109,13 +108,8 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
     guard.keep();
 
     let known_good = KnownGood::new(&layout.lib_dir, &args.iface);
-    let artifact = Artifact::new(
-        staged.regions.clone(),
-        Some(staged.policy.clone()),
-        unix_now(),
-    );
     if let Err(e) = known_good
-        .stage(&artifact)
+        .stage(&staged.artifact)
         .and_then(|()| known_good.commit())
     {
         log::warn!("attached, but cannot keep the known-good copy for rollback: {e:#}");
@@ -125,7 +119,7 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         ifindex,
         mode: args.mode.name().to_owned(),
         lookup: args.lookup,
-        content_hash: staged.content_hash.clone(),
+        content_hash: staged.content_hash().to_owned(),
         policy: staged.policy.clone(),
         sources,
         artifact: artifact_path,

@@ -7,7 +7,6 @@ use anyhow::{bail, Context as _, Result};
 
 use super::inputs::{DataArgs, LoadedData, PolicyArgs};
 use crate::{
-    artifact::Artifact,
     data::{CountryField, Format},
     download,
     guards::{self, Refusal, Summary},
@@ -293,7 +292,7 @@ fn apply(layout: &Layout, iface: &str, target: &Target, guard: &GuardArgs) -> Re
     // Compiling the tables first costs a fraction of a second on the "unchanged" path, and saves
     // hashing the data twice on every real update.
     let staged = Staged::new(regions, policy, lookup)?;
-    if staged.content_hash == active_hash {
+    if staged.content_hash() == active_hash {
         return Ok(Outcome::Unchanged);
     }
     if guarded {
@@ -305,7 +304,7 @@ fn apply(layout: &Layout, iface: &str, target: &Target, guard: &GuardArgs) -> Re
             )
         });
         let new = Summary::of(
-            &staged.regions,
+            staged.regions(),
             staged.prefixes.v4.len(),
             staged.prefixes.v6.len(),
         );
@@ -314,12 +313,8 @@ fn apply(layout: &Layout, iface: &str, target: &Target, guard: &GuardArgs) -> Re
             return Err(Refused(refusals).into());
         }
     }
-    let samples = selftest::samples(&staged.regions, &staged.policy);
-    known_good.stage(&Artifact::new(
-        staged.regions.clone(),
-        Some(staged.policy.clone()),
-        unix_now(),
-    ))?;
+    let samples = selftest::samples(staged.regions(), &staged.policy);
+    known_good.stage(&staged.artifact)?;
     let installed = swap::install(&mut maps, &staged, lookup, |half| {
         selftest::check_pinned(&pin_dir, half, &samples)
     });
@@ -355,8 +350,8 @@ fn record(layout: &Layout, iface: &str, staged: &Staged) {
         return;
     };
     state.policy = staged.policy.clone();
-    state.sources = staged.regions.sources.clone();
-    state.content_hash = staged.content_hash.clone();
+    state.sources = staged.regions().sources.clone();
+    state.content_hash = staged.content_hash().to_owned();
     state.prefixes_v4 = staged.prefixes.v4.len();
     state.prefixes_v6 = staged.prefixes.v6.len();
     state.updated_at = Some(unix_now());

@@ -343,7 +343,7 @@ impl Bench {
         ] {
             program::load_named(&mut ebpf, name)?;
         }
-        let samples = selftest::samples(&staged.regions, &staged.policy);
+        let samples = selftest::samples(staged.regions(), &staged.policy);
         let started = Instant::now();
         // The first install writes half 1, which the object's self-test program judges by.
         swap::install(&mut maps, &staged, lookup, |half| {
