@@ -212,6 +212,8 @@ pub const SELFTEST_PROGRAM: &str = "regionfilter_selftest";
 pub const BENCH_ADDRS_ENTRIES: u32 = 1 << 16;
 /// Maps only the benchmark programs use; shrunk to one entry everywhere else.
 pub const BENCH_MAPS: [&str; 1] = [maps::BENCH_ADDRS];
+/// Global of the benchmark sender: the interface it redirects frames to.
+pub const BENCH_SEND_IFINDEX: &str = "BENCH_SEND_IFINDEX";
 /// Global of the self-test program: the half it judges with.
 pub const SELFTEST_HALF: &str = "SELFTEST_HALF";
 

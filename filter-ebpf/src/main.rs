@@ -6,6 +6,7 @@
 #![no_std]
 #![no_main]
 
+mod bench;
 mod half;
 mod lookup;
 mod parse;
@@ -17,12 +18,12 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::XdpContext,
 };
-use filter_common::{Counter, ACTION_DROP, BENCH_ADDRS_ENTRIES, COUNTER_SLOTS};
+use filter_common::{Counter, ACTION_DROP, COUNTER_SLOTS};
 
 use crate::{
+    bench::next_source,
     half::{Half0, Half1},
     lookup::judge,
-    parse::{ETH_P_IP, ETH_P_IPV6, IPV4_SRC_OFFSET, IPV6_SRC_OFFSET},
 };
 
 /// Which half (0 or 1) packets are judged by.
@@ -30,11 +31,6 @@ use crate::{
 static ACTIVE: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
-/// Source addresses the benchmark programs cycle through; one entry outside benchmarks.
-#[map]
-static BENCH_ADDRS: Array<[u8; 16]> = Array::with_max_entries(BENCH_ADDRS_ENTRIES, 0);
-#[map]
-static BENCH_CURSOR: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// The half the self-test program judges with, set when userspace loads it.
 #[unsafe(no_mangle)]
@@ -76,6 +72,16 @@ pub fn regionfilter_selftest(ctx: XdpContext) -> u32 {
     xdp_verdict(action)
 }
 
+/// Benchmark sender for the end-to-end rows, run with BPF_PROG_TEST_RUN in live-frames mode in
+/// the sender's namespace: the next source address, a valid IPv4 header checksum (netfilter
+/// checks it), then out of `BENCH_SEND_IFINDEX` to the receiver's veth end.
+#[xdp]
+pub fn bench_send(ctx: XdpContext) -> u32 {
+    next_source(&ctx);
+    bench::fix_ipv4_checksum(&ctx);
+    bench::redirect()
+}
+
 /// Benchmark floor: the cheapest possible XDP program.
 #[xdp]
 pub fn bench_floor(_ctx: XdpContext) -> u32 {
@@ -95,28 +101,6 @@ pub fn bench_rotate(ctx: XdpContext) -> u32 {
 pub fn bench_filter(ctx: XdpContext) -> u32 {
     next_source(&ctx);
     filter(&ctx)
-}
-
-/// Writes `BENCH_ADDRS[cursor++]` into the source field of an untagged IPv4 or IPv6 frame.
-#[inline(always)]
-fn next_source(ctx: &XdpContext) {
-    let Some(cursor) = BENCH_CURSOR.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: per-CPU slot, only this CPU touches it while the program runs.
-    let index = unsafe {
-        let index = *cursor;
-        *cursor = index.wrapping_add(1);
-        index
-    };
-    let Some(addr) = BENCH_ADDRS.get(index & (BENCH_ADDRS_ENTRIES - 1)) else {
-        return;
-    };
-    match parse::read_be16(ctx, 12) {
-        Some(ETH_P_IP) => parse::write(ctx, IPV4_SRC_OFFSET, [addr[0], addr[1], addr[2], addr[3]]),
-        Some(ETH_P_IPV6) => parse::write(ctx, IPV6_SRC_OFFSET, *addr),
-        _ => {}
-    }
 }
 
 /// Counts the verdict in its per-CPU slot.

@@ -4,7 +4,7 @@ use core::mem::size_of;
 
 use aya_ebpf::programs::XdpContext;
 
-const ETH_HLEN: usize = 14;
+pub const ETH_HLEN: usize = 14;
 const VLAN_HLEN: usize = 4;
 pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86DD;

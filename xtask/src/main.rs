@@ -25,9 +25,13 @@ enum Task {
     Demo,
     /// rustfmt check and clippy -D warnings on the userspace crates and the eBPF crate.
     Lint,
-    /// Set up, then measure per-packet and control-plane costs on the full-world database and
-    /// regenerate BENCHMARKS.md (a few minutes; never part of `test`).
-    Bench,
+    /// Set up, then measure per-packet, end-to-end and control-plane costs on the full-world
+    /// database and regenerate BENCHMARKS.md (a few minutes; never part of `test`).
+    Bench {
+        /// Run one part only and print it, leaving BENCHMARKS.md alone.
+        #[arg(long, value_parser = ["kernel", "e2e", "control"])]
+        only: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -45,18 +49,20 @@ fn main() -> Result<()> {
             demo::run()
         }
         Task::Lint => lint(),
-        Task::Bench => {
+        Task::Bench { only } => {
             setup::run()?;
             build_cli()?;
-            bench()
+            bench(only.as_deref())
         }
     }
 }
 
-/// Runs the release benchmark binary, which prints the report and writes BENCHMARKS.md.
-fn bench() -> Result<()> {
+/// Runs the release benchmark binary, which prints the report and writes BENCHMARKS.md (or,
+/// with `only`, prints that part).
+fn bench(only: Option<&str>) -> Result<()> {
     let out = workspace_root().join("BENCHMARKS.md");
-    let status = Command::new(cargo_path())
+    let mut command = Command::new(cargo_path());
+    command
         .args([
             "run",
             "--release",
@@ -68,9 +74,11 @@ fn bench() -> Result<()> {
             "--out",
         ])
         .arg(&out)
-        .env("REGIONFILTER_WORLD_DATA", setup::world_data_dir())
-        .status()
-        .context("cannot run the benchmark")?;
+        .env("REGIONFILTER_WORLD_DATA", setup::world_data_dir());
+    if let Some(part) = only {
+        command.args(["--only", part]);
+    }
+    let status = command.status().context("cannot run the benchmark")?;
     if !status.success() {
         bail!("the benchmark failed");
     }

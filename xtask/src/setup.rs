@@ -16,7 +16,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "nftables",
     "ipset",
     "iptables",
-    "netsniff-ng",
+    "ethtool",
     "mmdb-bin",
     "curl",
 ];

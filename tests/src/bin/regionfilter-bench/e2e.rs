@@ -1,117 +1,255 @@
 //! End to end over veth: the same denied prefixes in regionfilter (native XDP), an nftables
 //! `netdev` ingress chain with an interval set, and iptables `raw` PREROUTING with an
-//! `ipset hash:net`; trafgen in the sender namespace offers the same randomised-source load to
-//! each; every packet is one the filter must drop.
+//! `ipset hash:net`. Every packet is one the filter must drop.
+//!
+//! The sender is `bench_send`, run with BPF_PROG_TEST_RUN in live-frames mode in the sender's
+//! namespace (as `xdp-trafficgen` does): each frame gets the next of 65,536 random sources inside
+//! the denied prefixes and is redirected into the veth, arriving at the receiver as a raw frame,
+//! the way a NIC hands frames to its driver. The receiver's NAPI runs threaded, pinned to the
+//! other CPU than the sender, so the receive path (XDP, or skb + GRO + netfilter) has a CPU of
+//! its own and its CPU time is measured on its own.
 
-use std::{
-    fmt::Write as _,
-    net::Ipv4Addr,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{fmt::Write as _, net::Ipv4Addr, process::Stdio, time::Instant};
 
 use anyhow::{bail, Context as _, Result};
-use filter_user::maps::FilterMaps;
-use integration_tests::{cli::Instance, netns::VethPair};
+use aya::{
+    maps::{Array, MapData},
+    programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp},
+};
+use filter_common::{maps as names, BENCH_ADDRS_ENTRIES, BENCH_SEND_IFINDEX};
+use filter_user::{maps::FilterMaps, maps::Lookup, program};
+use integration_tests::{cli::Instance, frame, netns::VethPair};
 use ipnet::Ipv4Net;
 
-/// Packets trafgen sends per run, and distinct sources it cycles through.
-const PACKETS: u64 = 2_000_000;
-const SOURCES: usize = 4096;
-/// Upper bound on one run; trafgen normally finishes far sooner.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
+use crate::Measured;
+
+/// Frames the sender offers per run, and runs per filter (the row shows median, min and max).
+const PACKETS: u32 = 4_000_000;
+const RUNS: usize = 5;
+/// Frames per live-frames batch (the kernel's default).
+const BATCH: u32 = 64;
+const SENDER_CPU: usize = 0;
+const RECEIVER_CPU: usize = 1;
 
 pub struct Row {
     pub name: &'static str,
-    pub dropped: u64,
-    pub seconds: f64,
-    pub cpu_seconds: f64,
+    /// Packets the filter dropped per second of sending.
+    pub pps: Measured,
+    /// CPU time of the receiver's NAPI thread per dropped packet, in ns.
+    pub receive_ns: Measured,
+    /// Share of offered frames the filter saw and dropped (the rest overflowed the veth ring).
+    pub delivered: f64,
+    /// Share of the run the receiver's CPU was busy.
+    pub receiver_busy: f64,
 }
 
-impl Row {
-    pub fn pps(&self) -> f64 {
-        self.dropped as f64 / self.seconds
-    }
-}
-
-/// Runs all three filters; `deny` are the prefixes each must drop, `countries` the same as a
-/// regionfilter deny list, `db` the database regionfilter loads them from.
+/// Runs all three filters on one veth pair; `deny` are the prefixes each must drop,
+/// `countries` the same as a regionfilter deny list, `db` the database regionfilter loads
+/// them from.
 pub fn run(
     db: &str,
     countries: &str,
     deny: &[Ipv4Net],
     rng: &mut impl FnMut() -> u64,
 ) -> Result<Vec<Row>> {
+    let pair = VethPair::new("bench").context("namespaces")?;
+    // GRO gives the receiving veth NAPI (and so a ring the sender's redirect can fill) without
+    // an XDP program; threaded NAPI moves the receive path off the sender's CPU.
+    ns_sh(
+        &pair,
+        &format!(
+            "ethtool -K {0} gro on && echo 1 > /sys/class/net/{0}/threaded",
+            pair.receiver_if
+        ),
+    )?;
+    let mut sender = Sender::new(&pair, deny, rng)?;
     let mut rows = Vec::new();
     for filter in [Filter::Regionfilter, Filter::Nftables, Filter::Ipset] {
-        let pair = VethPair::new("bench").context("namespaces")?;
-        let receiver_mac = pair.receiver.mac(&pair.receiver_if)?;
-        let config = trafgen_config(&receiver_mac, deny, rng);
-        let conf_path = std::env::temp_dir().join(format!("rf-trafgen-{}.cfg", std::process::id()));
-        std::fs::write(&conf_path, config)?;
         let inst = Instance::new();
         filter.install(&pair, &inst, db, countries, deny)?;
-        let cpu_before = cpu_seconds()?;
-        let started = Instant::now();
-        let status = Command::new("timeout")
-            .arg(RUN_LIMIT.as_secs().to_string())
-            .args([
-                "nsenter",
-                &format!("--net={}", pair.sender.path().display()),
-                "trafgen",
-                "--dev",
-                &pair.sender_if,
-                "--conf",
-            ])
-            .arg(&conf_path)
-            .args(["--cpus", "1", "-n", &PACKETS.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .context("cannot run trafgen")?;
-        let seconds = started.elapsed().as_secs_f64();
-        let cpu = cpu_seconds()? - cpu_before;
-        let _ = std::fs::remove_file(&conf_path);
-        if !status.success() {
-            bail!("trafgen failed ({status})");
-        }
-        let dropped = filter.dropped(&pair, &inst)?;
+        let result = measure(filter, &pair, &inst, &mut sender);
         filter.remove(&pair, &inst);
-        eprintln!(
-            "e2e {}: {dropped} dropped in {seconds:.2} s, {cpu:.2} CPU-s",
-            filter.name()
-        );
-        rows.push(Row {
-            name: filter.name(),
-            dropped,
-            seconds,
-            cpu_seconds: cpu,
-        });
+        rows.push(result?);
     }
     Ok(rows)
 }
 
+fn measure(filter: Filter, pair: &VethPair, inst: &Instance, sender: &mut Sender) -> Result<Row> {
+    let napi = napi_thread(&pair.receiver_if)?;
+    pin(napi, RECEIVER_CPU)?;
+    let (mut pps, mut receive_ns, mut delivered, mut busy) = (vec![], vec![], 0.0, 0.0);
+    for _ in 0..RUNS {
+        let dropped_before = filter.dropped(pair, inst)?;
+        let cpu_before = runtime_ns(napi)?;
+        let seconds = sender.send(pair)?;
+        let dropped = filter.dropped(pair, inst)? - dropped_before;
+        let cpu = runtime_ns(napi)? - cpu_before;
+        if dropped == 0 {
+            bail!("{}: the filter dropped nothing", filter.name());
+        }
+        pps.push(dropped as f64 / seconds);
+        receive_ns.push(cpu as f64 / dropped as f64);
+        delivered += dropped as f64 / f64::from(PACKETS) / RUNS as f64;
+        busy += cpu as f64 / 1e9 / seconds / RUNS as f64;
+        eprintln!(
+            "e2e {}: {dropped} of {PACKETS} dropped in {seconds:.2} s, receiver {:.0} ns/packet",
+            filter.name(),
+            cpu as f64 / dropped as f64
+        );
+    }
+    Ok(Row {
+        name: filter.name(),
+        pps: Measured::of(pps),
+        receive_ns: Measured::of(receive_ns),
+        delivered,
+        receiver_busy: busy,
+    })
+}
+
 pub fn table(rows: &[Row], prefixes: usize) -> Result<String> {
     let mut out = String::new();
-    writeln!(out, "Each filter drops the same {prefixes} IPv4 prefixes; trafgen sends {PACKETS} UDP frames from {SOURCES} sources inside them, one CPU, as fast as it can. pps = packets the filter dropped / wall time; CPU = all CPU time on the machine during the run (trafgen included) per million packets.\n")?;
+    writeln!(out, "Method. Each filter drops the same {prefixes} IPv4 prefixes. The sender is `bench_send`, an XDP program run with BPF_PROG_TEST_RUN in live-frames mode in the sender's namespace (the method of `xdp-trafficgen`): it gives each 60-byte UDP frame the next of 65,536 random sources inside the denied prefixes, fixes the IPv4 checksum and redirects it into the veth, so the receiver gets raw frames the way a driver does. The receiving veth runs threaded NAPI pinned to CPU {RECEIVER_CPU}; the sender is pinned to CPU {SENDER_CPU}. GRO is on for all three. Each run offers {PACKETS} frames as fast as one CPU can send them; frames the receiver cannot take overflow the veth ring and are lost before any filter. pps = packets the filter dropped / sending time. Receive CPU = run time of the receiver's NAPI thread per dropped packet (veth receive + the filter). Each cell: median of {RUNS} runs (min-max).\n")?;
     writeln!(
         out,
-        "| filter | dropped | pps | vs regionfilter | CPU-s per million packets |"
+        "| filter | dropped pps | vs regionfilter | receive CPU per packet | vs regionfilter | offered frames that reached the filter | receiver CPU busy |"
     )?;
-    writeln!(out, "|---|---|---|---|---|")?;
-    let base = rows.first().map_or(1.0, Row::pps);
+    writeln!(out, "|---|---|---|---|---|---|---|")?;
+    let (base_pps, base_ns) = rows
+        .first()
+        .map_or((1.0, 1.0), |r| (r.pps.median, r.receive_ns.median));
     for row in rows {
         writeln!(
             out,
-            "| {} | {} | {:.0} | {:.2}x | {:.2} |",
+            "| {} | {} | {:.2}x | {} | {:.1}x | {:.0}% | {:.0}% |",
             row.name,
-            row.dropped,
-            row.pps(),
-            row.pps() / base,
-            row.cpu_seconds / (row.dropped.max(1) as f64 / 1e6)
+            row.pps.range(|v| format!("{:.2}M", v / 1e6)),
+            row.pps.median / base_pps,
+            row.receive_ns.range(|v| format!("{v:.0} ns")),
+            row.receive_ns.median / base_ns,
+            row.delivered * 100.0,
+            row.receiver_busy * 100.0,
         )?;
     }
     Ok(out)
+}
+
+/// The `bench_send` program, loaded with its own (small) maps and the sources to cycle through.
+struct Sender {
+    ebpf: aya::Ebpf,
+    frame: Vec<u8>,
+}
+
+impl Sender {
+    fn new(pair: &VethPair, deny: &[Ipv4Net], rng: &mut impl FnMut() -> u64) -> Result<Self> {
+        let ifindex = ifindex(pair)?;
+        let mut ebpf = program::loader(Lookup::Lpm)
+            .map_max_entries(names::BENCH_ADDRS, BENCH_ADDRS_ENTRIES)
+            .override_global(BENCH_SEND_IFINDEX, &ifindex, true)
+            .load(filter_user::EBPF_OBJECT)?;
+        program::load_named(&mut ebpf, "bench_send")?;
+        let mut addrs: Array<&mut MapData, [u8; 16]> = ebpf
+            .map_mut(names::BENCH_ADDRS)
+            .context("bench map")?
+            .try_into()?;
+        for i in 0..BENCH_ADDRS_ENTRIES {
+            let net = deny[(rng() % deny.len() as u64) as usize];
+            let host = (rng() >> 32) as u32 & !u32::from(net.netmask());
+            let mut bytes = [0u8; 16];
+            bytes[..4].copy_from_slice(&(u32::from(net.network()) | host).to_be_bytes());
+            addrs.set(i, bytes, 0)?;
+        }
+        // 60 bytes: the minimum Ethernet frame; the checksum is set by the program.
+        let mut frame = frame::ipv4(&[], Ipv4Addr::UNSPECIFIED, 18);
+        let mac = pair.receiver.mac(&pair.receiver_if)?;
+        for (byte, hex) in frame.iter_mut().zip(mac.split(':')) {
+            *byte = u8::from_str_radix(hex, 16).context("MAC address")?;
+        }
+        Ok(Self { ebpf, frame })
+    }
+
+    /// Sends `PACKETS` frames from a thread inside the sender's namespace, pinned to
+    /// `SENDER_CPU`; returns the seconds it took.
+    fn send(&mut self, pair: &VethPair) -> Result<f64> {
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut("bench_send")
+            .context("bench_send")?
+            .try_into()?;
+        let frame = &self.frame;
+        pair.sender.enter(move || -> Result<f64> {
+            pin(0, SENDER_CPU)?;
+            let started = Instant::now();
+            program.test_run(TestRunOptions {
+                data_in: Some(frame),
+                repeat: PACKETS,
+                attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
+                ..TestRunOptions::new()
+            })?;
+            Ok(started.elapsed().as_secs_f64())
+        })?
+    }
+}
+
+fn ifindex(pair: &VethPair) -> Result<u32> {
+    let out = pair.sender.ip(&["-j", "link", "show", &pair.sender_if])?;
+    let json: serde_json::Value = serde_json::from_str(&out)?;
+    json[0]["ifindex"]
+        .as_u64()
+        .and_then(|i| u32::try_from(i).ok())
+        .context("no ifindex in `ip -j link show`")
+}
+
+/// The kernel thread running the receiver's NAPI (`napi/IFACE-ID`).
+fn napi_thread(iface: &str) -> Result<i32> {
+    let prefix = format!("napi/{iface}-");
+    for entry in std::fs::read_dir("/proc")? {
+        let entry = entry?;
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim_end().starts_with(&prefix) {
+            return Ok(pid);
+        }
+    }
+    bail!("no threaded NAPI thread for {iface}")
+}
+
+/// Pins thread `tid` (0: the calling thread) to one CPU.
+fn pin(tid: i32, cpu: usize) -> Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET and sched_setaffinity only touch the set passed.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(tid, std::mem::size_of_val(&set), &set) != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("cannot pin {tid} to CPU {cpu}"));
+        }
+    }
+    Ok(())
+}
+
+/// Time thread `tid` has run on a CPU, in ns (first field of its schedstat).
+fn runtime_ns(tid: i32) -> Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{tid}/schedstat"))?;
+    text.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .context("unreadable schedstat")
+}
+
+/// Runs a shell command in the receiver's namespace with its own /sys (`ip netns exec`), for
+/// the per-device sysfs files.
+fn ns_sh(pair: &VethPair, script: &str) -> Result<()> {
+    integration_tests::netns::run(std::process::Command::new("ip").args([
+        "netns",
+        "exec",
+        pair.receiver.name(),
+        "sh",
+        "-c",
+        script,
+    ]))
+    .map(drop)
 }
 
 #[derive(Clone, Copy)]
@@ -279,46 +417,4 @@ fn pipe(pair: &VethPair, args: &[&str], input: &str) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Busy CPU time of the whole machine (everything but idle and iowait), in seconds.
-fn cpu_seconds() -> Result<f64> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let fields: Vec<f64> = stat
-        .lines()
-        .next()
-        .context("empty /proc/stat")?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal ...
-    let busy: f64 = fields
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, v)| v)
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok(busy / hz)
-}
-
-/// A trafgen configuration: `SOURCES` UDP/IPv4 frames to the receiver's MAC, each from a random
-/// address inside a random denied prefix, with a valid IP checksum (netfilter checks it).
-fn trafgen_config(receiver_mac: &str, deny: &[Ipv4Net], rng: &mut impl FnMut() -> u64) -> String {
-    let mac: Vec<String> = receiver_mac.split(':').map(|b| format!("0x{b}")).collect();
-    let mut out = String::new();
-    for _ in 0..SOURCES {
-        let net = deny[(rng() % deny.len() as u64) as usize];
-        let host = (rng() >> 32) as u32 & !u32::from(net.netmask());
-        let src = Ipv4Addr::from(u32::from(net.network()) | host).octets();
-        let _ = writeln!(
-            out,
-            "{{ {}, 0x02,0,0,0,0,0x09, 0x08,0x00, 0x45,0x00,0x00,0x1c, 0x00,0x00,0x40,0x00,0x40,0x11, csumip(14, 33), {},{},{},{}, 198,51,100,1, 0x30,0x39,0x00,0x35,0x00,0x08,0x00,0x00 }}",
-            mac.join(","),
-            src[0], src[1], src[2], src[3]
-        );
-    }
-    out
 }

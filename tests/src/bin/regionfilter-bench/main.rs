@@ -61,11 +61,29 @@ paths) those fixed costs keep the above-floor ratio under 10x.";
 const REPEAT: u32 = 1_000_000;
 const SAMPLES: usize = 7;
 
+/// Repeats of each control-plane step.
+const CONTROL_RUNS: usize = 5;
+
+/// The parts of the report; `--only PART` runs one (and writes no file).
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    Kernel,
+    EndToEnd,
+    Control,
+}
+
 fn main() -> Result<()> {
-    let out = std::env::args()
-        .skip_while(|a| a != "--out")
-        .nth(1)
-        .map(PathBuf::from);
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| args.iter().skip_while(|a| *a != flag).nth(1).cloned();
+    let only = match value("--only").as_deref() {
+        None => None,
+        Some("kernel") => Some(Part::Kernel),
+        Some("e2e") => Some(Part::EndToEnd),
+        Some("control") => Some(Part::Control),
+        Some(other) => anyhow::bail!("unknown part {other:?}: use kernel, e2e or control"),
+    };
+    let runs = |part: Part| only.is_none_or(|o| o == part);
+    let out = value("--out").map(PathBuf::from).filter(|_| only.is_none());
     let world = PathBuf::from(
         std::env::var_os("REGIONFILTER_WORLD_DATA")
             .context("REGIONFILTER_WORLD_DATA unset: run `cargo xtask bench`")?,
@@ -80,15 +98,15 @@ fn main() -> Result<()> {
     )?;
     writeln!(report, "Data: `{}` (GeoLite2 Country as repackaged by ip-location-db, the copy `cargo xtask setup` pins).\n", db.display())?;
 
-    // Control plane: compile.
-    let started = Instant::now();
-    let source = data::load(&SourceSpec {
-        path: db.clone(),
-        format: None,
-        country_field: CountryField::Country,
-    })?;
-    let regions = compile(vec![source], &[0])?;
-    let compile_time = started.elapsed();
+    let compile_db = || -> Result<RegionSet> {
+        let source = data::load(&SourceSpec {
+            path: db.clone(),
+            format: None,
+            country_field: CountryField::Country,
+        })?;
+        Ok(compile(vec![source], &[0])?)
+    };
+    let regions = compile_db()?;
     let policy = Policy {
         mode: Mode::Deny,
         countries: ["CN", "RU", "KP", "IR"]
@@ -100,12 +118,39 @@ fn main() -> Result<()> {
         allow_cidrs: vec![],
         deny_cidrs: vec![],
     };
-
-    let mut fast = Bench::load(&regions, &policy, Lookup::Fast)?;
-    let mut lpm = Bench::load(&regions, &policy, Lookup::Lpm)?;
-
-    // Per-packet cost.
     let mut rng = Rng(0x853C_49E6_748F_EA9B);
+
+    let mut verdicts = String::new();
+    if runs(Part::Kernel) {
+        let (section, verdict) = per_packet(&regions, &policy, &mut rng)?;
+        report.push_str(&section);
+        verdicts.push_str(&verdict);
+    }
+    if runs(Part::EndToEnd) {
+        let (section, verdict) = end_to_end(&db, &regions, &mut rng)?;
+        report.push_str(&section);
+        verdicts.push_str(&verdict);
+    }
+    if !verdicts.is_empty() {
+        writeln!(report, "\n## Against the targets\n\n{verdicts}")?;
+    }
+    if runs(Part::Control) {
+        report.push_str(&control_plane(&compile_db, &regions, &policy)?);
+    }
+
+    print!("{report}");
+    if let Some(path) = out {
+        std::fs::write(&path, &report)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Per-packet cost in the kernel; returns the section and the verdict on targets 1 and 2.
+fn per_packet(regions: &RegionSet, policy: &Policy, rng: &mut Rng) -> Result<(String, String)> {
+    let mut fast = Bench::load(regions, policy, Lookup::Fast)?;
+    let mut lpm = Bench::load(regions, policy, Lookup::Lpm)?;
     let one = |addr: &str| vec![addr.parse::<IpAddr>().expect("literal"); N];
     let sets = [
         (
@@ -113,32 +158,25 @@ fn main() -> Result<()> {
             "one address, repeated (cache-hot)",
             one("81.2.69.160"),
         ),
-        (
-            "IPv4",
-            "uniform over covered space",
-            space_v4(&regions, &mut rng),
-        ),
+        ("IPv4", "uniform over covered space", space_v4(regions, rng)),
         (
             "IPv4",
             "random prefix, then random host",
-            per_prefix_v4(&regions, &mut rng),
+            per_prefix_v4(regions, rng),
         ),
         (
             "IPv6",
             "one address, repeated (cache-hot)",
             one("2a02:d000::1"),
         ),
-        (
-            "IPv6",
-            "uniform over covered space",
-            space_v6(&regions, &mut rng),
-        ),
+        ("IPv6", "uniform over covered space", space_v6(regions, rng)),
         (
             "IPv6",
             "random prefix, then random host",
-            per_prefix_v6(&regions, &mut rng),
+            per_prefix_v6(regions, rng),
         ),
     ];
+    let mut report = String::new();
     writeln!(
         report,
         "## Per-packet cost in the kernel (BPF_PROG_TEST_RUN)\n"
@@ -171,8 +209,28 @@ fn main() -> Result<()> {
             floor.median, rotate.median, trie.median, table.median
         );
     }
+    let list = |pick: &dyn Fn(&(String, f64, f64)) -> String| {
+        verdicts.iter().map(pick).collect::<Vec<_>>().join("; ")
+    };
+    let floor_met = verdicts.iter().filter(|v| v.1 <= 1.5).count();
+    let gain_met = verdicts.iter().filter(|v| v.2 >= 10.0).count();
+    let verdict = format!(
+        "(1) The default path at most 1.5x the floor: met in {floor_met} of {n} rows ({}). \
+         (2) Its cost above the floor at least 10x smaller than the LPM trie's: met in {gain_met} of {n} rows ({}). \
+         {WHY}\n\n",
+        list(&|v| format!("{} {:.1}x", v.0, v.1)),
+        list(&|v| format!("{} {:.1}x", v.0, v.2)),
+        n = verdicts.len(),
+    );
+    Ok((report, verdict))
+}
 
-    // End to end over veth, against netfilter.
+/// End to end over veth, against netfilter; returns the section and the verdict on target 3.
+fn end_to_end(
+    db: &std::path::Path,
+    regions: &RegionSet,
+    rng: &mut Rng,
+) -> Result<(String, String)> {
     let denied = ["CN", "RU"];
     let deny_v4: Vec<ipnet::Ipv4Net> = regions
         .prefixes()
@@ -181,12 +239,13 @@ fn main() -> Result<()> {
         .filter(|(_, c)| denied.contains(&c.code().as_str()))
         .map(|(net, _)| net)
         .collect();
+    let mut report = String::new();
     writeln!(
         report,
         "\n## End to end over veth (native XDP vs netfilter)\n"
     )?;
     let mut next = || rng.next();
-    let e2e_verdict = match e2e::run(
+    let verdict = match e2e::run(
         db.to_str().context("path")?,
         &denied.join(","),
         &deny_v4,
@@ -194,40 +253,38 @@ fn main() -> Result<()> {
     ) {
         Ok(rows) => {
             writeln!(report, "{}", e2e::table(&rows, deny_v4.len())?)?;
-            let ratio = |i: usize| rows[0].pps() / rows[i].pps();
+            let ratio = |i: usize| rows[0].pps.median / rows[i].pps.median;
+            let cpu = |i: usize| rows[i].receive_ns.median / rows[0].receive_ns.median;
+            let met = if ratio(1) >= 5.0 && ratio(2) >= 5.0 {
+                "met"
+            } else {
+                "**missed**"
+            };
             format!(
-                " (3) End to end, at least 5x the packets per second of each netfilter peer at 100% drop: \
-                 **missed**, {:.1}x nftables and {:.1}x iptables+ipset. On veth the sender's CPU also does \
-                 the receiving (trafgen's transmit runs the peer's XDP or netfilter hook in the same \
-                 softirq context), so trafgen's own cost per frame is in every row and caps the ratio. \
-                 A NIC receiving from another host would show the filters' own costs, which the \
-                 BPF_PROG_TEST_RUN rows above isolate.",
+                "(3) End to end, at least 5x the packets per second of each netfilter peer at 100% drop: \
+                 {met}, {:.1}x nftables and {:.1}x iptables+ipset. Per dropped packet the receiver spends \
+                 {:.1}x (nftables) and {:.1}x (iptables+ipset) the CPU time of regionfilter's receive path.\n",
                 ratio(1),
-                ratio(2)
+                ratio(2),
+                cpu(1),
+                cpu(2),
             )
         }
         Err(e) => {
             writeln!(report, "Not measured: {e:#}\n")?;
-            " (3) End to end: not measured on this run (see above).".to_owned()
+            "(3) End to end: not measured on this run (see above).\n".to_owned()
         }
     };
+    Ok((report, verdict))
+}
 
-    let list = |pick: &dyn Fn(&(String, f64, f64)) -> String| {
-        verdicts.iter().map(pick).collect::<Vec<_>>().join("; ")
-    };
-    let floor_met = verdicts.iter().filter(|v| v.1 <= 1.5).count();
-    let gain_met = verdicts.iter().filter(|v| v.2 >= 10.0).count();
-    writeln!(
-        report,
-        "\nAgainst the targets. (1) The default path at most 1.5x the floor: met in {floor_met} of {n} rows ({}). \
-         (2) Its cost above the floor at least 10x smaller than the LPM trie's: met in {gain_met} of {n} rows ({}). \
-         {WHY}{e2e_verdict}",
-        list(&|v| format!("{} {:.1}x", v.0, v.1)),
-        list(&|v| format!("{} {:.1}x", v.0, v.2)),
-        n = verdicts.len(),
-    )?;
-
-    // Control plane.
+/// Control-plane costs, each step repeated `CONTROL_RUNS` times.
+fn control_plane(
+    compile_db: &dyn Fn() -> Result<RegionSet>,
+    regions: &RegionSet,
+    policy: &Policy,
+) -> Result<String> {
+    let mut report = String::new();
     let prefixes = regions.prefixes();
     writeln!(
         report,
@@ -235,47 +292,106 @@ fn main() -> Result<()> {
         prefixes.v4.len(),
         prefixes.v6.len()
     )?;
+    writeln!(
+        report,
+        "Each cell: median of {CONTROL_RUNS} runs (min-max).\n"
+    )?;
     writeln!(report, "| step | fast | lpm |\n|---|---|---|")?;
+    let seconds = |m: &Measured| m.range(|v| format!("{v:.2} s"));
+    let millis = |m: &Measured| m.range(|v| format!("{v:.2} ms"));
+    let compile_time = timed(|| compile_db().map(drop))?;
     writeln!(
         report,
-        "| compile the .mmdb (shared) | {:.2} s | {:.2} s |",
-        compile_time.as_secs_f64(),
-        compile_time.as_secs_f64()
+        "| compile the .mmdb (shared) | {0} | {0} |",
+        seconds(&compile_time)
     )?;
-    writeln!(
-        report,
-        "| build tables / tries contents in userspace | {:.2} s | {:.2} s |",
-        fast.stage_time.as_secs_f64(),
-        lpm.stage_time.as_secs_f64()
-    )?;
-    writeln!(
-        report,
-        "| first load into the kernel (write one half, self-test, switch) | {:.2} s | {:.2} s |",
-        fast.load_time.as_secs_f64(),
-        lpm.load_time.as_secs_f64()
-    )?;
-    let (fast_swap, lpm_swap) = (fast.swap(&regions, &policy)?, lpm.swap(&regions, &policy)?);
-    writeln!(
-        report,
-        "| update: write inactive half + self-test + switch + clear old | {:.2} s | {:.2} s |",
-        fast_swap.as_secs_f64(),
-        lpm_swap.as_secs_f64()
-    )?;
-    writeln!(
-        report,
-        "| kernel memory of all maps, both halves (memlock as the kernel reports it) | {} | {} |",
-        mib(fast.memlock()?),
-        mib(lpm.memlock()?)
-    )?;
-    writeln!(report, "\nThe switch itself is one array write; the time above is dominated by filling the inactive half (one syscall per trie prefix and per table chunk).")?;
-
-    print!("{report}");
-    if let Some(path) = out {
-        std::fs::write(&path, &report)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
+    let mut cells: Vec<[String; 2]> = vec![Default::default(); 5];
+    let mut memory = [String::new(), String::new()];
+    for (column, lookup) in [Lookup::Fast, Lookup::Lpm].into_iter().enumerate() {
+        let stage = timed(|| Staged::new(regions.clone(), policy.clone(), lookup).map(drop))?;
+        let mut loads = Vec::new();
+        let mut measured_bytes = Vec::new();
+        for _ in 0..CONTROL_RUNS {
+            let before = quiet_kernel_memory()?;
+            let bench = Bench::load(regions, policy, lookup)?;
+            measured_bytes.push(kernel_memory()?.saturating_sub(before) as f64);
+            loads.push(bench.load_time.as_secs_f64());
+            if loads.len() == CONTROL_RUNS {
+                memory[column] = format!(
+                    "{} / {}",
+                    mib(bench.memlock()?),
+                    Measured::of(measured_bytes.clone()).range(|v| mib(v as u64))
+                );
+            }
+        }
+        let mut bench = Bench::load(regions, policy, lookup)?;
+        let mut updates = Vec::new();
+        for i in 0..CONTROL_RUNS {
+            updates.push(bench.swap(regions, policy, i % 2 == 0)?.as_secs_f64());
+        }
+        let mut switches = Vec::new();
+        for _ in 0..CONTROL_RUNS {
+            switches.push(bench.switch()?.as_secs_f64() * 1e3);
+        }
+        cells[0][column] = seconds(&stage);
+        cells[1][column] = seconds(&Measured::of(loads));
+        cells[2][column] = seconds(&Measured::of(updates));
+        cells[3][column] = millis(&Measured::of(switches));
+        cells[4][column] = std::mem::take(&mut memory[column]);
     }
-    Ok(())
+    let steps = [
+        "build tables / tries contents in userspace",
+        "first load into the kernel (write one half, self-test, switch)",
+        "update: write inactive half + self-test + switch + clear old",
+        "atomic switch alone: the `ACTIVE` write + waiting out in-flight runs (`membarrier`)",
+        "kernel memory of all maps, both halves: as the kernel reports it (fdinfo memlock) / as measured (/proc/meminfo Slab + VmallocUsed + Percpu before and after)",
+    ];
+    for (step, [fast, lpm]) in steps.iter().zip(cells) {
+        writeln!(report, "| {step} | {fast} | {lpm} |")?;
+    }
+    writeln!(report, "\nAn update is dominated by filling the inactive half (one syscall per trie prefix and per table chunk); packets see the change at the single `ACTIVE` write.")?;
+    Ok(report)
+}
+
+/// Runs `f` `CONTROL_RUNS` times; seconds per run.
+fn timed(mut f: impl FnMut() -> Result<()>) -> Result<Measured> {
+    let mut runs = Vec::with_capacity(CONTROL_RUNS);
+    for _ in 0..CONTROL_RUNS {
+        let started = Instant::now();
+        f()?;
+        runs.push(started.elapsed().as_secs_f64());
+    }
+    Ok(Measured::of(runs))
+}
+
+/// Kernel memory once the maps of objects dropped earlier are gone: the kernel frees them from
+/// a work queue after an RCU grace period, so wait (at most 10 s) until the figure stops falling.
+fn quiet_kernel_memory() -> Result<u64> {
+    const STEADY: u64 = 1 << 20;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = kernel_memory()?;
+    loop {
+        swap::wait_for_readers();
+        std::thread::sleep(Duration::from_millis(100));
+        let now = kernel_memory()?;
+        if last.saturating_sub(now) < STEADY || Instant::now() > deadline {
+            return Ok(now);
+        }
+        last = now;
+    }
+}
+
+/// Kernel memory that BPF maps take from: slab, vmalloc and per-CPU areas (bytes).
+fn kernel_memory() -> Result<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo")?;
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    Ok(field("Slab:") + field("VmallocUsed:") + field("Percpu:"))
 }
 
 fn mib(bytes: u64) -> String {
@@ -301,18 +417,33 @@ struct Bench {
     ebpf: Ebpf,
     maps: FilterMaps,
     lookup: Lookup,
-    stage_time: Duration,
     load_time: Duration,
     ids: BTreeSet<u32>,
 }
 
-struct Measured {
+/// Repeated measurements of one thing: their median, minimum and maximum.
+pub struct Measured {
     median: f64,
     min: f64,
     max: f64,
 }
 
 impl Measured {
+    fn of(mut runs: Vec<f64>) -> Self {
+        assert!(!runs.is_empty(), "no runs");
+        runs.sort_by(f64::total_cmp);
+        Self {
+            median: runs[runs.len() / 2],
+            min: runs[0],
+            max: runs[runs.len() - 1],
+        }
+    }
+
+    /// "median (min-max)", each value formatted by `fmt`.
+    fn range(&self, fmt: impl Fn(f64) -> String) -> String {
+        format!("{} ({}-{})", fmt(self.median), fmt(self.min), fmt(self.max))
+    }
+
     fn cell(&self, floor: f64) -> String {
         format!(
             "{:.1} ns ({:.1}-{:.1}), {:.2}x",
@@ -327,9 +458,7 @@ impl Measured {
 impl Bench {
     fn load(regions: &RegionSet, policy: &Policy, lookup: Lookup) -> Result<Self> {
         let before = map_ids();
-        let started = Instant::now();
         let staged = Staged::new(regions.clone(), policy.clone(), lookup)?;
-        let stage_time = started.elapsed();
         let mut ebpf = program::loader(lookup)
             .map_max_entries(names::BENCH_ADDRS, BENCH_ADDRS_ENTRIES)
             .override_global(SELFTEST_HALF, &1u32, true)
@@ -361,7 +490,6 @@ impl Bench {
             ebpf,
             maps,
             lookup,
-            stage_time,
             load_time,
             ids,
         })
@@ -395,23 +523,34 @@ impl Bench {
             })?;
             runs.push(result.duration.as_nanos() as f64);
         }
-        runs.sort_by(f64::total_cmp);
-        Ok(Measured {
-            median: runs[SAMPLES / 2],
-            min: runs[0],
-            max: runs[SAMPLES - 1],
-        })
+        Ok(Measured::of(runs))
     }
 
     /// An update through the same path as `regionfilter update` (self-test left out: the
-    /// object's self-test program is bound to half 1).
-    fn swap(&mut self, regions: &RegionSet, policy: &Policy) -> Result<Duration> {
+    /// object's self-test program is bound to half 1). `variant` changes the policy, so
+    /// consecutive updates differ.
+    fn swap(&mut self, regions: &RegionSet, policy: &Policy, variant: bool) -> Result<Duration> {
         let mut policy = policy.clone();
-        policy.unknown = Action::Drop; // different contents, same data
+        if variant {
+            policy.unknown = Action::Drop;
+        }
         let staged = Staged::new(regions.clone(), policy, self.lookup)?;
         let started = Instant::now();
         swap::install(&mut self.maps, &staged, self.lookup, |_| Ok(()))?;
         Ok(started.elapsed())
+    }
+
+    /// The switch as packets see it: one `ACTIVE` write, then the wait for in-flight runs;
+    /// switches there and back, timing the first.
+    fn switch(&mut self) -> Result<Duration> {
+        let old = self.maps.active_half()?;
+        let started = Instant::now();
+        self.maps.set_active(1 - old)?;
+        swap::wait_for_readers();
+        let elapsed = started.elapsed();
+        self.maps.set_active(old)?;
+        swap::wait_for_readers();
+        Ok(elapsed)
     }
 
     /// Sum of the kernel's memlock figure over this object's maps.
