@@ -109,11 +109,12 @@ pub const TABLE_LPM: u16 = 0xffff;
 pub const MAX_CHUNKS: u32 = (TABLE_LPM - TABLE_CHUNK) as u32;
 /// One stride of the fast tables: 256 entries indexed by one address byte.
 pub type Chunk = [u16; 256];
-/// IPv4 first level: one chunk per /16, indexed by the third byte, so one lookup resolves a /24.
-pub const V4_L1_ENTRIES: u32 = 1 << 16;
-/// IPv4 second level: a chunk per /24 that holds longer prefixes. A full-world database needs
-/// about 19,400.
-pub const V4_POOL_ENTRIES: u32 = 1 << 15;
+/// IPv4 first level: one chunk per first byte, indexed by the second, so one read resolves a
+/// /16 (128 KiB, small enough to stay in cache).
+pub const V4_L1_ENTRIES: u32 = 1 << 8;
+/// IPv4 chunks for the third byte (a /16 that holds longer prefixes) and the fourth (a /24
+/// that does). A full-world database needs about 31,200.
+pub const V4_POOL_ENTRIES: u32 = 48 << 10;
 /// IPv6 chunks for bytes 0..8 (chunk 0 is the root). A full-world database needs about 53,000.
 pub const V6_POOL_ENTRIES: u32 = MAX_CHUNKS;
 /// Number of IPv6 bytes the tables resolve (to /64) before handing over to the LPM trie.

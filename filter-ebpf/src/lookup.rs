@@ -31,15 +31,16 @@ pub fn judge<H: Half>(source: &Source) -> (u32, u8) {
 /// exception tries are skipped, so a policy without exceptions pays nothing for them.
 #[inline(always)]
 fn judge_v4<H: Half>(settings: &Settings, src: [u8; 4]) -> (u32, u8) {
-    let key = Key::new(32, src);
-    if settings.exceptions & EXCEPTIONS_PASS_V4 != 0 && H::exc_pass_v4().get(&key).is_some() {
+    // Built only where a trie is asked, so the table path never writes a key to the stack.
+    let key = || Key::new(32, src);
+    if settings.exceptions & EXCEPTIONS_PASS_V4 != 0 && H::exc_pass_v4().get(key()).is_some() {
         return (SLOT_EXCEPTION_PASS, ACTION_PASS);
     }
-    if settings.exceptions & EXCEPTIONS_DROP_V4 != 0 && H::exc_drop_v4().get(&key).is_some() {
+    if settings.exceptions & EXCEPTIONS_DROP_V4 != 0 && H::exc_drop_v4().get(key()).is_some() {
         return (SLOT_EXCEPTION_DROP, ACTION_DROP);
     }
     let country = if settings.lookup == LOOKUP_LPM {
-        H::lpm_v4().get(&key).copied().unwrap_or(UNKNOWN_COUNTRY)
+        H::lpm_v4().get(key()).copied().unwrap_or(UNKNOWN_COUNTRY)
     } else {
         v4_table::<H>(src)
     };
@@ -48,11 +49,11 @@ fn judge_v4<H: Half>(settings: &Settings, src: [u8; 4]) -> (u32, u8) {
 
 #[inline(always)]
 fn judge_v6<H: Half>(settings: &Settings, src: &[u8; 16]) -> (u32, u8) {
-    let key = Key::new(128, *src);
-    if settings.exceptions & EXCEPTIONS_PASS_V6 != 0 && H::exc_pass_v6().get(&key).is_some() {
+    let key = || Key::new(128, *src);
+    if settings.exceptions & EXCEPTIONS_PASS_V6 != 0 && H::exc_pass_v6().get(key()).is_some() {
         return (SLOT_EXCEPTION_PASS, ACTION_PASS);
     }
-    if settings.exceptions & EXCEPTIONS_DROP_V6 != 0 && H::exc_drop_v6().get(&key).is_some() {
+    if settings.exceptions & EXCEPTIONS_DROP_V6 != 0 && H::exc_drop_v6().get(key()).is_some() {
         return (SLOT_EXCEPTION_DROP, ACTION_DROP);
     }
     let table = if settings.lookup == LOOKUP_LPM {
@@ -62,27 +63,30 @@ fn judge_v6<H: Half>(settings: &Settings, src: &[u8; 16]) -> (u32, u8) {
     };
     let country = match table {
         Some(country) => country,
-        None => H::lpm_v6().get(&key).copied().unwrap_or(UNKNOWN_COUNTRY),
+        None => H::lpm_v6().get(key()).copied().unwrap_or(UNKNOWN_COUNTRY),
     };
     by_country::<H>(country)
 }
 
-/// DIR-16-8-8: one array lookup resolves every /24 that holds no longer prefix; the few that
-/// do point to a chunk indexed by the last byte.
+/// DIR-16-8-8: one read of the first level resolves a /16; a /16 that holds longer prefixes
+/// points to a pool chunk indexed by the third byte, and a /24 that does to one indexed by the
+/// fourth.
 #[inline(always)]
 fn v4_table<H: Half>(src: [u8; 4]) -> u16 {
-    let high = u32::from(src[0]) << 8 | u32::from(src[1]);
-    let Some(l1) = H::v4_l1().get(high) else {
+    let Some(l1) = H::v4_l1().get(u32::from(src[0])) else {
         return UNKNOWN_COUNTRY;
     };
-    let entry = l1[usize::from(src[2])];
-    if entry < TABLE_CHUNK {
-        return entry;
+    let mut entry = l1[usize::from(src[1])];
+    for &byte in &src[2..] {
+        if entry < TABLE_CHUNK {
+            return entry;
+        }
+        let Some(chunk) = H::v4_pool().get(u32::from(entry - TABLE_CHUNK)) else {
+            return UNKNOWN_COUNTRY;
+        };
+        entry = chunk[usize::from(byte)];
     }
-    match H::v4_pool().get(u32::from(entry - TABLE_CHUNK)) {
-        Some(chunk) => chunk[usize::from(src[3])],
-        None => UNKNOWN_COUNTRY,
-    }
+    entry
 }
 
 /// Byte-wide strides over the first 64 bits; `None` when longer prefixes decide (LPM trie).

@@ -1,8 +1,9 @@
 //! The fast lookup tables (`LOOKUP_FAST`): compiled from the prefixes in userspace so the XDP
 //! program resolves almost every source with one or a few array reads instead of a trie walk.
 //!
-//! IPv4 is DIR-16-8-8: a chunk per /16 indexed by the third byte resolves every /24; a /24 that
-//! holds longer prefixes points to a pool chunk indexed by the fourth byte. IPv6 walks byte-wide
+//! IPv4 is DIR-16-8-8: the first level (a chunk per first byte, indexed by the second) resolves
+//! every /16; a /16 that holds longer prefixes points to a pool chunk indexed by the third
+//! byte, and a /24 that does to one indexed by the fourth. IPv6 walks byte-wide
 //! chunks over the first 64 bits; a /64 that holds longer prefixes says "ask the LPM trie",
 //! which then holds only those longer prefixes. [`FastTables::country_v4`] and
 //! [`FastTables::country_v6`] mirror the kernel walk for tests.
@@ -30,8 +31,9 @@ pub struct TablesFull {
 
 /// Everything `LOOKUP_FAST` needs, ready to copy into one half's maps.
 pub struct FastTables {
-    /// `V4_L1_ENTRIES` chunks, one per /16.
+    /// `V4_L1_ENTRIES` chunks, one per first byte.
     pub v4_l1: Vec<Chunk>,
+    /// Chunks for the third and fourth bytes.
     pub v4_pool: Vec<Chunk>,
     /// Chunk 0 is the root (first byte).
     pub v6_pool: Vec<Chunk>,
@@ -62,21 +64,36 @@ impl FastTables {
     }
 
     fn add_v4(&mut self, net: Ipv4Net, country: u16) -> Result<(), TablesFull> {
-        let start = u32::from(net.network());
-        let len = u32::from(net.prefix_len());
-        if len <= 24 {
-            let first = start >> 8;
-            for slash24 in first..first + (1 << (24 - len)) {
-                self.v4_l1[(slash24 >> 8) as usize][(slash24 & 0xff) as usize] = country;
+        let bytes = net.network().octets();
+        let len = usize::from(net.prefix_len());
+        if len <= 16 {
+            let first = usize::from(bytes[0]) << 8 | usize::from(bytes[1]);
+            for slash16 in first..first + (1 << (16 - len)) {
+                self.v4_l1[slash16 >> 8][slash16 & 0xff] = country;
             }
             return Ok(());
         }
-        let slash24 = start >> 8;
-        let entry = &mut self.v4_l1[(slash24 >> 8) as usize][(slash24 & 0xff) as usize];
-        let chunk = chunk_of(entry, &mut self.v4_pool, V4_POOL_ENTRIES as usize, "IPv4")?;
-
-        let first = (start & 0xff) as usize;
-        self.v4_pool[chunk][first..first + (1 << (32 - len))].fill(country);
+        let mut chunk = chunk_of(
+            &mut self.v4_l1[usize::from(bytes[0])][usize::from(bytes[1])],
+            &mut self.v4_pool,
+            V4_POOL_ENTRIES as usize,
+            "IPv4",
+        )?;
+        if len > 24 {
+            let mut entry = self.v4_pool[chunk][usize::from(bytes[2])];
+            let next = chunk_of(
+                &mut entry,
+                &mut self.v4_pool,
+                V4_POOL_ENTRIES as usize,
+                "IPv4",
+            )?;
+            self.v4_pool[chunk][usize::from(bytes[2])] = entry;
+            chunk = next;
+        }
+        // Byte 2 for /17-/24, byte 3 for /25-/32.
+        let depth = if len > 24 { 3 } else { 2 };
+        let first = usize::from(bytes[depth]);
+        self.v4_pool[chunk][first..first + (1 << (8 * (depth + 1) - len))].fill(country);
         Ok(())
     }
 
@@ -123,11 +140,14 @@ impl FastTables {
     #[must_use]
     pub fn country_v4(&self, addr: Ipv4Addr) -> u16 {
         let [a, b, c, d] = addr.octets();
-        let entry = self.v4_l1[usize::from(a) << 8 | usize::from(b)][usize::from(c)];
-        if entry < TABLE_CHUNK {
-            return entry;
+        let mut entry = self.v4_l1[usize::from(a)][usize::from(b)];
+        for byte in [c, d] {
+            if entry < TABLE_CHUNK {
+                return entry;
+            }
+            entry = self.v4_pool[usize::from(entry - TABLE_CHUNK)][usize::from(byte)];
         }
-        self.v4_pool[usize::from(entry - TABLE_CHUNK)][usize::from(d)]
+        entry
     }
 
     /// The country the tables give an IPv6 source, or `None` when the LPM trie decides.
@@ -260,7 +280,7 @@ mod tests {
     }
 
     #[test]
-    fn a_slash_24_with_longer_prefixes_gets_one_chunk() {
+    fn longer_prefixes_get_a_chunk_per_level() {
         let c = |s: &str| Country::parse(s).unwrap();
         let prefixes = Prefixes {
             v4: vec![
@@ -272,7 +292,8 @@ mod tests {
             v6: vec![("2001:db8::/29".parse().unwrap(), c("NL"))],
         };
         let tables = FastTables::build(&prefixes).unwrap();
-        assert_eq!(tables.pool_chunks(), (1, 4));
+        // IPv4: one chunk for 81.2.0.0/16 (third byte), one for 81.2.69.0/24 (fourth byte).
+        assert_eq!(tables.pool_chunks(), (2, 4));
         let at = |s: &str| country_code(tables.country_v4(s.parse().unwrap()));
         assert_eq!(at("81.2.69.1"), "GB");
         assert_eq!(at("81.2.69.161"), "FR");
