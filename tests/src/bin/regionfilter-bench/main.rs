@@ -46,16 +46,23 @@ dominate, as they do in real traffic), or a random prefix and then a random host
 prefix equally likely, so long IPv4 prefixes and deep IPv6 chunks are hit as often as /8s), plus one \
 repeated address to show the cache-hot cost. The LPM row is the same program attached with \
 `--lookup lpm` on the same data. Rotation costs are included in the filter rows, so the ratios are \
-conservative. The kernel reports the mean time per run in whole nanoseconds.";
+conservative; the last column subtracts the rotation-only row instead of the bare floor from both, \
+counting only what each lookup path adds. The kernel reports the mean time per run in whole \
+nanoseconds.";
 
 /// Why the per-packet targets come out as they do; the numbers themselves are computed.
-const WHY: &str = "The bare XDP_DROP floor in this harness is about 7 ns, not the ~30 ns the target \
-assumed, and merely rewriting the source address costs 1.3x (IPv4) to 3x (IPv6, a 16-byte unaligned \
-copy) of it. On top of that the cache-hot filter spends about 13-16 ns: parse, three small array \
-reads, the counter update and the `bpf_xdp_get_buff_len` call. With random sources one read into a \
-32 MiB table adds about 20 ns of cache misses, and IPv6 sources deep in the data chain up to eight \
-chunk reads. Where the trie is cheap (cache-hot, or IPv6 spread over big blocks with short trie \
-paths) those fixed costs keep the above-floor ratio under 10x.";
+const WHY: &str = "Why. The bare XDP_DROP floor in this harness is about 7 ns, not the ~30 ns the \
+target assumed. Merely writing the next source address into the frame costs 9 ns (IPv4) and about \
+21 ns (IPv6, whose 16 bytes the compiler copies one at a time because packet data carries no \
+alignment guarantee): 1.3x and 3x the floor before any lookup, so target (1) cannot be met with \
+varying sources in this harness. On top of the rotation, the cache-hot filter spends about \
+12 ns (IPv4) to 13 ns (IPv6): parse, the `ACTIVE` and settings reads, the table reads, the policy \
+read, the per-CPU counter and the `bpf_xdp_get_buff_len` call for the byte count. With random \
+sources the table reads miss the cache. Uniform IPv4 sources mostly end in the 128 KiB first \
+level, which stays cached. Per-prefix IPv4 sources mostly land in /16s and /24s split by longer \
+prefixes (three reads). IPv6 sources deep in the data chain up to eight chunk reads. Where the \
+trie itself is cheap (cache-hot, or IPv6 spread over big blocks where its paths are short) these \
+fixed costs keep the ratio of target (2) under 10x.";
 
 /// Runs per measurement, and measurements per row (the row shows their median, min and max).
 const REPEAT: u32 = 1_000_000;
@@ -183,9 +190,10 @@ fn per_packet(regions: &RegionSet, policy: &Policy, rng: &mut Rng) -> Result<(St
     )?;
     writeln!(report, "{METHOD}\n")?;
     writeln!(report, "Each cell: median ns per packet over {SAMPLES} runs of {REPEAT} packets (min-max); ratio to the bare XDP_DROP floor. Sources cycle through 65,536 addresses per row.\n")?;
-    writeln!(report, "| family | sources | floor (XDP_DROP) | rotation only | LPM trie (`--lookup lpm`) | regionfilter default (`fast`) | fast above floor vs LPM above floor |")?;
-    writeln!(report, "|---|---|---|---|---|---|---|")?;
+    writeln!(report, "| family | sources | floor (XDP_DROP) | rotation only | LPM trie (`--lookup lpm`) | regionfilter default (`fast`) | fast above floor vs LPM above floor | the same above rotation only |")?;
+    writeln!(report, "|---|---|---|---|---|---|---|---|")?;
     let mut verdicts: Vec<(String, f64, f64)> = Vec::new();
+    let mut gains_rotated = Vec::new();
     for (family, how, addrs) in &sets {
         fast.set_addresses(addrs)?;
         lpm.set_addresses(addrs)?;
@@ -195,10 +203,12 @@ fn per_packet(regions: &RegionSet, policy: &Policy, rng: &mut Rng) -> Result<(St
         let trie = lpm.measure("bench_filter", &frame)?;
         let table = fast.measure("bench_filter", &frame)?;
         let gain = (trie.median - floor.median) / (table.median - floor.median).max(0.1);
+        let gain_rotated = (trie.median - rotate.median) / (table.median - rotate.median).max(0.1);
         verdicts.push((format!("{family} {how}"), table.median / floor.median, gain));
+        gains_rotated.push(gain_rotated);
         writeln!(
             report,
-            "| {family} | {how} | {} | {} | {} | {} | {gain:.1}x smaller |",
+            "| {family} | {how} | {} | {} | {} | {} | {gain:.1}x smaller | {gain_rotated:.1}x smaller |",
             floor.cell(floor.median),
             rotate.cell(floor.median),
             trie.cell(floor.median),
@@ -214,9 +224,11 @@ fn per_packet(regions: &RegionSet, policy: &Policy, rng: &mut Rng) -> Result<(St
     };
     let floor_met = verdicts.iter().filter(|v| v.1 <= 1.5).count();
     let gain_met = verdicts.iter().filter(|v| v.2 >= 10.0).count();
+    let rotated_met = gains_rotated.iter().filter(|&&g| g >= 10.0).count();
     let verdict = format!(
         "(1) The default path at most 1.5x the floor: met in {floor_met} of {n} rows ({}). \
-         (2) Its cost above the floor at least 10x smaller than the LPM trie's: met in {gain_met} of {n} rows ({}). \
+         (2) Its cost above the floor at least 10x smaller than the LPM trie's: met in {gain_met} of {n} rows ({}); \
+         counting from the rotation-only row instead, in {rotated_met} of {n}. \
          {WHY}\n\n",
         list(&|v| format!("{} {:.1}x", v.0, v.1)),
         list(&|v| format!("{} {:.1}x", v.0, v.2)),
