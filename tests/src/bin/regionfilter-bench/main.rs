@@ -52,8 +52,8 @@ nanoseconds.";
 
 /// Why the per-packet targets come out as they do; the numbers themselves are computed.
 const WHY: &str = "Why. The bare XDP_DROP floor in this harness is about 7 ns, not the ~30 ns the \
-target assumed. Merely writing the next source address into the frame costs 9 ns (IPv4) and about \
-21 ns (IPv6, whose 16 bytes the compiler copies one at a time because packet data carries no \
+target assumed. Merely writing the next source address into the frame costs 9-10 ns (IPv4) and \
+19-22 ns (IPv6, whose 16 bytes the compiler copies one at a time because packet data carries no \
 alignment guarantee): 1.3x and 3x the floor before any lookup, so target (1) cannot be met with \
 varying sources in this harness. On top of the rotation, the cache-hot filter spends about \
 12 ns (IPv4) to 13 ns (IPv6): parse, the `ACTIVE` and settings reads, the table reads, the policy \
