@@ -1,4 +1,5 @@
-//! `cargo xtask demo`: two namespaces, one veth pair, a deny-list for one country.
+//! `cargo xtask demo`: two namespaces, one veth pair, a deny-list for two countries, then a
+//! policy-only `update` to another one.
 //!
 //! Everything happens inside namespaces created here; the guards remove them on exit.
 
@@ -19,6 +20,8 @@ const SOURCES: [(&str, &str); 4] = [
     ("2a02:d000::1", "CH"),
 ];
 const DENIED: &str = "GB,JP";
+/// The policy `update` switches to halfway.
+const DENIED_LATER: &str = "SE";
 const COUNT: usize = 10;
 
 pub fn run() -> Result<()> {
@@ -48,35 +51,19 @@ pub fn run() -> Result<()> {
         )?
     );
 
-    println!("\n== sending {COUNT} UDP datagrams from each source");
-    let rx = Receiver::bind(&pair.receiver)?;
-    for (src, _) in SOURCES {
-        let src: IpAddr = src.parse()?;
-        let dst: IpAddr = if src.is_ipv4() {
-            RECEIVER_V4.parse()?
-        } else {
-            RECEIVER_V6.parse()?
-        };
-        traffic::send(&pair.sender, src, dst, &src.to_string(), COUNT)?;
-    }
-    let allowed: Vec<&str> = SOURCES
-        .iter()
-        .filter(|(_, c)| !DENIED.contains(c))
-        .map(|(s, _)| *s)
-        .collect();
-    let got = rx.receive_until(Duration::from_secs(10), |got| {
-        allowed.iter().all(|a| got.get(*a) >= Some(&COUNT))
-    });
-    let mut as_expected = true;
-    for (src, country) in SOURCES {
-        let arrived = got.get(src).copied().unwrap_or(0);
-        let denied = DENIED.contains(country);
-        as_expected &= arrived == if denied { 0 } else { COUNT };
-        println!(
-            "  {src:<16} {country}  {arrived:>2}/{COUNT} arrived{}",
-            if denied { "  (denied)" } else { "" }
-        );
-    }
+    let mut as_expected = traffic_round(&pair, DENIED)?;
+
+    // The policy changes in place: the new one goes into the other half of every map, is
+    // self-tested there, and takes over with one map write.
+    println!("\n$ regionfilter update --iface {iface} --deny {DENIED_LATER}");
+    print!(
+        "{}",
+        inst.ok(
+            Some(&pair.receiver),
+            &["update", "--iface", &iface, "--deny", DENIED_LATER]
+        )?
+    );
+    as_expected &= traffic_round(&pair, DENIED_LATER)?;
 
     println!("\n$ regionfilter stats");
     print!("{}", inst.ok(None, &["stats"])?);
@@ -94,4 +81,39 @@ pub fn run() -> Result<()> {
         "\ndemo ok: denied countries dropped in XDP, the others delivered; namespaces removed"
     );
     Ok(())
+}
+
+/// Sends `COUNT` datagrams from each source and shows how many arrived; true when exactly the
+/// sources outside `denied` got through.
+fn traffic_round(pair: &VethPair, denied: &str) -> Result<bool> {
+    println!("\n== sending {COUNT} UDP datagrams from each source");
+    let rx = Receiver::bind(&pair.receiver)?;
+    for (src, _) in SOURCES {
+        let src: IpAddr = src.parse()?;
+        let dst: IpAddr = if src.is_ipv4() {
+            RECEIVER_V4.parse()?
+        } else {
+            RECEIVER_V6.parse()?
+        };
+        traffic::send(&pair.sender, src, dst, &src.to_string(), COUNT)?;
+    }
+    let allowed: Vec<&str> = SOURCES
+        .iter()
+        .filter(|(_, c)| !denied.contains(c))
+        .map(|(s, _)| *s)
+        .collect();
+    let got = rx.receive_until(Duration::from_secs(10), |got| {
+        allowed.iter().all(|a| got.get(*a) >= Some(&COUNT))
+    });
+    let mut as_expected = true;
+    for (src, country) in SOURCES {
+        let arrived = got.get(src).copied().unwrap_or(0);
+        let is_denied = denied.contains(country);
+        as_expected &= arrived == if is_denied { 0 } else { COUNT };
+        println!(
+            "  {src:<16} {country}  {arrived:>2}/{COUNT} arrived{}",
+            if is_denied { "  (denied)" } else { "" }
+        );
+    }
+    Ok(as_expected)
 }

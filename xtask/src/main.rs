@@ -21,7 +21,8 @@ enum Task {
     Setup,
     /// Set up, lint, then run every test: unit, BPF_PROG_TEST_RUN and network-namespace tests (root).
     Test,
-    /// Set up, then show the filter dropping one country's packets between two namespaces.
+    /// Set up, then show the filter dropping two countries' packets between two namespaces and
+    /// switching to another policy with `update`.
     Demo,
     /// rustfmt check and clippy -D warnings on the userspace crates and the eBPF crate.
     Lint,
