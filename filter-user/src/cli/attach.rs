@@ -18,6 +18,7 @@ use anyhow::{bail, Context as _, Result};
 use aya::programs::{links::FdLink, ProgramError, XdpMode};
 
 #[derive(Debug, clap::Args)]
+#[command(group = super::inputs::data_required())]
 pub struct AttachArgs {
     /// Interface whose incoming traffic is filtered.
     #[arg(long, value_name = "IF")]

@@ -8,6 +8,7 @@ use super::inputs::{warn_uncovered, DataArgs, PolicyArgs};
 use crate::{artifact::Artifact, state::unix_now, swap::check_capacity};
 
 #[derive(Debug, clap::Args)]
+#[command(group = super::inputs::data_required())]
 pub struct CompileArgs {
     #[command(flatten)]
     pub data: DataArgs,

@@ -11,6 +11,7 @@ use super::{
 use crate::policy::{action_name, Mode, Policy, Reason};
 
 #[derive(Debug, clap::Args)]
+#[command(group = super::inputs::data_required())]
 pub struct ExplainArgs {
     #[command(flatten)]
     pub data: DataArgs,

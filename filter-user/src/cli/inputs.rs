@@ -18,16 +18,13 @@ use crate::{
 };
 
 /// Where the country data comes from: sources to compile now, or an artifact compiled earlier.
-#[derive(Debug, clap::Args)]
+/// Verbs that need data require one of the two with [`data_required`]; `update` keeps the
+/// loaded data when neither is given.
+#[derive(Debug, Clone, clap::Args)]
 pub struct DataArgs {
     /// Country data source, repeatable: .mmdb (MaxMind, DB-IP, ip-location-db), CSV ranges,
     /// CIDR lists or RIR delegated files. Where sources overlap, the later one wins.
-    #[arg(
-        long = "db",
-        visible_alias = "source",
-        value_name = "FILE",
-        required_unless_present = "artifact"
-    )]
+    #[arg(long = "db", visible_alias = "source", value_name = "FILE")]
     pub db: Vec<PathBuf>,
     /// Format of the sources, detected when absent: once for all, or once per --db in order.
     #[arg(long, value_enum, value_name = "FORMAT")]
@@ -39,9 +36,20 @@ pub struct DataArgs {
     /// among preferred sources).
     #[arg(long, value_name = "FILE")]
     pub prefer: Vec<PathBuf>,
-    /// A compiled artifact (`regionfilter compile`) instead of --db.
+    /// A compiled artifact (`regionfilter compile`) instead of --db (its policy applies unless
+    /// policy options are given).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "format", "prefer"])]
     pub artifact: Option<PathBuf>,
+}
+
+/// The clap group a verb's arguments carry when it cannot run without data:
+/// `#[command(group = data_required())]`.
+#[must_use]
+pub fn data_required() -> clap::ArgGroup {
+    clap::ArgGroup::new("data")
+        .args(["db", "artifact"])
+        .required(true)
+        .multiple(true)
 }
 
 /// Country data ready to load, and the policy an artifact carried.
@@ -59,6 +67,12 @@ impl LoadedData {
 }
 
 impl DataArgs {
+    /// True when a source or an artifact was given.
+    #[must_use]
+    pub fn is_given(&self) -> bool {
+        !self.db.is_empty() || self.artifact.is_some()
+    }
+
     /// Reads and compiles every source (or the artifact). Any error leaves nothing loaded.
     pub fn load(&self) -> Result<LoadedData> {
         if let Some(path) = &self.artifact {

@@ -62,6 +62,9 @@ pub enum Command {
     /// Say which country, range, source and verdict apply to addresses.
     Explain(explain::ExplainArgs),
     /// Replace the data and/or policy of attached filters atomically (guarded, self-tested).
+    ///
+    /// Without --db, --artifact or --url the loaded data is kept and only the policy changes;
+    /// without policy options the loaded policy is kept.
     Update(update::UpdateArgs),
     /// Restore the previous known-good data and policy of an interface.
     Rollback(update::RollbackArgs),
@@ -99,5 +102,55 @@ impl Cli {
             Command::Stats(args) => stats::run(&layout, &args),
         }
         .map(|()| 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{error::ErrorKind, Parser as _};
+
+    use super::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("regionfilter").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn verbs_that_read_data_need_a_source_or_an_artifact() {
+        for args in [
+            &["attach", "--iface", "eth0", "--deny", "CN"][..],
+            &["compile", "--out", "x.rgnf"],
+            &["explain", "192.0.2.1"],
+        ] {
+            let err = parse(args).expect_err("no data given");
+            assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument, "{args:?}");
+        }
+        assert!(parse(&[
+            "attach",
+            "--iface",
+            "eth0",
+            "--deny",
+            "CN",
+            "--artifact",
+            "a"
+        ])
+        .is_ok());
+        assert!(parse(&["compile", "--out", "x", "--db", "a.mmdb", "--db", "b.csv"]).is_ok());
+    }
+
+    #[test]
+    fn update_without_data_keeps_the_loaded_data() {
+        let cli = parse(&["update", "--iface", "eth0", "--deny", "RU"]).unwrap();
+        let Command::Update(args) = cli.command else {
+            panic!("not an update");
+        };
+        assert!(!args.data.is_given());
+        let cli = parse(&["update", "--all", "--db", "new.mmdb"]).unwrap();
+        let Command::Update(args) = cli.command else {
+            panic!("not an update");
+        };
+        assert!(args.data.is_given());
+        let err = parse(&["update", "--all", "--url", "https://x", "--db", "a"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
     }
 }

@@ -1,13 +1,12 @@
 //! `regionfilter update` and `regionfilter rollback`: replace the data or policy of attached
 //! filters through the blue/green path, guarded, self-tested and serialised.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
 use super::inputs::{DataArgs, LoadedData, PolicyArgs};
 use crate::{
-    data::{CountryField, Format},
     download,
     guards::{self, Refusal, Summary},
     known_good::KnownGood,
@@ -37,22 +36,10 @@ pub struct UpdateArgs {
     /// Update every attached interface.
     #[arg(long)]
     pub all: bool,
-    /// New country data (repeatable, as for attach). Without any data option the loaded data
-    /// is kept and only the policy changes.
-    #[arg(long = "db", value_name = "FILE")]
-    pub db: Vec<PathBuf>,
-    /// Format of the sources, detected when absent.
-    #[arg(long, value_enum, value_name = "FORMAT")]
-    pub format: Vec<Format>,
-    /// Which .mmdb field decides the country.
-    #[arg(long, value_enum, default_value_t = CountryField::Country)]
-    pub country_field: CountryField,
-    /// This --db source wins wherever it overlaps the others.
-    #[arg(long, value_name = "FILE")]
-    pub prefer: Vec<PathBuf>,
-    /// A compiled artifact instead of --db (its policy applies unless policy options are given).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "format", "prefer"])]
-    pub artifact: Option<PathBuf>,
+    // New country data, as for attach. Without --db, --artifact or --url the loaded data is
+    // kept and only the policy changes.
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Download the database from this HTTPS URL instead of --db (cached under --lib-dir, with
     /// ETag/If-Modified-Since; `.tar.gz` unpacked; `{license_key}` replaced by
     /// $MAXMIND_LICENSE_KEY, and basic auth sent when $MAXMIND_ACCOUNT_ID is set too).
@@ -134,7 +121,7 @@ enum Outcome {
 pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
     privileges::require_bpf_admin("update")?;
     let policy = args.policy.to_policy()?;
-    let mut db = args.db.clone();
+    let mut data = args.data.clone();
     if let Some(url) = &args.url {
         let fetched = download::fetch(
             &layout.lib_dir.join("downloads"),
@@ -147,19 +134,12 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
                 path.display()
             );
         }
-        db.push(fetched.path().to_owned());
+        data.db.push(fetched.path().to_owned());
     }
-    let data = if db.is_empty() && args.artifact.is_none() {
-        None
-    } else {
-        let data = DataArgs {
-            db,
-            format: args.format.clone(),
-            country_field: args.country_field,
-            prefer: args.prefer.clone(),
-            artifact: args.artifact.clone(),
-        };
+    let data = if data.is_given() {
         Some(Box::new(data.load()?))
+    } else {
+        None
     };
     let target = Target::Update { data, policy };
     let ifaces = match &args.iface {
