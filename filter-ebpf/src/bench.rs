@@ -43,10 +43,14 @@ pub fn next_source(ctx: &XdpContext) {
     }
 }
 
-/// Recomputes the header checksum of an untagged IPv4 frame with a 20-byte header.
+/// Recomputes the header checksum of an untagged IPv4 frame with a 20-byte header; leaves
+/// other frames alone.
 #[inline(always)]
 pub fn fix_ipv4_checksum(ctx: &XdpContext) {
     const CHECKSUM_AT: usize = 10;
+    if parse::read_be16(ctx, ETH_HLEN - 2) != Some(ETH_P_IP) {
+        return;
+    }
     let Some(header) = parse::read::<[u8; 20]>(ctx, ETH_HLEN) else {
         return;
     };

@@ -9,7 +9,12 @@
 //! other CPU than the sender, so the receive path (XDP, or skb + GRO + netfilter) has a CPU of
 //! its own and its CPU time is measured on its own.
 
-use std::{fmt::Write as _, net::Ipv4Addr, process::Stdio, time::Instant};
+use std::{
+    fmt::Write as _,
+    net::{Ipv4Addr, Ipv6Addr},
+    process::Stdio,
+    time::Instant,
+};
 
 use anyhow::{bail, Context as _, Result};
 use aya::{
@@ -19,7 +24,7 @@ use aya::{
 use filter_common::{maps as names, BENCH_ADDRS_ENTRIES, BENCH_SEND_IFINDEX};
 use filter_user::{maps::FilterMaps, maps::Lookup, program};
 use integration_tests::{cli::Instance, frame, netns::VethPair};
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use crate::Measured;
 
@@ -32,6 +37,7 @@ const SENDER_CPU: usize = 0;
 const RECEIVER_CPU: usize = 1;
 
 pub struct Row {
+    pub family: Family,
     pub name: &'static str,
     /// Packets the filter dropped per second of sending.
     pub pps: Measured,
@@ -43,13 +49,28 @@ pub struct Row {
     pub receiver_busy: f64,
 }
 
-/// Runs all three filters on one veth pair; `deny` are the prefixes each must drop,
-/// `countries` the same as a regionfilter deny list, `db` the database regionfilter loads
-/// them from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::V4 => "IPv4",
+            Self::V6 => "IPv6",
+        }
+    }
+}
+
+/// Runs all three filters on one veth pair, for IPv4 and then IPv6 sources; `deny` are the
+/// prefixes each must drop, `countries` the same as a regionfilter deny list, `db` the
+/// database regionfilter loads them from.
 pub fn run(
     db: &str,
     countries: &str,
-    deny: &[Ipv4Net],
+    deny: &[IpNet],
     rng: &mut impl FnMut() -> u64,
 ) -> Result<Vec<Row>> {
     let pair = VethPair::new("bench").context("namespaces")?;
@@ -62,27 +83,47 @@ pub fn run(
             pair.receiver_if
         ),
     )?;
-    let mut sender = Sender::new(&pair, deny, rng)?;
     let mut rows = Vec::new();
-    for filter in [Filter::Regionfilter, Filter::Nftables, Filter::Ipset] {
-        let inst = Instance::new();
-        filter.install(&pair, &inst, db, countries, deny)?;
-        let result = measure(filter, &pair, &inst, &mut sender);
-        filter.remove(&pair, &inst);
-        rows.push(result?);
+    for family in [Family::V4, Family::V6] {
+        let deny: Vec<IpNet> = deny
+            .iter()
+            .filter(|net| family_of(net) == family)
+            .copied()
+            .collect();
+        let mut sender = Sender::new(&pair, family, &deny, rng)?;
+        for filter in [Filter::Regionfilter, Filter::Nftables, Filter::Ipset] {
+            let inst = Instance::new();
+            filter.install(&pair, &inst, db, countries, family, &deny)?;
+            let result = measure(filter, family, &pair, &inst, &mut sender);
+            filter.remove(&pair, &inst, family);
+            rows.push(result?);
+        }
     }
     Ok(rows)
 }
 
-fn measure(filter: Filter, pair: &VethPair, inst: &Instance, sender: &mut Sender) -> Result<Row> {
+fn family_of(net: &IpNet) -> Family {
+    match net {
+        IpNet::V4(_) => Family::V4,
+        IpNet::V6(_) => Family::V6,
+    }
+}
+
+fn measure(
+    filter: Filter,
+    family: Family,
+    pair: &VethPair,
+    inst: &Instance,
+    sender: &mut Sender,
+) -> Result<Row> {
     let napi = napi_thread(&pair.receiver_if)?;
     pin(napi, RECEIVER_CPU)?;
     let (mut pps, mut receive_ns, mut delivered, mut busy) = (vec![], vec![], 0.0, 0.0);
     for _ in 0..RUNS {
-        let dropped_before = filter.dropped(pair, inst)?;
+        let dropped_before = filter.dropped(pair, inst, family)?;
         let cpu_before = runtime_ns(napi)?;
         let seconds = sender.send(pair)?;
-        let dropped = filter.dropped(pair, inst)? - dropped_before;
+        let dropped = filter.dropped(pair, inst, family)? - dropped_before;
         let cpu = runtime_ns(napi)? - cpu_before;
         if dropped == 0 {
             bail!("{}: the filter dropped nothing", filter.name());
@@ -92,12 +133,14 @@ fn measure(filter: Filter, pair: &VethPair, inst: &Instance, sender: &mut Sender
         delivered += dropped as f64 / f64::from(PACKETS) / RUNS as f64;
         busy += cpu as f64 / 1e9 / seconds / RUNS as f64;
         eprintln!(
-            "e2e {}: {dropped} of {PACKETS} dropped in {seconds:.2} s, receiver {:.0} ns/packet",
+            "e2e {} {}: {dropped} of {PACKETS} dropped in {seconds:.2} s, receiver {:.0} ns/packet",
+            family.name(),
             filter.name(),
             cpu as f64 / dropped as f64
         );
     }
     Ok(Row {
+        family,
         name: filter.name(),
         pps: Measured::of(pps),
         receive_ns: Measured::of(receive_ns),
@@ -106,21 +149,24 @@ fn measure(filter: Filter, pair: &VethPair, inst: &Instance, sender: &mut Sender
     })
 }
 
-pub fn table(rows: &[Row], prefixes: usize) -> Result<String> {
+pub fn table(rows: &[Row], deny: &[IpNet]) -> Result<String> {
+    let v4 = deny.iter().filter(|n| family_of(n) == Family::V4).count();
+    let v6 = deny.len() - v4;
     let mut out = String::new();
-    writeln!(out, "Method. Each filter drops the same {prefixes} IPv4 prefixes. The sender is `bench_send`, an XDP program run with BPF_PROG_TEST_RUN in live-frames mode in the sender's namespace (the method of `xdp-trafficgen`): it gives each 60-byte UDP frame the next of 65,536 random sources inside the denied prefixes, fixes the IPv4 checksum and redirects it into the veth, so the receiver gets raw frames the way a driver does. The receiving veth runs threaded NAPI pinned to CPU {RECEIVER_CPU}; the sender is pinned to CPU {SENDER_CPU}. GRO is on for all three. Each run offers {PACKETS} frames as fast as one CPU can send them; frames the receiver cannot take overflow the veth ring and are lost before any filter. pps = packets the filter dropped / sending time. Receive CPU = run time of the receiver's NAPI thread per dropped packet (veth receive + the filter). Each cell: median of {RUNS} runs (min-max).\n")?;
+    writeln!(out, "Method. Each filter drops the same {v4} IPv4 and {v6} IPv6 prefixes. The sender is `bench_send`, an XDP program run with BPF_PROG_TEST_RUN in live-frames mode in the sender's namespace (the method of `xdp-trafficgen`): it gives each minimum-size UDP frame (60 bytes IPv4, 62 bytes IPv6) the next of 65,536 random sources inside the denied prefixes, fixes the IPv4 checksum and redirects it into the veth, so the receiver gets raw frames the way a driver does. The receiving veth runs threaded NAPI pinned to CPU {RECEIVER_CPU}; the sender is pinned to CPU {SENDER_CPU}. GRO is on for all three. Each run offers {PACKETS} frames as fast as one CPU can send them; frames the receiver cannot take overflow the veth ring and are lost before any filter. pps = packets the filter dropped / sending time. Receive CPU = run time of the receiver's NAPI thread per dropped packet (veth receive + the filter). Each cell: median of {RUNS} runs (min-max).\n")?;
     writeln!(
         out,
-        "| filter | dropped pps | vs regionfilter | receive CPU per packet | vs regionfilter | offered frames that reached the filter | receiver CPU busy |"
+        "| family | filter | dropped pps | vs regionfilter | receive CPU per packet | vs regionfilter | offered frames that reached the filter | receiver CPU busy |"
     )?;
-    writeln!(out, "|---|---|---|---|---|---|---|")?;
-    let (base_pps, base_ns) = rows
-        .first()
-        .map_or((1.0, 1.0), |r| (r.pps.median, r.receive_ns.median));
+    writeln!(out, "|---|---|---|---|---|---|---|---|")?;
     for row in rows {
+        // The regionfilter row of the same family is the base.
+        let base = rows.iter().find(|r| r.family == row.family).unwrap_or(row);
+        let (base_pps, base_ns) = (base.pps.median, base.receive_ns.median);
         writeln!(
             out,
-            "| {} | {} | {:.2}x | {} | {:.1}x | {:.0}% | {:.0}% |",
+            "| {} | {} | {} | {:.2}x | {} | {:.1}x | {:.0}% | {:.0}% |",
+            row.family.name(),
             row.name,
             row.pps.range(|v| format!("{:.2}M", v / 1e6)),
             row.pps.median / base_pps,
@@ -140,7 +186,12 @@ struct Sender {
 }
 
 impl Sender {
-    fn new(pair: &VethPair, deny: &[Ipv4Net], rng: &mut impl FnMut() -> u64) -> Result<Self> {
+    fn new(
+        pair: &VethPair,
+        family: Family,
+        deny: &[IpNet],
+        rng: &mut impl FnMut() -> u64,
+    ) -> Result<Self> {
         let ifindex = ifindex(pair)?;
         let mut ebpf = program::loader(Lookup::Lpm)
             .map_max_entries(names::BENCH_ADDRS, BENCH_ADDRS_ENTRIES)
@@ -152,14 +203,25 @@ impl Sender {
             .context("bench map")?
             .try_into()?;
         for i in 0..BENCH_ADDRS_ENTRIES {
-            let net = deny[(rng() % deny.len() as u64) as usize];
-            let host = (rng() >> 32) as u32 & !u32::from(net.netmask());
             let mut bytes = [0u8; 16];
-            bytes[..4].copy_from_slice(&(u32::from(net.network()) | host).to_be_bytes());
+            match deny[(rng() % deny.len() as u64) as usize] {
+                IpNet::V4(net) => {
+                    let host = (rng() >> 32) as u32 & !u32::from(net.netmask());
+                    bytes[..4].copy_from_slice(&(u32::from(net.network()) | host).to_be_bytes());
+                }
+                IpNet::V6(net) => {
+                    let host =
+                        (u128::from(rng()) << 64 | u128::from(rng())) & !u128::from(net.netmask());
+                    bytes = (u128::from(net.network()) | host).to_be_bytes();
+                }
+            }
             addrs.set(i, bytes, 0)?;
         }
-        // 60 bytes: the minimum Ethernet frame; the checksum is set by the program.
-        let mut frame = frame::ipv4(&[], Ipv4Addr::UNSPECIFIED, 18);
+        // Minimum-size frames (60 bytes for IPv4); the IPv4 checksum is set by the program.
+        let mut frame = match family {
+            Family::V4 => frame::ipv4(&[], Ipv4Addr::UNSPECIFIED, 18),
+            Family::V6 => frame::ipv6(&[], Ipv6Addr::UNSPECIFIED, 0),
+        };
         let mac = pair.receiver.mac(&pair.receiver_if)?;
         for (byte, hex) in frame.iter_mut().zip(mac.split(':')) {
             *byte = u8::from_str_radix(hex, 16).context("MAC address")?;
@@ -274,8 +336,13 @@ impl Filter {
         inst: &Instance,
         db: &str,
         countries: &str,
-        deny: &[Ipv4Net],
+        family: Family,
+        deny: &[IpNet],
     ) -> Result<()> {
+        let (nft_type, nft_match, ipset_family) = match family {
+            Family::V4 => ("ipv4_addr", "ip", "inet"),
+            Family::V6 => ("ipv6_addr", "ip6", "inet6"),
+        };
         let iface = &pair.receiver_if;
         match self {
             Self::Regionfilter => {
@@ -288,17 +355,16 @@ impl Filter {
                 )?;
             }
             Self::Nftables => {
-                let mut rules = String::from(
-                    "table netdev rfbench {\n set deny4 { type ipv4_addr; flags interval; elements = { ",
-                );
                 let elements: Vec<String> = deny.iter().map(ToString::to_string).collect();
-                rules.push_str(&elements.join(", "));
-                write!(rules, " }} }}\n chain ingress {{ type filter hook ingress device \"{iface}\" priority -500; ip saddr @deny4 counter drop;\n }}\n}}\n")?;
+                let rules = format!(
+                    "table netdev rfbench {{\n set deny {{ type {nft_type}; flags interval; elements = {{ {} }} }}\n chain ingress {{ type filter hook ingress device \"{iface}\" priority -500; {nft_match} saddr @deny counter drop;\n }}\n}}\n",
+                    elements.join(", ")
+                );
                 pipe(pair, &["nft", "-f", "-"], &rules)?;
             }
             Self::Ipset => {
-                let mut restore = String::from(
-                    "create rfdeny hash:net family inet hashsize 65536 maxelem 2000000\n",
+                let mut restore = format!(
+                    "create rfdeny hash:net family {ipset_family} hashsize 65536 maxelem 2000000\n"
                 );
                 for net in deny {
                     writeln!(restore, "add rfdeny {net}")?;
@@ -307,7 +373,7 @@ impl Filter {
                 ns(
                     pair,
                     &[
-                        "iptables",
+                        iptables(family),
                         "-t",
                         "raw",
                         "-A",
@@ -326,7 +392,7 @@ impl Filter {
         Ok(())
     }
 
-    fn dropped(self, pair: &VethPair, inst: &Instance) -> Result<u64> {
+    fn dropped(self, pair: &VethPair, inst: &Instance, family: Family) -> Result<u64> {
         match self {
             Self::Regionfilter => {
                 let maps = FilterMaps::open_pinned(&inst.pin_root.join(&pair.receiver_if))?;
@@ -354,7 +420,10 @@ impl Filter {
                 Ok(packets)
             }
             Self::Ipset => {
-                let text = ns(pair, &["iptables", "-t", "raw", "-nvxL", "PREROUTING"])?;
+                let text = ns(
+                    pair,
+                    &[iptables(family), "-t", "raw", "-nvxL", "PREROUTING"],
+                )?;
                 text.lines()
                     .find(|l| l.contains("match-set rfdeny"))
                     .and_then(|l| l.split_whitespace().next())
@@ -364,7 +433,7 @@ impl Filter {
         }
     }
 
-    fn remove(self, pair: &VethPair, inst: &Instance) {
+    fn remove(self, pair: &VethPair, inst: &Instance, family: Family) {
         let _ = match self {
             Self::Regionfilter => inst
                 .ok(
@@ -373,10 +442,17 @@ impl Filter {
                 )
                 .map(drop),
             Self::Nftables => ns(pair, &["nft", "delete", "table", "netdev", "rfbench"]).map(drop),
-            Self::Ipset => ns(pair, &["iptables", "-t", "raw", "-F", "PREROUTING"])
+            Self::Ipset => ns(pair, &[iptables(family), "-t", "raw", "-F", "PREROUTING"])
                 .and_then(|_| ns(pair, &["ipset", "destroy", "rfdeny"]))
                 .map(drop),
         };
+    }
+}
+
+fn iptables(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "iptables",
+        Family::V6 => "ip6tables",
     }
 }
 
