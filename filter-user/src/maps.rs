@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use aya::{
     maps::{lpm_trie::Key, Array, LpmTrie, Map, MapData, PerCpuArray},
     Ebpf,
@@ -12,6 +12,7 @@ use filter_common::{
     maps::{self, HalfNames},
     Chunk, Counter, ExceptionValue, Settings, COUNTER_SLOTS, EXCEPTIONS_DROP_V4,
     EXCEPTIONS_DROP_V6, EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6, HALVES, LOOKUP_FAST, LOOKUP_LPM,
+    V4_L1_ENTRIES, V4_POOL_ENTRIES, V6_POOL_ENTRIES,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
@@ -113,6 +114,20 @@ macro_rules! typed {
     };
 }
 
+/// How many entries this build gives the fast-table map `name`, if it is one.
+fn table_entries(name: &str) -> Option<u32> {
+    maps::HALF.iter().find_map(|half| {
+        let [v4_l1, v4_pool, v6_pool] = half.tables();
+        [
+            (v4_l1, V4_L1_ENTRIES),
+            (v4_pool, V4_POOL_ENTRIES),
+            (v6_pool, V6_POOL_ENTRIES),
+        ]
+        .into_iter()
+        .find_map(|(table, entries)| (table == name).then_some(entries))
+    })
+}
+
 impl FilterMaps {
     /// Takes the maps out of a freshly loaded object, pinning each under `pin_dir` if given
     /// (the directory must exist).
@@ -130,12 +145,26 @@ impl FilterMaps {
         })
     }
 
-    /// Reopens the maps pinned under `dir` by `attach`.
+    /// Reopens the maps pinned under `dir` by `attach`. Refuses pins whose tables have another
+    /// shape than this build's: the attached program would read what this build writes
+    /// differently.
     pub fn open_pinned(dir: &Path) -> Result<Self> {
         Self::build(|name| {
             let path = dir.join(name);
             let data = MapData::from_pin(&path)
                 .with_context(|| format!("cannot open pinned map {}", path.display()))?;
+            if let Some(expected) = table_entries(name) {
+                let entries = data.info()?.max_entries();
+                // `--lookup lpm` shrinks the tables to one entry.
+                if entries != expected && entries != 1 {
+                    bail!(
+                        "the filter pinned in {} was attached by a different regionfilter build \
+                         (map {name} has {entries} entries, this build expects {expected}): \
+                         detach and attach again with this build",
+                        dir.display()
+                    );
+                }
+            }
             Map::from_map_data(data)
                 .with_context(|| format!("pinned map {} has an unexpected type", path.display()))
         })

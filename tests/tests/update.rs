@@ -480,3 +480,38 @@ fn update_all_switches_every_attached_interface_and_status_shows_the_kernel_half
         )
         .unwrap();
 }
+
+/// Pins left by a build whose tables have another shape (here: the first IPv4 level of the
+/// build before it, one chunk per /16) are refused with what to do, instead of being filled
+/// in a layout the attached program would misread.
+#[test]
+fn pins_from_a_build_with_other_table_shapes_are_refused() {
+    use filter_common::maps::HALF;
+    use filter_user::{maps::FilterMaps, program};
+
+    let inst = integration_tests::cli::Instance::new();
+    let dir = inst.pin_root.join("eth9");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut older = program::loader(filter_user::maps::Lookup::Fast)
+        .map_max_entries(HALF[1].v4_l1, 1 << 16)
+        .load(filter_user::program::EBPF_OBJECT)
+        .unwrap();
+    FilterMaps::take(&mut older, Some(&dir)).unwrap();
+    let err = FilterMaps::open_pinned(&dir)
+        .err()
+        .expect("pins of another shape must be refused");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("different regionfilter build")
+            && message.contains(HALF[1].v4_l1)
+            && message.contains("detach and attach again"),
+        "{message}"
+    );
+
+    // The same build's pins open.
+    let current_dir = inst.pin_root.join("eth8");
+    std::fs::create_dir_all(&current_dir).unwrap();
+    let mut current = program::load_object(filter_user::maps::Lookup::Fast).unwrap();
+    FilterMaps::take(&mut current, Some(&current_dir)).unwrap();
+    FilterMaps::open_pinned(&current_dir).expect("this build's pins open");
+}
