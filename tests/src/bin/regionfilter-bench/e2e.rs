@@ -13,7 +13,7 @@ use std::{
     fmt::Write as _,
     net::{Ipv4Addr, Ipv6Addr},
     process::Stdio,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context as _, Result};
@@ -31,6 +31,9 @@ use crate::Measured;
 /// Frames the sender offers per run, and runs per filter (the row shows median, min and max).
 const PACKETS: u32 = 4_000_000;
 const RUNS: usize = 5;
+/// A run is sent in slices, and stops after a slice that ends past the limit.
+const SLICES: u32 = 8;
+const SEND_LIMIT: Duration = Duration::from_secs(30);
 /// Frames per live-frames batch (the kernel's default).
 const BATCH: u32 = 64;
 const SENDER_CPU: usize = 0;
@@ -240,13 +243,19 @@ impl Sender {
         let frame = &self.frame;
         pair.sender.enter(move || -> Result<f64> {
             pin(0, SENDER_CPU)?;
+            // In slices, so a pathologically slow run stops at SEND_LIMIT, not at PACKETS.
             let started = Instant::now();
-            program.test_run(TestRunOptions {
-                data_in: Some(frame),
-                repeat: PACKETS,
-                attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
-                ..TestRunOptions::new()
-            })?;
+            for _ in 0..SLICES {
+                program.test_run(TestRunOptions {
+                    data_in: Some(frame),
+                    repeat: PACKETS / SLICES,
+                    attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
+                    ..TestRunOptions::new()
+                })?;
+                if started.elapsed() > SEND_LIMIT {
+                    bail!("sending took over {SEND_LIMIT:?}; stopped");
+                }
+            }
             Ok(started.elapsed().as_secs_f64())
         })?
     }
