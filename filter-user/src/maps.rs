@@ -36,10 +36,10 @@ pub fn v6_key(net: &Ipv6Net) -> Key<[u8; 16]> {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Lookup {
-    /// Compiled arrays (DIR-16-8-8 for IPv4, byte strides for IPv6): about 100 MB of kernel
-    /// memory for both halves, one or two array reads per packet.
+    /// Compiled arrays (DIR-16-8-8 for IPv4, byte strides for IPv6): 112 MiB of kernel memory
+    /// for both halves, preallocated; one to a few array reads per packet.
     Fast,
-    /// The plain LPM tries: a fraction of the memory, several times the cost per packet.
+    /// The plain LPM tries: memory grows with the data, several times the cost per packet.
     Lpm,
 }
 
