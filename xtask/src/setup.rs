@@ -1,11 +1,18 @@
 //! Installs what building and testing need, skipping whatever is already in place.
+//!
+//! Every step says what it found or did; the slow ones (a Rust component, bpf-linker, Debian
+//! packages, the test database) say how long they took, so a fresh machine's first run is
+//! explained line by line.
 
 use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    time::Instant,
 };
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
+use base64::Engine as _;
+use sha2::{Digest as _, Sha512};
 
 /// Debian packages the tests, demo and benchmarks use.
 const DEBIAN_PACKAGES: &[&str] = &[
@@ -18,77 +25,149 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iptables",
     "ethtool",
     "mmdb-bin",
-    "curl",
 ];
 
 pub fn run() -> Result<()> {
-    rust_src()?;
-    bpf_linker()?;
-    debian_packages()?;
-    world_data()?;
-    bpffs()
+    let started = Instant::now();
+    step("nightly rust-src", rust_src)?;
+    step("bpf-linker", bpf_linker)?;
+    step("Debian packages", debian_packages)?;
+    step("npm", npm)?;
+    step("full-world test database", world_data)?;
+    step("BPF filesystem", bpffs)?;
+    println!(
+        "xtask setup: ready in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// What one setup step found: already there, or installed just now.
+enum Outcome {
+    Present(String),
+    Installed(String),
+}
+
+/// Runs one step and prints one line for it; installs are timed.
+fn step(name: &str, run: fn() -> Result<Outcome>) -> Result<()> {
+    let started = Instant::now();
+    match run().with_context(|| format!("setup step \"{name}\" failed"))? {
+        Outcome::Present(what) => println!("xtask setup: {name}: present ({what})"),
+        Outcome::Installed(what) => println!(
+            "xtask setup: {name}: installed {what} in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ),
+    }
+    Ok(())
+}
+
+/// Announces a slow action before it starts, so a long silence has a reason on screen.
+fn doing(name: &str, what: &str) {
+    println!("xtask setup: {name}: {what}");
 }
 
 /// A real full-world country database (GeoLite2 Country as repackaged by ip-location-db on npm)
 /// in two formats, for the tests and benchmarks only: regionfilter never needs it at run time.
-/// Pinned by version and SHA-512 so every run tests the same bytes.
+/// Pinned by version and npm's SHA-512 integrity so every run tests the same bytes.
+const WORLD_VERSION: &str = "2.3.2026061719";
 const WORLD_PACKAGES: &[(&str, &str, &[&str])] = &[
     (
-        "https://registry.npmjs.org/@ip-location-db/geolite2-country-mmdb/-/geolite2-country-mmdb-2.3.2026061719.tgz",
-        "601bc19af6bee2994d6c872826a3efc28b27d3f83eb9e193d7e9f7f5f915cbfb64d6fc9efd311f5d2a57de145e58a8963739713b941dd234ea537aa1c130fcf2",
+        "@ip-location-db/geolite2-country-mmdb",
+        "sha512-YBvBmva+4plNbIcoJqPvwosn0/g+ueGT1+n39fkVy/tk1vye/TEfXSpX3hReWKiWNzlxO5Qd0jTqU3qhwTD88g==",
         &["geolite2-country.mmdb", "GEOLITE2_LICENSE", "GEOLITE2_EULA"],
     ),
     (
-        "https://registry.npmjs.org/@ip-location-db/geolite2-country/-/geolite2-country-2.3.2026061719.tgz",
-        "8a4ee7d356cce247db0f42e23043b6a0a2b808f20d41b07f05a13bda444ad7bd7d119565ae2cb588ed0a23f4bbc9acc26c0b8e1f24cf3f62a0cba2b7986d8068",
+        "@ip-location-db/geolite2-country",
+        "sha512-ik7n01bM4kfbD0LiMEO2oKK4CPINQbB/BaE72kRK1719EZVlriy1iO0KI/S7yazCbAuOHyTPP2Kgy6K3mG2AaA==",
         &["geolite2-country-ipv4.csv", "geolite2-country-ipv6.csv"],
     ),
 ];
 
 /// Where [`world_data`] puts the full-world database; tests read it from `REGIONFILTER_WORLD_DATA`.
 pub fn world_data_dir() -> PathBuf {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    Path::new(&home).join(".cache/regionfilter/world-2026061719")
+    cache_dir().join(format!(
+        "world-{}",
+        WORLD_VERSION.rsplit('.').next().unwrap_or(WORLD_VERSION)
+    ))
 }
 
-fn world_data() -> Result<()> {
+fn cache_dir() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    Path::new(&home).join(".cache/regionfilter")
+}
+
+/// Fetches each package with `npm pack NAME@VERSION` (npm checks the tarball against the
+/// registry's integrity), then checks it again against the integrity pinned here and unpacks
+/// only the named files.
+fn world_data() -> Result<Outcome> {
     let dir = world_data_dir();
-    for (url, sha512, files) in WORLD_PACKAGES {
+    let mut fetched = Vec::new();
+    for (name, integrity, files) in WORLD_PACKAGES {
         if files.iter().all(|f| dir.join(f).exists()) {
             continue;
         }
-        std::fs::create_dir_all(&dir)?;
-        let tarball = dir.join("download.tgz");
-        println!("xtask: fetching {url}");
-        status(
-            Command::new("curl")
-                .args(["-sSfL", "--retry", "3", "-o"])
-                .arg(&tarball)
-                .arg(url),
+        let spec = format!("{name}@{WORLD_VERSION}");
+        doing("full-world test database", &format!("npm pack {spec}"));
+        let staging = dir.join("npm-pack");
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        let json = output(
+            Command::new("npm")
+                .args(["pack", &spec, "--json", "--ignore-scripts", "--pack-destination"])
+                .arg(&staging)
+                .current_dir(&staging),
         )?;
-        let check = format!("{sha512}  {}\n", tarball.display());
-        let mut child = Command::new("sha512sum")
-            .args(["--check", "--quiet", "-"])
-            .stdin(Stdio::piped())
-            .spawn()?;
-        std::io::Write::write_all(child.stdin.as_mut().context("no stdin")?, check.as_bytes())?;
-        if !child.wait()?.success() {
-            let _ = std::fs::remove_file(&tarball);
-            bail!("{url} does not have the pinned SHA-512");
-        }
+        let tarball = staging.join(npm_pack_filename(&json, integrity)?);
+        let digest = Sha512::digest(
+            std::fs::read(&tarball).with_context(|| format!("cannot read {}", tarball.display()))?,
+        );
+        let actual = format!(
+            "sha512-{}",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        );
+        ensure!(
+            actual == *integrity,
+            "{spec}: the tarball's integrity is {actual}, not the pinned {integrity}"
+        );
         let members: Vec<String> = files.iter().map(|f| format!("package/{f}")).collect();
         status(
             Command::new("tar")
-                .args(["-xzf"])
+                .arg("-xzf")
                 .arg(&tarball)
                 .arg("-C")
                 .arg(&dir)
-                .args(["--strip-components=1"])
+                .arg("--strip-components=1")
                 .args(&members),
         )?;
-        std::fs::remove_file(&tarball)?;
+        std::fs::remove_dir_all(&staging)?;
+        fetched.push(spec);
     }
-    Ok(())
+    Ok(if fetched.is_empty() {
+        Outcome::Present(dir.display().to_string())
+    } else {
+        Outcome::Installed(format!("{} into {}", fetched.join(", "), dir.display()))
+    })
+}
+
+/// The tarball name from `npm pack --json`, after checking npm's own integrity field too.
+fn npm_pack_filename(json: &str, pinned: &str) -> Result<String> {
+    let parsed: serde_json::Value =
+        serde_json::from_str(json).context("npm pack --json printed no JSON")?;
+    let entry = parsed
+        .get(0)
+        .context("npm pack --json printed an empty list")?;
+    let integrity = entry["integrity"]
+        .as_str()
+        .context("npm pack --json gave no integrity")?;
+    ensure!(
+        integrity == pinned,
+        "npm reports integrity {integrity}, not the pinned {pinned}"
+    );
+    entry["filename"]
+        .as_str()
+        .map(str::to_owned)
+        .context("npm pack --json gave no filename")
 }
 
 fn output(cmd: &mut Command) -> Result<String> {
@@ -112,6 +191,16 @@ fn status(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// True when `program ARGS` runs and exits 0.
+fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn nightly_sysroot() -> Result<PathBuf> {
     output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))
         .map(PathBuf::from)
@@ -119,25 +208,22 @@ fn nightly_sysroot() -> Result<PathBuf> {
 }
 
 /// `-Z build-std=core` needs the standard library sources.
-fn rust_src() -> Result<()> {
+fn rust_src() -> Result<Outcome> {
     let src = nightly_sysroot()?.join("lib/rustlib/src/rust/library/core");
     if src.exists() {
-        return Ok(());
+        return Ok(Outcome::Present(src.display().to_string()));
     }
-    status(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+    doing("nightly rust-src", "rustup component add rust-src --toolchain nightly");
+    status(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    Ok(Outcome::Installed("rust-src".into()))
 }
 
 /// bpf-linker must link against the same LLVM major as nightly's rustc; no system LLVM of that
 /// version exists, so it is built against the libLLVM that ships inside the nightly toolchain.
-fn bpf_linker() -> Result<()> {
-    if Command::new("bpf-linker")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        return Ok(());
+fn bpf_linker() -> Result<Outcome> {
+    if runs("bpf-linker", &["--version"]) {
+        let version = output(Command::new("bpf-linker").arg("--version"))?;
+        return Ok(Outcome::Present(version));
     }
     let sysroot = nightly_sysroot()?;
     let verbose = output(Command::new("rustc").args(["+nightly", "-vV"]))?;
@@ -153,8 +239,7 @@ fn bpf_linker() -> Result<()> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .find(|name| name.starts_with("libLLVM.so."))
         .with_context(|| format!("no libLLVM.so.* in {}", lib.display()))?;
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let prefix = Path::new(&home).join(".cache/regionfilter/llvm-prefix");
+    let prefix = cache_dir().join("llvm-prefix");
     let prefix_lib = prefix.join("lib");
     std::fs::create_dir_all(&prefix_lib)?;
     for name in ["libLLVM.so", libllvm.as_str()] {
@@ -163,17 +248,36 @@ fn bpf_linker() -> Result<()> {
         std::os::unix::fs::symlink(lib.join(&libllvm), &link)
             .with_context(|| format!("cannot link {}", link.display()))?;
     }
-    println!("xtask: building bpf-linker against nightly's LLVM {llvm_major} (about a minute)");
+    doing(
+        "bpf-linker",
+        &format!("cargo install bpf-linker against nightly's LLVM {llvm_major} (about a minute)"),
+    );
     status(Command::new("cargo").env("LLVM_PREFIX", &prefix).args([
         "install",
         "bpf-linker",
         "--no-default-features",
         "--features",
         &format!("llvm-{llvm_major}"),
-    ]))
+    ]))?;
+    ensure!(
+        runs("bpf-linker", &["--version"]),
+        "bpf-linker was installed but does not run from PATH: add ~/.cargo/bin to PATH"
+    );
+    Ok(Outcome::Installed(format!("bpf-linker (LLVM {llvm_major})")))
 }
 
-fn debian_packages() -> Result<()> {
+fn apt_install(step: &str, packages: &[&str]) -> Result<()> {
+    doing(step, &format!("apt-get install {}", packages.join(" ")));
+    status(Command::new("apt-get").arg("update").stdout(Stdio::null()))?;
+    status(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+fn debian_packages() -> Result<Outcome> {
     let missing: Vec<&str> = DEBIAN_PACKAGES
         .iter()
         .copied()
@@ -185,26 +289,45 @@ fn debian_packages() -> Result<()> {
         })
         .collect();
     if missing.is_empty() {
-        return Ok(());
+        return Ok(Outcome::Present(format!(
+            "{} packages",
+            DEBIAN_PACKAGES.len()
+        )));
     }
-    println!("xtask: installing {}", missing.join(" "));
-    status(Command::new("apt-get").arg("update").stdout(Stdio::null()))?;
-    status(
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    apt_install("Debian packages", &missing)?;
+    Ok(Outcome::Installed(missing.join(" ")))
+}
+
+/// The npm client fetches the test database. Any working `npm` will do (NodeSource's nodejs
+/// ships its own); only a machine without one gets Debian's package.
+fn npm() -> Result<Outcome> {
+    if runs("npm", &["--version"]) {
+        let version = output(Command::new("npm").arg("--version"))?;
+        return Ok(Outcome::Present(format!("npm {version}")));
+    }
+    apt_install("npm", &["npm"])?;
+    Ok(Outcome::Installed("npm".into()))
 }
 
 /// Pins need a BPF filesystem at /sys/fs/bpf.
-fn bpffs() -> Result<()> {
-    if Command::new("mountpoint")
-        .args(["-q", "/sys/fs/bpf"])
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        return Ok(());
+fn bpffs() -> Result<Outcome> {
+    if runs("mountpoint", &["-q", "/sys/fs/bpf"]) {
+        return Ok(Outcome::Present("/sys/fs/bpf".into()));
     }
-    status(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))
+    status(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))?;
+    Ok(Outcome::Installed("a bpffs mount on /sys/fs/bpf".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::npm_pack_filename;
+
+    #[test]
+    fn npm_pack_output_must_carry_the_pinned_integrity() {
+        let json = r#"[{"filename":"x-1.0.0.tgz","integrity":"sha512-AAA="}]"#;
+        assert_eq!(npm_pack_filename(json, "sha512-AAA=").unwrap(), "x-1.0.0.tgz");
+        let err = npm_pack_filename(json, "sha512-BBB=").unwrap_err();
+        assert!(err.to_string().contains("not the pinned"), "{err}");
+        assert!(npm_pack_filename("[]", "sha512-AAA=").is_err());
+    }
 }

@@ -1,6 +1,8 @@
 //! `cargo xtask demo`: two namespaces, one veth pair, a deny-list for two countries, then a
 //! policy-only `update` to another one.
 //!
+//! A binary of the test kit rather than part of xtask: it needs the built filter, and xtask
+//! must build with stable Rust alone (it installs the eBPF toolchain first, then runs this).
 //! Everything happens inside namespaces created here; the guards remove them on exit.
 
 use std::{net::IpAddr, time::Duration};
@@ -24,7 +26,7 @@ const DENIED: &str = "GB,JP";
 const DENIED_LATER: &str = "SE";
 const COUNT: usize = 10;
 
-pub fn run() -> Result<()> {
+fn main() -> Result<()> {
     let pair = VethPair::new("demo").context("cannot create the demo namespaces")?;
     let inst = Instance::new();
     let iface = pair.receiver_if.clone();
