@@ -114,13 +114,20 @@ fn world_data() -> Result<Outcome> {
             .with_context(|| format!("cannot create {}", staging.display()))?;
         let json = output(
             Command::new("npm")
-                .args(["pack", &spec, "--json", "--ignore-scripts", "--pack-destination"])
+                .args([
+                    "pack",
+                    &spec,
+                    "--json",
+                    "--ignore-scripts",
+                    "--pack-destination",
+                ])
                 .arg(&staging)
                 .current_dir(&staging),
         )?;
         let tarball = staging.join(npm_pack_filename(&json, integrity)?);
         let digest = Sha512::digest(
-            std::fs::read(&tarball).with_context(|| format!("cannot read {}", tarball.display()))?,
+            std::fs::read(&tarball)
+                .with_context(|| format!("cannot read {}", tarball.display()))?,
         );
         let actual = format!(
             "sha512-{}",
@@ -213,8 +220,17 @@ fn rust_src() -> Result<Outcome> {
     if src.exists() {
         return Ok(Outcome::Present(src.display().to_string()));
     }
-    doing("nightly rust-src", "rustup component add rust-src --toolchain nightly");
-    status(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    doing(
+        "nightly rust-src",
+        "rustup component add rust-src --toolchain nightly",
+    );
+    status(Command::new("rustup").args([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        "nightly",
+    ]))?;
     Ok(Outcome::Installed("rust-src".into()))
 }
 
@@ -263,7 +279,9 @@ fn bpf_linker() -> Result<Outcome> {
         runs("bpf-linker", &["--version"]),
         "bpf-linker was installed but does not run from PATH: add ~/.cargo/bin to PATH"
     );
-    Ok(Outcome::Installed(format!("bpf-linker (LLVM {llvm_major})")))
+    Ok(Outcome::Installed(format!(
+        "bpf-linker (LLVM {llvm_major})"
+    )))
 }
 
 fn apt_install(step: &str, packages: &[&str]) -> Result<()> {
@@ -325,7 +343,10 @@ mod tests {
     #[test]
     fn npm_pack_output_must_carry_the_pinned_integrity() {
         let json = r#"[{"filename":"x-1.0.0.tgz","integrity":"sha512-AAA="}]"#;
-        assert_eq!(npm_pack_filename(json, "sha512-AAA=").unwrap(), "x-1.0.0.tgz");
+        assert_eq!(
+            npm_pack_filename(json, "sha512-AAA=").unwrap(),
+            "x-1.0.0.tgz"
+        );
         let err = npm_pack_filename(json, "sha512-BBB=").unwrap_err();
         assert!(err.to_string().contains("not the pinned"), "{err}");
         assert!(npm_pack_filename("[]", "sha512-AAA=").is_err());
