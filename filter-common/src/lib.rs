@@ -217,6 +217,9 @@ pub const BENCH_MAPS: [&str; 1] = [maps::BENCH_ADDRS];
 pub const BENCH_SEND_IFINDEX: &str = "BENCH_SEND_IFINDEX";
 /// Global of the self-test program: the half it judges with.
 pub const SELFTEST_HALF: &str = "SELFTEST_HALF";
+/// Global set at load time: non-zero when frames start with the IP header (tun, WireGuard, ip
+/// tunnels) instead of an Ethernet header.
+pub const RAW_IP: &str = "RAW_IP";
 
 #[cfg(feature = "user")]
 mod pod {

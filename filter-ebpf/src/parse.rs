@@ -1,4 +1,5 @@
-//! Finding the source address of a frame: Ethernet, up to two VLAN tags, IPv4 or IPv6.
+//! Finding the source address of a frame: Ethernet, up to two VLAN tags (or no link-layer
+//! header on raw-IP links), IPv4 or IPv6.
 
 use core::mem::size_of;
 
@@ -26,33 +27,45 @@ pub enum Source {
     NonIp,
 }
 
+/// Non-zero when the interface's frames start with the IP header (tun, WireGuard, ip tunnels):
+/// set by userspace at load time from the link type, read-only, so the verifier keeps only the
+/// parser the interface needs.
+#[unsafe(no_mangle)]
+static RAW_IP: u32 = 0;
+
 /// Reads the source address of a frame.
 #[inline(always)]
 pub fn source(ctx: &XdpContext) -> Source {
-    let Some(mut proto) = read_be16(ctx, ETH_HLEN - 2) else {
-        return Source::Malformed;
-    };
-    let mut offset = ETH_HLEN;
-    for _ in 0..MAX_VLAN_TAGS {
-        if proto != ETH_P_8021Q && proto != ETH_P_8021AD {
-            break;
-        }
-        let Some(inner) = read_be16(ctx, offset + 2) else {
+    // SAFETY: a plain read of a load-time constant.
+    let raw_ip = unsafe { core::ptr::read_volatile(&RAW_IP) } != 0;
+    let (proto, offset) = if raw_ip {
+        // No link-layer header: the version nibble says which IP it is. A raw-IP link carries
+        // nothing else, so any other nibble is malformed.
+        // (Checked as the 20 bytes every IP header has: a one-byte check lets LLVM turn
+        // `data + 1 > end` into `data >= end`, which the verifier cannot use.)
+        let Some(first) = bounded::<IPV4_HLEN>(ctx, 0) else {
             return Source::Malformed;
         };
-        proto = inner;
-        offset += VLAN_HLEN;
-    }
+        match first.read::<u8>(0) >> 4 {
+            4 => (ETH_P_IP, 0),
+            6 => (ETH_P_IPV6, 0),
+            _ => return Source::Malformed,
+        }
+    } else {
+        match ethernet(ctx) {
+            Some(found) => found,
+            None => return Source::Malformed,
+        }
+    };
     match proto {
         ETH_P_IP => {
-            // A full fixed header must be present; the source address sits at byte 12.
-            let (Some(vihl), Some(src), Some(_)) = (
-                read::<u8>(ctx, offset),
-                read::<[u8; 4]>(ctx, offset + 12),
-                read::<[u8; 4]>(ctx, offset + 16),
-            ) else {
+            // A full fixed header must be present; the source address sits at byte 12. One
+            // bounds check covers every field read, so the compiler cannot fold separate checks
+            // into paths the verifier cannot follow.
+            let Some(header) = bounded::<IPV4_HLEN>(ctx, offset) else {
                 return Source::Malformed;
             };
+            let (vihl, src) = (header.read::<u8>(0), header.read::<[u8; 4]>(12));
             if vihl >> 4 != 4 || vihl & 0x0f < 5 {
                 return Source::Malformed;
             }
@@ -60,13 +73,10 @@ pub fn source(ctx: &XdpContext) -> Source {
         }
         ETH_P_IPV6 => {
             // A full fixed header must be present; the source address sits at byte 8.
-            let (Some(version), Some(src), Some(_)) = (
-                read::<u8>(ctx, offset),
-                read::<[u8; 16]>(ctx, offset + 8),
-                read::<[u8; 16]>(ctx, offset + 24),
-            ) else {
+            let Some(header) = bounded::<IPV6_HLEN>(ctx, offset) else {
                 return Source::Malformed;
             };
+            let (version, src) = (header.read::<u8>(0), header.read::<[u8; 16]>(8));
             if version >> 4 != 6 {
                 return Source::Malformed;
             }
@@ -82,6 +92,22 @@ pub fn source(ctx: &XdpContext) -> Source {
     }
 }
 
+/// The EtherType after the Ethernet header and up to two VLAN tags, and where the next header
+/// starts; `None` when the headers are truncated.
+#[inline(always)]
+fn ethernet(ctx: &XdpContext) -> Option<(u16, usize)> {
+    let mut proto = read_be16(ctx, ETH_HLEN - 2)?;
+    let mut offset = ETH_HLEN;
+    for _ in 0..MAX_VLAN_TAGS {
+        if proto != ETH_P_8021Q && proto != ETH_P_8021AD {
+            break;
+        }
+        proto = read_be16(ctx, offset + 2)?;
+        offset += VLAN_HLEN;
+    }
+    Some((proto, offset))
+}
+
 /// The IPv4 address inside `::ffff:a.b.c.d`.
 #[inline(always)]
 fn ipv4_mapped(src: &[u8; 16]) -> Option<[u8; 4]> {
@@ -90,6 +116,36 @@ fn ipv4_mapped(src: &[u8; 16]) -> Option<[u8; 4]> {
         return None;
     }
     Some([src[12], src[13], src[14], src[15]])
+}
+
+const IPV4_HLEN: usize = 20;
+const IPV6_HLEN: usize = 40;
+
+/// `N` bytes of the frame known to be inside its linear part.
+struct Bounded<const N: usize> {
+    start: usize,
+}
+
+impl<const N: usize> Bounded<N> {
+    /// Reads a `T` at `at` within the checked bytes.
+    #[inline(always)]
+    fn read<T: Copy>(&self, at: usize) -> T {
+        const { assert!(size_of::<T>() <= N) };
+        debug_assert!(at + size_of::<T>() <= N);
+        // SAFETY: `bounded` checked that start..start + N lies before data_end, and callers
+        // read inside those N bytes; packet data has no alignment.
+        unsafe { ((self.start + at) as *const T).read_unaligned() }
+    }
+}
+
+/// The `N` bytes at `offset`, if the linear part holds all of them.
+#[inline(always)]
+fn bounded<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<Bounded<N>> {
+    let start = ctx.data() + offset;
+    if start + N > ctx.data_end() {
+        return None;
+    }
+    Some(Bounded { start })
 }
 
 /// Reads a `T` at `offset` from the start of the frame, if the linear part holds all of it.

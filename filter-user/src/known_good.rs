@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use crate::artifact::Artifact;
+use crate::{artifact::Artifact, iface::IfaceName};
 
 pub struct KnownGood {
     dir: PathBuf,
@@ -21,7 +21,7 @@ pub struct KnownGood {
 
 impl KnownGood {
     #[must_use]
-    pub fn new(lib_dir: &Path, iface: &str) -> Self {
+    pub fn new(lib_dir: &Path, iface: &IfaceName) -> Self {
         Self {
             dir: lib_dir.join(iface),
         }

@@ -1,32 +1,33 @@
-//! One update at a time per interface: an exclusive `flock` on `<state_dir>/<iface>.lock`,
-//! released by the kernel when the holder exits, however it exits.
+//! One command at a time per interface: `attach`, `detach`, `update` and `rollback` take an
+//! exclusive lock on `<state_dir>/<iface>.lock`, released by the kernel when the holder exits,
+//! however it exits. So a killed command never leaves a lock behind, and a concurrent one
+//! never sees (or removes) another's half-made pins.
 
 use std::{
-    fs::{self, File},
-    os::fd::AsRawFd as _,
+    fs::{self, File, TryLockError},
     path::Path,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
 
-/// Another update holds the lock.
+/// Another command holds the lock.
 #[derive(Debug, thiserror::Error)]
-#[error("update in progress: another regionfilter holds {path} (waited {waited:?}); try again later or raise --wait")]
+#[error("another regionfilter command is working on this interface: it holds {path} (waited {waited:?}); try again later or raise --wait")]
 pub struct Busy {
     pub path: String,
     pub waited: Duration,
 }
 
 /// Held until dropped.
-pub struct UpdateLock {
+pub struct IfaceLock {
     _file: File,
 }
 
-/// How often a waiting update retries the lock.
+/// How often a waiting command retries the lock.
 const RETRY: Duration = Duration::from_millis(50);
 
-impl UpdateLock {
+impl IfaceLock {
     /// Takes the lock, waiting up to `wait` for the current holder to finish.
     pub fn acquire(path: &Path, wait: Duration) -> Result<Self> {
         if let Some(dir) = path.parent() {
@@ -40,13 +41,12 @@ impl UpdateLock {
             .with_context(|| format!("cannot open lock file {}", path.display()))?;
         let started = Instant::now();
         loop {
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return Ok(Self { _file: file });
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+                }
             }
             if started.elapsed() >= wait {
                 return Err(Busy {
@@ -57,5 +57,15 @@ impl UpdateLock {
             }
             std::thread::sleep(RETRY);
         }
+    }
+
+    /// Whether some process holds the lock right now, without creating anything (for
+    /// `status`, which only reads).
+    #[must_use]
+    pub fn is_held(path: &Path) -> bool {
+        let Ok(file) = File::open(path) else {
+            return false;
+        };
+        matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
     }
 }

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use aya::{programs::Xdp, Btf, Ebpf, EbpfLoader};
-use filter_common::{maps, BENCH_MAPS, PROGRAM_NAME, SELFTEST_HALF, SELFTEST_PROGRAM};
+use filter_common::{maps, BENCH_MAPS, PROGRAM_NAME, RAW_IP, SELFTEST_HALF, SELFTEST_PROGRAM};
 
-use crate::maps::Lookup;
+use crate::{maps::Lookup, netdev::LinkLayer};
 
 /// The compiled XDP object, embedded at build time by `build.rs`.
 pub static EBPF_OBJECT: &[u8] =
@@ -37,9 +37,13 @@ pub fn loader(lookup: Lookup) -> EbpfLoader<'static> {
 static KERNEL_BTF: std::sync::LazyLock<Option<Btf>> =
     std::sync::LazyLock::new(|| Btf::from_sys_fs().ok());
 
-/// Creates the object's maps in the kernel (the program itself is loaded by [`load_xdp`]).
-pub fn load_object(lookup: Lookup) -> Result<Ebpf> {
+/// Creates the object's maps in the kernel (the program itself is loaded by [`load_xdp`]),
+/// for an interface whose frames start as `layer` says. The setting is a read-only global, so
+/// the verifier drops the parser the link does not use.
+pub fn load_object(lookup: Lookup, layer: LinkLayer) -> Result<Ebpf> {
+    let raw_ip = layer.raw_ip_flag();
     loader(lookup)
+        .override_global(RAW_IP, &raw_ip, true)
         .load(EBPF_OBJECT)
         .context("cannot create the filter's BPF maps")
 }
@@ -94,16 +98,11 @@ pub fn load_selftest(pin_dir: &Path, half: usize) -> Result<Ebpf> {
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones account them to the memory
 /// cgroup and ignore it, so failing to raise it (no CAP_SYS_RESOURCE) is harmless.
 fn raise_memlock() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
+    let unlimited = rustix::process::Rlimit {
+        current: None,
+        maximum: None,
     };
-    // SAFETY: setrlimit only reads the struct passed by reference.
-    let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
-    if ret != 0 {
-        log::debug!(
-            "could not raise RLIMIT_MEMLOCK: {}",
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Memlock, unlimited) {
+        log::debug!("could not raise RLIMIT_MEMLOCK: {e}");
     }
 }

@@ -8,12 +8,8 @@ use std::{
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::{data::SourceInfo, maps::Lookup, policy::Policy};
-
-/// Name of the pinned XDP link inside an interface's pin directory.
-pub const LINK_PIN: &str = "link";
-/// Name of the pinned XDP program (tests and tools can BPF_PROG_TEST_RUN the live program).
-pub const PROGRAM_PIN: &str = "program";
+pub use crate::pins::{LINK_PIN, PROGRAM_PIN};
+use crate::{data::SourceInfo, iface::IfaceName, maps::Lookup, netdev::LinkLayer, policy::Policy};
 
 /// Roots for pins and state records, overridable so tests and several instances never collide.
 #[derive(Clone, Debug)]
@@ -27,23 +23,25 @@ pub struct Layout {
 }
 
 impl Layout {
+    // Paths come only from validated names: an `IfaceName` is one plain path component.
     #[must_use]
-    pub fn pin_dir(&self, iface: &str) -> PathBuf {
+    pub fn pin_dir(&self, iface: &IfaceName) -> PathBuf {
         self.pin_root.join(iface)
     }
 
     #[must_use]
-    pub fn state_file(&self, iface: &str) -> PathBuf {
+    pub fn state_file(&self, iface: &IfaceName) -> PathBuf {
         self.state_dir.join(format!("{iface}.json"))
     }
 
     #[must_use]
-    pub fn lock_file(&self, iface: &str) -> PathBuf {
+    pub fn lock_file(&self, iface: &IfaceName) -> PathBuf {
         self.state_dir.join(format!("{iface}.lock"))
     }
 
-    /// Interfaces with a pin directory, sorted by name.
-    pub fn attached_interfaces(&self) -> Result<Vec<String>> {
+    /// Interfaces with a pin directory (complete or not), sorted by name. Entries whose names
+    /// are not interface names are not regionfilter's and are skipped.
+    pub fn pinned_interfaces(&self) -> Result<Vec<IfaceName>> {
         let entries = match fs::read_dir(&self.pin_root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
@@ -55,8 +53,9 @@ impl Layout {
         for entry in entries {
             let entry =
                 entry.with_context(|| format!("cannot list {}", self.pin_root.display()))?;
-            if entry.path().join(LINK_PIN).exists() {
-                names.push(entry.file_name().to_string_lossy().into_owned());
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if let (true, Some(Ok(name))) = (is_dir, entry.file_name().to_str().map(str::parse)) {
+                names.push(name);
             }
         }
         names.sort();
@@ -67,10 +66,13 @@ impl Layout {
 /// What `attach` did, recorded for `status`. The maps remain the truth for verdicts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AttachState {
-    pub iface: String,
+    pub iface: IfaceName,
     pub ifindex: u32,
     /// `native` or `skb`.
     pub mode: String,
+    /// Whether frames start with an Ethernet header or with the IP header.
+    #[serde(default = "ethernet")]
+    pub link_layer: LinkLayer,
     /// How the program looks countries up; fixed for the life of the attachment.
     #[serde(default = "fast")]
     pub lookup: Lookup,
@@ -88,6 +90,10 @@ pub struct AttachState {
     /// Unix time of the last `update` or `rollback` that switched halves.
     #[serde(default)]
     pub updated_at: Option<u64>,
+}
+
+fn ethernet() -> LinkLayer {
+    LinkLayer::Ethernet
 }
 
 fn fast() -> Lookup {

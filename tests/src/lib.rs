@@ -8,4 +8,5 @@ pub mod kernel;
 pub mod netns;
 pub mod rng;
 pub mod traffic;
+pub mod tun;
 pub mod update;

@@ -65,7 +65,7 @@ fn a_thousand_updates_leak_no_maps_programs_or_memory() {
             &filter.list_a
         };
         assert!(
-            update_data(&layout, &filter.iface, load(list), &guard).unwrap(),
+            update_data(&layout, &filter.iface.parse().unwrap(), load(list), &guard).unwrap(),
             "update {i}"
         );
     };

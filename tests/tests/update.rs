@@ -511,7 +511,11 @@ fn pins_from_a_build_with_other_table_shapes_are_refused() {
     // The same build's pins open.
     let current_dir = inst.pin_root.join("eth8");
     std::fs::create_dir_all(&current_dir).unwrap();
-    let mut current = program::load_object(filter_user::maps::Lookup::Fast).unwrap();
+    let mut current = program::load_object(
+        filter_user::maps::Lookup::Fast,
+        filter_user::netdev::LinkLayer::Ethernet,
+    )
+    .unwrap();
     FilterMaps::take(&mut current, Some(&current_dir)).unwrap();
     FilterMaps::open_pinned(&current_dir).expect("this build's pins open");
 }

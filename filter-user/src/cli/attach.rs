@@ -1,17 +1,21 @@
 //! `regionfilter attach`: fill the maps, attach the program, pin everything.
 
 use std::{
-    ffi::CString,
     fs,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use super::inputs::{warn_uncovered, DataArgs, PolicyArgs};
 use crate::{
+    iface::IfaceName,
     known_good::KnownGood,
+    lock::IfaceLock,
     maps::{FilterMaps, Lookup},
+    netdev::{self, LinkLayer},
+    pins::{self, PinState, LINK_PIN, PROGRAM_PIN},
     privileges, program, selftest,
-    state::{unix_now, AttachState, Layout, LINK_PIN, PROGRAM_PIN},
+    state::{unix_now, AttachState, Layout},
     swap::{self, Staged},
 };
 use anyhow::{bail, Context as _, Result};
@@ -20,9 +24,10 @@ use aya::programs::{links::FdLink, ProgramError, XdpMode};
 #[derive(Debug, clap::Args)]
 #[command(group = super::inputs::data_required())]
 pub struct AttachArgs {
-    /// Interface whose incoming traffic is filtered.
+    /// Interface whose incoming traffic is filtered (Ethernet or raw-IP: tun, WireGuard,
+    /// ip tunnels).
     #[arg(long, value_name = "IF")]
-    pub iface: String,
+    pub iface: IfaceName,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -35,6 +40,9 @@ pub struct AttachArgs {
     /// full world, under 1 MiB for a short list).
     #[arg(long, value_enum, default_value_t = Lookup::Fast)]
     pub lookup: Lookup,
+    /// How long to wait for another command on the same interface to finish.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -61,16 +69,14 @@ impl AttachMode {
 
 pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
     privileges::require_bpf_admin("attach")?;
+    let iface = &args.iface;
     let policy = args.policy.to_policy()?;
-    let ifindex = interface_index(&args.iface)?;
-    let pin_dir = layout.pin_dir(&args.iface);
-    if pin_dir.exists() {
-        bail!(
-            "regionfilter is already attached to {iface} (pins in {dir}); use `regionfilter update --iface {iface}` to change data or policy, or `regionfilter detach --iface {iface}` first",
-            iface = args.iface,
-            dir = pin_dir.display()
-        );
-    }
+    let ifindex = netdev::index(iface)?;
+    let layer = netdev::link_layer(iface)?;
+    pins::require_bpffs(&layout.pin_root)?;
+    let pin_dir = layout.pin_dir(iface);
+    refuse_if_attached(iface, &pin_dir)?;
+    // Everything that can be refused is checked before anything is touched.
     let loaded = args.data.load()?;
     let Some(policy) = loaded.policy_or_artifacts(policy) else {
         match loaded.artifact {
@@ -85,11 +91,25 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
     let artifact_path = loaded.artifact.map(|(path, _)| path);
     let staged = Staged::new(loaded.regions, policy, args.lookup)?;
     let samples = selftest::samples(staged.regions(), &staged.policy);
-    require_bpffs(&layout.pin_root)?;
 
+    // One command per interface from here on: a concurrent attach, detach or update waits.
+    let _lock = IfaceLock::acquire(&layout.lock_file(iface), args.wait)?;
+    refuse_if_attached(iface, &pin_dir)?;
+    let found = pins::inspect(&pin_dir)?;
+    if found.is_stale() {
+        let removed = pins::remove_owned(&pin_dir)?;
+        if !removed.left.is_empty() || !removed.failed.is_empty() {
+            bail!(
+                "{} holds entries regionfilter could not remove ({}); remove them, then attach again",
+                pin_dir.display(),
+                [removed.left, removed.failed].concat().join(", ")
+            );
+        }
+        eprintln!("{}", stale_note(iface, found, &pin_dir));
+    }
     // Remove whatever this attach pinned if any later step fails.
-    let guard = PinDirGuard::create(&pin_dir)?;
-    let mut ebpf = program::load_object(args.lookup)?;
+    let guard = PinDirGuard::create(&layout.pin_root, &pin_dir)?;
+    let mut ebpf = program::load_object(args.lookup, layer)?;
     let mut maps = FilterMaps::take(&mut ebpf, Some(&pin_dir))?;
     // The maps are complete and self-tested before the program sees its first packet.
     swap::install(&mut maps, &staged, args.lookup, |half| {
@@ -100,26 +120,31 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         .context("cannot pin the XDP program")?;
     let link_id = xdp
         .attach_to_if_index(ifindex, args.mode.xdp())
-        .map_err(|e| explain_attach_error(e, &args.iface, args.mode))?;
+        .map_err(|e| explain_attach_error(e, iface, args.mode))?;
     let link: FdLink = xdp
         .take_link(link_id)?
         .try_into()
         .context("the kernel attached through netlink, not a BPF link; regionfilter needs Linux 5.9 or later")?;
+    // The link is pinned last: a directory without it is an attach that did not finish.
     link.pin(pin_dir.join(LINK_PIN))
         .context("cannot pin the XDP link")?;
     guard.keep();
 
-    let known_good = KnownGood::new(&layout.lib_dir, &args.iface);
+    // Attached and pinned: from here on nothing may turn this into a failure.
+    let known_good = KnownGood::new(&layout.lib_dir, iface);
     if let Err(e) = known_good
         .stage(&staged.artifact)
         .and_then(|()| known_good.commit())
     {
-        log::warn!("attached, but cannot keep the known-good copy for rollback: {e:#}");
+        eprintln!(
+            "warning: attached, but cannot keep the known-good copy for rollback and policy-only updates: {e:#}"
+        );
     }
     let state = AttachState {
-        iface: args.iface.clone(),
+        iface: iface.clone(),
         ifindex,
         mode: args.mode.name().to_owned(),
+        link_layer: layer,
         lookup: args.lookup,
         content_hash: staged.content_hash().to_owned(),
         policy: staged.policy.clone(),
@@ -130,17 +155,27 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         attached_at: unix_now(),
         updated_at: None,
     };
-    state.save(&layout.state_file(&args.iface))?;
+    let state_file = layout.state_file(iface);
+    if let Err(e) = state.save(&state_file) {
+        eprintln!(
+            "warning: attached, but cannot write the status record {}: {e:#}; `status` shows what the kernel holds",
+            state_file.display()
+        );
+    }
     let from: Vec<String> = state
         .sources
         .iter()
         .map(|s| s.path.display().to_string())
         .collect();
     println!(
-        "attached to {} ({} mode, {} lookup): {}; {} IPv4 and {} IPv6 prefixes from {}",
-        args.iface,
+        "attached to {} ({} mode, {} lookup{}): {}; {} IPv4 and {} IPv6 prefixes from {}",
+        iface,
         state.mode,
         state.lookup.name(),
+        match layer {
+            LinkLayer::Ethernet => "",
+            LinkLayer::RawIp => ", raw-IP link",
+        },
         state.policy.summary(),
         state.prefixes_v4,
         state.prefixes_v6,
@@ -149,17 +184,31 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn interface_index(iface: &str) -> Result<u32> {
-    let name = CString::new(iface).with_context(|| format!("bad interface name {iface:?}"))?;
-    // SAFETY: if_nametoindex reads a NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        bail!("no interface named {iface} in this network namespace (see `ip link`)");
+fn refuse_if_attached(iface: &IfaceName, pin_dir: &Path) -> Result<()> {
+    if let PinState::Attached { .. } = pins::inspect(pin_dir)? {
+        bail!(
+            "regionfilter is already attached to {iface} (pins in {dir}); use `regionfilter update --iface {iface}` to change data or policy, or `regionfilter detach --iface {iface}` first",
+            dir = pin_dir.display()
+        );
     }
-    Ok(index)
+    Ok(())
 }
 
-fn explain_attach_error(err: ProgramError, iface: &str, mode: AttachMode) -> anyhow::Error {
+/// One line for stale pins that `attach` or `detach` removed.
+pub(crate) fn stale_note(iface: &IfaceName, state: PinState, pin_dir: &Path) -> String {
+    match state {
+        PinState::Gone => format!(
+            "note: removed the pins in {} of a filter whose interface {iface} is gone (deleted or re-created)",
+            pin_dir.display()
+        ),
+        _ => format!(
+            "note: removed the pins in {} left by an attach to {iface} that did not finish",
+            pin_dir.display()
+        ),
+    }
+}
+
+fn explain_attach_error(err: ProgramError, iface: &IfaceName, mode: AttachMode) -> anyhow::Error {
     let errno = match &err {
         ProgramError::SyscallError(e) => e.io_error.raw_os_error(),
         _ => None,
@@ -177,42 +226,19 @@ fn explain_attach_error(err: ProgramError, iface: &str, mode: AttachMode) -> any
     anyhow::Error::new(err).context(hint)
 }
 
-/// bpffs magic number (`BPF_FS_MAGIC` in linux/magic.h).
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
-/// Pins only survive on a bpffs; refuse early with the mount command otherwise.
-fn require_bpffs(pin_root: &Path) -> Result<()> {
-    let mut dir = pin_root;
-    while !dir.exists() {
-        dir = dir.parent().unwrap_or(Path::new("/"));
-    }
-    let path = CString::new(dir.as_os_str().as_encoded_bytes())?;
-    // SAFETY: statfs fills the zeroed struct it is given.
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: path is NUL-terminated and fs is a valid out pointer.
-    if unsafe { libc::statfs(path.as_ptr(), &mut fs) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("cannot stat {}", dir.display()));
-    }
-    #[allow(clippy::unnecessary_cast)] // f_type's integer type differs between libc targets.
-    if fs.f_type as i64 != BPF_FS_MAGIC {
-        bail!(
-            "{} is not on a BPF filesystem: mount one with `mount -t bpf bpf /sys/fs/bpf`",
-            pin_root.display()
-        );
-    }
-    Ok(())
-}
-
-/// Owns a new pin directory until the attach succeeds; removes it and its pins otherwise.
+/// Owns a new pin directory until the attach succeeds; removes its pins (only those) and the
+/// directory otherwise.
 struct PinDirGuard {
     dir: PathBuf,
     armed: bool,
 }
 
 impl PinDirGuard {
-    fn create(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir)
+    /// Creates `dir` itself, so it is ours alone; the root may already exist.
+    fn create(root: &Path, dir: &Path) -> Result<Self> {
+        fs::create_dir_all(root)
+            .with_context(|| format!("cannot create pin root {}", root.display()))?;
+        fs::create_dir(dir)
             .with_context(|| format!("cannot create pin directory {}", dir.display()))?;
         Ok(Self {
             dir: dir.to_owned(),
@@ -228,7 +254,9 @@ impl PinDirGuard {
 impl Drop for PinDirGuard {
     fn drop(&mut self) {
         if self.armed {
-            let _ = fs::remove_dir_all(&self.dir);
+            if let Err(e) = pins::remove_owned(&self.dir) {
+                eprintln!("warning: cannot remove the pins of this failed attach: {e:#}");
+            }
         }
     }
 }

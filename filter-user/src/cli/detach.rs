@@ -1,49 +1,70 @@
-//! `regionfilter detach`: remove the program from an interface, then its pins and record.
+//! `regionfilter detach`: take the program off an interface, then remove its pins and record.
 
-use std::fs;
+use std::{fs, time::Duration};
 
-use anyhow::{bail, Context as _, Result};
-use aya::programs::links::PinnedLink;
+use anyhow::{bail, Result};
 
 use crate::{
+    iface::IfaceName,
+    lock::IfaceLock,
+    pins::{self, PinState},
     privileges,
-    state::{Layout, LINK_PIN},
+    state::Layout,
 };
 
 #[derive(Debug, clap::Args)]
 pub struct DetachArgs {
     /// Interface to stop filtering.
     #[arg(long, value_name = "IF")]
-    pub iface: String,
+    pub iface: IfaceName,
+    /// How long to wait for another command on the same interface to finish.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
 }
 
 pub fn run(layout: &Layout, args: &DetachArgs) -> Result<()> {
     privileges::require_bpf_admin("detach")?;
-    let pin_dir = layout.pin_dir(&args.iface);
-    if !pin_dir.exists() {
+    let iface = &args.iface;
+    let pin_dir = layout.pin_dir(iface);
+    let _lock = IfaceLock::acquire(&layout.lock_file(iface), args.wait)?;
+    let found = pins::inspect(&pin_dir)?;
+    if found == PinState::Absent {
         bail!(
-            "regionfilter is not attached to {} (no pins in {}); `regionfilter status` lists attached interfaces",
-            args.iface,
+            "regionfilter is not attached to {iface} (no pins in {}); `regionfilter status` lists attached interfaces",
             pin_dir.display()
         );
     }
-    let link_pin = pin_dir.join(LINK_PIN);
-    if link_pin.exists() {
-        // Unpin, then close the last reference ourselves: the program is detached when this
-        // returns, not later from a kernel work queue.
-        let link = PinnedLink::from_pin(&link_pin)
-            .with_context(|| format!("cannot open pinned link {}", link_pin.display()))?;
-        let link = link
-            .unpin()
-            .with_context(|| format!("cannot unpin {}", link_pin.display()))?;
-        drop(link);
+    let removed = pins::remove_owned(&pin_dir)?;
+    // The program is off the interface now: what follows is cleanup, reported but not fatal.
+    let state_file = layout.state_file(iface);
+    if let Err(e) = fs::remove_file(&state_file) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            eprintln!(
+                "warning: cannot remove the status record {}: {e}",
+                state_file.display()
+            );
+        }
     }
-    fs::remove_dir_all(&pin_dir).with_context(|| format!("cannot remove {}", pin_dir.display()))?;
-    let state_file = layout.state_file(&args.iface);
-    if state_file.exists() {
-        fs::remove_file(&state_file)
-            .with_context(|| format!("cannot remove {}", state_file.display()))?;
+    if !removed.failed.is_empty() {
+        eprintln!(
+            "warning: could not remove every pin in {} ({}); the next detach or attach removes them",
+            pin_dir.display(),
+            removed.failed.join("; ")
+        );
     }
-    println!("detached from {}", args.iface);
+    if !removed.left.is_empty() {
+        eprintln!(
+            "warning: left {} in place: {} (not created by regionfilter)",
+            pin_dir.display(),
+            removed.left.join(", ")
+        );
+    }
+    match found {
+        PinState::Attached { .. } => println!("detached from {iface}"),
+        PinState::Gone => println!(
+            "removed the pins of {iface}: its interface was gone (deleted or re-created), so nothing was filtering"
+        ),
+        _ => println!("removed the pins of an attach to {iface} that did not finish"),
+    }
     Ok(())
 }

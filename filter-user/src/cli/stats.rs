@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::{
     country::Country,
+    iface::IfaceName,
     maps::{CounterTotals, FilterMaps},
+    pins::{self, PinState},
     state::Layout,
 };
 
@@ -17,7 +19,7 @@ use crate::{
 pub struct StatsArgs {
     /// Only this interface (default: every attached interface).
     #[arg(long, value_name = "IF")]
-    pub iface: Option<String>,
+    pub iface: Option<IfaceName>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -26,7 +28,7 @@ pub struct StatsArgs {
 /// Counters of one interface.
 #[derive(Debug, Serialize)]
 pub struct InterfaceStats {
-    pub iface: String,
+    pub iface: IfaceName,
     /// Countries with traffic, most dropped packets first. `country` is `null` for unknown space.
     pub countries: Vec<CountryStats>,
     pub non_ip: Counter,
@@ -45,7 +47,7 @@ pub struct CountryStats {
 
 impl InterfaceStats {
     #[must_use]
-    pub fn from_totals(iface: &str, totals: &CounterTotals) -> Self {
+    pub fn from_totals(iface: &IfaceName, totals: &CounterTotals) -> Self {
         let slot = |s: u32| totals[s as usize];
         let mut countries: Vec<CountryStats> = (0..COUNTRY_SLOTS)
             .map(|i| u16::try_from(i).expect("COUNTRY_SLOTS fits u16"))
@@ -60,7 +62,7 @@ impl InterfaceStats {
             (b.dropped.packets, b.passed.packets).cmp(&(a.dropped.packets, a.passed.packets))
         });
         Self {
-            iface: iface.to_owned(),
+            iface: iface.clone(),
             countries,
             non_ip: slot(SLOT_NON_IP),
             malformed_passed: slot(SLOT_MALFORMED_PASS),
@@ -72,14 +74,30 @@ impl InterfaceStats {
 }
 
 pub fn run(layout: &Layout, args: &StatsArgs) -> Result<()> {
+    // Counters live in the maps: a filter whose interface is gone still has them, an attach
+    // that did not finish has none worth showing.
+    let has_counters = |iface: &IfaceName| -> Result<bool> {
+        Ok(matches!(
+            pins::inspect(&layout.pin_dir(iface))?,
+            PinState::Attached { .. } | PinState::Gone
+        ))
+    };
     let ifaces = match &args.iface {
         Some(iface) => {
-            if !layout.pin_dir(iface).exists() {
+            if !has_counters(iface)? {
                 bail!("regionfilter is not attached to {iface}; `regionfilter status` lists attached interfaces");
             }
             vec![iface.clone()]
         }
-        None => layout.attached_interfaces()?,
+        None => {
+            let mut with_counters = Vec::new();
+            for iface in layout.pinned_interfaces()? {
+                if has_counters(&iface)? {
+                    with_counters.push(iface);
+                }
+            }
+            with_counters
+        }
     };
     let mut all = Vec::new();
     for iface in ifaces {

@@ -6,7 +6,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::{
+    iface::IfaceName,
+    lock::IfaceLock,
     maps::{hash_hex, FilterMaps, Lookup},
+    pins::{self, PinState},
     state::{AttachState, Layout},
 };
 
@@ -24,8 +27,12 @@ struct Report {
 
 #[derive(Serialize)]
 struct InterfaceStatus {
-    iface: String,
+    iface: IfaceName,
     pin_dir: String,
+    /// `attached`, `attaching` (an attach holds the lock and has not pinned its link yet),
+    /// `incomplete` (an attach that did not finish) or `gone` (the interface was deleted or
+    /// re-created after the attach).
+    condition: &'static str,
     /// `None` when the record in the state directory is missing (e.g. /run was cleared).
     #[serde(flatten)]
     state: Option<AttachState>,
@@ -56,16 +63,24 @@ impl KernelView {
 }
 
 pub fn run(layout: &Layout, args: &StatusArgs) -> Result<()> {
-    let interfaces = layout
-        .attached_interfaces()?
-        .into_iter()
-        .map(|iface| InterfaceStatus {
-            pin_dir: layout.pin_dir(&iface).display().to_string(),
+    let mut interfaces = Vec::new();
+    for iface in layout.pinned_interfaces()? {
+        let pin_dir = layout.pin_dir(&iface);
+        let condition = match pins::inspect(&pin_dir)? {
+            PinState::Absent => continue, // Detached since the listing.
+            PinState::Attached { .. } => "attached",
+            PinState::Gone => "gone",
+            PinState::Incomplete if IfaceLock::is_held(&layout.lock_file(&iface)) => "attaching",
+            PinState::Incomplete => "incomplete",
+        };
+        interfaces.push(InterfaceStatus {
+            pin_dir: pin_dir.display().to_string(),
+            condition,
             state: AttachState::load(&layout.state_file(&iface)).ok(),
-            kernel: KernelView::read(&layout.pin_dir(&iface)),
+            kernel: KernelView::read(&pin_dir),
             iface,
-        })
-        .collect();
+        });
+    }
     let report = Report { interfaces };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -80,6 +95,36 @@ fn print_text(report: &Report) {
         println!("regionfilter is not attached to any interface");
     }
     for entry in &report.interfaces {
+        let iface = &entry.iface;
+        match entry.condition {
+            "attaching" => {
+                println!(
+                    "{iface}: an attach is in progress (pins in {})",
+                    entry.pin_dir
+                );
+                continue;
+            }
+            "incomplete" => {
+                println!(
+                    "{iface}: INCOMPLETE: an attach did not finish, nothing filters; its pins in {} hold kernel memory until `regionfilter detach --iface {iface}` (or the next attach) removes them",
+                    entry.pin_dir
+                );
+                continue;
+            }
+            "gone" => {
+                let was = entry
+                    .state
+                    .as_ref()
+                    .map(|s| format!(" (it had index {})", s.ifindex))
+                    .unwrap_or_default();
+                println!(
+                    "{iface}: GONE: the interface{was} was deleted or re-created after the attach, nothing filters; `regionfilter detach --iface {iface}` removes its pins in {}",
+                    entry.pin_dir
+                );
+                continue;
+            }
+            _ => {}
+        }
         let Some(state) = &entry.state else {
             println!(
                 "{}: attached (pins in {}); no state record, details unknown",
@@ -98,9 +143,13 @@ fn print_text(report: &Report) {
             }
         };
         println!(
-            "{}: attached, {} mode, since {}",
+            "{}: attached, {} mode{}, since {}",
             state.iface,
             state.mode,
+            match state.link_layer {
+                crate::netdev::LinkLayer::Ethernet => "",
+                crate::netdev::LinkLayer::RawIp => " on a raw-IP link",
+            },
             date(state.attached_at)
         );
         println!("  policy:      {}", state.policy.summary());

@@ -9,12 +9,14 @@ use super::inputs::{DataArgs, LoadedData, PolicyArgs};
 use crate::{
     download,
     guards::{self, Refusal, Summary},
+    iface::IfaceName,
     known_good::KnownGood,
-    lock::UpdateLock,
+    lock::IfaceLock,
     maps::{hash_hex, FilterMaps, Lookup},
+    pins::{self, PinState},
     policy::Policy,
     privileges, selftest,
-    state::{unix_now, AttachState, Layout, LINK_PIN},
+    state::{unix_now, AttachState, Layout},
     swap::{self, Staged},
 };
 
@@ -32,7 +34,7 @@ pub struct UpdateArgs {
         required_unless_present = "all",
         conflicts_with = "all"
     )]
-    pub iface: Option<String>,
+    pub iface: Option<IfaceName>,
     /// Update every attached interface.
     #[arg(long)]
     pub all: bool,
@@ -72,7 +74,7 @@ pub struct GuardArgs {
 pub struct RollbackArgs {
     /// Interface whose previous known-good data and policy to restore.
     #[arg(long, value_name = "IF")]
-    pub iface: String,
+    pub iface: IfaceName,
     /// How long to wait for another update of the same interface to finish.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub wait: Duration,
@@ -114,7 +116,13 @@ enum Target {
 }
 
 enum Outcome {
-    Updated { half: usize, summary: String },
+    /// Switched. `warnings` are steps after the switch that failed; the new data is live
+    /// whatever they say.
+    Updated {
+        half: usize,
+        summary: String,
+        warnings: Vec<String>,
+    },
     Unchanged,
 }
 
@@ -145,7 +153,7 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
     let ifaces = match &args.iface {
         Some(iface) => vec![iface.clone()],
         None => {
-            let all = layout.attached_interfaces()?;
+            let all = layout.pinned_interfaces()?;
             if all.is_empty() {
                 bail!(
                     "--all: regionfilter is attached to no interface (see `regionfilter status`)"
@@ -190,7 +198,7 @@ pub fn rollback(layout: &Layout, args: &RollbackArgs) -> Result<u8> {
 /// takes, for callers that hold the data in memory. Returns whether halves were switched.
 pub fn update_data(
     layout: &Layout,
-    iface: &str,
+    iface: &IfaceName,
     data: LoadedData,
     guard: &GuardArgs,
 ) -> Result<bool> {
@@ -204,10 +212,17 @@ pub fn update_data(
     ))
 }
 
-fn report(iface: &str, outcome: Outcome) -> Result<u8> {
+fn report(iface: &IfaceName, outcome: Outcome) -> Result<u8> {
     match outcome {
-        Outcome::Updated { half, summary } => {
+        Outcome::Updated {
+            half,
+            summary,
+            warnings,
+        } => {
             println!("{iface}: switched to half {half}: {summary}");
+            for warning in warnings {
+                eprintln!("warning: {iface}: switched, but {warning}");
+            }
             Ok(0)
         }
         Outcome::Unchanged => {
@@ -217,14 +232,30 @@ fn report(iface: &str, outcome: Outcome) -> Result<u8> {
     }
 }
 
-fn apply(layout: &Layout, iface: &str, target: &Target, guard: &GuardArgs) -> Result<Outcome> {
-    let _lock = UpdateLock::acquire(&layout.lock_file(iface), guard.wait)?;
+fn apply(
+    layout: &Layout,
+    iface: &IfaceName,
+    target: &Target,
+    guard: &GuardArgs,
+) -> Result<Outcome> {
+    let _lock = IfaceLock::acquire(&layout.lock_file(iface), guard.wait)?;
     let pin_dir = layout.pin_dir(iface);
-    if !pin_dir.join(LINK_PIN).exists() {
-        bail!(
+    match pins::inspect(&pin_dir)? {
+        PinState::Attached { .. } => {}
+        PinState::Absent => bail!(
             "regionfilter is not attached to {iface} (no pins in {}); attach it first",
             pin_dir.display()
-        );
+        ),
+        PinState::Incomplete => bail!(
+            "an attach to {iface} did not finish (pins in {} without a link): nothing filters \
+             there; `regionfilter detach --iface {iface}` removes them, then attach again",
+            pin_dir.display()
+        ),
+        PinState::Gone => bail!(
+            "the interface {iface} the filter was attached to is gone (deleted, or deleted and \
+             re-created): nothing filters there; `regionfilter detach --iface {iface}` removes \
+             its pins, then attach again"
+        ),
     }
     let mut maps = FilterMaps::open_pinned(&pin_dir)?;
     let active = maps.active_half()?;
@@ -305,12 +336,23 @@ fn apply(layout: &Layout, iface: &str, target: &Target, guard: &GuardArgs) -> Re
             return Err(err);
         }
     };
-    match target {
-        Target::Rollback => known_good.swap_previous()?,
-        Target::Update { .. } => known_good.commit()?,
+    // Switched: the new data is live. What follows only keeps records, so its failures are
+    // reported as warnings and never turn this into a failure.
+    let mut warnings = Vec::new();
+    let kept = match target {
+        Target::Rollback => known_good.swap_previous(),
+        Target::Update { .. } => known_good.commit(),
+    };
+    if let Err(e) = kept {
+        warnings.push(format!(
+            "the known-good copy was not renamed into place ({e:#}); the next update repairs it"
+        ));
     }
-    record(layout, iface, &staged);
+    if let Err(e) = record(layout, iface, &staged) {
+        warnings.push(format!("the status record was not refreshed: {e:#}"));
+    }
     Ok(Outcome::Updated {
+        warnings,
         half,
         summary: format!(
             "{}; {} IPv4 and {} IPv6 prefixes; self-test passed on {} addresses",
@@ -323,19 +365,14 @@ fn apply(layout: &Layout, iface: &str, target: &Target, guard: &GuardArgs) -> Re
 }
 
 /// Refreshes the record `status` reads; the kernel's settings stay the truth if this fails.
-fn record(layout: &Layout, iface: &str, staged: &Staged) {
+fn record(layout: &Layout, iface: &IfaceName, staged: &Staged) -> Result<()> {
     let path = layout.state_file(iface);
-    let Ok(mut state) = AttachState::load(&path) else {
-        log::warn!("no state record {} to refresh", path.display());
-        return;
-    };
+    let mut state = AttachState::load(&path)?;
     state.policy = staged.policy.clone();
     state.sources = staged.regions().sources.clone();
     state.content_hash = staged.content_hash().to_owned();
     state.prefixes_v4 = staged.prefixes.v4.len();
     state.prefixes_v6 = staged.prefixes.v6.len();
     state.updated_at = Some(unix_now());
-    if let Err(e) = state.save(&path) {
-        log::warn!("cannot refresh {}: {e:#}", path.display());
-    }
+    state.save(&path)
 }
