@@ -4,9 +4,13 @@
 //! Layout (integers little-endian):
 //! `MAGIC` · u32 format version · u32 header length · header JSON ·
 //! u32 IPv4 span count · spans (start u32, end u32, country u16, source u8) ·
-//! u32 IPv6 span count · spans (start u128, end u128, country u16, source u8).
-//! The header's `content_hash` is the SHA-256 of the span bytes followed by the policy's JSON:
-//! equal hashes mean the filter would behave identically, whatever the build dates say.
+//! u32 IPv6 span count · spans (start u128, end u128, country u16, source u8) ·
+//! SHA-256 of every byte before it.
+//! The trailing digest authenticates the whole file, header fields (sources, build dates,
+//! counts) included: a hand-edited or damaged file is refused before anything in it is
+//! believed. The header's `content_hash` is the SHA-256 of the span bytes followed by the
+//! policy's canonical encoding ([`policy::canonical_bytes`]): equal hashes mean the filter
+//! would behave identically, whatever the build dates say.
 
 use std::{
     collections::BTreeMap,
@@ -22,11 +26,14 @@ use crate::{
     compile::{CountryCounts, RegionSet, Span},
     country::Country,
     data::SourceInfo,
-    policy::Policy,
+    policy::{self, Policy},
 };
 
 pub const MAGIC: &[u8; 8] = b"RGNFLTR\n";
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: the trailing whole-file digest and the canonical policy encoding (1 had neither).
+pub const FORMAT_VERSION: u32 = 2;
+/// Length of the trailing digest.
+const DIGEST_LEN: usize = 32;
 
 /// What an artifact says about itself, readable without the spans.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,7 +119,7 @@ pub fn content_hash_of(regions: &RegionSet, policy: Option<&Policy>) -> String {
 fn content_hash(spans: &[u8], policy: Option<&Policy>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(spans);
-    hasher.update(serde_json::to_vec(&policy).expect("policies serialise"));
+    hasher.update(policy::canonical_bytes(policy));
     hasher
         .finalize()
         .iter()
@@ -152,6 +159,8 @@ impl Artifact {
         );
         bytes.extend_from_slice(&header);
         bytes.extend_from_slice(&span_bytes(&self.regions));
+        let digest = Sha256::digest(&bytes);
+        bytes.extend_from_slice(&digest);
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -191,6 +200,15 @@ impl Artifact {
                 found: version,
             });
         }
+        // Nothing in the file is believed before the whole of it checks out.
+        let Some(body_len) = bytes.len().checked_sub(DIGEST_LEN).filter(|&n| n >= 12) else {
+            return Err(damaged("truncated"));
+        };
+        let (body, digest) = bytes.split_at(body_len);
+        if Sha256::digest(body).as_slice() != digest {
+            return Err(damaged("file digest mismatch: altered or cut short"));
+        }
+        let mut r = Reader(&body[12..]);
         let header_len = r.u32().map_err(|()| damaged("truncated"))? as usize;
         let header_bytes = r
             .take(header_len)
@@ -311,6 +329,27 @@ mod tests {
     }
 
     #[test]
+    fn a_hand_edited_header_is_refused() {
+        let path = temp("edited");
+        let artifact = Artifact::new(sample(), None, 1_700_000_000);
+        artifact.write(&path).unwrap();
+        let good = fs::read(&path).unwrap();
+        // A build date moved to the year 2279 (the same number of digits): before the
+        // whole-file digest this was accepted and blocked every later update.
+        let epoch = artifact.header.sources[0].build_epoch.to_string();
+        let at = good
+            .windows(epoch.len())
+            .position(|w| w == epoch.as_bytes())
+            .expect("the build date is in the header");
+        let mut edited = good.clone();
+        edited[at..at + epoch.len()].fill(b'9');
+        fs::write(&path, &edited).unwrap();
+        let err = Artifact::read(&path).unwrap_err().to_string();
+        fs::remove_file(&path).unwrap();
+        assert!(err.contains("digest mismatch"), "{err}");
+    }
+
+    #[test]
     fn hash_depends_on_data_and_policy_only() {
         let a = Artifact::new(sample(), None, 1);
         let b = Artifact::new(sample(), None, 2);
@@ -337,7 +376,7 @@ mod tests {
         flipped[last] ^= 1;
         fs::write(&path, &flipped).unwrap();
         let err = Artifact::read(&path).unwrap_err().to_string();
-        assert!(err.contains("hash mismatch"), "{err}");
+        assert!(err.contains("digest mismatch"), "{err}");
         let mut version = good;
         version[8] = 9;
         fs::write(&path, &version).unwrap();

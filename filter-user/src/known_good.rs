@@ -13,7 +13,10 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use crate::{artifact::Artifact, iface::IfaceName};
+use crate::{
+    artifact::{Artifact, ArtifactError},
+    iface::IfaceName,
+};
 
 pub struct KnownGood {
     dir: PathBuf,
@@ -103,5 +106,14 @@ fn read_if_present(path: &Path) -> Result<Option<Artifact>> {
     if !path.exists() {
         return Ok(None);
     }
-    Ok(Some(Artifact::read(path)?))
+    match Artifact::read(path) {
+        // Written by an older regionfilter (an upgrade): as if there were no copy, so only the
+        // absolute guards run and a policy-only update asks for the data once; the next
+        // update writes the current format.
+        Err(e @ ArtifactError::Version { .. }) => {
+            eprintln!("warning: ignoring the known-good copy: {e}");
+            Ok(None)
+        }
+        other => Ok(Some(other?)),
+    }
 }

@@ -116,6 +116,41 @@ impl Policy {
     }
 }
 
+/// Tag of the canonical policy encoding. Bump it only for a change of meaning; a field added
+/// later must encode to nothing while it holds its default, so identical policies keep
+/// identical content hashes across upgrades.
+pub const CANONICAL_POLICY_V1: &str = "regionfilter-policy-v1";
+
+/// The canonical bytes of a policy (or of "no policy") that content hashes cover: a versioned
+/// text form with every set sorted and deduplicated, independent of how serde would lay the
+/// struct out.
+#[must_use]
+pub fn canonical_bytes(policy: Option<&Policy>) -> Vec<u8> {
+    let mut out = format!("{CANONICAL_POLICY_V1}\n");
+    let Some(p) = policy else {
+        out.push_str("none\n");
+        return out.into_bytes();
+    };
+    let nets = |nets: &[IpNet]| {
+        let set: BTreeSet<String> = nets.iter().map(|n| n.trunc().to_string()).collect();
+        set.into_iter().collect::<Vec<_>>().join(",")
+    };
+    let codes: Vec<String> = p.countries.iter().map(|c| c.code()).collect();
+    out.push_str(&format!(
+        "mode {}\ncountries {}\nunknown {}\nmalformed {}\nallow-cidrs {}\ndeny-cidrs {}\n",
+        match p.mode {
+            Mode::Allow => "allow",
+            Mode::Deny => "deny",
+        },
+        codes.join(","),
+        action_name(p.unknown),
+        action_name(p.malformed),
+        nets(&p.allow_cidrs),
+        nets(&p.deny_cidrs),
+    ));
+    out.into_bytes()
+}
+
 /// Why [`Policy::verdict`] decided as it did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
@@ -164,6 +199,32 @@ mod tests {
             allow_cidrs: vec![],
             deny_cidrs: vec![],
         }
+    }
+
+    #[test]
+    fn canonical_encoding_is_pinned_and_ignores_order_and_duplicates() {
+        let mut p = policy(Mode::Deny, &["RU", "CN"], Action::Pass);
+        p.allow_cidrs = vec![
+            "192.0.2.0/24".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+        p.deny_cidrs = vec!["2001:db8::/32".parse().unwrap()];
+        let text = String::from_utf8(canonical_bytes(Some(&p))).unwrap();
+        // Pinned: a change here changes every content hash, so "unchanged" and known-good
+        // repair would stop recognising identical content after an upgrade.
+        assert_eq!(
+            text,
+            "regionfilter-policy-v1\nmode deny\ncountries CN,RU\nunknown pass\nmalformed pass\n\
+             allow-cidrs 10.0.0.0/8,192.0.2.0/24\ndeny-cidrs 2001:db8::/32\n"
+        );
+        let mut shuffled = p.clone();
+        shuffled.allow_cidrs.reverse();
+        shuffled.allow_cidrs.push("10.0.0.0/8".parse().unwrap());
+        assert_eq!(canonical_bytes(Some(&shuffled)), canonical_bytes(Some(&p)));
+        assert_eq!(
+            canonical_bytes(None),
+            b"regionfilter-policy-v1\nnone\n".to_vec()
+        );
     }
 
     fn action_of(table: &[u8], code: &str) -> u8 {

@@ -66,12 +66,51 @@ pub fn samples(regions: &RegionSet, policy: &Policy) -> Vec<Sample> {
             addrs.extend(e.checked_add(1).map(|a| IpAddr::V6(Ipv6Addr::from(a))));
         }
     }
+    // Every exception CIDR: its first, middle and last address, and the addresses just
+    // outside it, so a missing or misplaced exception entry fails the test too.
+    for net in policy.allow_cidrs.iter().chain(&policy.deny_cidrs) {
+        addrs.extend(cidr_samples(*net));
+    }
     // IPv4-mapped IPv6 sources are judged as IPv4 by the program; leave them to the tests.
     addrs.retain(|a| !matches!(a, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some()));
     addrs
         .into_iter()
         .map(|addr| expected(regions, policy, addr))
         .collect()
+}
+
+/// First, middle and last address of `net`, and the neighbours on either side.
+fn cidr_samples(net: ipnet::IpNet) -> Vec<IpAddr> {
+    match net {
+        ipnet::IpNet::V4(n) => {
+            let (s, e) = (u32::from(n.network()), u32::from(n.broadcast()));
+            [
+                Some(s),
+                Some(s + (e - s) / 2),
+                Some(e),
+                s.checked_sub(1),
+                e.checked_add(1),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|a| IpAddr::V4(Ipv4Addr::from(a)))
+            .collect()
+        }
+        ipnet::IpNet::V6(n) => {
+            let (s, e) = (u128::from(n.network()), u128::from(n.broadcast()));
+            [
+                Some(s),
+                Some(s + (e - s) / 2),
+                Some(e),
+                s.checked_sub(1),
+                e.checked_add(1),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|a| IpAddr::V6(Ipv6Addr::from(a)))
+            .collect()
+        }
+    }
 }
 
 fn by_country<A>(spans: &[Span<A>]) -> BTreeMap<Country, Vec<&Span<A>>> {
@@ -178,4 +217,41 @@ pub fn check_pinned(
         .try_into()?;
     run(program, samples)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::policy::Mode;
+
+    #[test]
+    fn exception_cidrs_are_sampled_inside_and_just_outside() {
+        let policy = Policy {
+            mode: Mode::Deny,
+            countries: BTreeSet::new(),
+            unknown: Action::Pass,
+            malformed: Action::Pass,
+            allow_cidrs: vec!["192.0.2.0/24".parse().unwrap()],
+            deny_cidrs: vec!["2001:db8::/32".parse().unwrap()],
+        };
+        let samples = samples(&RegionSet::default(), &policy);
+        let slot_of = |a: &str| {
+            let addr: IpAddr = a.parse().unwrap();
+            samples.iter().find(|s| s.addr == addr).map(|s| s.slot)
+        };
+        assert_eq!(slot_of("192.0.2.0"), Some(SLOT_EXCEPTION_PASS));
+        assert_eq!(slot_of("192.0.2.127"), Some(SLOT_EXCEPTION_PASS));
+        assert_eq!(slot_of("192.0.2.255"), Some(SLOT_EXCEPTION_PASS));
+        let unknown_pass = country_slot(UNKNOWN_COUNTRY, Action::Pass.kernel());
+        assert_eq!(slot_of("192.0.1.255"), Some(unknown_pass));
+        assert_eq!(slot_of("192.0.3.0"), Some(unknown_pass));
+        assert_eq!(slot_of("2001:db8::"), Some(SLOT_EXCEPTION_DROP));
+        assert_eq!(
+            slot_of("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"),
+            Some(SLOT_EXCEPTION_DROP)
+        );
+        assert_eq!(slot_of("2001:db9::"), Some(unknown_pass));
+    }
 }

@@ -99,14 +99,9 @@ pub fn install(
 /// On `nohz_full` kernels that command is refused; fall back to a pause far longer than any
 /// program run.
 pub fn wait_for_readers() {
-    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
-    // SAFETY: membarrier takes two integers and touches no memory of ours.
-    let ret = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
-    if ret != 0 {
-        log::debug!(
-            "membarrier failed ({}); waiting 100 ms instead",
-            std::io::Error::last_os_error()
-        );
+    use rustix::thread::{membarrier, MembarrierCommand};
+    if let Err(e) = membarrier(MembarrierCommand::Global) {
+        log::debug!("membarrier failed ({e}); waiting 100 ms instead");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
