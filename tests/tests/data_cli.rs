@@ -271,7 +271,7 @@ fn bad_input_is_refused_with_what_to_fix_and_nothing_written() {
     bytes[last] ^= 0xff;
     std::fs::write(&damaged, bytes).unwrap();
     let err = refused(&inst, &dir, &["--artifact", damaged.to_str().unwrap()]);
-    assert!(err.contains("is damaged (content hash mismatch)"), "{err}");
+    assert!(err.contains("is damaged (file digest mismatch"), "{err}");
 }
 
 #[test]

@@ -218,22 +218,21 @@ fn refusals_and_failures_change_nothing_and_exit_with_their_code() {
         assert_eq!(filter.snapshot(), before, "{args:?} changed something");
     }
 
-    // A second update while one holds the lock: "update in progress", exit 4.
+    // A second update while another command holds the lock: exit 4.
     let lock = std::fs::File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(filter.inst.state_dir.join(format!("{}.lock", filter.iface)))
         .unwrap();
-    // SAFETY: flock on a descriptor this test owns.
-    assert_eq!(
-        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
-        0
-    );
+    lock.lock().unwrap();
     let before = filter.snapshot();
     let (code, out) = filter.update(&["--db", &filter.list_b, "--wait", "200ms"]);
     assert_eq!(code, 4, "{out}");
-    assert!(out.contains("update in progress"), "{out}");
+    assert!(
+        out.contains("another regionfilter command is working on this interface"),
+        "{out}"
+    );
     assert_eq!(filter.snapshot(), before);
     drop(lock);
 
