@@ -31,8 +31,10 @@ pub fn owned_names() -> impl Iterator<Item = &'static str> {
 pub enum PinState {
     /// No directory: not attached.
     Absent,
-    /// Maps (and maybe the program) but no link: an attach that did not finish.
+    /// Maps (and maybe the program) but no link, or nothing yet: an attach that did not finish.
     Incomplete,
+    /// A directory holding entries, none of them regionfilter's: not ours, left alone.
+    Foreign,
     /// The link is pinned and holds the program on the interface with this index.
     Attached { ifindex: u32 },
     /// The link is pinned but its interface is gone (deleted, or deleted and re-created under
@@ -60,7 +62,18 @@ pub fn inspect(dir: &Path) -> Result<PinState> {
     }
     let link = dir.join(LINK_PIN);
     if !link.exists() {
-        return Ok(PinState::Incomplete);
+        let mut entries =
+            fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        let names: Vec<String> = entries
+            .by_ref()
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        let ours = names.iter().any(|n| owned_names().any(|o| o == n));
+        return Ok(if names.is_empty() || ours {
+            PinState::Incomplete
+        } else {
+            PinState::Foreign
+        });
     }
     Ok(match link_ifindex(&link)? {
         0 => PinState::Gone,

@@ -133,6 +133,13 @@ fn detach_removes_only_the_pins_regionfilter_created() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, ["other_tool_map"], "regionfilter's own pins remain");
+    // What is left is not regionfilter's: attach refuses to build on it and leaves it.
+    let err = inst.fails(ns, &attach(&iface, &["--mode", "skb"])).unwrap();
+    assert!(
+        err.contains("holds entries regionfilter did not create"),
+        "{err}"
+    );
+    assert!(foreign.exists() && !has_xdp(&pair.receiver, &iface));
 
     // A directory with nothing of regionfilter's in it is refused and left alone.
     let alien = inst.pin_root.join("rfalien0");
@@ -145,6 +152,15 @@ fn detach_removes_only_the_pins_regionfilter_created() {
         err.contains("holds no regionfilter pins") && err.contains("left it alone"),
         "{err}"
     );
+    assert!(alien.join("theirs").exists());
+    // Neither directory is shown or touched as if it were a filter.
+    assert_eq!(status_json(&inst)["interfaces"], serde_json::json!([]));
+    let err = inst
+        .fails(None, &["update", "--iface", "rfalien0", "--deny", "SE"])
+        .unwrap();
+    assert!(err.contains("not attached"), "{err}");
+    let err = inst.fails(ns, &attach("rfalien0", &[])).unwrap();
+    assert!(err.contains("no interface named rfalien0"), "{err}");
     assert!(alien.join("theirs").exists());
 
     // A pin root that is not a BPF filesystem: nothing there can be regionfilter's.

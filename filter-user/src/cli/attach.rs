@@ -96,6 +96,13 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
     let _lock = IfaceLock::acquire(&layout.lock_file(iface), args.wait)?;
     refuse_if_attached(iface, &pin_dir)?;
     let found = pins::inspect(&pin_dir)?;
+    if found == PinState::Foreign {
+        bail!(
+            "{} exists and holds entries regionfilter did not create; it was left alone: \
+             remove or move it, then attach again",
+            pin_dir.display()
+        );
+    }
     if found.is_stale() {
         let removed = pins::remove_owned(&pin_dir)?;
         if !removed.left.is_empty() || !removed.failed.is_empty() {

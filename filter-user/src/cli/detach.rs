@@ -2,7 +2,7 @@
 
 use std::{fs, time::Duration};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::{
     iface::IfaceName,
@@ -26,13 +26,20 @@ pub fn run(layout: &Layout, args: &DetachArgs) -> Result<()> {
     privileges::require_bpf_admin("detach")?;
     let iface = &args.iface;
     let pin_dir = layout.pin_dir(iface);
+    let not_attached = || {
+        anyhow::anyhow!(
+            "regionfilter is not attached to {iface} (no pins in {}); `regionfilter status` lists attached interfaces",
+            pin_dir.display()
+        )
+    };
+    // Checked before the lock too, so a refusal creates no lock file; again under the lock.
+    if pins::inspect(&pin_dir)? == PinState::Absent {
+        return Err(not_attached());
+    }
     let _lock = IfaceLock::acquire(&layout.lock_file(iface), args.wait)?;
     let found = pins::inspect(&pin_dir)?;
     if found == PinState::Absent {
-        bail!(
-            "regionfilter is not attached to {iface} (no pins in {}); `regionfilter status` lists attached interfaces",
-            pin_dir.display()
-        );
+        return Err(not_attached());
     }
     let removed = pins::remove_owned(&pin_dir)?;
     // The program is off the interface now: what follows is cleanup, reported but not fatal.

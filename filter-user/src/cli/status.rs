@@ -67,7 +67,8 @@ pub fn run(layout: &Layout, args: &StatusArgs) -> Result<()> {
     for iface in layout.pinned_interfaces()? {
         let pin_dir = layout.pin_dir(&iface);
         let condition = match pins::inspect(&pin_dir)? {
-            PinState::Absent => continue, // Detached since the listing.
+            // Detached since the listing, or not regionfilter's.
+            PinState::Absent | PinState::Foreign => continue,
             PinState::Attached { .. } => "attached",
             PinState::Gone => "gone",
             PinState::Incomplete if IfaceLock::is_held(&layout.lock_file(&iface)) => "attaching",

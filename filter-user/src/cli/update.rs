@@ -238,11 +238,21 @@ fn apply(
     target: &Target,
     guard: &GuardArgs,
 ) -> Result<Outcome> {
-    let _lock = IfaceLock::acquire(&layout.lock_file(iface), guard.wait)?;
     let pin_dir = layout.pin_dir(iface);
+    // Checked before the lock too, so a refusal creates no lock file; again under the lock.
+    if matches!(
+        pins::inspect(&pin_dir)?,
+        PinState::Absent | PinState::Foreign
+    ) {
+        bail!(
+            "regionfilter is not attached to {iface} (no pins in {}); attach it first",
+            pin_dir.display()
+        );
+    }
+    let _lock = IfaceLock::acquire(&layout.lock_file(iface), guard.wait)?;
     match pins::inspect(&pin_dir)? {
         PinState::Attached { .. } => {}
-        PinState::Absent => bail!(
+        PinState::Absent | PinState::Foreign => bail!(
             "regionfilter is not attached to {iface} (no pins in {}); attach it first",
             pin_dir.display()
         ),
