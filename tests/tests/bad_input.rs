@@ -1,0 +1,159 @@
+//! Every verb with wrong, missing, conflicting and hostile arguments, against a filter that is
+//! attached and has a known-good history: each is refused with its exact error line and exit
+//! code, and no pin, map entry, counter, state record, known-good file or cache file changes.
+
+use std::{collections::BTreeMap, fs, path::Path};
+
+use integration_tests::{
+    netns::unique_name,
+    update::{Attached, Snapshot},
+};
+
+/// Everything a refused command must leave as it was.
+#[derive(Debug, PartialEq, Eq)]
+struct World {
+    filter: Snapshot,
+    /// Every entry under the pin root (pins are special files: their names are what changes).
+    pins: Vec<String>,
+    /// Every file under the state directory (records, locks, known-good files, the download
+    /// cache and the test's own data files) with its bytes.
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+fn tree(root: &Path, with_bytes: bool, out: &mut BTreeMap<String, Vec<u8>>) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.insert(format!("{}/", path.display()), vec![]);
+            tree(&path, with_bytes, out);
+        } else {
+            let bytes = if with_bytes {
+                fs::read(&path).unwrap_or_default()
+            } else {
+                vec![]
+            };
+            out.insert(path.display().to_string(), bytes);
+        }
+    }
+}
+
+fn world(filter: &Attached) -> World {
+    let mut pins = BTreeMap::new();
+    tree(&filter.inst.pin_root, false, &mut pins);
+    let mut files = BTreeMap::new();
+    tree(&filter.inst.state_dir, true, &mut files);
+    World {
+        filter: filter.snapshot(),
+        pins: pins.into_keys().collect(),
+        files,
+    }
+}
+
+/// One refusal: arguments (with `{IF}`, `{A}`, `{B}`, `{DIR}` replaced), exit code, and the
+/// exact first line of stderr.
+struct Case {
+    args: &'static [&'static str],
+    code: i32,
+    line: &'static str,
+}
+
+/// A usage error (exit 2), refused by the parser.
+const fn usage(args: &'static [&'static str], line: &'static str) -> Case {
+    Case { args, code: 2, line }
+}
+
+/// A refusal by the verb (exit 1).
+const fn fails(args: &'static [&'static str], line: &'static str) -> Case {
+    Case { args, code: 1, line }
+}
+
+#[test]
+fn every_verb_refuses_bad_arguments_with_one_exact_line_and_changes_nothing() {
+    let filter = Attached::new("badin");
+    // A history for rollback and the download cache: one update, then a cached download dir.
+    let (code, out) = filter.update(&["--db", &filter.list_b]);
+    assert_eq!(code, 0, "{out}");
+    let cache = filter.inst.lib_dir().join("downloads");
+    fs::create_dir_all(cache.join("0123456789abcdef")).unwrap();
+    fs::write(cache.join("0123456789abcdef/meta.json"), b"{}").unwrap();
+    let scratch = filter.inst.state_dir.join(unique_name("scratch"));
+    fs::create_dir_all(&scratch).unwrap();
+    let dir = scratch.display().to_string();
+    let substitute = |arg: &str| {
+        arg.replace("{IF}", &filter.iface)
+            .replace("{A}", &filter.list_a)
+            .replace("{B}", &filter.list_b)
+            .replace("{DIR}", &dir)
+    };
+
+    let cases = cases();
+    let mut wrong = Vec::new();
+    for case in &cases {
+        let args: Vec<String> = case.args.iter().map(|a| substitute(a)).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let before = world(&filter);
+        let out = filter.inst.output(Some(&filter.pair.receiver), &args).unwrap();
+        let code = out.status.code().unwrap_or(-1);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = stderr.lines().next().unwrap_or_default().to_owned();
+        let expected = substitute(case.line);
+        if code != case.code || line != expected {
+            wrong.push(format!(
+                "{args:?}\n   want {} {expected}\n   got  {code} {line}",
+                case.code
+            ));
+        }
+        let after = world(&filter);
+        assert_eq!(after, before, "{args:?} changed something");
+        assert!(out.stdout.is_empty(), "{args:?} printed on stdout: {out:?}");
+    }
+    assert!(wrong.is_empty(), "{} of {} cases:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        // Hostile and empty interface names, on every verb that takes one.
+        usage(&["attach", "--iface", "../../tmp", "--db", "{A}", "--deny", "JP"], "error: invalid value '../../tmp' for '--iface <IF>': interface name \"../../tmp\" contains a '/', which no interface name can (see `ip link`)"),
+        usage(&["attach", "--iface", "", "--db", "{A}", "--deny", "JP"], "error: invalid value '' for '--iface <IF>': interface name is empty (is the variable that should hold it unset?)"),
+        usage(&["detach", "--iface", ".."], "error: invalid value '..' for '--iface <IF>': interface name \"..\" is not a valid interface name"),
+        usage(&["detach", "--iface", "eth0\n"], "error: invalid value 'eth0"),
+        usage(&["update", "--iface", "a/b", "--deny", "SE"], "error: invalid value 'a/b' for '--iface <IF>': interface name \"a/b\" contains a '/', which no interface name can (see `ip link`)"),
+        usage(&["rollback", "--iface", "x234567890123456"], "error: invalid value 'x234567890123456' for '--iface <IF>': interface name \"x234567890123456\" is longer than 15 bytes"),
+        usage(&["stats", "--iface", "eth0:1"], "error: invalid value 'eth0:1' for '--iface <IF>': interface name \"eth0:1\" contains a ':', which no interface name can (see `ip link`)"),
+        // Missing and conflicting arguments.
+        usage(&["attach", "--iface", "{IF}", "--deny", "JP"], "error: the following required arguments were not provided:"),
+        usage(&["attach", "--iface", "{IF}", "--db", "{A}", "--allow", "GB", "--deny", "JP"], "error: the argument '--allow <LIST>' cannot be used with '--deny <LIST>'"),
+        usage(&["update", "--deny", "SE"], "error: the following required arguments were not provided:"),
+        usage(&["update", "--iface", "{IF}", "--all"], "error: the argument '--iface <IF>' cannot be used with '--all'"),
+        usage(&["update", "--iface", "{IF}", "--url", "https://x.invalid/db", "--db", "{A}"], "error: the argument '--url <URL>' cannot be used with '--db <FILE>'"),
+        usage(&["update", "--iface", "{IF}", "--sha256-url", "https://x.invalid/db.sha256"], "error: the following required arguments were not provided:"),
+        usage(&["detach"], "error: the following required arguments were not provided:"),
+        usage(&["compile", "--out", "{DIR}/x.rgnf"], "error: the following required arguments were not provided:"),
+        // Numbers and durations that would switch a guard off or wait forever.
+        usage(&["update", "--iface", "{IF}", "--db", "{B}", "--max-change", "NaN"], "error: invalid value 'NaN' for '--max-change <PERCENT>': "),
+        usage(&["update", "--iface", "{IF}", "--db", "{B}", "--max-change", "-5"], "error: invalid value '-5' for '--max-change <PERCENT>': "),
+        usage(&["update", "--iface", "{IF}", "--db", "{B}", "--max-change", "inf"], "error: invalid value 'inf' for '--max-change <PERCENT>': "),
+        usage(&["update", "--iface", "{IF}", "--wait", "soon"], "error: invalid value 'soon' for '--wait <DURATION>': "),
+        usage(&["detach", "--iface", "{IF}", "--wait", "-1s"], "error: invalid value '-1s' for '--wait <DURATION>': "),
+        usage(&["attach", "--iface", "{IF}", "--db", "{A}", "--deny", "JP", "--mode", "fast"], "error: invalid value 'fast' for '--mode <MODE>'"),
+        // Wrong values the verbs themselves refuse.
+        fails(&["attach", "--iface", "{IF}", "--db", "{A}", "--deny", "JP"], "error: regionfilter is already attached to {IF} (pins in "),
+        fails(&["attach", "--iface", "nosuchif0", "--db", "{A}", "--deny", "JP"], "error: no interface named nosuchif0 in this network namespace (see `ip link`)"),
+        fails(&["update", "--iface", "nosuchif0", "--deny", "SE"], "error: regionfilter is not attached to nosuchif0 (no pins in "),
+        fails(&["detach", "--iface", "nosuchif0"], "error: regionfilter is not attached to nosuchif0 (no pins in "),
+        fails(&["rollback", "--iface", "nosuchif0"], "error: regionfilter is not attached to nosuchif0 (no pins in "),
+        fails(&["stats", "--iface", "nosuchif0"], "error: regionfilter is not attached to nosuchif0; `regionfilter status` lists attached interfaces"),
+        fails(&["update", "--iface", "{IF}", "--deny", "UK"], "error: unknown country code \"UK\": did you mean "),
+        fails(&["update", "--iface", "{IF}", "--db", "{DIR}/missing.mmdb"], "error: cannot read "),
+        fails(&["update", "--iface", "{IF}", "--deny", "SE", "--allow-cidr", "10.0.0.1/8"], "error: "),
+        fails(&["update", "--iface", "{IF}", "--url", "http://localhost.example.org/db.mmdb"], "error: "),
+        fails(&["update", "--iface", "{IF}", "--url", "http://127.0.0.1@example.org/db.mmdb"], "error: "),
+        fails(&["compile", "--db", "{A}", "--out", "{A}"], "error: "),
+        fails(&["compile", "--db", "{A}", "--out", "/dev/null"], "error: "),
+        fails(&["inspect", "{DIR}/missing.mmdb"], "error: "),
+        fails(&["explain", "--db", "{A}", "not-an-address"], "error: "),
+    ]
+}
