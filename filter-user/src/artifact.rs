@@ -54,7 +54,7 @@ pub struct Artifact {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    #[error("cannot read artifact {path}: {source}")]
+    #[error("cannot read artifact {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,

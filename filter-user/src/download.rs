@@ -31,12 +31,12 @@ pub enum DownloadError {
     NoLicenseKey { url: String },
     #[error("download of {url} failed: HTTP {status}")]
     Status { url: String, status: u16 },
-    #[error("download of {url} failed: {source}")]
+    #[error("download of {url} failed")]
     Transport {
         url: String,
         source: Box<ureq::Error>,
     },
-    #[error("download of {url} broke off: {source}")]
+    #[error("download of {url} broke off")]
     Body { url: String, source: std::io::Error },
     #[error("download of {url} is incomplete: {got} of {expected} bytes")]
     Truncated {
@@ -55,7 +55,7 @@ pub enum DownloadError {
     BadChecksumFile { checksum_url: String },
     #[error("{url} is a .tar.gz archive without a .mmdb file in it")]
     NoDatabaseInArchive { url: String },
-    #[error("cannot write the download cache {path}: {source}")]
+    #[error("cannot write the download cache {path}")]
     Cache {
         path: PathBuf,
         source: std::io::Error,

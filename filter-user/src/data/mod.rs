@@ -93,17 +93,17 @@ impl fmt::Display for Format {
 /// Why a source could not be used. Nothing is loaded when any of these is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open database {path}: {source}")]
+    #[error("cannot open database {path}")]
     Open {
         path: PathBuf,
         source: maxminddb::MaxMindDbError,
     },
-    #[error("database {path} is corrupt: {source}; download it again")]
+    #[error("database {path} is corrupt; download it again")]
     Corrupt {
         path: PathBuf,
         source: maxminddb::MaxMindDbError,
@@ -294,6 +294,58 @@ mod tests {
         let file = TempFile::new("bin", &[0, 1, 2, 0xff, 0xfe]);
         let err = detect(&file.0).unwrap_err();
         assert!(err.to_string().contains("--format"), "{err}");
+    }
+
+    /// `{:#}` prints each cause once: an error that keeps its cause as `source` must not also
+    /// format it into its own message.
+    #[test]
+    fn a_directory_given_as_a_source_names_its_cause_once() {
+        let dir = std::env::temp_dir().join(format!("rf-dir-source-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let err = load(&SourceSpec {
+            path: dir.clone(),
+            format: Some(Format::Csv),
+            country_field: CountryField::Country,
+        })
+        .unwrap_err();
+        let rendered = format!("{:#}", anyhow::Error::from(err));
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            rendered,
+            format!("cannot read {}: Is a directory (os error 21)", dir.display())
+        );
+    }
+
+    #[test]
+    fn no_error_type_formats_its_source_twice() {
+        let io = || std::io::Error::other("disk on fire");
+        let path = PathBuf::from("x");
+        let errors: Vec<anyhow::Error> = vec![
+            DataError::Io {
+                path: path.clone(),
+                source: io(),
+            }
+            .into(),
+            crate::artifact::ArtifactError::Io {
+                path: path.clone(),
+                source: io(),
+            }
+            .into(),
+            crate::download::DownloadError::Body {
+                url: "https://x/".to_owned(),
+                source: io(),
+            }
+            .into(),
+            crate::download::DownloadError::Cache {
+                path,
+                source: io(),
+            }
+            .into(),
+        ];
+        for err in errors {
+            let rendered = format!("{err:#}");
+            assert_eq!(rendered.matches("disk on fire").count(), 1, "{rendered}");
+        }
     }
 
     #[test]
