@@ -113,11 +113,7 @@ fn content_hash(spans: &[u8], policy: Option<&Policy>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(spans);
     hasher.update(serde_json::to_vec(&policy).expect("policies serialise"));
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hasher.finalize())
 }
 
 impl Artifact {

@@ -95,7 +95,7 @@ pub fn fetch(
 ) -> Result<Fetched, DownloadError> {
     let real_url = with_license_key(url)?;
     let checksum_url = sha256_url.map(with_license_key).transpose()?;
-    let dir = cache_root.join(&hex(&Sha256::digest(url.as_bytes()))[..16]);
+    let dir = cache_root.join(&hex::encode(Sha256::digest(url.as_bytes()))[..16]);
     let cache = |source| DownloadError::Cache {
         path: dir.clone(),
         source,
@@ -174,7 +174,7 @@ pub fn fetch(
     }
     if let Some(checksum_url) = &checksum_url {
         let expected = fetch_checksum(checksum_url, sha256_url.unwrap_or_default())?;
-        let actual = hex(&hasher.finalize());
+        let actual = hex::encode(hasher.finalize());
         if actual != expected {
             return Err(DownloadError::Checksum {
                 url: url.to_owned(),
@@ -283,10 +283,11 @@ fn fetch_checksum(real_url: &str, shown_url: &str) -> Result<String, DownloadErr
     })
 }
 
-/// The first token of a `sha256sum`-style line: 64 hex digits.
+/// The first token of a `sha256sum`-style line: 64 hex digits, returned in lower case.
 fn parse_checksum(text: &str) -> Option<String> {
-    let token = text.split_whitespace().next()?.to_ascii_lowercase();
-    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())).then_some(token)
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(text.split_whitespace().next()?, &mut digest).ok()?;
+    Some(hex::encode(digest))
 }
 
 /// The last path segment of a URL, without query, as a safe file name.
@@ -334,10 +335,6 @@ fn unpack_mmdb(archive: &Path, to: &Path) -> std::io::Result<Option<String>> {
     Ok(None)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +348,7 @@ mod tests {
         );
         assert_eq!(parse_checksum(&sum.to_uppercase()), Some(sum));
         assert_eq!(parse_checksum("not a checksum"), None);
+        assert_eq!(parse_checksum(&format!("{}zz", "a".repeat(62))), None);
         assert_eq!(parse_checksum(""), None);
     }
 
