@@ -11,7 +11,6 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::Write as _,
     path::{Path, PathBuf},
 };
 
@@ -22,6 +21,7 @@ use crate::{
     compile::{CountryCounts, RegionSet, Span},
     country::Country,
     data::SourceInfo,
+    fsutil,
     policy::Policy,
 };
 
@@ -135,8 +135,8 @@ impl Artifact {
         Self { header, regions }
     }
 
-    /// Writes atomically: a temporary file in the same directory, synced, then renamed.
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+    /// Writes atomically ([`fsutil::write_atomic`]): a failed write leaves `path` as it was.
+    pub fn write(&self, path: &Path) -> Result<(), fsutil::WriteError> {
         let header = serde_json::to_vec(&self.header).expect("headers serialise");
         let mut bytes = Vec::new();
         bytes.extend_from_slice(MAGIC);
@@ -148,22 +148,7 @@ impl Artifact {
         );
         bytes.extend_from_slice(&header);
         bytes.extend_from_slice(&span_bytes(&self.regions));
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-        let result = (|| {
-            let mut file = fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        fsutil::write_atomic(path, &bytes)
     }
 
     /// Reads and fully checks an artifact: magic, version, lengths, span order, hash.

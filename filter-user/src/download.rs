@@ -16,6 +16,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::fsutil::{self, TempFile, WriteError};
+
 /// `{license_key}` in a URL is replaced by this variable; with `MAXMIND_ACCOUNT_ID` also set,
 /// both are sent as HTTP basic auth (MaxMind's current download API).
 pub const LICENSE_KEY_ENV: &str = "MAXMIND_LICENSE_KEY";
@@ -60,6 +62,8 @@ pub enum DownloadError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
 /// What the cache remembers about the last complete download of one URL.
@@ -142,8 +146,8 @@ pub fn fetch(
     let expected_len = header("content-length").and_then(|v| v.parse::<u64>().ok());
 
     // Body into a temporary file, hashing as it goes.
-    let partial = Temp(dir.join("download.partial"));
-    let mut file = fs::File::create(&partial.0).map_err(cache)?;
+    let mut partial = TempFile::new_for(&dir.join("download"))?;
+    let file = partial.file();
     let mut hasher = Sha256::new();
     let mut reader = response.body_mut().as_reader();
     let mut buf = vec![0u8; 1 << 16];
@@ -162,7 +166,6 @@ pub fn fetch(
         file.write_all(&buf[..n]).map_err(cache)?;
         got += n as u64;
     }
-    file.sync_all().map_err(cache)?;
     if let Some(expected) = expected_len {
         if got != expected {
             return Err(DownloadError::Truncated {
@@ -187,9 +190,9 @@ pub fn fetch(
 
     // Unpack archives; keep the database's own file name so format detection sees it.
     let name = file_name(url);
-    let (source, file) = if is_tar_gz(&name, &partial.0) {
-        let unpacked = Temp(dir.join("unpacked.partial"));
-        let member = unpack_mmdb(&partial.0, &unpacked.0)
+    let (source, file) = if is_tar_gz(&name, partial.path()) {
+        let mut unpacked = TempFile::new_for(&dir.join("unpacked"))?;
+        let member = unpack_mmdb(partial.path(), unpacked.file())
             .map_err(cache)?
             .ok_or_else(|| DownloadError::NoDatabaseInArchive {
                 url: url.to_owned(),
@@ -204,22 +207,17 @@ pub fn fetch(
         last_modified,
     };
     let final_path = dir.join(&file);
-    fs::rename(&source.0, &final_path).map_err(cache)?;
-    fs::write(
-        dir.join("meta.json"),
-        serde_json::to_vec(&meta_new).expect("meta serialises"),
-    )
-    .map_err(cache)?;
+    source.persist(&final_path)?;
+    save_meta(&dir, &meta_new)?;
     Ok(Fetched::New(final_path))
 }
 
-/// A temporary file removed on drop unless it was renamed away.
-struct Temp(PathBuf);
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
+/// Replaces the cache's `meta.json` atomically: a crash never leaves it half written.
+fn save_meta(dir: &Path, meta: &Meta) -> Result<(), WriteError> {
+    fsutil::write_atomic(
+        &dir.join("meta.json"),
+        &serde_json::to_vec(meta).expect("meta serialises"),
+    )
 }
 
 fn agent() -> ureq::Agent {
@@ -298,7 +296,8 @@ fn file_name(url: &str) -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         .collect();
-    if safe.is_empty() || safe.starts_with('.') {
+    // `meta.json` is the cache's own record of the download.
+    if safe.is_empty() || safe.starts_with('.') || safe == "meta.json" {
         "database".to_owned()
     } else {
         safe
@@ -315,8 +314,8 @@ fn is_tar_gz(name: &str, path: &Path) -> bool {
         .is_ok_and(|()| magic == [0x1f, 0x8b])
 }
 
-/// Copies the first `*.mmdb` member of a `.tar.gz` to `to`; returns its file name.
-fn unpack_mmdb(archive: &Path, to: &Path) -> std::io::Result<Option<String>> {
+/// Copies the first `*.mmdb` member of a `.tar.gz` to `out`; returns its file name.
+fn unpack_mmdb(archive: &Path, out: &mut fs::File) -> std::io::Result<Option<String>> {
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(archive)?));
     for entry in tar.entries()? {
         let mut entry = entry?;
@@ -326,9 +325,7 @@ fn unpack_mmdb(archive: &Path, to: &Path) -> std::io::Result<Option<String>> {
         };
         if name.ends_with(".mmdb") {
             let name = name.to_owned();
-            let mut out = fs::File::create(to)?;
-            std::io::copy(&mut entry, &mut out)?;
-            out.sync_all()?;
+            std::io::copy(&mut entry, out)?;
             return Ok(Some(name));
         }
     }
@@ -364,6 +361,38 @@ mod tests {
         );
         assert_eq!(file_name("https://x/"), "database");
         assert_eq!(file_name("https://x/../.."), "database");
+        assert_eq!(file_name("https://x/meta.json"), "database");
+    }
+
+    /// `meta.json` used to be written in place with a plain write: not atomic, not synced, and
+    /// through whatever link sat at that name.
+    #[test]
+    fn cache_metadata_is_replaced_atomically() {
+        let dir = std::env::temp_dir().join(format!("rf-meta-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("meta.json")).unwrap();
+        let meta = Meta {
+            file: "db.mmdb".to_owned(),
+            etag: Some("\"v1\"".to_owned()),
+            last_modified: None,
+        };
+        let err = save_meta(&dir, &meta).unwrap_err();
+        assert!(matches!(err, WriteError::NotRegular { .. }), "{err}");
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        fs::remove_file(dir.join("meta.json")).unwrap();
+        save_meta(&dir, &meta).unwrap();
+        let back: Meta = serde_json::from_slice(&fs::read(dir.join("meta.json")).unwrap()).unwrap();
+        assert_eq!(back.etag.as_deref(), Some("\"v1\""));
+        let mut names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["meta.json", "victim"]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

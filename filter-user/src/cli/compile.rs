@@ -34,9 +34,7 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         usize::try_from(header.prefixes_v4)?,
         usize::try_from(header.prefixes_v6)?,
     )?;
-    artifact
-        .write(&args.out)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    artifact.write(&args.out)?;
     println!(
         "compiled {} IPv4 and {} IPv6 prefixes of {} countries from {} source(s) into {} in {:.2} s",
         header.prefixes_v4,
