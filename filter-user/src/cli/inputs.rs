@@ -3,6 +3,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use anyhow::{bail, Context as _, Result};
@@ -244,6 +245,30 @@ impl PolicyArgs {
             deny_cidrs: cidrs(&file.deny_cidrs, &self.deny_cidr),
         }))
     }
+}
+
+/// `--max-change`: a finite, non-negative percentage (`10`, `2.5`, `10%`). NaN would switch the
+/// guard off (no comparison with NaN is true) and a negative limit refuse every update.
+pub fn percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().strip_suffix('%').unwrap_or(text.trim());
+    match number.trim().parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        Ok(_) => Err("give a finite percentage of 0 or more, e.g. 10 or 2.5".to_owned()),
+        Err(_) => Err("not a number; give a percentage such as 10 or 2.5".to_owned()),
+    }
+}
+
+/// The longest `--wait` accepted: a cron job still waiting for a lock after a day is stuck.
+pub const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `--wait`: a duration such as `30s`, `2m` or `0s` (try once), at most [`MAX_WAIT`].
+pub fn wait_duration(text: &str) -> Result<Duration, String> {
+    let wait = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e}; give a duration such as 30s or 2m"))?;
+    if wait > MAX_WAIT {
+        return Err("longer than 24h; give a duration of at most 24h".to_owned());
+    }
+    Ok(wait)
 }
 
 /// Warns on stderr about listed countries the data gives no addresses: usually a typo'd

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
-use super::inputs::{DataArgs, LoadedData, PolicyArgs};
+use super::inputs::{percent, wait_duration, DataArgs, LoadedData, PolicyArgs};
 use crate::{
     download,
     guards::{self, Refusal, Summary},
@@ -61,10 +61,10 @@ pub struct GuardArgs {
     #[arg(long)]
     pub force: bool,
     /// Largest change in prefix count or address coverage, per family, accepted without --force.
-    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+    #[arg(long, value_name = "PERCENT", default_value = "10", value_parser = percent)]
     pub max_change: f64,
-    /// How long to wait for another update of the same interface to finish.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    /// How long to wait for another update of the same interface to finish (at most 24h).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = wait_duration)]
     pub wait: Duration,
 }
 
@@ -73,8 +73,8 @@ pub struct RollbackArgs {
     /// Interface whose previous known-good data and policy to restore.
     #[arg(long, value_name = "IF")]
     pub iface: String,
-    /// How long to wait for another update of the same interface to finish.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    /// How long to wait for another update of the same interface to finish (at most 24h).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = wait_duration)]
     pub wait: Duration,
 }
 
