@@ -300,3 +300,82 @@ fn listed_countries_without_data_are_warned_about() {
         .unwrap();
     assert!(run.status.success() && run.stderr.is_empty(), "{run:?}");
 }
+
+#[test]
+fn compile_never_replaces_its_inputs_or_anything_but_a_file() {
+    let inst = Instance::new();
+    let dir = Scratch::new();
+    let db = dir.write("ranges.csv", "1.0.0.0,1.0.0.255,AU\n");
+    let original = std::fs::read(&db).unwrap();
+    let hard = dir.path("hard.csv");
+    std::fs::hard_link(&db, &hard).unwrap();
+    let soft = dir.path("soft.rfa");
+    std::os::unix::fs::symlink(&db, &soft).unwrap();
+    let policy = dir.write("policy.toml", "deny = [\"CN\"]\n");
+    for (args, out, given) in [
+        (vec!["--db", &db], &db, format!("--db {db}")),
+        (vec!["--db", &db], &hard, format!("--db {db}")),
+        (vec!["--db", &db], &soft, format!("--db {db}")),
+        (
+            vec!["--db", &db, "--policy", &policy],
+            &policy,
+            format!("--policy {policy}"),
+        ),
+    ] {
+        let mut all = vec!["compile"];
+        all.extend_from_slice(&args);
+        all.extend_from_slice(&["--out", out]);
+        let err = inst.fails(None, &all).unwrap();
+        assert_eq!(
+            err.trim(),
+            format!(
+                "error: --out {out} is the file given as {given}: compile would replace what it \
+                 reads; write the artifact to another file"
+            )
+        );
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), original);
+    assert_eq!(std::fs::read(&policy).unwrap(), b"deny = [\"CN\"]\n");
+    assert!(std::fs::symlink_metadata(&soft)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    use std::os::unix::fs::FileTypeExt as _;
+    let err = inst
+        .fails(None, &["compile", "--db", &db, "--out", "/dev/full"])
+        .unwrap();
+    assert_eq!(
+        err.trim(),
+        "error: --out /dev/full is a device; give the path of an artifact file"
+    );
+    assert!(std::fs::metadata("/dev/full")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    let sub = dir.path("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let err = inst
+        .fails(None, &["compile", "--db", &db, "--out", &sub])
+        .unwrap();
+    assert_eq!(
+        err.trim(),
+        format!("error: --out {sub} is a directory; give the path of an artifact file")
+    );
+    assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 0);
+
+    // Through a link to an earlier artifact, the artifact is replaced and the link kept.
+    let target = dir.path("target.rfa");
+    inst.ok(None, &["compile", "--db", &db, "--out", &target])
+        .unwrap();
+    let link = dir.path("link.rfa");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    inst.ok(None, &["compile", "--db", &db, "--deny", "AU", "--out", &link])
+        .unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let inspect = inst.ok(None, &["inspect", &target]).unwrap();
+    assert!(inspect.contains("policy:         deny AU"), "{inspect}");
+}
