@@ -27,8 +27,10 @@ const TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
-    #[error("{url}: only https:// URLs are accepted (plain http only to localhost)")]
+    #[error("{url}: only https:// URLs are accepted (plain http:// only to this host: localhost, 127.0.0.0/8 or [::1])")]
     Insecure { url: String },
+    #[error("{url} is not a valid URL ({why})")]
+    BadUrl { url: String, why: String },
     #[error("{url} contains {{license_key}} but {LICENSE_KEY_ENV} is not set")]
     NoLicenseKey { url: String },
     #[error("download of {url} failed: HTTP {status}")]
@@ -235,21 +237,62 @@ fn transport(url: &str, error: ureq::Error) -> DownloadError {
     }
 }
 
-/// Substitutes the license key and refuses plain http to anything but this host.
+/// Substitutes the license key and checks the URL the request will really go to, so a key
+/// that changes the host is caught too (messages show the URL as given, never the key).
 fn with_license_key(url: &str) -> Result<String, DownloadError> {
-    let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
-    if !url.starts_with("https://") && !local.iter().any(|p| url.starts_with(p)) {
-        return Err(DownloadError::Insecure {
-            url: url.to_owned(),
-        });
-    }
+    check_url(url)?;
     if !url.contains("{license_key}") {
         return Ok(url.to_owned());
     }
     let key = std::env::var(LICENSE_KEY_ENV).map_err(|_| DownloadError::NoLicenseKey {
         url: url.to_owned(),
     })?;
-    Ok(url.replace("{license_key}", &key))
+    let real = url.replace("{license_key}", &key);
+    check_url_as(&real, url)?;
+    Ok(real)
+}
+
+/// Accepts `https://` URLs, and plain `http://` only when the host is this machine: exactly
+/// `localhost` or a loopback IP literal. A string prefix is not enough (`http://localhost.evil/`,
+/// `http://127.0.0.1@evil/`), so the URL is parsed by the same parser (`http::Uri`) the HTTP
+/// client uses to pick the host it connects to: two parsers could disagree on odd input.
+/// `{license_key}` stands for the key, which is checked again once substituted.
+pub fn check_url(url: &str) -> Result<(), DownloadError> {
+    check_url_as(&url.replace("{license_key}", "key"), url)
+}
+
+fn check_url_as(url: &str, shown: &str) -> Result<(), DownloadError> {
+    let bad = |why: &str| DownloadError::BadUrl {
+        url: shown.to_owned(),
+        why: why.to_owned(),
+    };
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|e: ureq::http::uri::InvalidUri| bad(&e.to_string()))?;
+    let authority = uri
+        .authority()
+        .filter(|a| !a.as_str().is_empty() && !a.as_str().ends_with('@'))
+        .ok_or_else(|| bad("no host"))?;
+    let host = authority.host();
+    match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => Ok(()),
+        Some(s) if s.eq_ignore_ascii_case("http") && is_this_host(host) => Ok(()),
+        _ => Err(DownloadError::Insecure {
+            url: shown.to_owned(),
+        }),
+    }
+}
+
+/// `localhost` exactly, or a loopback IP literal (`127.0.0.0/8`, `[::1]`).
+fn is_this_host(host: &str) -> bool {
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || literal
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn basic_auth() -> Option<String> {
@@ -397,10 +440,65 @@ mod tests {
 
     #[test]
     fn plain_http_only_to_this_host() {
-        assert!(with_license_key("http://127.0.0.1:8080/db.mmdb").is_ok());
-        assert!(matches!(
-            with_license_key("http://example.com/db.mmdb"),
-            Err(DownloadError::Insecure { .. })
-        ));
+        for url in [
+            "http://127.0.0.1:8080/db.mmdb",
+            "http://127.1.2.3/db.mmdb",
+            "http://localhost/db.mmdb",
+            "HTTP://LOCALHOST:80/db.mmdb",
+            "http://[::1]:8080/db.mmdb",
+            "http://user:pw@127.0.0.1/db.mmdb",
+            "https://download.example.org/db?license_key={license_key}",
+            "https://user:pw@example.org/db.mmdb",
+        ] {
+            assert!(check_url(url).is_ok(), "{url}");
+        }
+        for url in [
+            "http://example.com/db.mmdb",
+            "http://localhost.example.org/db.mmdb",
+            "http://127.0.0.1@example.org/db.mmdb",
+            "http://localhost@example.org/db.mmdb",
+            "http://127.0.0.1.example.org/db.mmdb",
+            "http://[::ffff:127.0.0.1]/db.mmdb",
+            "http://0x7f.1/db.mmdb",
+            "http://localhost./db.mmdb",
+            "ftp://localhost/db.mmdb",
+        ] {
+            let err = check_url(url).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{url}: only https:// URLs are accepted (plain http:// only to this host: \
+                     localhost, 127.0.0.0/8 or [::1])"
+                )
+            );
+        }
+        for url in [
+            "",
+            "http://",
+            "http://@/x",
+            "https://exa mple.org/",
+            "/db.mmdb",
+            "example.org/db.mmdb",
+        ] {
+            let err = check_url(url).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    DownloadError::BadUrl { .. } | DownloadError::Insecure { .. }
+                ),
+                "{url}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_license_key_that_moves_the_host_is_refused_without_showing_it() {
+        // Only this test sets the variable.
+        std::env::set_var(LICENSE_KEY_ENV, "s3cret@example.org/");
+        let url = "http://{license_key}@localhost/db.mmdb";
+        let err = with_license_key(url).unwrap_err().to_string();
+        std::env::remove_var(LICENSE_KEY_ENV);
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.starts_with(url), "{err}");
     }
 }

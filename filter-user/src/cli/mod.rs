@@ -195,6 +195,25 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_urls_to_other_hosts_are_refused_on_the_command_line() {
+        for option in ["--url", "--sha256-url"] {
+            let url = "http://localhost.example.org/db.mmdb";
+            let mut args = vec!["update", "--all", option, url];
+            if option == "--sha256-url" {
+                args.extend(["--url", "https://example.org/db.mmdb"]);
+            }
+            assert_eq!(
+                refusal(&args),
+                format!(
+                    "error: invalid value '{url}' for '{option} <URL>': {url}: only https:// URLs \
+                     are accepted (plain http:// only to this host: localhost, 127.0.0.0/8 or [::1])"
+                )
+            );
+        }
+        assert!(parse(&["update", "--all", "--url", "http://127.0.0.1:8080/db.mmdb"]).is_ok());
+    }
+
+    #[test]
     fn update_without_data_keeps_the_loaded_data() {
         let cli = parse(&["update", "--iface", "eth0", "--deny", "RU"]).unwrap();
         let Command::Update(args) = cli.command else {
