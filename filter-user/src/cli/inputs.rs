@@ -120,6 +120,9 @@ impl DataArgs {
             source.info.path = absolute(&source.info.path);
             sources.push(source);
         }
+        for source in &sources {
+            note_skipped(&source.info);
+        }
         Ok(LoadedData {
             regions: compile::compile(sources, &order)?,
             artifact: None,
@@ -147,6 +150,25 @@ pub fn absolute(path: &Path) -> PathBuf {
     fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
 }
 
+/// Says on stderr how many records a source skipped by design (rows without a country), so
+/// that no record is ever dropped without a word.
+pub fn note_skipped(info: &data::SourceInfo) {
+    if info.skipped > 0 {
+        eprintln!("note: {}", skipped_text(info));
+    }
+}
+
+/// `PATH: N records without a country skipped (their addresses are unknown space)`.
+#[must_use]
+pub fn skipped_text(info: &data::SourceInfo) -> String {
+    format!(
+        "{}: {} record{} without a country skipped (their addresses are unknown space)",
+        info.path.display(),
+        info.skipped,
+        if info.skipped == 1 { "" } else { "s" }
+    )
+}
+
 /// How to read a file named on the command line of `inspect`, `diff` and `explain`.
 #[derive(Debug, clap::Args)]
 pub struct SourceOptions {
@@ -171,6 +193,7 @@ impl SourceOptions {
             country_field: self.country_field,
         })?;
         source.info.path = absolute(path);
+        note_skipped(&source.info);
         Ok((compile::compile(vec![source], &[0])?, None))
     }
 }
@@ -188,10 +211,11 @@ pub struct PolicyArgs {
     #[arg(long, value_name = "LIST")]
     pub deny: Option<String>,
     /// Always pass this source CIDR, whatever its country (repeatable; wins over --deny-cidr).
-    #[arg(long, value_name = "CIDR")]
+    /// Host bits must be zero: 10.1.2.3/8 is refused, not read as 10.0.0.0/8.
+    #[arg(long, value_name = "CIDR", value_parser = network)]
     pub allow_cidr: Vec<IpNet>,
-    /// Always drop this source CIDR, whatever its country (repeatable).
-    #[arg(long, value_name = "CIDR")]
+    /// Always drop this source CIDR, whatever its country (repeatable; host bits must be zero).
+    #[arg(long, value_name = "CIDR", value_parser = network)]
     pub deny_cidr: Vec<IpNet>,
     /// Verdict for sources the data places in no country [default: pass].
     #[arg(long, value_enum)]
@@ -233,8 +257,9 @@ impl PolicyArgs {
         if countries.is_empty() {
             bail!("the country list is empty: give at least one ISO code or group, e.g. --deny CN");
         }
+        // Both were checked for host bits where they were parsed.
         let cidrs = |from_file: &[IpNet], flags: &[IpNet]| -> Vec<IpNet> {
-            from_file.iter().chain(flags).map(IpNet::trunc).collect()
+            from_file.iter().chain(flags).copied().collect()
         };
         Ok(Some(Policy {
             mode,
@@ -245,6 +270,11 @@ impl PolicyArgs {
             deny_cidrs: cidrs(&file.deny_cidrs, &self.deny_cidr),
         }))
     }
+}
+
+/// `--allow-cidr`, `--deny-cidr`: a CIDR with its host bits zero, as data files must have.
+fn network(text: &str) -> Result<IpNet, String> {
+    data::parse_network(text)
 }
 
 /// `--max-change`: a finite, non-negative percentage (`10`, `2.5`, `10%`). NaN would switch the

@@ -142,7 +142,11 @@ mod tests {
     fn refusal(args: &[&str]) -> String {
         let err = parse(args).expect_err("must be refused");
         assert_eq!(err.kind(), ErrorKind::ValueValidation, "{args:?}: {err}");
-        err.to_string().lines().next().unwrap_or_default().to_owned()
+        err.to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     #[test]
@@ -168,7 +172,10 @@ mod tests {
             let Command::Update(args) = cli.command else {
                 panic!("not an update");
             };
-            assert!((args.guard.max_change - expected).abs() < f64::EPSILON, "{value}");
+            assert!(
+                (args.guard.max_change - expected).abs() < f64::EPSILON,
+                "{value}"
+            );
         }
         for verb in [&["update", "--all"][..], &["rollback", "--iface", "eth0"]] {
             let with = |wait: &str| -> Result<Cli, clap::Error> {
@@ -178,7 +185,11 @@ mod tests {
             let first_line = |wait: &str| {
                 let err = with(wait).expect_err("must be refused");
                 assert_eq!(err.kind(), ErrorKind::ValueValidation, "{wait}: {err}");
-                err.to_string().lines().next().unwrap_or_default().to_owned()
+                err.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
             };
             assert_eq!(
                 first_line("2d"),
@@ -187,7 +198,10 @@ mod tests {
             );
             for bad in ["-5s", "99999999999999999999y", "soon", ""] {
                 let line = first_line(bad);
-                assert!(line.ends_with("give a duration such as 30s or 2m"), "{line}");
+                assert!(
+                    line.ends_with("give a duration such as 30s or 2m"),
+                    "{line}"
+                );
             }
             assert!(with("0s").is_ok());
             assert!(with("24h").is_ok());
@@ -211,6 +225,42 @@ mod tests {
             );
         }
         assert!(parse(&["update", "--all", "--url", "http://127.0.0.1:8080/db.mmdb"]).is_ok());
+    }
+
+    #[test]
+    fn exception_cidrs_with_host_bits_are_refused_not_moved() {
+        for option in ["--allow-cidr", "--deny-cidr"] {
+            assert_eq!(
+                refusal(&[
+                    "explain",
+                    "--db",
+                    "a.csv",
+                    option,
+                    "10.1.2.3/8",
+                    "192.0.2.1"
+                ]),
+                format!(
+                    "error: invalid value '10.1.2.3/8' for '{option} <CIDR>': 10.1.2.3/8 has host \
+                     bits set; did you mean 10.0.0.0/8?"
+                )
+            );
+        }
+        let cli = parse(&[
+            "explain",
+            "--db",
+            "a.csv",
+            "--allow-cidr",
+            "10.0.0.0/8",
+            "192.0.2.1",
+        ])
+        .unwrap();
+        let Command::Explain(args) = cli.command else {
+            panic!("not explain");
+        };
+        assert_eq!(
+            args.policy.allow_cidr,
+            ["10.0.0.0/8".parse::<ipnet::IpNet>().unwrap()]
+        );
     }
 
     #[test]

@@ -62,6 +62,16 @@ pub struct SourceInfo {
     pub database_type: String,
     /// Unix time the data was built: the database's build epoch, or the file's mtime.
     pub build_epoch: u64,
+    /// Address records without a country, skipped by design (CSV rows with an empty country,
+    /// RIR available/reserved space, mmdb networks with an empty code): their addresses are
+    /// unknown space. Counted so that nothing is dropped silently.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The kinds of source file regionfilter reads.
@@ -124,8 +134,31 @@ pub enum DataError {
         line: usize,
         message: String,
     },
+    #[error("database {path}: network {network}: {message}")]
+    Record {
+        path: PathBuf,
+        network: ipnet::IpNet,
+        message: String,
+    },
     #[error("{path} lists bare CIDRs but its name does not start with a country code; name it like cn.zone or write `CIDR CC` lines")]
     NoCountryInName { path: PathBuf },
+}
+
+/// Parses a CIDR whose host bits are zero: the one rule for networks in data files, policy
+/// files and `--allow-cidr`/`--deny-cidr`, so a typo is refused rather than silently widened or
+/// narrowed to another network. Surrounding space is ignored.
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    let net: ipnet::IpNet = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a CIDR (expected e.g. 192.0.2.0/24)"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{text} has host bits set; did you mean {}?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
 }
 
 /// How to read one source.
@@ -312,7 +345,10 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
             rendered,
-            format!("cannot read {}: Is a directory (os error 21)", dir.display())
+            format!(
+                "cannot read {}: Is a directory (os error 21)",
+                dir.display()
+            )
         );
     }
 
@@ -336,11 +372,7 @@ mod tests {
                 source: io(),
             }
             .into(),
-            crate::download::DownloadError::Cache {
-                path,
-                source: io(),
-            }
-            .into(),
+            crate::download::DownloadError::Cache { path, source: io() }.into(),
         ];
         for err in errors {
             let rendered = format!("{err:#}");
