@@ -15,7 +15,6 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::Write as _,
     path::{Path, PathBuf},
 };
 
@@ -26,6 +25,7 @@ use crate::{
     compile::{CountryCounts, RegionSet, Span},
     country::Country,
     data::SourceInfo,
+    fsutil,
     policy::{self, Policy},
 };
 
@@ -61,7 +61,7 @@ pub struct Artifact {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    #[error("cannot read artifact {path}: {source}")]
+    #[error("cannot read artifact {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -120,11 +120,7 @@ fn content_hash(spans: &[u8], policy: Option<&Policy>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(spans);
     hasher.update(policy::canonical_bytes(policy));
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hasher.finalize())
 }
 
 impl Artifact {
@@ -146,8 +142,8 @@ impl Artifact {
         Self { header, regions }
     }
 
-    /// Writes atomically: a temporary file in the same directory, synced, then renamed.
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+    /// Writes atomically ([`fsutil::write_atomic`]): a failed write leaves `path` as it was.
+    pub fn write(&self, path: &Path) -> Result<(), fsutil::WriteError> {
         let header = serde_json::to_vec(&self.header).expect("headers serialise");
         let mut bytes = Vec::new();
         bytes.extend_from_slice(MAGIC);
@@ -161,22 +157,7 @@ impl Artifact {
         bytes.extend_from_slice(&span_bytes(&self.regions));
         let digest = Sha256::digest(&bytes);
         bytes.extend_from_slice(&digest);
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-        let result = (|| {
-            let mut file = fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        fsutil::write_atomic(path, &bytes)
     }
 
     /// Reads and fully checks an artifact: magic, version, lengths, span order, hash.

@@ -16,6 +16,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::fsutil::{self, TempFile, WriteError};
+
 /// `{license_key}` in a URL is replaced by this variable; with `MAXMIND_ACCOUNT_ID` also set,
 /// both are sent as HTTP basic auth (MaxMind's current download API).
 pub const LICENSE_KEY_ENV: &str = "MAXMIND_LICENSE_KEY";
@@ -25,18 +27,20 @@ const TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
-    #[error("{url}: only https:// URLs are accepted (plain http only to localhost)")]
+    #[error("{url}: only https:// URLs are accepted (plain http:// only to this host: localhost, 127.0.0.0/8 or [::1])")]
     Insecure { url: String },
+    #[error("{url} is not a valid URL ({why})")]
+    BadUrl { url: String, why: String },
     #[error("{url} contains {{license_key}} but {LICENSE_KEY_ENV} is not set")]
     NoLicenseKey { url: String },
     #[error("download of {url} failed: HTTP {status}")]
     Status { url: String, status: u16 },
-    #[error("download of {url} failed: {source}")]
+    #[error("download of {url} failed")]
     Transport {
         url: String,
         source: Box<ureq::Error>,
     },
-    #[error("download of {url} broke off: {source}")]
+    #[error("download of {url} broke off")]
     Body { url: String, source: std::io::Error },
     #[error("download of {url} is incomplete: {got} of {expected} bytes")]
     Truncated {
@@ -55,11 +59,13 @@ pub enum DownloadError {
     BadChecksumFile { checksum_url: String },
     #[error("{url} is a .tar.gz archive without a .mmdb file in it")]
     NoDatabaseInArchive { url: String },
-    #[error("cannot write the download cache {path}: {source}")]
+    #[error("cannot write the download cache {path}")]
     Cache {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
 /// What the cache remembers about the last complete download of one URL.
@@ -95,7 +101,7 @@ pub fn fetch(
 ) -> Result<Fetched, DownloadError> {
     let real_url = with_license_key(url)?;
     let checksum_url = sha256_url.map(with_license_key).transpose()?;
-    let dir = cache_root.join(&hex(&Sha256::digest(url.as_bytes()))[..16]);
+    let dir = cache_root.join(&hex::encode(Sha256::digest(url.as_bytes()))[..16]);
     let cache = |source| DownloadError::Cache {
         path: dir.clone(),
         source,
@@ -142,8 +148,8 @@ pub fn fetch(
     let expected_len = header("content-length").and_then(|v| v.parse::<u64>().ok());
 
     // Body into a temporary file, hashing as it goes.
-    let partial = Temp(dir.join("download.partial"));
-    let mut file = fs::File::create(&partial.0).map_err(cache)?;
+    let mut partial = TempFile::new_for(&dir.join("download"))?;
+    let file = partial.file();
     let mut hasher = Sha256::new();
     let mut reader = response.body_mut().as_reader();
     let mut buf = vec![0u8; 1 << 16];
@@ -162,7 +168,6 @@ pub fn fetch(
         file.write_all(&buf[..n]).map_err(cache)?;
         got += n as u64;
     }
-    file.sync_all().map_err(cache)?;
     if let Some(expected) = expected_len {
         if got != expected {
             return Err(DownloadError::Truncated {
@@ -174,7 +179,7 @@ pub fn fetch(
     }
     if let Some(checksum_url) = &checksum_url {
         let expected = fetch_checksum(checksum_url, sha256_url.unwrap_or_default())?;
-        let actual = hex(&hasher.finalize());
+        let actual = hex::encode(hasher.finalize());
         if actual != expected {
             return Err(DownloadError::Checksum {
                 url: url.to_owned(),
@@ -187,9 +192,9 @@ pub fn fetch(
 
     // Unpack archives; keep the database's own file name so format detection sees it.
     let name = file_name(url);
-    let (source, file) = if is_tar_gz(&name, &partial.0) {
-        let unpacked = Temp(dir.join("unpacked.partial"));
-        let member = unpack_mmdb(&partial.0, &unpacked.0)
+    let (source, file) = if is_tar_gz(&name, partial.path()) {
+        let mut unpacked = TempFile::new_for(&dir.join("unpacked"))?;
+        let member = unpack_mmdb(partial.path(), unpacked.file())
             .map_err(cache)?
             .ok_or_else(|| DownloadError::NoDatabaseInArchive {
                 url: url.to_owned(),
@@ -204,22 +209,17 @@ pub fn fetch(
         last_modified,
     };
     let final_path = dir.join(&file);
-    fs::rename(&source.0, &final_path).map_err(cache)?;
-    fs::write(
-        dir.join("meta.json"),
-        serde_json::to_vec(&meta_new).expect("meta serialises"),
-    )
-    .map_err(cache)?;
+    source.persist(&final_path)?;
+    save_meta(&dir, &meta_new)?;
     Ok(Fetched::New(final_path))
 }
 
-/// A temporary file removed on drop unless it was renamed away.
-struct Temp(PathBuf);
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
+/// Replaces the cache's `meta.json` atomically: a crash never leaves it half written.
+fn save_meta(dir: &Path, meta: &Meta) -> Result<(), WriteError> {
+    fsutil::write_atomic(
+        &dir.join("meta.json"),
+        &serde_json::to_vec(meta).expect("meta serialises"),
+    )
 }
 
 fn agent() -> ureq::Agent {
@@ -237,21 +237,62 @@ fn transport(url: &str, error: ureq::Error) -> DownloadError {
     }
 }
 
-/// Substitutes the license key and refuses plain http to anything but this host.
+/// Substitutes the license key and checks the URL the request will really go to, so a key
+/// that changes the host is caught too (messages show the URL as given, never the key).
 fn with_license_key(url: &str) -> Result<String, DownloadError> {
-    let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
-    if !url.starts_with("https://") && !local.iter().any(|p| url.starts_with(p)) {
-        return Err(DownloadError::Insecure {
-            url: url.to_owned(),
-        });
-    }
+    check_url(url)?;
     if !url.contains("{license_key}") {
         return Ok(url.to_owned());
     }
     let key = std::env::var(LICENSE_KEY_ENV).map_err(|_| DownloadError::NoLicenseKey {
         url: url.to_owned(),
     })?;
-    Ok(url.replace("{license_key}", &key))
+    let real = url.replace("{license_key}", &key);
+    check_url_as(&real, url)?;
+    Ok(real)
+}
+
+/// Accepts `https://` URLs, and plain `http://` only when the host is this machine: exactly
+/// `localhost` or a loopback IP literal. A string prefix is not enough (`http://localhost.evil/`,
+/// `http://127.0.0.1@evil/`), so the URL is parsed by the same parser (`http::Uri`) the HTTP
+/// client uses to pick the host it connects to: two parsers could disagree on odd input.
+/// `{license_key}` stands for the key, which is checked again once substituted.
+pub fn check_url(url: &str) -> Result<(), DownloadError> {
+    check_url_as(&url.replace("{license_key}", "key"), url)
+}
+
+fn check_url_as(url: &str, shown: &str) -> Result<(), DownloadError> {
+    let bad = |why: &str| DownloadError::BadUrl {
+        url: shown.to_owned(),
+        why: why.to_owned(),
+    };
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|e: ureq::http::uri::InvalidUri| bad(&e.to_string()))?;
+    let authority = uri
+        .authority()
+        .filter(|a| !a.as_str().is_empty() && !a.as_str().ends_with('@'))
+        .ok_or_else(|| bad("no host"))?;
+    let host = authority.host();
+    match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => Ok(()),
+        Some(s) if s.eq_ignore_ascii_case("http") && is_this_host(host) => Ok(()),
+        _ => Err(DownloadError::Insecure {
+            url: shown.to_owned(),
+        }),
+    }
+}
+
+/// `localhost` exactly, or a loopback IP literal (`127.0.0.0/8`, `[::1]`).
+fn is_this_host(host: &str) -> bool {
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || literal
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn basic_auth() -> Option<String> {
@@ -283,10 +324,11 @@ fn fetch_checksum(real_url: &str, shown_url: &str) -> Result<String, DownloadErr
     })
 }
 
-/// The first token of a `sha256sum`-style line: 64 hex digits.
+/// The first token of a `sha256sum`-style line: 64 hex digits, returned in lower case.
 fn parse_checksum(text: &str) -> Option<String> {
-    let token = text.split_whitespace().next()?.to_ascii_lowercase();
-    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())).then_some(token)
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(text.split_whitespace().next()?, &mut digest).ok()?;
+    Some(hex::encode(digest))
 }
 
 /// The last path segment of a URL, without query, as a safe file name.
@@ -297,7 +339,8 @@ fn file_name(url: &str) -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         .collect();
-    if safe.is_empty() || safe.starts_with('.') {
+    // `meta.json` is the cache's own record of the download.
+    if safe.is_empty() || safe.starts_with('.') || safe == "meta.json" {
         "database".to_owned()
     } else {
         safe
@@ -314,8 +357,8 @@ fn is_tar_gz(name: &str, path: &Path) -> bool {
         .is_ok_and(|()| magic == [0x1f, 0x8b])
 }
 
-/// Copies the first `*.mmdb` member of a `.tar.gz` to `to`; returns its file name.
-fn unpack_mmdb(archive: &Path, to: &Path) -> std::io::Result<Option<String>> {
+/// Copies the first `*.mmdb` member of a `.tar.gz` to `out`; returns its file name.
+fn unpack_mmdb(archive: &Path, out: &mut fs::File) -> std::io::Result<Option<String>> {
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(archive)?));
     for entry in tar.entries()? {
         let mut entry = entry?;
@@ -325,17 +368,11 @@ fn unpack_mmdb(archive: &Path, to: &Path) -> std::io::Result<Option<String>> {
         };
         if name.ends_with(".mmdb") {
             let name = name.to_owned();
-            let mut out = fs::File::create(to)?;
-            std::io::copy(&mut entry, &mut out)?;
-            out.sync_all()?;
+            std::io::copy(&mut entry, out)?;
             return Ok(Some(name));
         }
     }
     Ok(None)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -351,6 +388,7 @@ mod tests {
         );
         assert_eq!(parse_checksum(&sum.to_uppercase()), Some(sum));
         assert_eq!(parse_checksum("not a checksum"), None);
+        assert_eq!(parse_checksum(&format!("{}zz", "a".repeat(62))), None);
         assert_eq!(parse_checksum(""), None);
     }
 
@@ -366,14 +404,101 @@ mod tests {
         );
         assert_eq!(file_name("https://x/"), "database");
         assert_eq!(file_name("https://x/../.."), "database");
+        assert_eq!(file_name("https://x/meta.json"), "database");
+    }
+
+    /// `meta.json` used to be written in place with a plain write: not atomic, not synced, and
+    /// through whatever link sat at that name.
+    #[test]
+    fn cache_metadata_is_replaced_atomically() {
+        let dir = std::env::temp_dir().join(format!("rf-meta-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("meta.json")).unwrap();
+        let meta = Meta {
+            file: "db.mmdb".to_owned(),
+            etag: Some("\"v1\"".to_owned()),
+            last_modified: None,
+        };
+        let err = save_meta(&dir, &meta).unwrap_err();
+        assert!(matches!(err, WriteError::NotRegular { .. }), "{err}");
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        fs::remove_file(dir.join("meta.json")).unwrap();
+        save_meta(&dir, &meta).unwrap();
+        let back: Meta = serde_json::from_slice(&fs::read(dir.join("meta.json")).unwrap()).unwrap();
+        assert_eq!(back.etag.as_deref(), Some("\"v1\""));
+        let mut names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["meta.json", "victim"]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn plain_http_only_to_this_host() {
-        assert!(with_license_key("http://127.0.0.1:8080/db.mmdb").is_ok());
-        assert!(matches!(
-            with_license_key("http://example.com/db.mmdb"),
-            Err(DownloadError::Insecure { .. })
-        ));
+        for url in [
+            "http://127.0.0.1:8080/db.mmdb",
+            "http://127.1.2.3/db.mmdb",
+            "http://localhost/db.mmdb",
+            "HTTP://LOCALHOST:80/db.mmdb",
+            "http://[::1]:8080/db.mmdb",
+            "http://user:pw@127.0.0.1/db.mmdb",
+            "https://download.example.org/db?license_key={license_key}",
+            "https://user:pw@example.org/db.mmdb",
+        ] {
+            assert!(check_url(url).is_ok(), "{url}");
+        }
+        for url in [
+            "http://example.com/db.mmdb",
+            "http://localhost.example.org/db.mmdb",
+            "http://127.0.0.1@example.org/db.mmdb",
+            "http://localhost@example.org/db.mmdb",
+            "http://127.0.0.1.example.org/db.mmdb",
+            "http://[::ffff:127.0.0.1]/db.mmdb",
+            "http://0x7f.1/db.mmdb",
+            "http://localhost./db.mmdb",
+            "ftp://localhost/db.mmdb",
+        ] {
+            let err = check_url(url).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{url}: only https:// URLs are accepted (plain http:// only to this host: \
+                     localhost, 127.0.0.0/8 or [::1])"
+                )
+            );
+        }
+        for url in [
+            "",
+            "http://",
+            "http://@/x",
+            "https://exa mple.org/",
+            "/db.mmdb",
+            "example.org/db.mmdb",
+        ] {
+            let err = check_url(url).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    DownloadError::BadUrl { .. } | DownloadError::Insecure { .. }
+                ),
+                "{url}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_license_key_that_moves_the_host_is_refused_without_showing_it() {
+        // Only this test sets the variable.
+        std::env::set_var(LICENSE_KEY_ENV, "s3cret@example.org/");
+        let url = "http://{license_key}@localhost/db.mmdb";
+        let err = with_license_key(url).unwrap_err().to_string();
+        std::env::remove_var(LICENSE_KEY_ENV);
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.starts_with(url), "{err}");
     }
 }

@@ -48,10 +48,7 @@ impl KnownGood {
     pub fn stage(&self, artifact: &Artifact) -> Result<()> {
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        let path = self.next_path();
-        artifact
-            .write(&path)
-            .with_context(|| format!("cannot write {}", path.display()))
+        Ok(artifact.write(&self.next_path())?)
     }
 
     /// Drops a staged artifact that never became active.
@@ -66,7 +63,11 @@ impl KnownGood {
             fs::rename(&current, self.previous_path())
                 .with_context(|| format!("cannot move {} aside", current.display()))?;
         }
-        fs::rename(&next, &current).with_context(|| format!("cannot write {}", current.display()))
+        fs::rename(&next, &current)
+            .with_context(|| format!("cannot write {}", current.display()))?;
+        // The renames are durable only once the directory is synced.
+        crate::fsutil::sync_dir(&self.dir)
+            .with_context(|| format!("cannot sync {}", self.dir.display()))
     }
 
     /// For a rollback: the previous artifact becomes current and the current one previous.

@@ -9,6 +9,7 @@ pub mod country;
 pub mod coverage;
 pub mod data;
 pub mod download;
+pub mod fsutil;
 pub mod groups;
 pub mod guards;
 pub mod iface;

@@ -369,23 +369,18 @@ fn insert_exception(
     .with_context(|| format!("cannot insert exception {net}"))
 }
 
-/// Hex SHA-256 (as artifacts carry it) to the raw bytes the settings hold; zeros if malformed.
-#[must_use]
-pub fn hash_bytes(hex: &str) -> [u8; 32] {
+/// Hex SHA-256 (as artifacts carry it) to the raw bytes the settings hold. Anything but 64 hex
+/// digits is an error: a hash that became zeros would make different contents look alike.
+pub fn hash_bytes(hex: &str) -> Result<[u8; 32], hex::FromHexError> {
     let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = hex
-            .get(2 * i..2 * i + 2)
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .unwrap_or(0);
-    }
-    out
+    hex::decode_to_slice(hex, &mut out)?;
+    Ok(out)
 }
 
 /// Raw SHA-256 back to hex.
 #[must_use]
 pub fn hash_hex(bytes: &[u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 #[cfg(test)]
@@ -405,6 +400,24 @@ mod tests {
     #[test]
     fn content_hashes_round_trip_through_settings_bytes() {
         let hex = "00ff10ab".repeat(8);
-        assert_eq!(hash_hex(&hash_bytes(&hex)), hex);
+        assert_eq!(hash_hex(&hash_bytes(&hex).unwrap()), hex);
+        assert_eq!(
+            hash_bytes(&hex.to_uppercase()).unwrap(),
+            hash_bytes(&hex).unwrap()
+        );
+    }
+
+    #[test]
+    fn malformed_content_hashes_are_errors_not_zeros() {
+        let good = "00ff10ab".repeat(8);
+        for bad in [
+            String::new(),
+            good[..62].to_owned(),
+            format!("{good}00"),
+            format!("zz{}", &good[2..]),
+            format!("{} ", &good[..63]),
+        ] {
+            assert!(hash_bytes(&bad).is_err(), "{bad:?}");
+        }
     }
 }

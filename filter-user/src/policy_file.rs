@@ -15,9 +15,9 @@ use std::{collections::BTreeMap, path::Path};
 
 use anyhow::{Context as _, Result};
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{de::Error as _, Deserialize, Deserializer};
 
-use crate::policy::Action;
+use crate::{data::parse_network, policy::Action};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,13 +26,22 @@ pub struct PolicyFile {
     pub deny: Option<Vec<String>>,
     pub unknown: Option<Action>,
     pub malformed: Option<Action>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "networks")]
     pub allow_cidrs: Vec<IpNet>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "networks")]
     pub deny_cidrs: Vec<IpNet>,
     /// Group name → country codes or built-in groups.
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
+}
+
+/// CIDRs by the rule data files follow ([`parse_network`]): host bits set are an error, with
+/// the line, not a network silently moved.
+fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|text| parse_network(text).map_err(D::Error::custom))
+        .collect()
 }
 
 impl PolicyFile {
@@ -62,6 +71,30 @@ mod tests {
         assert_eq!(file.unknown, Some(Action::Drop));
         assert_eq!(file.allow_cidrs.len(), 1);
         assert_eq!(file.groups["sanctioned"], ["CU", "IR"]);
+    }
+
+    #[test]
+    fn cidrs_with_host_bits_are_refused_with_the_line() {
+        let err = format!(
+            "{:#}",
+            PolicyFile::parse("deny = [\"CN\"]\ndeny_cidrs = [\"192.0.2.0/24\", \"10.1.2.3/8\"]\n")
+                .unwrap_err()
+        );
+        assert!(err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("10.1.2.3/8 has host bits set; did you mean 10.0.0.0/8?"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            PolicyFile::parse("allow_cidrs = [\"2001:db8::1/32\"]\n").unwrap_err()
+        );
+        assert!(
+            err.contains("2001:db8::1/32 has host bits set; did you mean 2001:db8::/32?"),
+            "{err}"
+        );
+        let file = PolicyFile::parse("allow_cidrs = [\" 192.0.2.0/24 \"]\n").unwrap();
+        assert_eq!(file.allow_cidrs, ["192.0.2.0/24".parse::<IpNet>().unwrap()]);
     }
 
     #[test]

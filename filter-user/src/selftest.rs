@@ -43,7 +43,7 @@ pub enum SelftestError {
         got_slot: u32,
         got_code: u32,
     },
-    #[error("self-test could not run the program: {0}")]
+    #[error("self-test could not run the program")]
     Run(#[from] aya::programs::ProgramError),
 }
 

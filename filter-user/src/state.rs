@@ -112,11 +112,9 @@ impl AttachState {
     pub fn save(&self, path: &Path) -> Result<()> {
         let dir = path.parent().context("state file has no directory")?;
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        // Write then rename, so a reader never sees half a record.
-        let tmp = path.with_extension("json.tmp");
-        fs::write(&tmp, serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+        // Atomic and synced, so a reader never sees half a record, nor a crash an empty one.
+        crate::fsutil::write_atomic(path, &serde_json::to_vec_pretty(self)?)?;
+        Ok(())
     }
 
     pub fn load(path: &Path) -> Result<Self> {

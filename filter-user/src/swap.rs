@@ -2,7 +2,7 @@
 //! self-tested there, and become live with one write of `ACTIVE`. The old half is cleared only
 //! after every program run that could still be reading it has finished.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::{
     artifact::Artifact,
@@ -80,7 +80,8 @@ pub fn install(
         prefixes: &staged.prefixes,
         tables: staged.tables.as_ref(),
         policy: &staged.policy,
-        content_hash: hash_bytes(staged.content_hash()),
+        content_hash: hash_bytes(staged.content_hash())
+            .with_context(|| format!("bad content hash {:?}", staged.content_hash()))?,
         generation,
     };
     maps.halves[new].write(&contents, lookup)?;

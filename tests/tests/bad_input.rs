@@ -62,12 +62,20 @@ struct Case {
 
 /// A usage error (exit 2), refused by the parser.
 const fn usage(args: &'static [&'static str], line: &'static str) -> Case {
-    Case { args, code: 2, line }
+    Case {
+        args,
+        code: 2,
+        line,
+    }
 }
 
 /// A refusal by the verb (exit 1).
 const fn fails(args: &'static [&'static str], line: &'static str) -> Case {
-    Case { args, code: 1, line }
+    Case {
+        args,
+        code: 1,
+        line,
+    }
 }
 
 #[test]
@@ -95,7 +103,10 @@ fn every_verb_refuses_bad_arguments_with_one_exact_line_and_changes_nothing() {
         let args: Vec<String> = case.args.iter().map(|a| substitute(a)).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let before = world(&filter);
-        let out = filter.inst.output(Some(&filter.pair.receiver), &args).unwrap();
+        let out = filter
+            .inst
+            .output(Some(&filter.pair.receiver), &args)
+            .unwrap();
         let code = out.status.code().unwrap_or(-1);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let line = stderr.lines().next().unwrap_or_default().to_owned();
@@ -110,7 +121,13 @@ fn every_verb_refuses_bad_arguments_with_one_exact_line_and_changes_nothing() {
         assert_eq!(after, before, "{args:?} changed something");
         assert!(out.stdout.is_empty(), "{args:?} printed on stdout: {out:?}");
     }
-    assert!(wrong.is_empty(), "{} of {} cases:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {} cases:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
 }
 
 fn cases() -> Vec<Case> {

@@ -243,6 +243,30 @@ fn bad_input_is_refused_with_what_to_fix_and_nothing_written() {
             "is corrupt",
         ),
         (fx("generated/no-country.mmdb"), "has no country data"),
+        (
+            dir.write("xx.csv", "1.0.0.0,1.0.0.255,XX\n"),
+            "xx.csv:1: unknown country code \"XX\": did you mean XK, AX, CX, MX, SX?",
+        ),
+        (
+            dir.write("gaps.csv", "1.0.0.0,1.0.0.255,DE\n1.0.1.9,1.0.1.0,\n"),
+            "gaps.csv:2: range start 1.0.1.9 is after its end 1.0.1.0",
+        ),
+        (
+            dir.write("deu.txt", "10.0.0.0/8 DEU\n"),
+            "deu.txt:1: \"DEU\" is not a two-letter country code",
+        ),
+        (
+            dir.write("rir-xx.txt", "x|XX|ipv4|1.0.0.0|256|20200101|allocated\n"),
+            "rir-xx.txt:1: unknown country code \"XX\"",
+        ),
+        (
+            fx("generated/three-letter-code.mmdb"),
+            "three-letter-code.mmdb: network 81.2.69.0/24: country.iso_code \"GBR\": \"GBR\" is not a two-letter country code",
+        ),
+        (
+            fx("generated/unknown-code.mmdb"),
+            "unknown-code.mmdb: network 81.2.69.0/24: country_code \"XX\": unknown country code \"XX\"",
+        ),
         (dir.path("missing.csv"), "missing.csv: No such file"),
     ];
     for (db, expected) in &cases {
@@ -299,4 +323,200 @@ fn listed_countries_without_data_are_warned_about() {
         )
         .unwrap();
     assert!(run.status.success() && run.stderr.is_empty(), "{run:?}");
+}
+
+#[test]
+fn compile_never_replaces_its_inputs_or_anything_but_a_file() {
+    let inst = Instance::new();
+    let dir = Scratch::new();
+    let db = dir.write("ranges.csv", "1.0.0.0,1.0.0.255,AU\n");
+    let original = std::fs::read(&db).unwrap();
+    let hard = dir.path("hard.csv");
+    std::fs::hard_link(&db, &hard).unwrap();
+    let soft = dir.path("soft.rfa");
+    std::os::unix::fs::symlink(&db, &soft).unwrap();
+    let policy = dir.write("policy.toml", "deny = [\"CN\"]\n");
+    for (args, out, given) in [
+        (vec!["--db", &db], &db, format!("--db {db}")),
+        (vec!["--db", &db], &hard, format!("--db {db}")),
+        (vec!["--db", &db], &soft, format!("--db {db}")),
+        (
+            vec!["--db", &db, "--policy", &policy],
+            &policy,
+            format!("--policy {policy}"),
+        ),
+    ] {
+        let mut all = vec!["compile"];
+        all.extend_from_slice(&args);
+        all.extend_from_slice(&["--out", out]);
+        let err = inst.fails(None, &all).unwrap();
+        assert_eq!(
+            err.trim(),
+            format!(
+                "error: --out {out} is the file given as {given}: compile would replace what it \
+                 reads; write the artifact to another file"
+            )
+        );
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), original);
+    assert_eq!(std::fs::read(&policy).unwrap(), b"deny = [\"CN\"]\n");
+    assert!(std::fs::symlink_metadata(&soft)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    use std::os::unix::fs::FileTypeExt as _;
+    let err = inst
+        .fails(None, &["compile", "--db", &db, "--out", "/dev/full"])
+        .unwrap();
+    assert_eq!(
+        err.trim(),
+        "error: --out /dev/full is a device; give the path of an artifact file"
+    );
+    assert!(std::fs::metadata("/dev/full")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    let sub = dir.path("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let err = inst
+        .fails(None, &["compile", "--db", &db, "--out", &sub])
+        .unwrap();
+    assert_eq!(
+        err.trim(),
+        format!("error: --out {sub} is a directory; give the path of an artifact file")
+    );
+    assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 0);
+
+    // Through a link to an earlier artifact, the artifact is replaced and the link kept.
+    let target = dir.path("target.rfa");
+    inst.ok(None, &["compile", "--db", &db, "--out", &target])
+        .unwrap();
+    let link = dir.path("link.rfa");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    inst.ok(
+        None,
+        &["compile", "--db", &db, "--deny", "AU", "--out", &link],
+    )
+    .unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let inspect = inst.ok(None, &["inspect", &target]).unwrap();
+    assert!(inspect.contains("policy:         deny AU"), "{inspect}");
+}
+
+#[test]
+fn codes_are_normalised_and_skipped_records_counted_in_every_reader() {
+    let inst = Instance::new();
+    let dir = Scratch::new();
+    // Lowercase and padded codes are read as the countries they name, in mmdb and CSV alike.
+    let odd = fx("generated/odd-codes.mmdb");
+    let line = explain(&inst, &["--db", &odd, "--deny", "GB"], "81.2.69.1");
+    assert!(
+        line.contains(": GB (United Kingdom)")
+            && line.ends_with("verdict: drop (on the deny list)"),
+        "{line}"
+    );
+    let line = explain(&inst, &["--db", &odd], "89.160.20.1");
+    assert!(line.contains(": SE (Sweden)"), "{line}");
+    // A first row of addresses without digits is data, not a header.
+    let v6 = dir.write("v6.csv", "::,::ffff,US\nabcd::,abcd::ffff,DE\n");
+    let line = explain(&inst, &["--db", &v6], "::1");
+    assert!(line.starts_with("::1: US (United States)"), "{line}");
+
+    // Rows without a country are skipped by design, and every verb that reads them says so.
+    let csv = dir.write(
+        "gaps.csv",
+        "start,end,cc\n1.0.0.0,1.0.0.255,au\n1.0.1.0,1.0.1.255,\n1.0.2.0,1.0.2.255,\"\"\n",
+    );
+    let note = format!(
+        "note: {csv}: 2 records without a country skipped (their addresses are unknown space)"
+    );
+    let out = dir.path("gaps.rfa");
+    let run = inst
+        .output(None, &["compile", "--db", &csv, "--out", &out])
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(String::from_utf8_lossy(&run.stderr).trim(), note);
+    for args in [vec!["inspect", csv.as_str()], vec!["inspect", out.as_str()]] {
+        let run = inst.output(None, &args).unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            stdout.contains("  skipped:        2 records without a country (unknown space)"),
+            "{args:?}: {stdout}"
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&inst.ok(None, &["inspect", &out, "--json"]).unwrap()).unwrap();
+    assert_eq!(json["sources"][0]["skipped"], 2);
+    let run = inst
+        .output(None, &["explain", "--db", &odd, "1.0.1.1"])
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr).trim(),
+        format!(
+            "note: {odd}: 1 record without a country skipped (their addresses are unknown space)"
+        )
+    );
+    let rir = fx("generated/delegated-test-extended.txt");
+    let run = inst
+        .output(None, &["explain", "--db", &rir, "1.0.1.1"])
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains(": 3 records without a country skipped"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn exception_cidrs_follow_the_data_files_rule_on_host_bits() {
+    let inst = Instance::new();
+    let dir = Scratch::new();
+    let db = fx("generated/ranges.csv");
+    let out = dir.path("never.rfa");
+    for option in ["--allow-cidr", "--deny-cidr"] {
+        let run = inst
+            .output(
+                None,
+                &[
+                    "compile",
+                    "--db",
+                    &db,
+                    "--deny",
+                    "GB",
+                    option,
+                    "10.1.2.3/8",
+                    "--out",
+                    &out,
+                ],
+            )
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(
+            stderr.lines().next().unwrap(),
+            format!(
+                "error: invalid value '10.1.2.3/8' for '{option} <CIDR>': 10.1.2.3/8 has host \
+                 bits set; did you mean 10.0.0.0/8?"
+            )
+        );
+    }
+    let policy = dir.write(
+        "policy.toml",
+        "deny = [\"GB\"]\nallow_cidrs = [\"192.0.2.0/24\",\n  \"10.1.2.3/8\"]\n",
+    );
+    let err = inst
+        .fails(
+            None,
+            &["compile", "--db", &db, "--policy", &policy, "--out", &out],
+        )
+        .unwrap();
+    assert!(err.contains("line 2"), "{err}");
+    assert!(
+        err.contains("10.1.2.3/8 has host bits set; did you mean 10.0.0.0/8?"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(&out).exists());
 }

@@ -302,10 +302,7 @@ fn tar_gz(name: &str, data: &[u8]) -> Vec<u8> {
 
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(sha2::Sha256::digest(data))
 }
 
 #[test]

@@ -40,8 +40,8 @@ pub struct AttachArgs {
     /// full world, under 1 MiB for a short list).
     #[arg(long, value_enum, default_value_t = Lookup::Fast)]
     pub lookup: Lookup,
-    /// How long to wait for another command on the same interface to finish.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    /// How long to wait for another command on the same interface to finish (at most 24h).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = super::inputs::wait_duration)]
     pub wait: Duration,
 }
 

@@ -17,8 +17,8 @@ pub struct DetachArgs {
     /// Interface to stop filtering.
     #[arg(long, value_name = "IF")]
     pub iface: IfaceName,
-    /// How long to wait for another command on the same interface to finish.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    /// How long to wait for another command on the same interface to finish (at most 24h).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = super::inputs::wait_duration)]
     pub wait: Duration,
 }
 

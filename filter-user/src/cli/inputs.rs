@@ -3,6 +3,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use anyhow::{bail, Context as _, Result};
@@ -119,6 +120,9 @@ impl DataArgs {
             source.info.path = absolute(&source.info.path);
             sources.push(source);
         }
+        for source in &sources {
+            note_skipped(&source.info);
+        }
         Ok(LoadedData {
             regions: compile::compile(sources, &order)?,
             artifact: None,
@@ -146,6 +150,25 @@ pub fn absolute(path: &Path) -> PathBuf {
     fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
 }
 
+/// Says on stderr how many records a source skipped by design (rows without a country), so
+/// that no record is ever dropped without a word.
+pub fn note_skipped(info: &data::SourceInfo) {
+    if info.skipped > 0 {
+        eprintln!("note: {}", skipped_text(info));
+    }
+}
+
+/// `PATH: N records without a country skipped (their addresses are unknown space)`.
+#[must_use]
+pub fn skipped_text(info: &data::SourceInfo) -> String {
+    format!(
+        "{}: {} record{} without a country skipped (their addresses are unknown space)",
+        info.path.display(),
+        info.skipped,
+        if info.skipped == 1 { "" } else { "s" }
+    )
+}
+
 /// How to read a file named on the command line of `inspect`, `diff` and `explain`.
 #[derive(Debug, clap::Args)]
 pub struct SourceOptions {
@@ -170,6 +193,7 @@ impl SourceOptions {
             country_field: self.country_field,
         })?;
         source.info.path = absolute(path);
+        note_skipped(&source.info);
         Ok((compile::compile(vec![source], &[0])?, None))
     }
 }
@@ -187,10 +211,11 @@ pub struct PolicyArgs {
     #[arg(long, value_name = "LIST")]
     pub deny: Option<String>,
     /// Always pass this source CIDR, whatever its country (repeatable; wins over --deny-cidr).
-    #[arg(long, value_name = "CIDR")]
+    /// Host bits must be zero: 10.1.2.3/8 is refused, not read as 10.0.0.0/8.
+    #[arg(long, value_name = "CIDR", value_parser = network)]
     pub allow_cidr: Vec<IpNet>,
-    /// Always drop this source CIDR, whatever its country (repeatable).
-    #[arg(long, value_name = "CIDR")]
+    /// Always drop this source CIDR, whatever its country (repeatable; host bits must be zero).
+    #[arg(long, value_name = "CIDR", value_parser = network)]
     pub deny_cidr: Vec<IpNet>,
     /// Verdict for sources the data places in no country [default: pass].
     #[arg(long, value_enum)]
@@ -232,8 +257,9 @@ impl PolicyArgs {
         if countries.is_empty() {
             bail!("the country list is empty: give at least one ISO code or group, e.g. --deny CN");
         }
+        // Both were checked for host bits where they were parsed.
         let cidrs = |from_file: &[IpNet], flags: &[IpNet]| -> Vec<IpNet> {
-            from_file.iter().chain(flags).map(IpNet::trunc).collect()
+            from_file.iter().chain(flags).copied().collect()
         };
         Ok(Some(Policy {
             mode,
@@ -244,6 +270,35 @@ impl PolicyArgs {
             deny_cidrs: cidrs(&file.deny_cidrs, &self.deny_cidr),
         }))
     }
+}
+
+/// `--allow-cidr`, `--deny-cidr`: a CIDR with its host bits zero, as data files must have.
+fn network(text: &str) -> Result<IpNet, String> {
+    data::parse_network(text)
+}
+
+/// `--max-change`: a finite, non-negative percentage (`10`, `2.5`, `10%`). NaN would switch the
+/// guard off (no comparison with NaN is true) and a negative limit refuse every update.
+pub fn percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().strip_suffix('%').unwrap_or(text.trim());
+    match number.trim().parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        Ok(_) => Err("give a finite percentage of 0 or more, e.g. 10 or 2.5".to_owned()),
+        Err(_) => Err("not a number; give a percentage such as 10 or 2.5".to_owned()),
+    }
+}
+
+/// The longest `--wait` accepted: a cron job still waiting for a lock after a day is stuck.
+pub const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `--wait`: a duration such as `30s`, `2m` or `0s` (try once), at most [`MAX_WAIT`].
+pub fn wait_duration(text: &str) -> Result<Duration, String> {
+    let wait = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e}; give a duration such as 30s or 2m"))?;
+    if wait > MAX_WAIT {
+        return Err("longer than 24h; give a duration of at most 24h".to_owned());
+    }
+    Ok(wait)
 }
 
 /// Warns on stderr about listed countries the data gives no addresses: usually a typo'd

@@ -84,6 +84,13 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     }
     for s in &report.sources {
         println!("  source:         {}", describe_source(s));
+        if s.skipped > 0 {
+            println!(
+                "  skipped:        {} record{} without a country (unknown space)",
+                s.skipped,
+                if s.skipped == 1 { "" } else { "s" }
+            );
+        }
     }
     println!(
         "  IPv4: {} ranges, {} prefixes, {} addresses, {:.2}% of public unicast space",

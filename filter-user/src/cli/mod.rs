@@ -138,6 +138,131 @@ mod tests {
         assert!(parse(&["compile", "--out", "x", "--db", "a.mmdb", "--db", "b.csv"]).is_ok());
     }
 
+    /// The first line of a refused command line, as the user sees it.
+    fn refusal(args: &[&str]) -> String {
+        let err = parse(args).expect_err("must be refused");
+        assert_eq!(err.kind(), ErrorKind::ValueValidation, "{args:?}: {err}");
+        err.to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[test]
+    fn numbers_and_durations_are_checked_where_they_are_parsed() {
+        for value in ["NaN", "nan", "inf", "-inf", "1e400", "-1", "-0.5"] {
+            // `--max-change=-1`: a separate `-1` would be taken for an option by clap.
+            let arg = format!("--max-change={value}");
+            assert_eq!(
+                refusal(&["update", "--all", &arg]),
+                format!(
+                    "error: invalid value '{value}' for '--max-change <PERCENT>': give a finite \
+                     percentage of 0 or more, e.g. 10 or 2.5"
+                )
+            );
+        }
+        assert_eq!(
+            refusal(&["update", "--all", "--max-change", "ten"]),
+            "error: invalid value 'ten' for '--max-change <PERCENT>': not a number; give a \
+             percentage such as 10 or 2.5"
+        );
+        for (value, expected) in [("0", 0.0), ("2.5", 2.5), ("10%", 10.0), ("4000", 4000.0)] {
+            let cli = parse(&["update", "--all", "--max-change", value]).unwrap();
+            let Command::Update(args) = cli.command else {
+                panic!("not an update");
+            };
+            assert!(
+                (args.guard.max_change - expected).abs() < f64::EPSILON,
+                "{value}"
+            );
+        }
+        for verb in [&["update", "--all"][..], &["rollback", "--iface", "eth0"]] {
+            let with = |wait: &str| -> Result<Cli, clap::Error> {
+                let arg = format!("--wait={wait}");
+                parse(&[verb, &[arg.as_str()]].concat())
+            };
+            let first_line = |wait: &str| {
+                let err = with(wait).expect_err("must be refused");
+                assert_eq!(err.kind(), ErrorKind::ValueValidation, "{wait}: {err}");
+                err.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            assert_eq!(
+                first_line("2d"),
+                "error: invalid value '2d' for '--wait <DURATION>': longer than 24h; give a \
+                 duration of at most 24h"
+            );
+            for bad in ["-5s", "99999999999999999999y", "soon", ""] {
+                let line = first_line(bad);
+                assert!(
+                    line.ends_with("give a duration such as 30s or 2m"),
+                    "{line}"
+                );
+            }
+            assert!(with("0s").is_ok());
+            assert!(with("24h").is_ok());
+        }
+    }
+
+    #[test]
+    fn plain_http_urls_to_other_hosts_are_refused_on_the_command_line() {
+        for option in ["--url", "--sha256-url"] {
+            let url = "http://localhost.example.org/db.mmdb";
+            let mut args = vec!["update", "--all", option, url];
+            if option == "--sha256-url" {
+                args.extend(["--url", "https://example.org/db.mmdb"]);
+            }
+            assert_eq!(
+                refusal(&args),
+                format!(
+                    "error: invalid value '{url}' for '{option} <URL>': {url}: only https:// URLs \
+                     are accepted (plain http:// only to this host: localhost, 127.0.0.0/8 or [::1])"
+                )
+            );
+        }
+        assert!(parse(&["update", "--all", "--url", "http://127.0.0.1:8080/db.mmdb"]).is_ok());
+    }
+
+    #[test]
+    fn exception_cidrs_with_host_bits_are_refused_not_moved() {
+        for option in ["--allow-cidr", "--deny-cidr"] {
+            assert_eq!(
+                refusal(&[
+                    "explain",
+                    "--db",
+                    "a.csv",
+                    option,
+                    "10.1.2.3/8",
+                    "192.0.2.1"
+                ]),
+                format!(
+                    "error: invalid value '10.1.2.3/8' for '{option} <CIDR>': 10.1.2.3/8 has host \
+                     bits set; did you mean 10.0.0.0/8?"
+                )
+            );
+        }
+        let cli = parse(&[
+            "explain",
+            "--db",
+            "a.csv",
+            "--allow-cidr",
+            "10.0.0.0/8",
+            "192.0.2.1",
+        ])
+        .unwrap();
+        let Command::Explain(args) = cli.command else {
+            panic!("not explain");
+        };
+        assert_eq!(
+            args.policy.allow_cidr,
+            ["10.0.0.0/8".parse::<ipnet::IpNet>().unwrap()]
+        );
+    }
+
     #[test]
     fn update_without_data_keeps_the_loaded_data() {
         let cli = parse(&["update", "--iface", "eth0", "--deny", "RU"]).unwrap();

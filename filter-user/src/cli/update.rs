@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
-use super::inputs::{DataArgs, LoadedData, PolicyArgs};
+use super::inputs::{percent, wait_duration, DataArgs, LoadedData, PolicyArgs};
 use crate::{
     download,
     guards::{self, Refusal, Summary},
@@ -45,10 +45,10 @@ pub struct UpdateArgs {
     /// Download the database from this HTTPS URL instead of --db (cached under --lib-dir, with
     /// ETag/If-Modified-Since; `.tar.gz` unpacked; `{license_key}` replaced by
     /// $MAXMIND_LICENSE_KEY, and basic auth sent when $MAXMIND_ACCOUNT_ID is set too).
-    #[arg(long, value_name = "URL", conflicts_with_all = ["db", "artifact", "prefer"])]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["db", "artifact", "prefer"], value_parser = url)]
     pub url: Option<String>,
     /// URL of a SHA-256 file (`sha256sum` format) the download must match.
-    #[arg(long, value_name = "URL", requires = "url")]
+    #[arg(long, value_name = "URL", requires = "url", value_parser = url)]
     pub sha256_url: Option<String>,
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -63,10 +63,10 @@ pub struct GuardArgs {
     #[arg(long)]
     pub force: bool,
     /// Largest change in prefix count or address coverage, per family, accepted without --force.
-    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+    #[arg(long, value_name = "PERCENT", default_value = "10", value_parser = percent)]
     pub max_change: f64,
-    /// How long to wait for another update of the same interface to finish.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    /// How long to wait for another update of the same interface to finish (at most 24h).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = wait_duration)]
     pub wait: Duration,
 }
 
@@ -75,9 +75,15 @@ pub struct RollbackArgs {
     /// Interface whose previous known-good data and policy to restore.
     #[arg(long, value_name = "IF")]
     pub iface: IfaceName,
-    /// How long to wait for another update of the same interface to finish.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    /// How long to wait for another command on the same interface to finish (at most 24h).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = wait_duration)]
     pub wait: Duration,
+}
+
+/// `--url`, `--sha256-url`: HTTPS, or plain HTTP to this host only ([`download::check_url`]).
+fn url(text: &str) -> Result<String, String> {
+    download::check_url(text).map_err(|e| e.to_string())?;
+    Ok(text.to_owned())
 }
 
 /// Guards refused the update.

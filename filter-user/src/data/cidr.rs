@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{
-    text::{self, parse_cidr, parse_country},
+    text::{self, parse_cidr, parse_country, Record},
     DataError, Format, SourceData,
 };
 use crate::country::Country;
@@ -20,11 +20,11 @@ pub fn load(path: &Path) -> Result<SourceData, DataError> {
             (None, _, Some(country)) => country,
             (None, _, None) => {
                 bare_without_country = true;
-                return Ok(None);
+                return Ok(Record::Other);
             }
             (Some(_), Some(_), _) => return Err("expected `CIDR` or `CIDR CC`".to_owned()),
         };
-        parse_cidr(cidr, country).map(Some)
+        parse_cidr(cidr, country).map(Record::Range)
     })?;
     if bare_without_country {
         return Err(DataError::NoCountryInName {
@@ -66,6 +66,24 @@ mod tests {
         let file = TempFile::new("list.txt", b"10.0.0.0/8\n");
         let err = load(&file.0).unwrap_err();
         assert!(err.to_string().contains("cn.zone"), "{err}");
+    }
+
+    #[test]
+    fn country_codes_follow_the_rule_every_reader_uses() {
+        let file = TempFile::new("codes.txt", b"10.0.0.0/8  de \n10.1.0.0/16 XX\n");
+        let err = load(&file.0).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "codes.txt:2: unknown country code \"XX\": did you mean XK, AX, CX, MX, SX?"
+            ),
+            "{err}"
+        );
+        let file = TempFile::new("codes.txt", b"10.0.0.0/8 DEU\n");
+        let err = load(&file.0).unwrap_err().to_string();
+        assert!(
+            err.ends_with("codes.txt:1: \"DEU\" is not a two-letter country code"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use ipnet::{IpNet, Ipv6Net};
 use maxminddb::{Reader, WithinOptions};
 use serde::{Deserialize, Serialize};
 
-use super::{DataError, Format, Range, SourceData, SourceInfo};
+use super::{text::country_code, DataError, Format, Range, SourceData, SourceInfo};
 use crate::country::Country;
 
 /// Which record field decides a network's country.
@@ -45,23 +45,54 @@ struct IsoCode<'a> {
     iso_code: Option<&'a str>,
 }
 
+/// What a record says about its network's country.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    Country(Country),
+    /// No country field at all: unknown space, as the database means it.
+    Nowhere,
+    /// Only empty codes: unknown space too, but counted as skipped so it is never silent.
+    Empty,
+}
+
 impl CountryRecord<'_> {
     /// The chosen field with its fallbacks, then the flat `country_code` (which makes no
-    /// registered/represented distinction).
-    fn country(&self, field: CountryField) -> Option<Country> {
+    /// registered/represented distinction). An empty code counts as absent for the fallbacks.
+    /// The first code found follows the rule every reader applies ([`country_code`]): case
+    /// and surrounding space are normalised, anything but a known two-letter code is an error
+    /// naming the field and the value.
+    fn place(&self, field: CountryField) -> Result<Place, String> {
         fn nested<'a>(field: &Option<IsoCode<'a>>) -> Option<&'a str> {
             field.as_ref().and_then(|c| c.iso_code)
         }
-        let (country, registered) = (nested(&self.country), nested(&self.registered_country));
-        match field {
-            CountryField::Country => country.or(registered),
-            CountryField::Registered => registered.or(country),
-            CountryField::Represented => {
-                nested(&self.represented_country).or(country).or(registered)
+        let country = ("country.iso_code", nested(&self.country));
+        let registered = (
+            "registered_country.iso_code",
+            nested(&self.registered_country),
+        );
+        let represented = (
+            "represented_country.iso_code",
+            nested(&self.represented_country),
+        );
+        let flat = ("country_code", self.country_code);
+        let order: &[(&str, Option<&str>)] = match field {
+            CountryField::Country => &[country, registered, flat],
+            CountryField::Registered => &[registered, country, flat],
+            CountryField::Represented => &[represented, country, registered, flat],
+        };
+        let mut empty = false;
+        for &(name, value) in order {
+            match value {
+                None => {}
+                Some(code) if code.trim().is_empty() => empty = true,
+                Some(code) => {
+                    return country_code(code)
+                        .map(Place::Country)
+                        .map_err(|e| format!("{name} {code:?}: {e}"));
+                }
             }
         }
-        .or(self.country_code)
-        .and_then(Country::from_code)
+        Ok(if empty { Place::Empty } else { Place::Nowhere })
     }
 }
 
@@ -106,8 +137,35 @@ impl Database {
         let corrupt = corrupt_at(&self.path);
         let result = self.reader.lookup(addr).map_err(&corrupt)?;
         let record: Option<CountryRecord<'_>> = result.decode().map_err(&corrupt)?;
-        Ok(record.and_then(|r| r.country(self.field)))
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        match record.place(self.field) {
+            Ok(Place::Country(country)) => Ok(Some(country)),
+            Ok(Place::Nowhere | Place::Empty) => Ok(None),
+            Err(message) => {
+                let network = result.network().map_err(&corrupt)?;
+                Err(bad_record(
+                    &self.path,
+                    ip_net(network.ip(), network.prefix()),
+                    message,
+                ))
+            }
+        }
     }
+}
+
+fn bad_record(path: &Path, network: IpNet, message: String) -> DataError {
+    DataError::Record {
+        path: path.to_owned(),
+        network,
+        message,
+    }
+}
+
+/// A network as maxminddb reports it, which always has a valid prefix length.
+fn ip_net(ip: IpAddr, prefix: u8) -> IpNet {
+    IpNet::new(ip, prefix).expect("maxminddb yields valid prefix lengths")
 }
 
 /// Maps a reader error to [`DataError::Corrupt`] naming `path`.
@@ -132,11 +190,12 @@ pub fn load(path: &Path, field: CountryField) -> Result<SourceData, DataError> {
             format: Format::Mmdb,
             database_type: reader.metadata().database_type.clone(),
             build_epoch: reader.metadata().build_epoch,
+            skipped: 0,
         },
         ..SourceData::default()
     };
     // Many networks share one record: decode each record once.
-    let mut by_offset: HashMap<usize, Option<Country>> = HashMap::new();
+    let mut by_offset: HashMap<usize, Place> = HashMap::new();
     for item in reader
         .networks(WithinOptions::default())
         .map_err(&corrupt)?
@@ -145,30 +204,45 @@ pub fn load(path: &Path, field: CountryField) -> Result<SourceData, DataError> {
         let Some(offset) = item.offset() else {
             continue;
         };
-        let country = match by_offset.get(&offset) {
-            Some(country) => *country,
+        let network = item.network().map_err(&corrupt)?;
+        let network = ip_net(network.ip(), network.prefix());
+        let place = match by_offset.get(&offset) {
+            Some(place) => *place,
             None => {
                 let record: Option<CountryRecord<'_>> = item.decode().map_err(&corrupt)?;
-                let country = record.and_then(|r| r.country(field));
-                by_offset.insert(offset, country);
-                country
+                let place = match record {
+                    Some(record) => record
+                        .place(field)
+                        .map_err(|message| bad_record(path, network, message))?,
+                    None => Place::Nowhere,
+                };
+                by_offset.insert(offset, place);
+                place
             }
         };
-        let Some(country) = country else { continue };
-        let network = item.network().map_err(&corrupt)?;
-        match IpNet::new(network.ip(), network.prefix()) {
-            Ok(IpNet::V4(net)) => data.v4.push(Range {
+        let country = match place {
+            Place::Country(country) => country,
+            Place::Nowhere => continue,
+            Place::Empty => {
+                // IPv4 networks seen again through the IPv6 aliases are counted once.
+                if !matches!(network, IpNet::V6(net) if is_ipv4_alias(&net)) {
+                    data.info.skipped += 1;
+                }
+                continue;
+            }
+        };
+        match network {
+            IpNet::V4(net) => data.v4.push(Range {
                 start: net.network().into(),
                 end: net.broadcast().into(),
                 country,
             }),
-            Ok(IpNet::V6(net)) if !is_ipv4_alias(&net) => data.v6.push(Range {
+            IpNet::V6(net) if !is_ipv4_alias(&net) => data.v6.push(Range {
                 start: net.network().into(),
                 end: net.broadcast().into(),
                 country,
             }),
-            Ok(IpNet::V6(_)) => {}
-            Err(_) => unreachable!("maxminddb yields valid prefix lengths"),
+            IpNet::V6(_) => {}
         }
     }
     if data.v4.is_empty() && data.v6.is_empty() {
@@ -308,6 +382,52 @@ mod tests {
         // A record without any country field places its network in no country.
         assert_eq!(country_of(&data, "2001:db8::1"), None);
         assert_eq!(data.info.build_epoch, 1_700_000_000);
+    }
+
+    #[test]
+    fn country_codes_are_normalised_and_empty_ones_counted() {
+        let path = generated("odd-codes.mmdb");
+        let data = load(&path, CountryField::Country).unwrap();
+        // `gb` and ` se ` are read as GB and SE, not as unknown space.
+        assert_eq!(country_of(&data, "81.2.69.1").as_deref(), Some("GB"));
+        assert_eq!(country_of(&data, "89.160.20.1").as_deref(), Some("SE"));
+        // The empty code stays unknown space, counted once (not again through IPv6 aliases).
+        assert_eq!(country_of(&data, "1.0.1.1"), None);
+        assert_eq!(data.info.skipped, 1);
+        let db = Database::open(&path, CountryField::Country).unwrap();
+        assert_eq!(
+            db.country("81.2.69.1".parse().unwrap()).unwrap(),
+            Some(Country::parse("GB").unwrap())
+        );
+    }
+
+    #[test]
+    fn codes_that_are_not_known_two_letter_codes_are_refused() {
+        for (name, expected) in [
+            (
+                "three-letter-code.mmdb",
+                "network 81.2.69.0/24: country.iso_code \"GBR\": \"GBR\" is not a two-letter \
+                 country code",
+            ),
+            (
+                "unknown-code.mmdb",
+                "network 81.2.69.0/24: country_code \"XX\": unknown country code \"XX\": did \
+                 you mean XK, AX, CX, MX, SX?",
+            ),
+        ] {
+            let path = generated(name);
+            let err = load(&path, CountryField::Country).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("database {}: {expected}", path.display())
+            );
+            let db = Database::open(&path, CountryField::Country).unwrap();
+            let err = db.country("81.2.69.1".parse().unwrap()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("database {}: {expected}", path.display())
+            );
+        }
     }
 
     #[test]

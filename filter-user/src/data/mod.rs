@@ -62,6 +62,16 @@ pub struct SourceInfo {
     pub database_type: String,
     /// Unix time the data was built: the database's build epoch, or the file's mtime.
     pub build_epoch: u64,
+    /// Address records without a country, skipped by design (CSV rows with an empty country,
+    /// RIR available/reserved space, mmdb networks with an empty code): their addresses are
+    /// unknown space. Counted so that nothing is dropped silently.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The kinds of source file regionfilter reads.
@@ -93,17 +103,17 @@ impl fmt::Display for Format {
 /// Why a source could not be used. Nothing is loaded when any of these is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open database {path}: {source}")]
+    #[error("cannot open database {path}")]
     Open {
         path: PathBuf,
         source: maxminddb::MaxMindDbError,
     },
-    #[error("database {path} is corrupt: {source}; download it again")]
+    #[error("database {path} is corrupt; download it again")]
     Corrupt {
         path: PathBuf,
         source: maxminddb::MaxMindDbError,
@@ -124,8 +134,31 @@ pub enum DataError {
         line: usize,
         message: String,
     },
+    #[error("database {path}: network {network}: {message}")]
+    Record {
+        path: PathBuf,
+        network: ipnet::IpNet,
+        message: String,
+    },
     #[error("{path} lists bare CIDRs but its name does not start with a country code; name it like cn.zone or write `CIDR CC` lines")]
     NoCountryInName { path: PathBuf },
+}
+
+/// Parses a CIDR whose host bits are zero: the one rule for networks in data files, policy
+/// files and `--allow-cidr`/`--deny-cidr`, so a typo is refused rather than silently widened or
+/// narrowed to another network. Surrounding space is ignored.
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    let net: ipnet::IpNet = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a CIDR (expected e.g. 192.0.2.0/24)"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{text} has host bits set; did you mean {}?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
 }
 
 /// How to read one source.
@@ -294,6 +327,57 @@ mod tests {
         let file = TempFile::new("bin", &[0, 1, 2, 0xff, 0xfe]);
         let err = detect(&file.0).unwrap_err();
         assert!(err.to_string().contains("--format"), "{err}");
+    }
+
+    /// `{:#}` prints each cause once: an error that keeps its cause as `source` must not also
+    /// format it into its own message.
+    #[test]
+    fn a_directory_given_as_a_source_names_its_cause_once() {
+        let dir = std::env::temp_dir().join(format!("rf-dir-source-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let err = load(&SourceSpec {
+            path: dir.clone(),
+            format: Some(Format::Csv),
+            country_field: CountryField::Country,
+        })
+        .unwrap_err();
+        let rendered = format!("{:#}", anyhow::Error::from(err));
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            rendered,
+            format!(
+                "cannot read {}: Is a directory (os error 21)",
+                dir.display()
+            )
+        );
+    }
+
+    #[test]
+    fn no_error_type_formats_its_source_twice() {
+        let io = || std::io::Error::other("disk on fire");
+        let path = PathBuf::from("x");
+        let errors: Vec<anyhow::Error> = vec![
+            DataError::Io {
+                path: path.clone(),
+                source: io(),
+            }
+            .into(),
+            crate::artifact::ArtifactError::Io {
+                path: path.clone(),
+                source: io(),
+            }
+            .into(),
+            crate::download::DownloadError::Body {
+                url: "https://x/".to_owned(),
+                source: io(),
+            }
+            .into(),
+            crate::download::DownloadError::Cache { path, source: io() }.into(),
+        ];
+        for err in errors {
+            let rendered = format!("{err:#}");
+            assert_eq!(rendered.matches("disk on fire").count(), 1, "{rendered}");
+        }
     }
 
     #[test]

@@ -19,8 +19,22 @@ pub struct Line<'a> {
     pub first: bool,
 }
 
-/// What a parser makes of one line: a range, or nothing (a header or a summary line).
-pub type Parsed = Result<Option<AnyRange>, String>;
+/// What a parser makes of one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// An address range with its country.
+    Range(AnyRange),
+    /// A well-formed address record without a country (a CSV row with an empty country, RIR
+    /// available or reserved space): skipped by design, and counted in
+    /// [`SourceInfo::skipped`](super::SourceInfo::skipped) so it is never dropped silently.
+    NoCountry,
+    /// Not an address record: a header, an RIR version, summary or ASN line.
+    Other,
+}
+
+/// A parser's verdict on one line; an error says what is wrong with it (the caller adds
+/// `path:line`).
+pub type Parsed = Result<Record, String>;
 
 /// Reads `path` line by line through `parse`, failing on the first bad line with `path:line`.
 pub fn load(
@@ -38,6 +52,7 @@ pub fn load(
             format,
             database_type: format.to_string(),
             build_epoch: mtime(path),
+            skipped: 0,
         },
         ..SourceData::default()
     };
@@ -56,8 +71,10 @@ pub fn load(
         if text.is_empty() {
             continue;
         }
-        if let Some(range) = parse(&Line { text, first }).map_err(at_line)? {
-            data.push(range);
+        match parse(&Line { text, first }).map_err(at_line)? {
+            Record::Range(range) => data.push(range),
+            Record::NoCountry => data.info.skipped += 1,
+            Record::Other => {}
         }
         first = false;
     }
@@ -124,27 +141,33 @@ pub fn range(start: Addr, end: Addr, country: Country) -> Result<AnyRange, Strin
 /// Parses a CIDR into the range it covers; host bits must be zero, so a typo is not silently
 /// widened or narrowed.
 pub fn parse_cidr(field: &str, country: Country) -> Result<AnyRange, String> {
-    let field = unquote(field);
-    let net: IpNet = field
-        .parse()
-        .map_err(|_| format!("{field:?} is not a CIDR (expected e.g. 192.0.2.0/24)"))?;
-    if net.trunc() != net {
-        return Err(format!(
-            "{field} has host bits set; did you mean {}?",
-            net.trunc()
-        ));
-    }
-    let (start, end) = match net {
+    let (start, end) = match super::parse_network(unquote(field))? {
         IpNet::V4(n) => (Addr::V4(n.network().into()), Addr::V4(n.broadcast().into())),
         IpNet::V6(n) => (Addr::V6(n.network().into()), Addr::V6(n.broadcast().into())),
     };
     range(start, end, country)
 }
 
-/// A country code as data files write it: two letters, any case, maybe quoted.
+/// A country code as data files write it: two letters, any case, maybe quoted or padded. The
+/// code must be one a policy can name (ISO 3166-1 alpha-2, or AP, EU, XK, ZZ): data in a
+/// country no policy can list would always get the "unlisted" verdict.
 pub fn parse_country(field: &str) -> Result<Country, String> {
-    let code = unquote(field).to_ascii_uppercase();
-    Country::from_code(&code).ok_or_else(|| format!("{field:?} is not a two-letter country code"))
+    country_code(unquote(field))
+}
+
+/// The rule every reader (text formats and mmdb) applies to a country code: surrounding space
+/// and case are normalised; anything but a known two-letter code is an error.
+pub fn country_code(value: &str) -> Result<Country, String> {
+    let code = value.trim();
+    if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(format!("{value:?} is not a two-letter country code"));
+    }
+    Country::parse(code).map_err(|e| e.to_string())
+}
+
+/// True when a country field holds nothing but quotes and space: a record without a country.
+pub fn is_empty_country(field: &str) -> bool {
+    unquote(field).trim().is_empty()
 }
 
 fn unquote(field: &str) -> &str {
