@@ -51,14 +51,34 @@ impl PolicyFile {
         Self::parse(&text).with_context(|| format!("policy file {} is invalid", path.display()))
     }
 
+    /// Parses the TOML; an error is one line, `line L, column C: what is wrong` (toml's own
+    /// rendering spans several lines with a code excerpt, which cron mail and logs garble).
     pub fn parse(text: &str) -> Result<Self> {
-        Ok(toml::from_str(text)?)
+        toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(String::new(), |span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: ")
+            });
+            anyhow::anyhow!("{at}{}", e.message().trim())
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syntax_errors_are_one_line_with_the_position() {
+        let err = format!(
+            "{:#}",
+            PolicyFile::parse("deny = [\"CN\"]\nroot:x:0:0\n").unwrap_err()
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("line 2, column "), "{err}");
+    }
 
     #[test]
     fn reads_every_field() {

@@ -80,7 +80,8 @@ const fn fails(args: &'static [&'static str], line: &'static str) -> Case {
 
 #[test]
 fn every_verb_refuses_bad_arguments_with_one_exact_line_and_changes_nothing() {
-    let filter = Attached::new("badin");
+    // LPM lookup: the tables shrink to one entry, so each before/after digest is quick.
+    let filter = Attached::with_options("badin", &["--lookup", "lpm"]);
     // A history for rollback and the download cache: one update, then a cached download dir.
     let (code, out) = filter.update(&["--db", &filter.list_b]);
     assert_eq!(code, 0, "{out}");
@@ -95,6 +96,7 @@ fn every_verb_refuses_bad_arguments_with_one_exact_line_and_changes_nothing() {
             .replace("{A}", &filter.list_a)
             .replace("{B}", &filter.list_b)
             .replace("{DIR}", &dir)
+            .replace("{PINS}", &filter.inst.pin_root.display().to_string())
     };
 
     let cases = cases();
@@ -150,27 +152,33 @@ fn cases() -> Vec<Case> {
         usage(&["detach"], "error: the following required arguments were not provided:"),
         usage(&["compile", "--out", "{DIR}/x.rgnf"], "error: the following required arguments were not provided:"),
         // Numbers and durations that would switch a guard off or wait forever.
-        usage(&["update", "--iface", "{IF}", "--db", "{B}", "--max-change", "NaN"], "error: invalid value 'NaN' for '--max-change <PERCENT>': "),
-        usage(&["update", "--iface", "{IF}", "--db", "{B}", "--max-change", "-5"], "error: invalid value '-5' for '--max-change <PERCENT>': "),
-        usage(&["update", "--iface", "{IF}", "--db", "{B}", "--max-change", "inf"], "error: invalid value 'inf' for '--max-change <PERCENT>': "),
-        usage(&["update", "--iface", "{IF}", "--wait", "soon"], "error: invalid value 'soon' for '--wait <DURATION>': "),
-        usage(&["detach", "--iface", "{IF}", "--wait", "-1s"], "error: invalid value '-1s' for '--wait <DURATION>': "),
+        usage(&["update", "--iface", "{IF}", "--db", "{B}", "--max-change", "NaN"], "error: invalid value 'NaN' for '--max-change <PERCENT>': give a finite percentage of 0 or more, e.g. 10 or 2.5"),
+        usage(&["update", "--iface", "{IF}", "--db", "{B}", "--max-change=-5"], "error: invalid value '-5' for '--max-change <PERCENT>': give a finite percentage of 0 or more, e.g. 10 or 2.5"),
+        usage(&["update", "--iface", "{IF}", "--db", "{B}", "--max-change", "inf"], "error: invalid value 'inf' for '--max-change <PERCENT>': give a finite percentage of 0 or more, e.g. 10 or 2.5"),
+        usage(&["update", "--iface", "{IF}", "--wait", "soon"], "error: invalid value 'soon' for '--wait <DURATION>': expected number at 0; give a duration such as 30s or 2m"),
+        usage(&["detach", "--iface", "{IF}", "--wait=-1s"], "error: invalid value '-1s' for '--wait <DURATION>': expected number at 0; give a duration such as 30s or 2m"),
         usage(&["attach", "--iface", "{IF}", "--db", "{A}", "--deny", "JP", "--mode", "fast"], "error: invalid value 'fast' for '--mode <MODE>'"),
         // Wrong values the verbs themselves refuse.
-        fails(&["attach", "--iface", "{IF}", "--db", "{A}", "--deny", "JP"], "error: regionfilter is already attached to {IF} (pins in "),
+        fails(&["attach", "--iface", "{IF}", "--db", "{A}", "--deny", "JP"], "error: regionfilter is already attached to {IF} (pins in {PINS}/{IF}); use `regionfilter update --iface {IF}` to change data or policy, or `regionfilter detach --iface {IF}` first"),
         fails(&["attach", "--iface", "nosuchif0", "--db", "{A}", "--deny", "JP"], "error: no interface named nosuchif0 in this network namespace (see `ip link`)"),
-        fails(&["update", "--iface", "nosuchif0", "--deny", "SE"], "error: regionfilter is not attached to nosuchif0 (no pins in "),
-        fails(&["detach", "--iface", "nosuchif0"], "error: regionfilter is not attached to nosuchif0 (no pins in "),
-        fails(&["rollback", "--iface", "nosuchif0"], "error: regionfilter is not attached to nosuchif0 (no pins in "),
+        fails(&["update", "--iface", "nosuchif0", "--deny", "SE"], "error: regionfilter is not attached to nosuchif0 (no pins in {PINS}/nosuchif0); attach it first"),
+        fails(&["detach", "--iface", "nosuchif0"], "error: regionfilter is not attached to nosuchif0 (no pins in {PINS}/nosuchif0); `regionfilter status` lists attached interfaces"),
+        fails(&["rollback", "--iface", "nosuchif0"], "error: regionfilter is not attached to nosuchif0 (no pins in {PINS}/nosuchif0); attach it first"),
         fails(&["stats", "--iface", "nosuchif0"], "error: regionfilter is not attached to nosuchif0; `regionfilter status` lists attached interfaces"),
-        fails(&["update", "--iface", "{IF}", "--deny", "UK"], "error: unknown country code \"UK\": did you mean "),
-        fails(&["update", "--iface", "{IF}", "--db", "{DIR}/missing.mmdb"], "error: cannot read "),
-        fails(&["update", "--iface", "{IF}", "--deny", "SE", "--allow-cidr", "10.0.0.1/8"], "error: "),
-        fails(&["update", "--iface", "{IF}", "--url", "http://localhost.example.org/db.mmdb"], "error: "),
-        fails(&["update", "--iface", "{IF}", "--url", "http://127.0.0.1@example.org/db.mmdb"], "error: "),
-        fails(&["compile", "--db", "{A}", "--out", "{A}"], "error: "),
-        fails(&["compile", "--db", "{A}", "--out", "/dev/null"], "error: "),
-        fails(&["inspect", "{DIR}/missing.mmdb"], "error: "),
-        fails(&["explain", "--db", "{A}", "not-an-address"], "error: "),
+        fails(&["update", "--iface", "{IF}", "--deny", "UK"], "error: unknown country code \"UK\": did you mean GB, UA, UG, UM, US, UY, UZ, CK, DK, FK?"),
+        fails(&["update", "--iface", "{IF}", "--db", "{DIR}/missing.mmdb"], "error: cannot read {DIR}/missing.mmdb: No such file or directory (os error 2)"),
+        usage(&["update", "--iface", "{IF}", "--deny", "SE", "--allow-cidr", "10.0.0.1/8"], "error: invalid value '10.0.0.1/8' for '--allow-cidr <CIDR>': 10.0.0.1/8 has host bits set; did you mean 10.0.0.0/8?"),
+        usage(&["update", "--iface", "{IF}", "--url", "http://localhost.example.org/db.mmdb"], "error: invalid value 'http://localhost.example.org/db.mmdb' for '--url <URL>': http://localhost.example.org/db.mmdb: only https:// URLs are accepted (plain http:// only to this host: localhost, 127.0.0.0/8 or [::1])"),
+        usage(&["update", "--iface", "{IF}", "--url", "http://127.0.0.1@example.org/db.mmdb"], "error: invalid value 'http://127.0.0.1@example.org/db.mmdb' for '--url <URL>': http://127.0.0.1@example.org/db.mmdb: only https:// URLs are accepted (plain http:// only to this host: localhost, 127.0.0.0/8 or [::1])"),
+        fails(&["compile", "--db", "{A}", "--out", "{A}"], "error: --out {A} is the file given as --db {A}: compile would replace what it reads; write the artifact to another file"),
+        fails(&["compile", "--db", "{A}", "--out", "/dev/null"], "error: --out /dev/null is a device; give the path of an artifact file"),
+        fails(&["inspect", "{DIR}/missing.mmdb"], "error: cannot read {DIR}/missing.mmdb: No such file or directory (os error 2)"),
+        usage(&["status", "--iface", "{IF}"], "error: unexpected argument '--iface' found"),
+        usage(&["diff", "{A}"], "error: the following required arguments were not provided:"),
+        fails(&["compile", "--db", "{A}", "--out", "{DIR}"], "error: --out {DIR} is a directory; give the path of an artifact file"),
+        fails(&["update", "--iface", "{IF}", "--policy", "/etc/passwd"], "error: policy file /etc/passwd is invalid: line 1, column 32: key with no value, expected `=`"),
+        fails(&["update", "--iface", "{IF}", "--artifact", "{A}"], "error: {A} is not a regionfilter artifact (build one with `regionfilter compile`)"),
+        fails(&["attach", "--iface", "nosuchif0", "--db", "{A}"], "error: no interface named nosuchif0 in this network namespace (see `ip link`)"),
+        usage(&["explain", "--db", "{A}", "not-an-address"], "error: invalid value 'not-an-address' for '<ADDR>...': invalid IP address syntax"),
     ]
 }
