@@ -112,7 +112,7 @@ pub fn fetch(
         .and_then(|b| serde_json::from_slice(&b).ok())
         .filter(|m: &Meta| dir.join(&m.file).exists());
 
-    let mut request = agent().get(&real_url);
+    let mut request = agent(&real_url).get(&real_url);
     if let Some(auth) = basic_auth() {
         request = request.header("Authorization", auth);
     }
@@ -222,8 +222,15 @@ fn save_meta(dir: &Path, meta: &Meta) -> Result<(), WriteError> {
     )
 }
 
-fn agent() -> ureq::Agent {
+/// An agent for `url`. An https URL gets an https-only agent, so a redirect (MaxMind's
+/// downloads redirect to storage) can never take the request, a license key in its query or
+/// basic-auth credentials, to plain http.
+fn agent(url: &str) -> ureq::Agent {
     ureq::Agent::config_builder()
+        .https_only(
+            !url.get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("http://")),
+        )
         .timeout_global(Some(TIMEOUT))
         .http_status_as_error(false)
         .build()
@@ -303,7 +310,7 @@ fn basic_auth() -> Option<String> {
 }
 
 fn fetch_checksum(real_url: &str, shown_url: &str) -> Result<String, DownloadError> {
-    let mut request = agent().get(real_url);
+    let mut request = agent(real_url).get(real_url);
     if let Some(auth) = basic_auth() {
         request = request.header("Authorization", auth);
     }
@@ -378,6 +385,14 @@ fn unpack_mmdb(archive: &Path, out: &mut fs::File) -> std::io::Result<Option<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn https_downloads_never_follow_a_redirect_to_plain_http() {
+        for url in ["https://download.example/db", "HTTPS://download.example/db"] {
+            assert!(agent(url).config().https_only(), "{url}");
+        }
+        assert!(!agent("http://127.0.0.1:8080/db").config().https_only());
+    }
 
     #[test]
     fn checksum_files_in_sha256sum_format_parse() {

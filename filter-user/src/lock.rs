@@ -5,6 +5,7 @@
 
 use std::{
     fs::{self, File, TryLockError},
+    os::unix::fs::OpenOptionsExt as _,
     path::Path,
     time::{Duration, Instant},
 };
@@ -33,10 +34,13 @@ impl IfaceLock {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
+        // O_NOFOLLOW: a symlink planted at the lock's path is refused, not followed to a file
+        // regionfilter would then create or hold open for writing.
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .with_context(|| format!("cannot open lock file {}", path.display()))?;
         let started = Instant::now();
@@ -67,5 +71,39 @@ impl IfaceLock {
             return false;
         };
         matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlink_at_the_lock_path_is_refused_not_followed() {
+        let dir = std::env::temp_dir().join(format!("rf-lock-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("target");
+        let link = dir.join("eth0.lock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = IfaceLock::acquire(&link, Duration::ZERO)
+            .err()
+            .expect("refused");
+        assert!(!target.exists(), "the lock followed the link: {err:#}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_held_lock_is_busy_and_seen_as_held() {
+        let dir = std::env::temp_dir().join(format!("rf-lock2-{}", std::process::id()));
+        let path = dir.join("eth0.lock");
+        let held = IfaceLock::acquire(&path, Duration::ZERO).unwrap();
+        assert!(IfaceLock::is_held(&path));
+        let err = IfaceLock::acquire(&path, Duration::from_millis(60))
+            .err()
+            .unwrap();
+        assert!(err.downcast_ref::<Busy>().is_some(), "{err:#}");
+        drop(held);
+        assert!(!IfaceLock::is_held(&path));
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
