@@ -99,6 +99,18 @@ impl Policy {
         (action, Reason::Country { listed })
     }
 
+    /// Every part of the policy in one line, exceptions included: what `update` prints, so an
+    /// operator sees at once what a change kept and what it replaced.
+    #[must_use]
+    pub fn full_summary(&self) -> String {
+        format!(
+            "{}; always pass {}; always drop {}",
+            self.summary(),
+            list_or_none(&self.allow_cidrs),
+            list_or_none(&self.deny_cidrs)
+        )
+    }
+
     /// One-line summary for status output, e.g. `deny CN,RU; unknown pass`.
     #[must_use]
     pub fn summary(&self) -> String {
@@ -113,6 +125,18 @@ impl Policy {
             action_name(self.unknown),
             action_name(self.malformed)
         )
+    }
+}
+
+/// `none`, or the CIDRs joined by commas.
+fn list_or_none(nets: &[IpNet]) -> String {
+    if nets.is_empty() {
+        "none".to_owned()
+    } else {
+        nets.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

@@ -280,6 +280,57 @@ fn rollback_restores_the_previous_data_and_policy_only_updates_keep_the_data() {
     assert!(status.contains("deny FR"), "{status}");
 }
 
+#[test]
+fn policy_options_on_update_change_only_what_they_name() {
+    // Attached with a management exception and `--unknown drop` (plus the POLICY deny-list).
+    let filter = Attached::with_options("uppart", &["--allow-cidr", "10.9.0.0/16"]);
+    let mut probe = filter.probe();
+    assert_eq!(probe.verdict("10.9.1.1"), XDP_PASS, "management network");
+    // Countries only: the exception and --unknown drop stay, and the line says so.
+    let (code, out) = filter.update(&["--allow", "GB"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "allow GB; unknown drop; malformed pass; always pass 10.9.0.0/16; always drop none"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        probe.verdict("10.9.1.1"),
+        XDP_PASS,
+        "the exception was kept"
+    );
+    assert_eq!(probe.verdict("10.1.2.3"), XDP_PASS, "GB allowed");
+    assert_eq!(
+        probe.verdict("10.2.0.1"),
+        XDP_DROP,
+        "FR not on the allow-list"
+    );
+    assert_eq!(
+        probe.verdict("10.200.0.1"),
+        XDP_DROP,
+        "unknown still dropped"
+    );
+    // One verdict only: the list and the exception stay.
+    let (code, out) = filter.update(&["--unknown", "pass"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("allow GB; unknown pass; malformed pass; always pass 10.9.0.0/16"),
+        "{out}"
+    );
+    assert_eq!(probe.verdict("10.200.0.1"), XDP_PASS);
+    // A complete new policy drops what it does not name.
+    let (code, out) = filter.update(&["--reset-policy", "--deny", "FR"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("deny FR; unknown pass; malformed pass; always pass none; always drop none"),
+        "{out}"
+    );
+    let (code, out) = filter.update(&["--reset-policy"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("--reset-policy needs the new policy"), "{out}");
+}
+
 /// `.tar.gz` with one `.mmdb` member, as MaxMind ships databases.
 fn tar_gz(name: &str, data: &[u8]) -> Vec<u8> {
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
@@ -339,22 +390,24 @@ fn downloads_are_verified_and_failed_ones_change_nothing() {
     let url = |path: &str| server.url(path);
     let downloads = filter.inst.lib_dir().join("downloads");
 
-    let failures: Vec<(Vec<String>, &str)> = vec![
-        (vec![url("/fail.txt")], "HTTP 500"),
-        (vec![url("/cut.txt")], "download of"),
+    // (arguments, exit code, what the message says): a plain-http remote URL is a usage error.
+    let failures: Vec<(Vec<String>, i32, &str)> = vec![
+        (vec![url("/fail.txt")], 1, "HTTP 500"),
+        (vec![url("/cut.txt")], 1, "download of"),
         (
             vec![url("/b.txt"), "--sha256-url".into(), url("/wrong.sha256")],
+            1,
             "checksum mismatch",
         ),
-        (vec!["https://127.0.0.1:1/b.txt".into()], "download of"),
-        (vec!["http://example.com/b.txt".into()], "only https://"),
+        (vec!["https://127.0.0.1:1/b.txt".into()], 1, "download of"),
+        (vec!["http://example.com/b.txt".into()], 2, "only https://"),
     ];
-    for (args, want) in failures {
+    for (args, want_code, want) in failures {
         let before = filter.snapshot();
         let mut full = vec!["--url"];
         full.extend(args.iter().map(String::as_str));
         let (code, out) = filter.update(&full);
-        assert_eq!(code, 1, "{full:?}: {out}");
+        assert_eq!(code, want_code, "{full:?}: {out}");
         assert!(out.contains(want), "{full:?}: {out}");
         assert_eq!(filter.snapshot(), before, "{full:?} changed something");
         let cached: Vec<_> = std::fs::read_dir(&downloads)

@@ -1,6 +1,7 @@
 //! Options shared by the verbs that read country data or take a policy, and how they load.
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
     fs,
     path::{Path, PathBuf},
     time::Duration,
@@ -12,6 +13,7 @@ use ipnet::IpNet;
 use crate::{
     artifact::{self, Artifact, Header},
     compile::{self, RegionSet},
+    country::Country,
     data::{self, CountryField, Format, SourceSpec},
     groups::Groups,
     policy::{Action, Mode, Policy},
@@ -272,6 +274,83 @@ impl PolicyArgs {
     }
 }
 
+/// What policy options on `update` ask for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicyChange {
+    /// No policy option: the loaded policy stays.
+    Keep,
+    /// `--policy FILE` or `--reset-policy`: this complete policy.
+    Replace(Policy),
+    /// Options that name parts of the policy: those parts change, the rest stays.
+    Edit(PolicyEdit),
+}
+
+/// The parts of a policy that options named; `None` leaves a part as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyEdit {
+    pub list: Option<(Mode, BTreeSet<Country>)>,
+    pub allow_cidrs: Option<Vec<IpNet>>,
+    pub deny_cidrs: Option<Vec<IpNet>>,
+    pub unknown: Option<Action>,
+    pub malformed: Option<Action>,
+}
+
+impl PolicyEdit {
+    /// `base` with the named parts replaced.
+    #[must_use]
+    pub fn apply(&self, base: &Policy) -> Policy {
+        let mut policy = base.clone();
+        if let Some((mode, countries)) = &self.list {
+            policy.mode = *mode;
+            policy.countries.clone_from(countries);
+        }
+        if let Some(nets) = &self.allow_cidrs {
+            policy.allow_cidrs.clone_from(nets);
+        }
+        if let Some(nets) = &self.deny_cidrs {
+            policy.deny_cidrs.clone_from(nets);
+        }
+        policy.unknown = self.unknown.unwrap_or(policy.unknown);
+        policy.malformed = self.malformed.unwrap_or(policy.malformed);
+        policy
+    }
+}
+
+impl PolicyArgs {
+    /// For `update`: keep, replace (`--policy` or `reset`) or edit the loaded policy. Every
+    /// code and group is validated here, before anything is touched.
+    pub fn change(&self, reset: bool) -> Result<PolicyChange> {
+        if self.file.is_some() || reset {
+            return match self.to_policy()? {
+                Some(policy) => Ok(PolicyChange::Replace(policy)),
+                None => bail!("--reset-policy needs the new policy: give --allow or --deny"),
+            };
+        }
+        let groups = Groups::with_user(&BTreeMap::new())?;
+        let list = match (&self.allow, &self.deny) {
+            (Some(list), _) => Some((Mode::Allow, groups.resolve_list(list)?)),
+            (None, Some(list)) => Some((Mode::Deny, groups.resolve_list(list)?)),
+            (None, None) => None,
+        };
+        if list.as_ref().is_some_and(|(_, c)| c.is_empty()) {
+            bail!("the country list is empty: give at least one ISO code or group, e.g. --deny CN");
+        }
+        let nets = |given: &[IpNet]| (!given.is_empty()).then(|| given.to_vec());
+        let edit = PolicyEdit {
+            list,
+            allow_cidrs: nets(&self.allow_cidr),
+            deny_cidrs: nets(&self.deny_cidr),
+            unknown: self.unknown,
+            malformed: self.malformed,
+        };
+        Ok(if edit == PolicyEdit::default() {
+            PolicyChange::Keep
+        } else {
+            PolicyChange::Edit(edit)
+        })
+    }
+}
+
 /// `--allow-cidr`, `--deny-cidr`: a CIDR with its host bits zero, as data files must have.
 fn network(text: &str) -> Result<IpNet, String> {
     data::parse_network(text)
@@ -369,6 +448,56 @@ mod tests {
             "allow CU,DE,KP; unknown pass; malformed pass"
         );
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn update_options_change_only_the_parts_they_name() {
+        let base = PolicyArgs {
+            deny: Some("GB,JP".to_owned()),
+            allow_cidr: vec!["192.0.2.0/24".parse().unwrap()],
+            unknown: Some(Action::Drop),
+            ..PolicyArgs::default()
+        }
+        .to_policy()
+        .unwrap()
+        .unwrap();
+        let edit = |args: PolicyArgs| match args.change(false).unwrap() {
+            PolicyChange::Edit(edit) => edit.apply(&base),
+            other => panic!("{other:?}"),
+        };
+        // Countries only: the management exception and the unknown verdict stay.
+        let countries = edit(PolicyArgs {
+            allow: Some("US,CA".to_owned()),
+            ..PolicyArgs::default()
+        });
+        assert_eq!(countries.mode, Mode::Allow);
+        assert_eq!(countries.allow_cidrs, base.allow_cidrs);
+        assert_eq!(countries.unknown, Action::Drop);
+        // Unknown only: the lists stay.
+        let unknown = edit(PolicyArgs {
+            unknown: Some(Action::Pass),
+            ..PolicyArgs::default()
+        });
+        assert_eq!(
+            (unknown.mode, &unknown.countries),
+            (base.mode, &base.countries)
+        );
+        assert_eq!(unknown.unknown, Action::Pass);
+        assert_eq!(unknown.allow_cidrs, base.allow_cidrs);
+        // Nothing named: keep. Reset: a complete new policy.
+        assert_eq!(
+            PolicyArgs::default().change(false).unwrap(),
+            PolicyChange::Keep
+        );
+        let reset = PolicyArgs {
+            deny: Some("SE".to_owned()),
+            ..PolicyArgs::default()
+        };
+        let PolicyChange::Replace(new) = reset.change(true).unwrap() else {
+            panic!("not a replacement");
+        };
+        assert!(new.allow_cidrs.is_empty() && new.unknown == Action::Pass);
+        assert!(PolicyArgs::default().change(true).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
-use super::inputs::{percent, wait_duration, DataArgs, LoadedData, PolicyArgs};
+use super::inputs::{percent, wait_duration, DataArgs, LoadedData, PolicyArgs, PolicyChange};
 use crate::{
     download,
     guards::{self, Refusal, Summary},
@@ -14,7 +14,6 @@ use crate::{
     lock::IfaceLock,
     maps::{hash_hex, FilterMaps, Lookup},
     pins::{self, PinState},
-    policy::Policy,
     privileges, selftest,
     state::{unix_now, AttachState, Layout},
     swap::{self, Staged},
@@ -50,8 +49,15 @@ pub struct UpdateArgs {
     /// URL of a SHA-256 file (`sha256sum` format) the download must match.
     #[arg(long, value_name = "URL", requires = "url", value_parser = url)]
     pub sha256_url: Option<String>,
+    /// Policy options change only what they name (countries, --allow-cidr, --deny-cidr,
+    /// --unknown, --malformed); the rest of the loaded policy stays. `--policy FILE` or
+    /// `--reset-policy` gives a complete new policy instead.
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// Replace the whole policy with the one the options describe (parts they do not name go
+    /// back to their defaults: no exceptions, unknown pass, malformed pass).
+    #[arg(long)]
+    pub reset_policy: bool,
     #[command(flatten)]
     pub guard: GuardArgs,
 }
@@ -116,7 +122,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 enum Target {
     Update {
         data: Option<Box<LoadedData>>,
-        policy: Option<Policy>,
+        policy: PolicyChange,
     },
     Rollback,
 }
@@ -134,7 +140,7 @@ enum Outcome {
 
 pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
     privileges::require_bpf_admin("update")?;
-    let policy = args.policy.to_policy()?;
+    let policy = args.policy.change(args.reset_policy)?;
     let mut data = args.data.clone();
     if let Some(url) = &args.url {
         let fetched = download::fetch(
@@ -210,7 +216,7 @@ pub fn update_data(
 ) -> Result<bool> {
     let target = Target::Update {
         data: Some(Box::new(data)),
-        policy: None,
+        policy: PolicyChange::Keep,
     };
     Ok(matches!(
         apply(layout, iface, &target, guard)?,
@@ -295,11 +301,22 @@ fn apply(
                     layout.lib_dir.display()
                 ),
             };
-            let policy = policy
-                .clone()
-                .or_else(|| data.as_ref().and_then(|d| d.policy_or_artifacts(None)))
-                .or_else(|| current.as_ref().and_then(|c| c.header.policy.clone()))
-                .context("no policy: give --allow or --deny (or --policy FILE)")?;
+            // What stays when no option names it: the new artifact's own policy, else the
+            // loaded one.
+            let kept = data
+                .as_ref()
+                .and_then(|d| d.policy_or_artifacts(None))
+                .or_else(|| current.as_ref().and_then(|c| c.header.policy.clone()));
+            let policy = match (policy, kept) {
+                (PolicyChange::Replace(new), _) => new.clone(),
+                (PolicyChange::Keep, Some(kept)) => kept,
+                (PolicyChange::Edit(edit), Some(kept)) => edit.apply(&kept),
+                (PolicyChange::Keep | PolicyChange::Edit(_), None) => bail!(
+                    "no known-good copy of {iface}'s loaded policy in {}: give the whole policy \
+                     with --policy FILE, or with --reset-policy and --allow or --deny",
+                    layout.lib_dir.display()
+                ),
+            };
             (regions, policy, !guard.force)
         }
         Target::Rollback => {
@@ -372,7 +389,7 @@ fn apply(
         half,
         summary: format!(
             "{}; {} IPv4 and {} IPv6 prefixes; self-test passed on {} addresses",
-            staged.policy.summary(),
+            staged.policy.full_summary(),
             staged.prefixes.v4.len(),
             staged.prefixes.v6.len(),
             samples.len()
