@@ -224,13 +224,15 @@ fn save_meta(dir: &Path, meta: &Meta) -> Result<(), WriteError> {
 
 /// An agent for `url`. An https URL gets an https-only agent, so a redirect (MaxMind's
 /// downloads redirect to storage) can never take the request, a license key in its query or
-/// basic-auth credentials, to plain http.
+/// basic-auth credentials, to plain http. A plain-http URL (loopback only) follows no redirect
+/// at all: one could lead anywhere, in clear.
 fn agent(url: &str) -> ureq::Agent {
+    let plain = url
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
     ureq::Agent::config_builder()
-        .https_only(
-            !url.get(..7)
-                .is_some_and(|s| s.eq_ignore_ascii_case("http://")),
-        )
+        .https_only(!plain)
+        .max_redirects(if plain { 0 } else { 10 })
         .timeout_global(Some(TIMEOUT))
         .http_status_as_error(false)
         .build()
@@ -392,6 +394,16 @@ mod tests {
             assert!(agent(url).config().https_only(), "{url}");
         }
         assert!(!agent("http://127.0.0.1:8080/db").config().https_only());
+        assert_eq!(
+            agent("http://127.0.0.1:8080/db").config().max_redirects(),
+            0
+        );
+        assert!(
+            agent("https://download.example/db")
+                .config()
+                .max_redirects()
+                > 0
+        );
     }
 
     #[test]

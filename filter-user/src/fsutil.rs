@@ -234,6 +234,7 @@ mod tests {
         let state = AttachState {
             iface: "eth0".parse().unwrap(),
             link_layer: crate::netdev::LinkLayer::Ethernet,
+            netns: None,
             ifindex: 2,
             mode: "native".to_owned(),
             lookup: Lookup::Fast,

@@ -53,6 +53,8 @@ pub enum GroupError {
     Shadows(String),
     #[error("group {0:?} is empty")]
     Empty(String),
+    #[error("group {0:?} is defined twice (names are not case-sensitive); keep one")]
+    Twice(String),
 }
 
 /// Built-in groups plus the user's.
@@ -84,7 +86,9 @@ impl Groups {
             if countries.is_empty() {
                 return Err(GroupError::Empty(name.clone()));
             }
-            groups.user.insert(key, countries);
+            if groups.user.insert(key, countries).is_some() {
+                return Err(GroupError::Twice(name.clone()));
+            }
         }
         Ok(groups)
     }
@@ -147,6 +151,16 @@ fn codes(members: &str) -> BTreeSet<Country> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_defined_twice_in_different_case_is_refused() {
+        let defined = BTreeMap::from([
+            ("Sanctioned".to_owned(), vec!["JP".to_owned()]),
+            ("sanctioned".to_owned(), vec!["GB".to_owned()]),
+        ]);
+        let err = Groups::with_user(&defined).unwrap_err().to_string();
+        assert!(err.contains("defined twice"), "{err}");
+    }
 
     fn set(codes_: &str) -> BTreeSet<Country> {
         codes(codes_)

@@ -51,6 +51,23 @@ impl KnownGood {
         Ok(artifact.write(&self.next_path())?)
     }
 
+    /// For a new attach: `artifact` becomes current and any history (a previous or staged
+    /// artifact from an earlier attachment of this name) is dropped, so `rollback` never
+    /// restores data and policy the new filter never had.
+    pub fn start(&self, artifact: &Artifact) -> Result<()> {
+        for stale in [self.previous_path(), self.next_path()] {
+            match fs::remove_file(&stale) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("cannot remove {}", stale.display()))
+                }
+                _ => {}
+            }
+        }
+        self.stage(artifact)?;
+        let (current, next) = (self.current_path(), self.next_path());
+        fs::rename(&next, &current).with_context(|| format!("cannot write {}", current.display()))
+    }
+
     /// Drops a staged artifact that never became active.
     pub fn discard_staged(&self) {
         let _ = fs::remove_file(self.next_path());

@@ -18,6 +18,7 @@ pub mod lock;
 pub mod maps;
 pub mod netdev;
 pub mod pins;
+pub mod placement;
 pub mod policy;
 pub mod policy_file;
 pub mod privileges;

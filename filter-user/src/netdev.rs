@@ -16,7 +16,7 @@ use crate::iface::IfaceName;
 pub enum LinkLayer {
     /// An Ethernet header, possibly VLAN-tagged (Ethernet, veth, bridges, bonds, loopback).
     Ethernet,
-    /// The IP header itself (tun, WireGuard, ipip/sit/gre tunnels, raw-IP modems).
+    /// The IP header itself (tun, WireGuard, raw-IP modems).
     RawIp,
 }
 
@@ -48,13 +48,27 @@ const ARPHRD_IP6GRE: u16 = 823;
 const ARPHRD_NONE: u16 = 65534;
 
 /// What the program can parse on a link of type `arphrd`; `None` for anything else.
+///
+/// Kernel tunnels (ipip, sit, ip6tnl, gre) are refused although they carry IP: their receive
+/// paths leave the MAC header at the *outer* IP header, which is where generic XDP starts the
+/// frame, so the program would judge the tunnel endpoint rather than the sender.
 #[must_use]
 pub fn layer_of(arphrd: u16) -> Option<LinkLayer> {
     match arphrd {
         ARPHRD_ETHER | ARPHRD_LOOPBACK => Some(LinkLayer::Ethernet),
-        ARPHRD_NONE | ARPHRD_RAWIP | ARPHRD_TUNNEL | ARPHRD_TUNNEL6 | ARPHRD_SIT | ARPHRD_IPGRE
-        | ARPHRD_IP6GRE => Some(LinkLayer::RawIp),
+        ARPHRD_NONE | ARPHRD_RAWIP => Some(LinkLayer::RawIp),
         _ => None,
+    }
+}
+
+/// Why a link type is refused, for the error message.
+fn refusal(arphrd: u16) -> &'static str {
+    match arphrd {
+        ARPHRD_TUNNEL | ARPHRD_TUNNEL6 | ARPHRD_SIT | ARPHRD_IPGRE | ARPHRD_IP6GRE => {
+            "a kernel IP tunnel: XDP would see the outer (tunnel) header, so the filter would \
+             judge the tunnel endpoint, not the sender"
+        }
+        _ => "frames without an Ethernet or IP header where the program looks",
     }
 }
 
@@ -70,13 +84,31 @@ pub fn index(iface: &IfaceName) -> Result<u32> {
     }
 }
 
+/// The name of the interface with index `index` in this network namespace, if there is one.
+#[must_use]
+pub fn name_of(index: u32) -> Option<String> {
+    let socket = control_socket().ok()?;
+    rustix::net::netdevice::index_to_name(&socket, index).ok()
+}
+
+/// Identity of the caller's network namespace (the inode of its nsfs file), so a record can
+/// tell whether an interface name is to be looked up here.
+#[must_use]
+pub fn netns_id() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .ok()
+        .map(|m| m.ino())
+}
+
 /// The link layer of `iface`; refuses link types whose frames the program cannot parse.
 pub fn link_layer(iface: &IfaceName) -> Result<LinkLayer> {
     let arphrd = link_type(iface)?;
     layer_of(arphrd).with_context(|| {
         format!(
-            "{iface} has link type {arphrd} (ARPHRD_*), whose frames regionfilter cannot parse; \
-             it filters Ethernet and raw-IP links (tun, WireGuard, ip tunnels)"
+            "{iface} has link type {arphrd} (ARPHRD_*): {}; regionfilter filters Ethernet-shaped \
+             links and raw-IP links without a link header (tun, WireGuard)",
+            refusal(arphrd)
         )
     })
 }
@@ -123,19 +155,23 @@ mod tests {
     fn link_types_map_to_what_the_program_parses() {
         assert_eq!(layer_of(ARPHRD_ETHER), Some(LinkLayer::Ethernet));
         assert_eq!(layer_of(ARPHRD_LOOPBACK), Some(LinkLayer::Ethernet));
-        for t in [
-            ARPHRD_NONE,
-            ARPHRD_TUNNEL,
-            ARPHRD_SIT,
-            ARPHRD_IPGRE,
-            ARPHRD_RAWIP,
-        ] {
+        for t in [ARPHRD_NONE, ARPHRD_RAWIP] {
             assert_eq!(layer_of(t), Some(LinkLayer::RawIp), "{t}");
         }
-        // InfiniBand, CAN, IEEE 802.15.4: no IP header where the program would look.
-        for t in [32, 280, 804] {
+        // InfiniBand, CAN, IEEE 802.15.4: no IP header where the program would look; kernel
+        // tunnels: the outer header is where XDP starts.
+        for t in [
+            32,
+            280,
+            804,
+            ARPHRD_TUNNEL,
+            ARPHRD_TUNNEL6,
+            ARPHRD_SIT,
+            ARPHRD_IPGRE,
+        ] {
             assert_eq!(layer_of(t), None, "{t}");
         }
+        assert!(refusal(ARPHRD_IP6GRE).contains("tunnel endpoint"));
     }
 
     #[test]

@@ -11,8 +11,11 @@ use std::{
 };
 
 use anyhow::{bail, Context as _, Result};
-use aya::programs::links::PinnedLink;
-use filter_common::{maps, BENCH_MAPS};
+use aya::{
+    maps::MapInfo,
+    programs::{links::PinnedLink, ProgramInfo},
+};
+use filter_common::{maps, BENCH_MAPS, PROGRAM_NAME};
 
 /// Name of the pinned XDP link inside an interface's pin directory.
 pub const LINK_PIN: &str = "link";
@@ -61,24 +64,66 @@ pub fn inspect(dir: &Path) -> Result<PinState> {
         Ok(_) => {}
     }
     let link = dir.join(LINK_PIN);
-    if !link.exists() {
-        let mut entries =
-            fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
-        let names: Vec<String> = entries
-            .by_ref()
-            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect();
-        let ours = names.iter().any(|n| owned_names().any(|o| o == n));
-        return Ok(if names.is_empty() || ours {
-            PinState::Incomplete
-        } else {
-            PinState::Foreign
+    if link.exists() {
+        let Some(link) = our_link(&link)? else {
+            return Ok(PinState::Foreign);
+        };
+        return Ok(match link.ifindex {
+            0 => PinState::Gone,
+            ifindex => PinState::Attached { ifindex },
         });
     }
-    Ok(match link_ifindex(&link)? {
-        0 => PinState::Gone,
-        ifindex => PinState::Attached { ifindex },
+    let names: Vec<String> = fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    let ours = names.iter().any(|n| is_ours(&dir.join(n), n));
+    Ok(if names.is_empty() || ours {
+        PinState::Incomplete
+    } else {
+        PinState::Foreign
     })
+}
+
+/// Whether the pin at `path`, named `name`, is one regionfilter created: the name is one of
+/// its pin names and the kernel object behind it is what regionfilter pins under that name
+/// (a map of that name, the `regionfilter` XDP program, or an XDP link running it). A name
+/// alone proves nothing: another tool may use `COUNTERS` or `link` too.
+#[must_use]
+pub fn is_ours(path: &Path, name: &str) -> bool {
+    if !owned_names().any(|n| n == name) {
+        return false;
+    }
+    match name {
+        LINK_PIN => matches!(our_link(path), Ok(Some(_))),
+        PROGRAM_PIN => {
+            ProgramInfo::from_pin(path).is_ok_and(|p| p.name_as_str() == Some(PROGRAM_NAME))
+        }
+        map => MapInfo::from_pin(path).is_ok_and(|m| m.name() == kernel_name(map)),
+    }
+}
+
+/// The name the kernel keeps for an object named `name` (`BPF_OBJ_NAME_LEN` is 16 with the NUL).
+fn kernel_name(name: &str) -> &[u8] {
+    &name.as_bytes()[..name.len().min(15)]
+}
+
+/// An XDP link pinned at `path`, as the kernel describes it.
+pub struct LinkPin {
+    /// The interface it holds the program on; 0 once that interface is gone.
+    pub ifindex: u32,
+}
+
+/// The link pinned at `path` if it is an XDP link running regionfilter's program; `None` for
+/// any other object.
+fn our_link(path: &Path) -> Result<Option<LinkPin>> {
+    let Some((prog_id, ifindex)) = xdp_link(path)? else {
+        return Ok(None);
+    };
+    let ours = aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .any(|p| p.id() == prog_id && p.name_as_str() == Some(PROGRAM_NAME));
+    Ok(ours.then_some(LinkPin { ifindex }))
 }
 
 /// What [`remove_owned`] did.
@@ -113,7 +158,7 @@ pub fn remove_owned(dir: &Path) -> Result<Removed> {
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect::<io::Result<_>>()
         .with_context(|| format!("cannot list {}", dir.display()))?;
-    let is_owned = |name: &str| owned_names().any(|n| n == name);
+    let is_owned = |name: &str| is_ours(&dir.join(name), name);
     if !entries.is_empty() && !entries.iter().any(|e| is_owned(e)) {
         bail!(
             "{} holds no regionfilter pins ({}); regionfilter left it alone",
@@ -123,7 +168,7 @@ pub fn remove_owned(dir: &Path) -> Result<Removed> {
     }
     let mut removed = Removed::default();
     let link = dir.join(LINK_PIN);
-    if entries.iter().any(|e| e == LINK_PIN) {
+    if entries.iter().any(|e| e == LINK_PIN && is_owned(e)) {
         // Unpin, then close the last reference ourselves: the program is off the interface when
         // this returns, not later from a kernel work queue.
         let pinned = PinnedLink::from_pin(&link)
@@ -136,7 +181,10 @@ pub fn remove_owned(dir: &Path) -> Result<Removed> {
         removed.detached = true;
         removed.removed += 1;
     }
-    for name in entries.iter().filter(|e| *e != LINK_PIN) {
+    for name in entries
+        .iter()
+        .filter(|e| !(*e == LINK_PIN && removed.detached))
+    {
         if is_owned(name) {
             match fs::remove_file(dir.join(name)) {
                 Ok(()) => removed.removed += 1,
@@ -175,34 +223,37 @@ pub fn require_bpffs(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The interface index an XDP link is attached to; 0 once its device is gone. aya's
-/// `LinkInfo` does not expose it, so this asks the kernel directly (`BPF_OBJ_GET`, then
-/// `BPF_OBJ_GET_INFO_BY_FD`).
-pub fn link_ifindex(pin: &Path) -> Result<u32> {
-    let fd = obj_get(pin).with_context(|| format!("cannot open pinned link {}", pin.display()))?;
-    // struct bpf_link_info { __u32 type; __u32 id; __u32 prog_id; union { ... } }: the union
-    // holds 64-bit members, so it (and xdp.ifindex) starts at byte 16.
-    let mut info = [0u32; 16];
-    let mut attr = BpfAttr::default();
-    attr.words[0] = fd.as_fd().as_raw_fd() as u32;
-    attr.words[1] = std::mem::size_of_val(&info) as u32;
-    let info_ptr = info.as_mut_ptr() as u64;
-    attr.words[2] = info_ptr as u32;
-    attr.words[3] = (info_ptr >> 32) as u32;
-    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)
-        .with_context(|| format!("cannot read the link pinned at {}", pin.display()))?;
-    const BPF_LINK_TYPE_XDP: u32 = 6;
-    if info[0] != BPF_LINK_TYPE_XDP {
-        bail!("{} is not an XDP link", pin.display());
+/// The program id and interface index of the XDP link pinned at `pin` (the index is 0 once its
+/// device is gone); `None` when the pin is some other kind of object. The kernel's fdinfo of
+/// the object says what it is (`link_type:` only for links) and, for XDP links, the program and
+/// interface; aya's `LinkInfo` exposes neither the kind nor the interface.
+fn xdp_link(pin: &Path) -> Result<Option<(u32, u32)>> {
+    let fd =
+        obj_get(pin).with_context(|| format!("cannot open pinned object {}", pin.display()))?;
+    let fdinfo = format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd());
+    let text = fs::read_to_string(&fdinfo).with_context(|| format!("cannot read {fdinfo}"))?;
+    Ok(xdp_link_from_fdinfo(&text))
+}
+
+/// `(prog_id, ifindex)` from the fdinfo text of an XDP link.
+fn xdp_link_from_fdinfo(text: &str) -> Option<(u32, u32)> {
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    if field("link_type")? != "xdp" {
+        return None;
     }
-    Ok(info[4])
+    let prog_id = field("prog_id")?.parse().ok()?;
+    // Absent or 0 once the device is gone.
+    let ifindex = field("ifindex").and_then(|i| i.parse().ok()).unwrap_or(0);
+    Some((prog_id, ifindex))
 }
 
 const BPF_OBJ_GET: u32 = 7;
-const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
 
-/// `union bpf_attr`, as much of it as the two commands above use (the kernel wants the rest
-/// zeroed).
+/// `union bpf_attr`, as much of it as `BPF_OBJ_GET` uses (the kernel wants the rest zeroed).
 #[repr(C, align(8))]
 #[derive(Default)]
 struct BpfAttr {
@@ -210,8 +261,8 @@ struct BpfAttr {
 }
 
 fn bpf(cmd: u32, attr: &mut BpfAttr) -> io::Result<libc::c_long> {
-    // SAFETY: attr is a valid, zero-padded bpf_attr of the size passed; the pointers inside it
-    // (path, info buffer) outlive the call.
+    // SAFETY: attr is a valid, zero-padded bpf_attr of the size passed; the path it points to
+    // outlives the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -237,4 +288,21 @@ fn obj_get(pin: &Path) -> io::Result<OwnedFd> {
     let fd = bpf(BPF_OBJ_GET, &mut attr)?;
     // SAFETY: BPF_OBJ_GET returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_xdp_links_are_read_as_links() {
+        let link = "link_type:\txdp\nlink_id:\t7\nprog_tag:\tab\nprog_id:\t42\nifindex:\t3\n";
+        assert_eq!(xdp_link_from_fdinfo(link), Some((42, 3)));
+        let gone = "link_type:\txdp\nlink_id:\t7\nprog_id:\t42\nifindex:\t0\n";
+        assert_eq!(xdp_link_from_fdinfo(gone), Some((42, 0)));
+        let tc = "link_type:\ttcx\nlink_id:\t7\nprog_id:\t42\nifindex:\t3\n";
+        assert_eq!(xdp_link_from_fdinfo(tc), None);
+        let map = "pos:\t0\nflags:\t02000002\nmap_type:\t6\nkey_size:\t4\n";
+        assert_eq!(xdp_link_from_fdinfo(map), None);
+    }
 }

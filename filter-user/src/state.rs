@@ -68,6 +68,10 @@ impl Layout {
 pub struct AttachState {
     pub iface: IfaceName,
     pub ifindex: u32,
+    /// The network namespace of the attach ([`crate::netdev::netns_id`]): interface names
+    /// are only compared with the filter's interface from inside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<u64>,
     /// `native` or `skb`.
     pub mode: String,
     /// Whether frames start with an Ethernet header or with the IP header.

@@ -446,3 +446,117 @@ fn raw_ip_links_are_judged_by_their_ip_header() {
     inst.ok(Some(&ns), &["detach", "--iface", &tun.name])
         .unwrap();
 }
+
+#[test]
+fn a_renamed_interface_is_not_mistaken_for_its_old_name() {
+    let ns = NetNs::new("rfren").unwrap();
+    let inst = Instance::new();
+    let nsr = Some(&ns);
+    let name = unique_name("rfn");
+    let old = unique_name("rfo");
+    ns.ip(&[
+        "link",
+        "add",
+        &name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &unique_name("rfq"),
+    ])
+    .unwrap();
+    ns.ip(&["link", "set", &name, "up"]).unwrap();
+    inst.ok(nsr, &attach(&name, &["--mode", "skb"])).unwrap();
+    // The filtered interface is renamed, and a new one takes its name.
+    ns.ip(&["link", "set", &name, "name", &old]).unwrap();
+    ns.ip(&[
+        "link",
+        "add",
+        &name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &unique_name("rfq"),
+    ])
+    .unwrap();
+    let text = inst.ok(nsr, &["status"]).unwrap();
+    assert!(
+        text.contains("MOVED") && text.contains(&format!("now named {old}")),
+        "{text}"
+    );
+    let (code, out) = inst.output_text(nsr, &["update", "--iface", &name, "--deny", "JP"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("now named {old}")) && !out.contains("switched"),
+        "{out}"
+    );
+    let err = inst.fails(nsr, &attach(&name, &["--mode", "skb"])).unwrap();
+    assert!(err.contains("detach --iface"), "{err}");
+    let out = inst.ok(nsr, &["detach", "--iface", &name]).unwrap();
+    assert!(
+        out.contains(&format!("now named {old} (attached as {name})")),
+        "{out}"
+    );
+    assert!(
+        !has_xdp(&ns, &old),
+        "the program stayed on the renamed interface"
+    );
+    // Now the new interface of that name can be filtered.
+    inst.ok(nsr, &attach(&name, &["--mode", "skb"])).unwrap();
+    assert!(has_xdp(&ns, &name));
+}
+
+#[test]
+fn pins_are_recognised_by_the_kernel_object_not_only_by_name() {
+    let inst = Instance::new();
+    // Another tool's maps that happen to use regionfilter's pin names.
+    let dir = inst.pin_root.join("rfnames0");
+    std::fs::create_dir_all(&dir).unwrap();
+    pin_foreign_map(&dir.join("COUNTERS"));
+    pin_foreign_map(&dir.join("link"));
+    assert_eq!(status_json(&inst)["interfaces"], serde_json::json!([]));
+    let err = inst
+        .fails(None, &["detach", "--iface", "rfnames0"])
+        .unwrap();
+    assert!(err.contains("holds no regionfilter pins"), "{err}");
+    assert!(dir.join("COUNTERS").exists() && dir.join("link").exists());
+    let err = inst
+        .fails(None, &["update", "--all", "--deny", "SE"])
+        .unwrap();
+    assert!(err.contains("attached to no interface"), "{err}");
+}
+
+#[test]
+fn rollback_never_restores_an_earlier_attachment() {
+    let pair = VethPair::new("hist").unwrap();
+    let inst = Instance::new();
+    let ns = Some(&pair.receiver);
+    let iface = pair.receiver_if.clone();
+    inst.ok(ns, &attach(&iface, &["--mode", "skb"])).unwrap();
+    inst.ok(ns, &["update", "--iface", &iface, "--deny", "JP"])
+        .unwrap();
+    inst.ok(ns, &["detach", "--iface", &iface]).unwrap();
+    inst.ok(ns, &attach(&iface, &["--mode", "skb"])).unwrap();
+    let (code, out) = inst.output_text(ns, &["rollback", "--iface", &iface]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("nothing to roll back to"), "{out}");
+}
+
+#[test]
+fn update_all_skips_directories_that_are_not_filters() {
+    let pair = VethPair::new("alls").unwrap();
+    let inst = Instance::new();
+    let ns = Some(&pair.receiver);
+    let iface = pair.receiver_if.clone();
+    inst.ok(ns, &attach(&iface, &["--mode", "skb"])).unwrap();
+    let alien = inst.pin_root.join("rfalien1");
+    std::fs::create_dir(&alien).unwrap();
+    pin_foreign_map(&alien.join("theirs"));
+    let (code, out) = inst.output_text(ns, &["update", "--all", "--deny", "JP"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("switched") && !out.contains("rfalien1"),
+        "{out}"
+    );
+}

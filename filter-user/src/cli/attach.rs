@@ -14,6 +14,7 @@ use crate::{
     maps::{FilterMaps, Lookup},
     netdev::{self, LinkLayer},
     pins::{self, PinState, LINK_PIN, PROGRAM_PIN},
+    placement::placement,
     privileges, program, selftest,
     state::{unix_now, AttachState, Layout},
     swap::{self, Staged},
@@ -75,7 +76,7 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
     let layer = netdev::link_layer(iface)?;
     pins::require_bpffs(&layout.pin_root)?;
     let pin_dir = layout.pin_dir(iface);
-    refuse_if_attached(iface, &pin_dir)?;
+    refuse_if_attached(layout, iface, &pin_dir)?;
     // Everything that can be refused is checked before anything is touched.
     let loaded = args.data.load()?;
     let Some(policy) = loaded.policy_or_artifacts(policy) else {
@@ -94,7 +95,7 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
 
     // One command per interface from here on: a concurrent attach, detach or update waits.
     let _lock = IfaceLock::acquire(&layout.lock_file(iface), args.wait)?;
-    refuse_if_attached(iface, &pin_dir)?;
+    refuse_if_attached(layout, iface, &pin_dir)?;
     let found = pins::inspect(&pin_dir)?;
     if found == PinState::Foreign {
         bail!(
@@ -139,10 +140,7 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
 
     // Attached and pinned: from here on nothing may turn this into a failure.
     let known_good = KnownGood::new(&layout.lib_dir, iface);
-    if let Err(e) = known_good
-        .stage(&staged.artifact)
-        .and_then(|()| known_good.commit())
-    {
+    if let Err(e) = known_good.start(&staged.artifact) {
         eprintln!(
             "warning: attached, but cannot keep the known-good copy for rollback and policy-only updates: {e:#}"
         );
@@ -150,6 +148,7 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
     let state = AttachState {
         iface: iface.clone(),
         ifindex,
+        netns: netdev::netns_id(),
         mode: args.mode.name().to_owned(),
         link_layer: layer,
         lookup: args.lookup,
@@ -191,8 +190,15 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
     Ok(())
 }
 
-fn refuse_if_attached(iface: &IfaceName, pin_dir: &Path) -> Result<()> {
-    if let PinState::Attached { .. } = pins::inspect(pin_dir)? {
+fn refuse_if_attached(layout: &Layout, iface: &IfaceName, pin_dir: &Path) -> Result<()> {
+    if let PinState::Attached { ifindex } = pins::inspect(pin_dir)? {
+        let record = AttachState::load(&layout.state_file(iface)).ok();
+        if let Some(moved) = placement(iface, ifindex, record.as_ref()).describe(iface) {
+            bail!(
+                "{moved}; its pins in {} still hold it: `regionfilter detach --iface {iface}` first",
+                pin_dir.display()
+            );
+        }
         bail!(
             "regionfilter is already attached to {iface} (pins in {dir}); use `regionfilter update --iface {iface}` to change data or policy, or `regionfilter detach --iface {iface}` first",
             dir = pin_dir.display()

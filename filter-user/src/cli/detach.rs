@@ -8,8 +8,9 @@ use crate::{
     iface::IfaceName,
     lock::IfaceLock,
     pins::{self, PinState},
+    placement::{placement, Placement},
     privileges,
-    state::Layout,
+    state::{AttachState, Layout},
 };
 
 #[derive(Debug, clap::Args)]
@@ -41,6 +42,17 @@ pub fn run(layout: &Layout, args: &DetachArgs) -> Result<()> {
     if found == PinState::Absent {
         return Err(not_attached());
     }
+    // Said before the pins go: where the program really is, if not on the named interface.
+    let moved = match found {
+        PinState::Attached { ifindex } => {
+            let record = AttachState::load(&layout.state_file(iface)).ok();
+            match placement(iface, ifindex, record.as_ref()) {
+                Placement::Moved { ifindex, now } => Some((ifindex, now)),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
     let removed = pins::remove_owned(&pin_dir)?;
     // The program is off the interface now: what follows is cleanup, reported but not fatal.
     let state_file = layout.state_file(iface);
@@ -67,7 +79,15 @@ pub fn run(layout: &Layout, args: &DetachArgs) -> Result<()> {
         );
     }
     match found {
-        PinState::Attached { .. } => println!("detached from {iface}"),
+        PinState::Attached { .. } => match moved {
+            Some((ifindex, Some(now))) => println!(
+                "detached from interface index {ifindex}, now named {now} (attached as {iface})"
+            ),
+            Some((ifindex, None)) => println!(
+                "detached from interface index {ifindex}, now in another network namespace (attached as {iface})"
+            ),
+            None => println!("detached from {iface}"),
+        },
         PinState::Gone => println!(
             "removed the pins of {iface}: its interface was gone (deleted or re-created), so nothing was filtering"
         ),

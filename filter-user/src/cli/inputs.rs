@@ -123,6 +123,7 @@ impl DataArgs {
             sources.push(source);
         }
         for source in &sources {
+            refuse_future_build(&source.info)?;
             note_skipped(&source.info);
         }
         Ok(LoadedData {
@@ -130,6 +131,26 @@ impl DataArgs {
             artifact: None,
         })
     }
+}
+
+/// How far a build date may lie ahead of this host's clock (clock skew between hosts).
+const FUTURE_SLACK_SECS: u64 = 24 * 60 * 60;
+
+/// A source built in the future (a wrong clock, or `cp -p`/`tar` keeping a bad file time) would
+/// make every later, honest update look older and be refused (exit 8) until `--force`: refuse
+/// it now, where the cause is visible.
+fn refuse_future_build(info: &data::SourceInfo) -> Result<()> {
+    let now = crate::state::unix_now();
+    if info.build_epoch > now + FUTURE_SLACK_SECS {
+        bail!(
+            "{}: its build date {} is in the future (this host's clock says {}); fix the file's \
+             time (`touch`) or the clock, then try again",
+            info.path.display(),
+            super::status::date(info.build_epoch),
+            super::status::date(now)
+        );
+    }
+    Ok(())
 }
 
 /// Source indices from lowest to highest precedence: the given order, then `--prefer`red ones.

@@ -10,6 +10,7 @@ use crate::{
     lock::IfaceLock,
     maps::{hash_hex, FilterMaps, Lookup},
     pins::{self, PinState},
+    placement::placement,
     state::{AttachState, Layout},
 };
 
@@ -30,9 +31,13 @@ struct InterfaceStatus {
     iface: IfaceName,
     pin_dir: String,
     /// `attached`, `attaching` (an attach holds the lock and has not pinned its link yet),
-    /// `incomplete` (an attach that did not finish) or `gone` (the interface was deleted or
-    /// re-created after the attach).
+    /// `incomplete` (an attach that did not finish), `gone` (the interface was deleted or
+    /// re-created after the attach) or `moved` (the filter's interface was renamed or moved to
+    /// another namespace: the name is not filtered).
     condition: &'static str,
+    /// For `moved`: where the filter really is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    moved: Option<String>,
     /// `None` when the record in the state directory is missing (e.g. /run was cleared).
     #[serde(flatten)]
     state: Option<AttachState>,
@@ -66,10 +71,19 @@ pub fn run(layout: &Layout, args: &StatusArgs) -> Result<()> {
     let mut interfaces = Vec::new();
     for iface in layout.pinned_interfaces()? {
         let pin_dir = layout.pin_dir(&iface);
+        let mut moved = None;
         let condition = match pins::inspect(&pin_dir)? {
             // Detached since the listing, or not regionfilter's.
             PinState::Absent | PinState::Foreign => continue,
-            PinState::Attached { .. } => "attached",
+            PinState::Attached { ifindex } => {
+                let record = AttachState::load(&layout.state_file(&iface)).ok();
+                moved = placement(&iface, ifindex, record.as_ref()).describe(&iface);
+                if moved.is_some() {
+                    "moved"
+                } else {
+                    "attached"
+                }
+            }
             PinState::Gone => "gone",
             PinState::Incomplete if IfaceLock::is_held(&layout.lock_file(&iface)) => "attaching",
             PinState::Incomplete => "incomplete",
@@ -77,6 +91,7 @@ pub fn run(layout: &Layout, args: &StatusArgs) -> Result<()> {
         interfaces.push(InterfaceStatus {
             pin_dir: pin_dir.display().to_string(),
             condition,
+            moved,
             state: AttachState::load(&layout.state_file(&iface)).ok(),
             kernel: KernelView::read(&pin_dir),
             iface,
@@ -108,6 +123,14 @@ fn print_text(report: &Report) {
             "incomplete" => {
                 println!(
                     "{iface}: INCOMPLETE: an attach did not finish, nothing filters; its pins in {} hold kernel memory until `regionfilter detach --iface {iface}` (or the next attach) removes them",
+                    entry.pin_dir
+                );
+                continue;
+            }
+            "moved" => {
+                println!(
+                    "{iface}: MOVED: {}; `regionfilter detach --iface {iface}` takes it off and removes its pins in {}",
+                    entry.moved.as_deref().unwrap_or_default(),
                     entry.pin_dir
                 );
                 continue;

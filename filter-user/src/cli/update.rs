@@ -14,6 +14,7 @@ use crate::{
     lock::IfaceLock,
     maps::{hash_hex, FilterMaps, Lookup},
     pins::{self, PinState},
+    placement::placement,
     privileges, selftest,
     state::{unix_now, AttachState, Layout},
     swap::{self, Staged},
@@ -165,7 +166,14 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
     let ifaces = match &args.iface {
         Some(iface) => vec![iface.clone()],
         None => {
-            let all = layout.pinned_interfaces()?;
+            // Directories that hold nothing of regionfilter's are not filters: skip them.
+            let mut all = layout.pinned_interfaces()?;
+            all.retain(|iface| {
+                !matches!(
+                    pins::inspect(&layout.pin_dir(iface)),
+                    Ok(PinState::Foreign | PinState::Absent)
+                )
+            });
             if all.is_empty() {
                 bail!(
                     "--all: regionfilter is attached to no interface (see `regionfilter status`)"
@@ -263,9 +271,18 @@ fn apply(
     }
     let _lock = IfaceLock::acquire(&layout.lock_file(iface), guard.wait)?;
     match pins::inspect(&pin_dir)? {
-        PinState::Attached { .. } => {}
-        PinState::Absent | PinState::Foreign => bail!(
+        PinState::Attached { ifindex } => {
+            let record = AttachState::load(&layout.state_file(iface)).ok();
+            if let Some(moved) = placement(iface, ifindex, record.as_ref()).describe(iface) {
+                bail!("{moved}: `regionfilter detach --iface {iface}`, then attach again");
+            }
+        }
+        PinState::Absent => bail!(
             "regionfilter is not attached to {iface} (no pins in {}); attach it first",
+            pin_dir.display()
+        ),
+        PinState::Foreign => bail!(
+            "regionfilter is not attached to {iface}: {} holds nothing of regionfilter's",
             pin_dir.display()
         ),
         PinState::Incomplete => bail!(

@@ -158,7 +158,20 @@ pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
             net.trunc()
         ));
     }
-    Ok(net)
+    Ok(unmap(net))
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:a.b.c.d/96+n`) as the IPv4 network it names: the
+/// program judges mapped sources as IPv4, so kept as IPv6 it would never match anything.
+#[must_use]
+pub fn unmap(net: ipnet::IpNet) -> ipnet::IpNet {
+    match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, ipnet::IpNet::V4),
+            None => net,
+        },
+        _ => net,
+    }
 }
 
 /// How to read one source.

@@ -98,9 +98,13 @@ pub enum Addr {
 pub fn parse_addr(field: &str) -> Result<Addr, String> {
     let field = unquote(field);
     if let Ok(ip) = field.parse::<IpAddr>() {
+        // An IPv4-mapped address is the IPv4 host it names (the program judges it as one).
         return Ok(match ip {
             IpAddr::V4(a) => Addr::V4(a.into()),
-            IpAddr::V6(a) => Addr::V6(a.into()),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => Addr::V4(v4.into()),
+                None => Addr::V6(a.into()),
+            },
         });
     }
     if !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit()) {
@@ -184,6 +188,27 @@ mod tests {
 
     fn de() -> Country {
         Country::parse("DE").unwrap()
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_and_networks_are_read_as_ipv4() {
+        assert_eq!(
+            parse_addr("::ffff:89.160.20.130"),
+            Ok(Addr::V4(0x59a0_1482))
+        );
+        let AnyRange::V4(r) = parse_cidr("::ffff:89.160.20.0/120", de()).unwrap() else {
+            panic!("not IPv4");
+        };
+        assert_eq!((r.start, r.end), (0x59a0_1400, 0x59a0_14ff));
+        assert_eq!(
+            crate::data::parse_network("::ffff:10.0.0.0/104").unwrap(),
+            "10.0.0.0/8".parse::<IpNet>().unwrap()
+        );
+        // Outside the mapped range nothing changes.
+        assert!(matches!(
+            parse_cidr("2001:db8::/32", de()),
+            Ok(AnyRange::V6(_))
+        ));
     }
 
     #[test]

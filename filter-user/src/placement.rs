@@ -1,0 +1,57 @@
+//! Whether a pinned filter is on the interface its name says. The pins are named after the
+//! interface at attach time; the link holds the program on an interface *index*. A rename, a
+//! move to another namespace, or a new interface taking the old name separates the two, and
+//! then acting "on eth1" would act on another interface.
+
+use crate::{iface::IfaceName, netdev, state::AttachState};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// The name is the filter's interface in this namespace.
+    Here,
+    /// The filter's interface no longer carries this name: renamed (now `Some(name)`), or moved
+    /// to another network namespace (`None`).
+    Moved { ifindex: u32, now: Option<String> },
+    /// Attached from another network namespace: names cannot be compared from here, the link
+    /// still holds its interface.
+    OtherNamespace,
+}
+
+/// Where the filter whose link holds interface `ifindex` (non-zero) is, seen from here.
+#[must_use]
+pub fn placement(iface: &IfaceName, ifindex: u32, record: Option<&AttachState>) -> Placement {
+    let here = netdev::netns_id();
+    let recorded = record.and_then(|r| r.netns);
+    if recorded.is_some() && recorded != here {
+        return Placement::OtherNamespace;
+    }
+    if netdev::index(iface).ok() == Some(ifindex) {
+        return Placement::Here;
+    }
+    match netdev::name_of(ifindex) {
+        // The filter's interface is in this namespace under another name.
+        Some(now) => Placement::Moved {
+            ifindex,
+            now: Some(now),
+        },
+        // Not in this namespace: moved away if the attach happened here; otherwise unknown.
+        None if recorded.is_some() => Placement::Moved { ifindex, now: None },
+        None => Placement::OtherNamespace,
+    }
+}
+
+impl Placement {
+    /// What an operator should read about a filter that is not where its name says.
+    #[must_use]
+    pub fn describe(&self, iface: &IfaceName) -> Option<String> {
+        match self {
+            Self::Moved { ifindex, now: Some(now) } => Some(format!(
+                "the filter attached as {iface} is on interface index {ifindex}, which is now named {now}; {iface} is not filtered"
+            )),
+            Self::Moved { ifindex, now: None } => Some(format!(
+                "the filter attached as {iface} is on interface index {ifindex}, which was moved to another network namespace; {iface} is not filtered here"
+            )),
+            _ => None,
+        }
+    }
+}
