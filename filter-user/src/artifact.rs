@@ -109,7 +109,7 @@ pub fn content_hash_of(regions: &RegionSet, policy: Option<&Policy>) -> String {
     content_hash(&span_bytes(regions), policy)
 }
 
-fn content_hash(spans: &[u8], policy: Option<&Policy>) -> String {
+pub(crate) fn content_hash(spans: &[u8], policy: Option<&Policy>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(spans);
     hasher.update(serde_json::to_vec(&policy).expect("policies serialise"));
@@ -139,8 +139,9 @@ impl Artifact {
         Self { header, regions }
     }
 
-    /// Writes atomically: a temporary file in the same directory, synced, then renamed.
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+    /// The file's bytes, as [`Artifact::write`] writes them.
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
         let header = serde_json::to_vec(&self.header).expect("headers serialise");
         let mut bytes = Vec::new();
         bytes.extend_from_slice(MAGIC);
@@ -152,6 +153,12 @@ impl Artifact {
         );
         bytes.extend_from_slice(&header);
         bytes.extend_from_slice(&span_bytes(&self.regions));
+        bytes
+    }
+
+    /// Writes atomically: a temporary file in the same directory, synced, then renamed.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let bytes = self.to_bytes();
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -176,11 +183,16 @@ impl Artifact {
             path: path.to_owned(),
             source,
         })?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// [`Artifact::read`] on a file's contents already in memory; `path` names it in messages.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, ArtifactError> {
         let damaged = |why: &str| ArtifactError::Damaged {
             path: path.to_owned(),
             why: why.to_owned(),
         };
-        let mut r = Reader(&bytes);
+        let mut r = Reader(bytes);
         if r.take(8).ok() != Some(&MAGIC[..]) {
             return Err(ArtifactError::NotAnArtifact(path.to_owned()));
         }

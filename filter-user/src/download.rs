@@ -238,7 +238,7 @@ fn transport(url: &str, error: ureq::Error) -> DownloadError {
 }
 
 /// Substitutes the license key and refuses plain http to anything but this host.
-fn with_license_key(url: &str) -> Result<String, DownloadError> {
+pub(crate) fn with_license_key(url: &str) -> Result<String, DownloadError> {
     let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
     if !url.starts_with("https://") && !local.iter().any(|p| url.starts_with(p)) {
         return Err(DownloadError::Insecure {
@@ -284,13 +284,13 @@ fn fetch_checksum(real_url: &str, shown_url: &str) -> Result<String, DownloadErr
 }
 
 /// The first token of a `sha256sum`-style line: 64 hex digits.
-fn parse_checksum(text: &str) -> Option<String> {
+pub(crate) fn parse_checksum(text: &str) -> Option<String> {
     let token = text.split_whitespace().next()?.to_ascii_lowercase();
     (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())).then_some(token)
 }
 
 /// The last path segment of a URL, without query, as a safe file name.
-fn file_name(url: &str) -> String {
+pub(crate) fn file_name(url: &str) -> String {
     let path = url.split(['?', '#']).next().unwrap_or(url);
     let last = path.rsplit('/').next().unwrap_or("");
     let safe: String = last

@@ -217,6 +217,11 @@ impl PolicyArgs {
             }
             None => PolicyFile::default(),
         };
+        self.with_file(file).map(Some)
+    }
+
+    /// The policy these options and a policy file's contents describe together (flags win).
+    pub fn with_file(&self, file: PolicyFile) -> Result<Policy> {
         let groups = Groups::with_user(&file.groups).context("bad [groups] in the policy file")?;
         let (mode, list) = match (&self.allow, &self.deny, &file.allow, &file.deny) {
             (Some(list), None, _, _) => (Mode::Allow, list.clone()),
@@ -235,14 +240,14 @@ impl PolicyArgs {
         let cidrs = |from_file: &[IpNet], flags: &[IpNet]| -> Vec<IpNet> {
             from_file.iter().chain(flags).map(IpNet::trunc).collect()
         };
-        Ok(Some(Policy {
+        Ok(Policy {
             mode,
             countries,
             unknown: self.unknown.or(file.unknown).unwrap_or(Action::Pass),
             malformed: self.malformed.or(file.malformed).unwrap_or(Action::Pass),
             allow_cidrs: cidrs(&file.allow_cidrs, &self.allow_cidr),
             deny_cidrs: cidrs(&file.deny_cidrs, &self.deny_cidr),
-        }))
+        })
     }
 }
 

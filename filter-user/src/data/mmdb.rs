@@ -123,7 +123,27 @@ fn corrupt_at(path: &Path) -> impl Fn(maxminddb::MaxMindDbError) -> DataError + 
 /// (`Reader::verify` is not used: it also demands a non-empty metadata description, which the
 /// spec leaves optional and ip-location-db's databases do not carry.)
 pub fn load(path: &Path, field: CountryField) -> Result<SourceData, DataError> {
-    let reader = Database::open(path, field)?.reader;
+    load_from(path, Database::open(path, field)?.reader, field)
+}
+
+/// [`load`] on a database already in memory; `path` names it in messages.
+pub fn load_bytes(
+    path: &Path,
+    bytes: Vec<u8>,
+    field: CountryField,
+) -> Result<SourceData, DataError> {
+    let reader = Reader::from_source(bytes).map_err(|source| DataError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_from(path, reader, field)
+}
+
+fn load_from(
+    path: &Path,
+    reader: Reader<Vec<u8>>,
+    field: CountryField,
+) -> Result<SourceData, DataError> {
     let corrupt = corrupt_at(path);
 
     let mut data = SourceData {
