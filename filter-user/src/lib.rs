@@ -9,6 +9,7 @@ pub mod country;
 pub mod coverage;
 pub mod data;
 pub mod download;
+pub mod fuzz_targets;
 pub mod groups;
 pub mod guards;
 pub mod known_good;
