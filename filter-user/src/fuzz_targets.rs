@@ -161,6 +161,12 @@ fn check_source(data: &SourceData) {
             "{addr} is in the source but in no country after compiling"
         );
     }
+    // What `compile` would write, `attach --artifact` must read back unchanged.
+    let compiled = Artifact::new(regions, None, 0);
+    let read = Artifact::from_bytes(Path::new("compiled.rfa"), &compiled.to_bytes())
+        .expect("a compiled artifact reads back");
+    assert_eq!(read.header, compiled.header);
+    assert_eq!(read.regions, compiled.regions);
 }
 
 /// A region set is sorted and disjoint, names only its own sources, and its kernel prefixes
