@@ -134,7 +134,7 @@ fn source(bytes: &[u8], name: &str, format: Option<Format>) {
         format,
         country_field: CountryField::Country,
     };
-    if let Ok(data) = data::load_bytes(&spec, bytes.to_vec()) {
+    if let Ok(data) = data::load_bytes(&spec, bytes) {
         check_source(&data);
     }
 }
@@ -310,7 +310,7 @@ mod tests {
             };
             let from_file = data::load(&spec).unwrap();
             let bytes = std::fs::read(&spec.path).unwrap();
-            let from_memory = data::load_bytes(&spec, bytes).unwrap();
+            let from_memory = data::load_bytes(&spec, &bytes).unwrap();
             assert_eq!(from_memory.v4, from_file.v4, "{path}");
             assert_eq!(from_memory.v6, from_file.v6, "{path}");
             assert_eq!(from_memory.info.format, from_file.info.format, "{path}");

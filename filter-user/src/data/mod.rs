@@ -159,7 +159,7 @@ pub fn load(spec: &SourceSpec) -> Result<SourceData, DataError> {
 
 /// Reads one source from contents already in memory, as [`load`] reads the file: the path
 /// names it in messages (and gives the country of a bare CIDR list); the build time is 0.
-pub fn load_bytes(spec: &SourceSpec, bytes: Vec<u8>) -> Result<SourceData, DataError> {
+pub fn load_bytes(spec: &SourceSpec, bytes: &[u8]) -> Result<SourceData, DataError> {
     let path = &spec.path;
     let format = match spec.format {
         Some(format) => format,
@@ -167,9 +167,9 @@ pub fn load_bytes(spec: &SourceSpec, bytes: Vec<u8>) -> Result<SourceData, DataE
     };
     let data = match format {
         Format::Mmdb => mmdb::load_bytes(path, bytes, spec.country_field)?,
-        Format::Csv => text::load_bytes(path, &bytes, 0, Format::Csv, csv::parse_line)?,
-        Format::Rir => text::load_bytes(path, &bytes, 0, Format::Rir, rir::parse_line)?,
-        Format::Cidr => cidr::load_bytes(path, &bytes, 0)?,
+        Format::Csv => text::load_bytes(path, bytes, 0, Format::Csv, csv::parse_line)?,
+        Format::Rir => text::load_bytes(path, bytes, 0, Format::Rir, rir::parse_line)?,
+        Format::Cidr => cidr::load_bytes(path, bytes, 0)?,
     };
     if data.v4.is_empty() && data.v6.is_empty() {
         return Err(DataError::Empty { path: path.clone() });
