@@ -116,7 +116,7 @@ pub fn content_hash_of(regions: &RegionSet, policy: Option<&Policy>) -> String {
     content_hash(&span_bytes(regions), policy)
 }
 
-fn content_hash(spans: &[u8], policy: Option<&Policy>) -> String {
+pub(crate) fn content_hash(spans: &[u8], policy: Option<&Policy>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(spans);
     hasher.update(policy::canonical_bytes(policy));
@@ -142,8 +142,9 @@ impl Artifact {
         Self { header, regions }
     }
 
-    /// Writes atomically ([`fsutil::write_atomic`]): a failed write leaves `path` as it was.
-    pub fn write(&self, path: &Path) -> Result<(), fsutil::WriteError> {
+    /// The file's bytes, as [`Artifact::write`] writes them: header, spans, whole-file digest.
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
         let header = serde_json::to_vec(&self.header).expect("headers serialise");
         let mut bytes = Vec::new();
         bytes.extend_from_slice(MAGIC);
@@ -157,7 +158,12 @@ impl Artifact {
         bytes.extend_from_slice(&span_bytes(&self.regions));
         let digest = Sha256::digest(&bytes);
         bytes.extend_from_slice(&digest);
-        fsutil::write_atomic(path, &bytes)
+        bytes
+    }
+
+    /// Writes atomically ([`fsutil::write_atomic`]): a failed write leaves `path` as it was.
+    pub fn write(&self, path: &Path) -> Result<(), fsutil::WriteError> {
+        fsutil::write_atomic(path, &self.to_bytes())
     }
 
     /// Reads and fully checks an artifact: magic, version, lengths, span order, hash.
@@ -166,11 +172,16 @@ impl Artifact {
             path: path.to_owned(),
             source,
         })?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// [`Artifact::read`] on a file's contents already in memory; `path` names it in messages.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, ArtifactError> {
         let damaged = |why: &str| ArtifactError::Damaged {
             path: path.to_owned(),
             why: why.to_owned(),
         };
-        let mut r = Reader(&bytes);
+        let mut r = Reader(bytes);
         if r.take(8).ok() != Some(&MAGIC[..]) {
             return Err(ArtifactError::NotAnArtifact(path.to_owned()));
         }
@@ -222,7 +233,10 @@ fn read_spans<A: Copy + Ord>(
 ) -> Result<Vec<Span<A>>, String> {
     let truncated = |()| "truncated spans".to_owned();
     let count = r.u32().map_err(truncated)?;
-    let mut spans: Vec<Span<A>> = Vec::with_capacity(count.min(1 << 24) as usize);
+    // Reserve no more spans than the remaining bytes can hold (a span is at least 11 bytes), so
+    // a small hostile file cannot make us reserve hundreds of megabytes.
+    let room = r.0.len() / (2 * std::mem::size_of::<A>() + 3);
+    let mut spans: Vec<Span<A>> = Vec::with_capacity((count as usize).min(room));
     for _ in 0..count {
         let start = addr(r).map_err(truncated)?;
         let end = addr(r).map_err(truncated)?;

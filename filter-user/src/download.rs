@@ -248,7 +248,7 @@ fn transport(url: &str, error: ureq::Error) -> DownloadError {
 
 /// Substitutes the license key and checks the URL the request will really go to, so a key
 /// that changes the host is caught too (messages show the URL as given, never the key).
-fn with_license_key(url: &str) -> Result<String, DownloadError> {
+pub(crate) fn with_license_key(url: &str) -> Result<String, DownloadError> {
     check_url(url)?;
     if !url.contains("{license_key}") {
         return Ok(url.to_owned());
@@ -293,7 +293,7 @@ fn check_url_as(url: &str, shown: &str) -> Result<(), DownloadError> {
 }
 
 /// `localhost` exactly, or a loopback IP literal (`127.0.0.0/8`, `[::1]`).
-fn is_this_host(host: &str) -> bool {
+pub(crate) fn is_this_host(host: &str) -> bool {
     let literal = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
@@ -334,14 +334,14 @@ fn fetch_checksum(real_url: &str, shown_url: &str) -> Result<String, DownloadErr
 }
 
 /// The first token of a `sha256sum`-style line: 64 hex digits, returned in lower case.
-fn parse_checksum(text: &str) -> Option<String> {
+pub(crate) fn parse_checksum(text: &str) -> Option<String> {
     let mut digest = [0u8; 32];
     hex::decode_to_slice(text.split_whitespace().next()?, &mut digest).ok()?;
     Some(hex::encode(digest))
 }
 
 /// The last path segment of a URL, without query, as a safe file name.
-fn file_name(url: &str) -> String {
+pub(crate) fn file_name(url: &str) -> String {
     let path = url.split(['?', '#']).next().unwrap_or(url);
     let last = path.rsplit('/').next().unwrap_or("");
     let safe: String = last

@@ -10,6 +10,7 @@ pub mod coverage;
 pub mod data;
 pub mod download;
 pub mod fsutil;
+pub mod fuzz_targets;
 pub mod groups;
 pub mod guards;
 pub mod iface;

@@ -1,8 +1,9 @@
-//! Work around the build: `cargo xtask setup | test | demo | lint | bench`.
+//! Work around the build: `cargo xtask setup | test | demo | lint | bench | fuzz`.
 //!
 //! xtask itself builds with stable Rust alone (see [`graph`]): it installs the eBPF toolchain,
 //! then starts whatever needs the built filter as a separate cargo command.
 
+mod fuzz;
 mod graph;
 mod setup;
 
@@ -36,6 +37,16 @@ enum Task {
         #[arg(long, value_parser = ["kernel", "e2e", "control"])]
         only: Option<String>,
     },
+    /// Set up the eBPF toolchain, then run each cargo-fuzz target (nightly; installs cargo-fuzz
+    /// if missing) for a bounded time; fails if any finds a crash. `test` replays the corpus.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Run this target only (a file stem in fuzz/fuzz_targets/).
+        #[arg(long)]
+        target: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -65,6 +76,10 @@ fn main() -> Result<()> {
             setup::run()?;
             build_cli()?;
             bench(only.as_deref())
+        }
+        Task::Fuzz { seconds, target } => {
+            setup::ebpf_toolchain()?;
+            fuzz::run(seconds, target.as_deref())
         }
     }
 }

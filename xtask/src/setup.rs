@@ -42,6 +42,12 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
+/// Only what building filter-user needs (nightly rust-src, bpf-linker), for `cargo xtask fuzz`.
+pub fn ebpf_toolchain() -> Result<()> {
+    step("nightly rust-src", rust_src)?;
+    step("bpf-linker", bpf_linker)
+}
+
 /// What one setup step found: already there, or installed just now.
 enum Outcome {
     Present(String),

@@ -104,6 +104,13 @@ impl DataArgs {
                 country_field: self.country_field,
             })
             .collect();
+        // Source paths are recorded in artifacts and status records, which are UTF-8.
+        if let Some(path) = self.db.iter().find(|p| p.to_str().is_none()) {
+            bail!(
+                "{}: the path is not valid UTF-8; rename the file or link it under a UTF-8 name",
+                path.display()
+            );
+        }
         let order = precedence(&self.db, &self.prefer)?;
         // Sources are independent: read them in parallel.
         let loaded: Vec<Result<data::SourceData, data::DataError>> = std::thread::scope(|s| {
@@ -265,6 +272,11 @@ impl PolicyArgs {
             }
             None => PolicyFile::default(),
         };
+        self.with_file(file).map(Some)
+    }
+
+    /// The policy these options and a policy file's contents describe together (flags win).
+    pub fn with_file(&self, file: PolicyFile) -> Result<Policy> {
         let groups = Groups::with_user(&file.groups).context("bad [groups] in the policy file")?;
         let (mode, list) = match (&self.allow, &self.deny, &file.allow, &file.deny) {
             (Some(list), None, _, _) => (Mode::Allow, list.clone()),
@@ -284,14 +296,14 @@ impl PolicyArgs {
         let cidrs = |from_file: &[IpNet], flags: &[IpNet]| -> Vec<IpNet> {
             from_file.iter().chain(flags).copied().collect()
         };
-        Ok(Some(Policy {
+        Ok(Policy {
             mode,
             countries,
             unknown: self.unknown.or(file.unknown).unwrap_or(Action::Pass),
             malformed: self.malformed.or(file.malformed).unwrap_or(Action::Pass),
             allow_cidrs: cidrs(&file.allow_cidrs, &self.allow_cidr),
             deny_cidrs: cidrs(&file.deny_cidrs, &self.deny_cidr),
-        }))
+        })
     }
 }
 
@@ -469,6 +481,22 @@ mod tests {
             "allow CU,DE,KP; unknown pass; malformed pass"
         );
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_source_path_that_is_not_utf8_is_refused_not_a_panic() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let args = DataArgs {
+            db: vec![PathBuf::from(std::ffi::OsStr::from_bytes(
+                b"/tmp/a\xff.csv",
+            ))],
+            format: vec![],
+            country_field: CountryField::Country,
+            prefer: vec![],
+            artifact: None,
+        };
+        let err = args.load().err().expect("refused").to_string();
+        assert!(err.contains("not valid UTF-8"), "{err}");
     }
 
     #[test]

@@ -10,9 +10,18 @@ use super::{
 use crate::country::Country;
 
 pub fn load(path: &Path) -> Result<SourceData, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_bytes(path, &bytes, super::mtime(path))
+}
+
+/// [`load`] on contents already in memory; `path` still gives the country of bare CIDRs.
+pub fn load_bytes(path: &Path, bytes: &[u8], build_epoch: u64) -> Result<SourceData, DataError> {
     let from_name = country_in_name(path);
     let mut bare_without_country = false;
-    let data = text::load(path, Format::Cidr, |line| {
+    let data = text::load_bytes(path, bytes, build_epoch, Format::Cidr, |line| {
         let mut fields = line.text.split_whitespace();
         let cidr = fields.next().unwrap_or_default();
         let country = match (fields.next(), fields.next(), from_name) {

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::{text::country_code, DataError, Format, Range, SourceData, SourceInfo};
 use crate::country::Country;
 
+mod tree;
+
 /// Which record field decides a network's country.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -181,7 +183,22 @@ fn corrupt_at(path: &Path) -> impl Fn(maxminddb::MaxMindDbError) -> DataError + 
 /// (`Reader::verify` is not used: it also demands a non-empty metadata description, which the
 /// spec leaves optional and ip-location-db's databases do not carry.)
 pub fn load(path: &Path, field: CountryField) -> Result<SourceData, DataError> {
-    let reader = Database::open(path, field)?.reader;
+    let bytes = std::fs::read(path).map_err(|e| DataError::Open {
+        path: path.to_owned(),
+        source: e.into(),
+    })?;
+    load_bytes(path, &bytes, field)
+}
+
+/// [`load`] on a database already in memory; `path` names it in messages.
+pub fn load_bytes(path: &Path, bytes: &[u8], field: CountryField) -> Result<SourceData, DataError> {
+    let reader = Reader::from_source(bytes).map_err(|source| DataError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let meta = reader.metadata();
+    tree::check(bytes, meta.node_count, meta.record_size)
+        .map_err(|why| corrupt_at(path)(maxminddb::MaxMindDbError::invalid_database(why)))?;
     let corrupt = corrupt_at(path);
 
     let mut data = SourceData {

@@ -203,6 +203,29 @@ pub fn load(spec: &SourceSpec) -> Result<SourceData, DataError> {
     Ok(data)
 }
 
+/// Reads one source from contents already in memory, as [`load`] reads the file: the path
+/// names it in messages (and gives the country of a bare CIDR list); the build time is 0.
+pub fn load_bytes(spec: &SourceSpec, bytes: &[u8]) -> Result<SourceData, DataError> {
+    let path = &spec.path;
+    let format = match spec.format {
+        Some(format) => format,
+        None => detect_bytes(path, &bytes[..bytes.len().min(DETECT_LEN)])?,
+    };
+    let data = match format {
+        Format::Mmdb => mmdb::load_bytes(path, bytes, spec.country_field)?,
+        Format::Csv => text::load_bytes(path, bytes, 0, Format::Csv, csv::parse_line)?,
+        Format::Rir => text::load_bytes(path, bytes, 0, Format::Rir, rir::parse_line)?,
+        Format::Cidr => cidr::load_bytes(path, bytes, 0)?,
+    };
+    if data.v4.is_empty() && data.v6.is_empty() {
+        return Err(DataError::Empty { path: path.clone() });
+    }
+    Ok(data)
+}
+
+/// How much of a file [`detect`] looks at.
+const DETECT_LEN: usize = 64 * 1024;
+
 /// The metadata marker every MaxMind DB carries near its end.
 const MMDB_MARKER: &[u8] = b"\xab\xcd\xefMaxMind.com";
 
@@ -215,9 +238,14 @@ pub fn detect(path: &Path) -> Result<Format, DataError> {
     let mut head = Vec::new();
     fs::File::open(path)
         .map_err(io)?
-        .take(64 * 1024)
+        .take(DETECT_LEN as u64)
         .read_to_end(&mut head)
         .map_err(io)?;
+    detect_bytes(path, &head)
+}
+
+/// [`detect`] on the first bytes of a file, already read.
+pub fn detect_bytes(path: &Path, head: &[u8]) -> Result<Format, DataError> {
     if head.is_empty() {
         return Err(DataError::Empty {
             path: path.to_owned(),
@@ -227,10 +255,10 @@ pub fn detect(path: &Path) -> Result<Format, DataError> {
         path: path.to_owned(),
         why: why.to_owned(),
     };
-    if path.extension().is_some_and(|e| e == "mmdb") || contains(&head, MMDB_MARKER) {
+    if path.extension().is_some_and(|e| e == "mmdb") || contains(head, MMDB_MARKER) {
         return Ok(Format::Mmdb);
     }
-    let Ok(text) = std::str::from_utf8(&head[..utf8_prefix_len(&head)]) else {
+    let Ok(text) = std::str::from_utf8(&head[..utf8_prefix_len(head)]) else {
         return Err(unknown("it is neither a MaxMind database nor text"));
     };
     if head.contains(&0) {

@@ -40,25 +40,36 @@ pub type Parsed = Result<Record, String>;
 pub fn load(
     path: &Path,
     format: Format,
-    mut parse: impl FnMut(&Line<'_>) -> Parsed,
+    parse: impl FnMut(&Line<'_>) -> Parsed,
 ) -> Result<SourceData, DataError> {
     let bytes = fs::read(path).map_err(|source| DataError::Io {
         path: path.to_owned(),
         source,
     })?;
+    load_bytes(path, &bytes, mtime(path), format, parse)
+}
+
+/// [`load`] on contents already in memory; `path` names them in messages.
+pub fn load_bytes(
+    path: &Path,
+    bytes: &[u8],
+    build_epoch: u64,
+    format: Format,
+    mut parse: impl FnMut(&Line<'_>) -> Parsed,
+) -> Result<SourceData, DataError> {
     let mut data = SourceData {
         info: SourceInfo {
             path: path.to_owned(),
             format,
             database_type: format.to_string(),
-            build_epoch: mtime(path),
+            build_epoch,
             skipped: 0,
         },
         ..SourceData::default()
     };
     let mut first = true;
     // A UTF-8 byte order mark (spreadsheet exports) would otherwise hide the first row.
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let at_line = |message: String| DataError::Line {
             path: path.to_owned(),
