@@ -31,6 +31,46 @@ pub const fn country_code(index: u16) -> Option<[u8; 2]> {
     Some([b'A' + (i / 26) as u8, b'A' + (i % 26) as u8])
 }
 
+/// The IPv4 address an IPv6 source carries in one of the standard embeddings, so the program
+/// (and userspace, through this same function) judges it by that address:
+///
+/// - `::ffff:a.b.c.d` (IPv4-mapped) and `::a.b.c.d` (IPv4-compatible, which Linux still
+///   accepts; `::` and `::1` excluded);
+/// - `2002:aabb:ccdd::/48` (6to4: the address follows the prefix);
+/// - `2001:0::/32` (Teredo: the client's address, inverted, in the last 32 bits);
+/// - `64:ff9b::/96` (NAT64 well-known prefix: the last 32 bits);
+/// - `64:ff9b:1::/48` (NAT64 local use, RFC 8215), read with RFC 6052's /48 layout: bits
+///   48-63 and 72-87 (bits 64-71 are the reserved `u` octet).
+#[inline(always)]
+#[must_use]
+pub fn embedded_ipv4(a: &[u8; 16]) -> Option<[u8; 4]> {
+    let last = [a[12], a[13], a[14], a[15]];
+    if a[0] == 0x20 && a[1] == 0x02 {
+        return Some([a[2], a[3], a[4], a[5]]);
+    }
+    if a[0] == 0x20 && a[1] == 0x01 && a[2] == 0 && a[3] == 0 {
+        return Some([!a[12], !a[13], !a[14], !a[15]]);
+    }
+    if a[0] == 0 && a[1] == 0x64 && a[2] == 0xff && a[3] == 0x9b && a[4] == 0 {
+        if a[5] == 0 && a[6..12] == [0; 6] {
+            return Some(last);
+        }
+        if a[5] == 1 {
+            return Some([a[6], a[7], a[9], a[10]]);
+        }
+        return None;
+    }
+    if a[..10] != [0; 10] {
+        return None;
+    }
+    match (a[10], a[11]) {
+        (0xff, 0xff) => Some(last),
+        // ::a.b.c.d, but not the unspecified address or loopback.
+        (0, 0) if u32::from_be_bytes(last) > 1 => Some(last),
+        _ => None,
+    }
+}
+
 /// Action stored in the policy array and the config.
 pub const ACTION_PASS: u8 = 0;
 pub const ACTION_DROP: u8 = 1;

@@ -4,6 +4,7 @@
 use core::mem::size_of;
 
 use aya_ebpf::programs::XdpContext;
+use filter_common::embedded_ipv4;
 
 pub const ETH_HLEN: usize = 14;
 const VLAN_HLEN: usize = 4;
@@ -80,9 +81,10 @@ pub fn source(ctx: &XdpContext) -> Source {
             if version >> 4 != 6 {
                 return Source::Malformed;
             }
-            // An IPv4-mapped source (::ffff:a.b.c.d) is an IPv4 host: judge it as one, since the
-            // IPv6 data leaves that range out.
-            match ipv4_mapped(&src) {
+            // A source that embeds an IPv4 address (mapped, compatible, 6to4, Teredo, NAT64) is
+            // judged by that address, and counted under its country: the IPv6 data leaves those
+            // ranges out, and as unknown IPv6 space they would pass a deny-list.
+            match embedded_ipv4(&src) {
                 Some(v4) => Source::V4(v4),
                 None => Source::V6(src),
             }
@@ -106,16 +108,6 @@ fn ethernet(ctx: &XdpContext) -> Option<(u16, usize)> {
         offset += VLAN_HLEN;
     }
     Some((proto, offset))
-}
-
-/// The IPv4 address inside `::ffff:a.b.c.d`.
-#[inline(always)]
-fn ipv4_mapped(src: &[u8; 16]) -> Option<[u8; 4]> {
-    const PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
-    if src[..12] != PREFIX {
-        return None;
-    }
-    Some([src[12], src[13], src[14], src[15]])
 }
 
 const IPV4_HLEN: usize = 20;

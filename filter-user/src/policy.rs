@@ -128,6 +128,18 @@ impl Policy {
     }
 }
 
+/// The address the XDP program judges for source `addr`: the IPv4 address an IPv6 source
+/// embeds ([`filter_common::embedded_ipv4`]), or the address itself.
+#[must_use]
+pub fn as_judged(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => {
+            filter_common::embedded_ipv4(&v6.octets()).map_or(addr, |v4| IpAddr::V4(v4.into()))
+        }
+        IpAddr::V4(_) => addr,
+    }
+}
+
 /// `none`, or the CIDRs joined by commas.
 fn list_or_none(nets: &[IpNet]) -> String {
     if nets.is_empty() {

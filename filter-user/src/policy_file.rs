@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result};
 use ipnet::IpNet;
 use serde::{de::Error as _, Deserialize, Deserializer};
 
-use crate::{data::parse_network, policy::Action};
+use crate::{data::parse_exception, policy::Action};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,7 +40,7 @@ pub struct PolicyFile {
 fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
     Vec::<String>::deserialize(deserializer)?
         .iter()
-        .map(|text| parse_network(text).map_err(D::Error::custom))
+        .map(|text| parse_exception(text).map_err(D::Error::custom))
         .collect()
 }
 

@@ -80,7 +80,7 @@ fn every_source_kind_loads_and_places_addresses() {
         "::ffff:89.160.21.127",
     );
     assert!(
-        line.starts_with("::ffff:89.160.21.127 (IPv4-mapped, judged as 89.160.21.127): SE"),
+        line.starts_with("::ffff:89.160.21.127 (carries IPv4 89.160.21.127, judged as it): SE"),
         "{line}"
     );
     let line = explain(&inst, &["--db", &rir, "--deny", "SE"], "89.160.21.128");

@@ -401,3 +401,45 @@ fn compiled_artifact_with_a_policy_file_attaches_as_built() {
         64
     );
 }
+
+/// Real packets from IPv6 sources that carry a denied IPv4 address (6to4, Teredo, NAT64) are
+/// dropped and counted under that country; the same forms of an allowed address arrive.
+#[test]
+fn ipv6_sources_that_embed_a_denied_ipv4_address_are_dropped() {
+    let pair = VethPair::new("embed").unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    // GB_V4 is 81.2.69.160 (0x5102:45a0), SE_V4 89.160.20.130 (0x59a0:1482).
+    const GB_6TO4: &str = "2002:5102:45a0::1";
+    const GB_TEREDO: &str = "2001:0:4136:e378:8000:f227:aefd:ba5f";
+    const GB_NAT64: &str = "64:ff9b::5102:45a0";
+    const SE_6TO4: &str = "2002:59a0:1482::1";
+    for src in [GB_6TO4, GB_TEREDO, GB_NAT64, SE_6TO4] {
+        pair.add_source(ip(src)).unwrap();
+    }
+    inst.ok(
+        Some(&pair.receiver),
+        &attach_args(&iface, &["--deny", "GB", "--mode", "skb"]),
+    )
+    .unwrap();
+    let got = exchange(&pair, &[GB_6TO4, GB_TEREDO, GB_NAT64], &[SE_6TO4]);
+    assert_eq!(got.get(SE_6TO4), Some(&COUNT), "{got:?}");
+    for denied in [GB_6TO4, GB_TEREDO, GB_NAT64] {
+        assert_eq!(got.get(denied), None, "{denied} arrived: {got:?}");
+    }
+    let stats = inst
+        .wait_for_stats(&iface, WAIT, |s| {
+            country_counts(s, Some("GB")).1 >= 3 * COUNT as u64
+        })
+        .unwrap();
+    assert_eq!(
+        country_counts(&stats, Some("GB")),
+        (0, 3 * COUNT as u64),
+        "{stats}"
+    );
+    assert_eq!(
+        country_counts(&stats, Some("SE")).0,
+        COUNT as u64,
+        "{stats}"
+    );
+}

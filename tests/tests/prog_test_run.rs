@@ -216,12 +216,61 @@ fn ipv4_mapped_ipv6_sources_are_judged_as_ipv4() {
         XDP_PASS,
         country_slot(cc("SE"), ACTION_PASS),
     );
-    // ::a.b.c.d (IPv4-compatible, deprecated) is not mapped: unknown IPv6 space.
+}
+
+/// Every IPv6 form that carries an IPv4 address is judged, and counted, as that address: a
+/// denied country cannot pass by wrapping its address in 6to4, Teredo, NAT64 or the
+/// IPv4-compatible form.
+#[test]
+fn ipv6_sources_that_embed_ipv4_are_judged_by_it() {
+    let mut f = Filter::new(&policy(Mode::Deny, &["GB"]));
+    let [a, b, c, d] = GB_V4.octets();
+    let [ia, ib, ic, id] = [!a, !b, !c, !d];
+    let gb_forms = [
+        GB_V4.to_ipv6_compatible(),
+        // 6to4: 2002:AABB:CCDD::/48.
+        Ipv6Addr::from([0x20, 0x02, a, b, c, d, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]),
+        // Teredo: 2001:0::/32, server 65.54.227.120, client inverted in the last 32 bits.
+        Ipv6Addr::from([
+            0x20, 0x01, 0, 0, 65, 54, 227, 120, 0x80, 0, 0xf2, 0x27, ia, ib, ic, id,
+        ]),
+        // NAT64 well-known prefix 64:ff9b::/96.
+        Ipv6Addr::from([0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, a, b, c, d]),
+        // NAT64 local use 64:ff9b:1::/48 (RFC 6052 /48 layout: octet 8 is u = 0).
+        Ipv6Addr::from([0, 0x64, 0xff, 0x9b, 0, 1, a, b, 0, c, d, 0, 0, 0, 0, 0]),
+    ];
+    for src in gb_forms {
+        f.expect(
+            &frame::ipv6(&[], src, 16),
+            XDP_DROP,
+            country_slot(cc("GB"), ACTION_DROP),
+        );
+        // userspace (explain, the self-test) reads the same address out of it.
+        assert_eq!(
+            filter_user::policy::as_judged(src.into()),
+            std::net::IpAddr::V4(GB_V4),
+            "{src}"
+        );
+    }
+    let [a, b, c, d] = SE_V4.octets();
     f.expect(
-        &frame::ipv6(&[], GB_V4.to_ipv6_compatible(), 16),
+        &frame::ipv6(
+            &[],
+            Ipv6Addr::from([0x20, 0x02, a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            16,
+        ),
         XDP_PASS,
-        country_slot(UNKNOWN_COUNTRY, ACTION_PASS),
+        country_slot(cc("SE"), ACTION_PASS),
     );
+    // The unspecified and loopback addresses are not IPv4-compatible ones, and other IPv6
+    // space next to the embedding prefixes stays IPv6.
+    for src in ["::", "::1", "2003::1", "2001:1::1", "64:ff9b:2::1"] {
+        f.expect(
+            &frame::ipv6(&[], v6(src), 16),
+            XDP_PASS,
+            country_slot(UNKNOWN_COUNTRY, ACTION_PASS),
+        );
+    }
 }
 
 #[test]

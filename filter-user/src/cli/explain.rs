@@ -27,11 +27,9 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     let loaded = args.data.load()?;
     let policy = loaded.policy_or_artifacts(policy);
     for &given in &args.addrs {
-        // The XDP program judges ::ffff:a.b.c.d as the IPv4 host it is.
-        let addr = match given {
-            IpAddr::V6(a) => a.to_ipv4_mapped().map_or(given, IpAddr::V4),
-            IpAddr::V4(_) => given,
-        };
+        // The XDP program judges a source that embeds an IPv4 address (mapped, compatible,
+        // 6to4, Teredo, NAT64) by that address: so does explain, with the same function.
+        let addr = crate::policy::as_judged(given);
         let found = loaded.regions.lookup(addr);
         let place = match found {
             Some((start, end, country, source)) => format!(
@@ -52,7 +50,7 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
         if addr == given {
             println!("{addr}: {place}; verdict: {verdict}");
         } else {
-            println!("{given} (IPv4-mapped, judged as {addr}): {place}; verdict: {verdict}");
+            println!("{given} (carries IPv4 {addr}, judged as it): {place}; verdict: {verdict}");
         }
     }
     Ok(())

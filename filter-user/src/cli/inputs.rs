@@ -386,7 +386,7 @@ impl PolicyArgs {
 
 /// `--allow-cidr`, `--deny-cidr`: a CIDR with its host bits zero, as data files must have.
 fn network(text: &str) -> Result<IpNet, String> {
-    data::parse_network(text)
+    data::parse_exception(text)
 }
 
 /// `--max-change`: a finite, non-negative percentage (`10`, `2.5`, `10%`). NaN would switch the

@@ -161,6 +161,27 @@ pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
     Ok(unmap(net))
 }
 
+/// An exception CIDR: a network as [`parse_network`] reads it, refused when it lies inside the
+/// IPv6 ranges that embed IPv4 addresses (6to4, Teredo, NAT64, IPv4-compatible): the program
+/// judges those sources by their IPv4 address, so such an exception would never match.
+pub fn parse_exception(text: &str) -> Result<ipnet::IpNet, String> {
+    let net = parse_network(text)?;
+    if let ipnet::IpNet::V6(v6) = net {
+        let (first, last) = (v6.network(), v6.broadcast());
+        let embeds = |a: std::net::Ipv6Addr| {
+            filter_common::embedded_ipv4(&a.octets()).is_some() || a.to_ipv4_mapped().is_some()
+        };
+        if embeds(first) && embeds(last) {
+            return Err(format!(
+                "{text} lies in IPv6 space that carries IPv4 addresses (6to4, Teredo, NAT64 or \
+                 IPv4-compatible), whose sources are judged by that IPv4 address: give the IPv4 \
+                 network instead"
+            ));
+        }
+    }
+    Ok(net)
+}
+
 /// An IPv4-mapped IPv6 network (`::ffff:a.b.c.d/96+n`) as the IPv4 network it names: the
 /// program judges mapped sources as IPv4, so kept as IPv6 it would never match anything.
 #[must_use]
