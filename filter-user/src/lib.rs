@@ -16,6 +16,7 @@ pub mod guards;
 pub mod iface;
 pub mod known_good;
 pub mod lock;
+pub mod lockout;
 pub mod maps;
 pub mod netdev;
 pub mod pins;

@@ -63,7 +63,10 @@ impl Instance {
             Some(ns) => ns.command(binary()),
             None => Command::new(binary()),
         };
-        cmd.env("REGIONFILTER_PIN_ROOT", &self.pin_root)
+        // The lock-out guard reads the caller's SSH session: tests set it explicitly.
+        cmd.env_remove("SSH_CONNECTION")
+            .env_remove("SSH_CLIENT")
+            .env("REGIONFILTER_PIN_ROOT", &self.pin_root)
             .env("REGIONFILTER_STATE_DIR", &self.state_dir)
             .env("REGIONFILTER_LIB_DIR", self.lib_dir())
             .args(args);

@@ -443,3 +443,68 @@ fn ipv6_sources_that_embed_a_denied_ipv4_address_are_dropped() {
         "{stats}"
     );
 }
+
+/// The lock-out guard: a policy that would drop the caller's SSH client, or the peer of an
+/// established TCP connection to the interface, is refused (exit 10) with the peers listed,
+/// nothing changes, and `--force` goes ahead.
+#[test]
+fn the_lockout_guard_refuses_to_cut_off_connected_peers() {
+    let pair = VethPair::new("lockout").unwrap();
+    pair.add_source(ip(GB_V4)).unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let ns = Some(&pair.receiver);
+    let ssh = format!("{GB_V4} 40000 {RECEIVER_V4} 22");
+
+    // An SSH session from a GB client to this interface: --deny GB would cut it.
+    let out = inst
+        .command(ns, &attach_args(&iface, &["--deny", "GB", "--mode", "skb"]))
+        .env("SSH_CONNECTION", &ssh)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(10), "{err}");
+    assert!(
+        err.contains(&format!("{GB_V4} (your SSH session)")) && err.contains("--force"),
+        "{err}"
+    );
+    assert!(inst.attached().is_empty(), "a refused attach left pins");
+    // A session to another address of the host is not this interface's business.
+    let elsewhere = format!("{GB_V4} 40000 192.0.2.77 22");
+    let out = inst
+        .command(ns, &attach_args(&iface, &["--deny", "SE", "--mode", "skb"]))
+        .env("SSH_CONNECTION", &elsewhere)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    // An established TCP connection from the GB source to the receiver.
+    let listener = pair
+        .receiver
+        .enter(|| std::net::TcpListener::bind((RECEIVER_V4, 2222)))
+        .unwrap()
+        .unwrap();
+    let client = pair
+        .sender
+        .enter(|| std::net::TcpStream::connect((RECEIVER_V4, 2222)))
+        .unwrap()
+        .unwrap();
+    let (_server, peer) = listener.accept().unwrap();
+    assert_eq!(peer.ip(), ip(GB_V4));
+    let before = inst.ok(None, &["status", "--json"]).unwrap();
+    let (code, out) = inst.output_text(ns, &["update", "--iface", &iface, "--deny", "GB"]);
+    assert_eq!(code, 10, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{GB_V4} (established TCP connection to {RECEIVER_V4})"
+        )),
+        "{out}"
+    );
+    assert_eq!(inst.ok(None, &["status", "--json"]).unwrap(), before);
+    let (code, out) = inst.output_text(
+        ns,
+        &["update", "--iface", &iface, "--deny", "GB", "--force"],
+    );
+    assert_eq!(code, 0, "{out}");
+    drop(client);
+}

@@ -11,6 +11,7 @@ use crate::{
     iface::IfaceName,
     known_good::KnownGood,
     lock::IfaceLock,
+    lockout::{self, LockOut},
     maps::{FilterMaps, Lookup},
     netdev::{self, LinkLayer},
     pins::{self, PinState, LINK_PIN, PROGRAM_PIN},
@@ -44,6 +45,10 @@ pub struct AttachArgs {
     /// How long to wait for another command on the same interface to finish (at most 24h).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = super::inputs::wait_duration)]
     pub wait: Duration,
+    /// Attach even if the policy would drop the client of your SSH session or the peer of an
+    /// established TCP connection to this interface (the lock-out guard).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -92,6 +97,14 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
     let artifact_path = loaded.artifact.map(|(path, _)| path);
     let staged = Staged::new(loaded.regions, policy, args.lookup)?;
     let samples = selftest::samples(staged.regions(), &staged.policy);
+    let cut_off = lockout::check(iface, &staged.policy, staged.regions());
+    if !cut_off.is_empty() && !args.force {
+        return Err(LockOut {
+            iface: iface.clone(),
+            peers: cut_off,
+        }
+        .into());
+    }
 
     // One command per interface from here on: a concurrent attach, detach or update waits.
     let _lock = IfaceLock::acquire(&layout.lock_file(iface), args.wait)?;

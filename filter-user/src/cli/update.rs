@@ -12,6 +12,7 @@ use crate::{
     iface::IfaceName,
     known_good::KnownGood,
     lock::IfaceLock,
+    lockout::{self, LockOut, EXIT_LOCKOUT},
     maps::{hash_hex, FilterMaps, Lookup},
     pins::{self, PinState},
     placement::placement,
@@ -66,7 +67,8 @@ pub struct UpdateArgs {
 #[derive(Debug, clap::Args)]
 pub struct GuardArgs {
     /// Apply the update even if a guard refuses it (empty data, large change, policy country
-    /// without prefixes, older build date).
+    /// without prefixes, older build date, a policy that would drop your SSH session or an
+    /// established TCP peer of the interface).
     #[arg(long)]
     pub force: bool,
     /// Largest change in prefix count or address coverage, per family, accepted without --force.
@@ -109,6 +111,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         err.downcast_ref::<crate::data::DataError>()
     {
         return Refusal::Empty.exit_code();
+    }
+    if err.downcast_ref::<LockOut>().is_some() {
+        return EXIT_LOCKOUT;
     }
     if err.downcast_ref::<crate::lock::Busy>().is_some() {
         return EXIT_BUSY;
@@ -357,6 +362,14 @@ fn apply(
         return Ok(Outcome::Unchanged);
     }
     if guarded {
+        let cut_off = lockout::check(iface, &staged.policy, staged.regions());
+        if !cut_off.is_empty() {
+            return Err(LockOut {
+                iface: iface.clone(),
+                peers: cut_off,
+            }
+            .into());
+        }
         let old = current.as_ref().map(|c| {
             Summary::of(
                 &c.regions,

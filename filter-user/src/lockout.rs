@@ -1,0 +1,181 @@
+//! The lock-out guard: before `attach` or `update` changes anything, find the peers the new
+//! policy would cut off on the target interface — the client of the caller's own SSH session
+//! and the peer of every established TCP connection to one of the interface's addresses — and
+//! refuse unless `--force`.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use crate::{
+    compile::RegionSet,
+    iface::IfaceName,
+    policy::{as_judged, Action, Policy},
+};
+
+/// Exit code of the refusal (also in the README).
+pub const EXIT_LOCKOUT: u8 = 10;
+
+/// One peer the new policy would drop, and how we know of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CutOff {
+    pub peer: IpAddr,
+    pub how: String,
+}
+
+/// The new policy would cut off these peers.
+#[derive(Debug, thiserror::Error)]
+pub struct LockOut {
+    pub iface: IfaceName,
+    pub peers: Vec<CutOff>,
+}
+
+impl fmt::Display for LockOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list: Vec<String> = self
+            .peers
+            .iter()
+            .map(|c| format!("{} ({})", c.peer, c.how))
+            .collect();
+        write!(
+            f,
+            "refused, nothing changed: the new policy would drop {} on {}: {}; add them with \
+             --allow-cidr, or override with --force",
+            if self.peers.len() == 1 {
+                "a peer you are connected to"
+            } else {
+                "peers you are connected to"
+            },
+            self.iface,
+            list.join(", ")
+        )
+    }
+}
+
+/// Peers of the caller and of the interface's established TCP connections that `policy`
+/// would drop with `regions`.
+#[must_use]
+pub fn check(iface: &IfaceName, policy: &Policy, regions: &RegionSet) -> Vec<CutOff> {
+    let local = interface_addresses(iface);
+    let mut peers: BTreeMap<IpAddr, String> = BTreeMap::new();
+    if let Some((client, server)) = ssh_session() {
+        // Only a session that reaches this interface (or one whose server address is unknown).
+        if server.is_none_or(|s| local.contains(&s)) {
+            peers.insert(client, "your SSH session".to_owned());
+        }
+    }
+    for (local_addr, peer) in established_tcp() {
+        if local.contains(&local_addr) {
+            peers
+                .entry(peer)
+                .or_insert_with(|| format!("established TCP connection to {local_addr}"));
+        }
+    }
+    peers
+        .into_iter()
+        .filter(|(peer, _)| {
+            let judged = as_judged(*peer);
+            policy.verdict(judged, regions.country_of(judged)).0 == Action::Drop
+        })
+        .map(|(peer, how)| CutOff { peer, how })
+        .collect()
+}
+
+/// `SSH_CONNECTION` (`client port server port`), else `SSH_CLIENT` (`client port port`).
+fn ssh_session() -> Option<(IpAddr, Option<IpAddr>)> {
+    if let Ok(text) = std::env::var("SSH_CONNECTION") {
+        let mut fields = text.split_whitespace();
+        let client = fields.next()?.parse().ok()?;
+        let server = fields.nth(1).and_then(|s| s.parse().ok());
+        return Some((client, server));
+    }
+    let text = std::env::var("SSH_CLIENT").ok()?;
+    Some((text.split_whitespace().next()?.parse().ok()?, None))
+}
+
+/// The addresses of `iface` in this network namespace.
+fn interface_addresses(iface: &IfaceName) -> Vec<IpAddr> {
+    if_addrs::get_if_addrs()
+        .map(|all| {
+            all.into_iter()
+                .filter(|a| a.name == iface.as_str())
+                .map(|a| a.ip())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `(local, peer)` of every established TCP connection in this network namespace.
+fn established_tcp() -> Vec<(IpAddr, IpAddr)> {
+    let mut out = Vec::new();
+    for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            out.extend(text.lines().skip(1).filter_map(|l| parse_tcp_line(l, v6)));
+        }
+    }
+    out
+}
+
+/// One `/proc/net/tcp{,6}` line: `sl local:port remote:port st ...`; `None` unless the
+/// connection is established (`01`).
+fn parse_tcp_line(line: &str, v6: bool) -> Option<(IpAddr, IpAddr)> {
+    let mut fields = line.split_whitespace();
+    let local = fields.nth(1)?;
+    let remote = fields.next()?;
+    if fields.next()? != "01" {
+        return None;
+    }
+    let addr = |field: &str| -> Option<IpAddr> {
+        let hex = field.split(':').next()?;
+        if v6 {
+            // Four 32-bit words, each in host byte order.
+            let mut bytes = [0u8; 16];
+            for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+                let word = u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok()?;
+                chunk.copy_from_slice(&word.to_ne_bytes());
+            }
+            Some(IpAddr::V6(Ipv6Addr::from(bytes)))
+        } else {
+            let word = u32::from_str_radix(hex, 16).ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(word.to_ne_bytes())))
+        }
+    };
+    Some((addr(local)?, addr(remote)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_net_tcp_lines_are_read_in_host_byte_order() {
+        // 198.51.100.1:22 <- 81.2.69.160:40000, established (x86: little-endian words).
+        let v4 = "   0: 016433C6:0016 A0450251:9C40 01 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0";
+        assert_eq!(
+            parse_tcp_line(v4, false),
+            Some((
+                "198.51.100.1".parse().unwrap(),
+                "81.2.69.160".parse().unwrap()
+            ))
+        );
+        let listening = v4.replace(" 01 ", " 0A ");
+        assert_eq!(parse_tcp_line(&listening, false), None);
+        // 2001:db8:ffff::1 <- 2001:218::1.
+        let v6 = "   0: B80D01200000FFFF000000000100000:0016 18020120000000000000000001000000:9C40 01 00000000:00000000 00:00000000 00000000     0        0 1 1";
+        assert_eq!(
+            parse_tcp_line(v6, true),
+            None,
+            "a malformed local address is skipped"
+        );
+        let v6 = "   0: B80D01200000FFFF0000000001000000:0016 18020120000000000000000001000000:9C40 01 00000000:00000000 00:00000000 00000000     0        0 1 1";
+        assert_eq!(
+            parse_tcp_line(v6, true),
+            Some((
+                "2001:db8:ffff::1".parse().unwrap(),
+                "2001:218::1".parse().unwrap()
+            ))
+        );
+    }
+}
