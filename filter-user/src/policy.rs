@@ -141,7 +141,8 @@ pub fn as_judged(addr: IpAddr) -> IpAddr {
 }
 
 /// `none`, or the CIDRs joined by commas.
-fn list_or_none(nets: &[IpNet]) -> String {
+#[must_use]
+pub fn list_or_none(nets: &[IpNet]) -> String {
     if nets.is_empty() {
         "none".to_owned()
     } else {

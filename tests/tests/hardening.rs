@@ -447,6 +447,13 @@ fn raw_ip_links_are_judged_by_their_ip_header() {
         .unwrap();
 }
 
+/// A veth named `name` (its peer gets a unique name) in `ns`.
+fn add_veth(ns: &NetNs, name: &str) {
+    let peer = unique_name("rfq");
+    ns.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer])
+        .unwrap();
+}
+
 #[test]
 fn a_renamed_interface_is_not_mistaken_for_its_old_name() {
     let ns = NetNs::new("rfren").unwrap();
@@ -454,32 +461,12 @@ fn a_renamed_interface_is_not_mistaken_for_its_old_name() {
     let nsr = Some(&ns);
     let name = unique_name("rfn");
     let old = unique_name("rfo");
-    ns.ip(&[
-        "link",
-        "add",
-        &name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &unique_name("rfq"),
-    ])
-    .unwrap();
+    add_veth(&ns, &name);
     ns.ip(&["link", "set", &name, "up"]).unwrap();
     inst.ok(nsr, &attach(&name, &["--mode", "skb"])).unwrap();
     // The filtered interface is renamed, and a new one takes its name.
     ns.ip(&["link", "set", &name, "name", &old]).unwrap();
-    ns.ip(&[
-        "link",
-        "add",
-        &name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &unique_name("rfq"),
-    ])
-    .unwrap();
+    add_veth(&ns, &name);
     let text = inst.ok(nsr, &["status"]).unwrap();
     assert!(
         text.contains("MOVED") && text.contains(&format!("now named {old}")),

@@ -156,16 +156,7 @@ fn print_text(report: &Report) {
             );
             continue;
         };
-        let cidrs = |nets: &[ipnet::IpNet]| {
-            if nets.is_empty() {
-                "none".to_owned()
-            } else {
-                nets.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        };
+        let cidrs = crate::policy::list_or_none;
         println!(
             "{}: attached, {} mode{}, since {}",
             state.iface,
