@@ -88,8 +88,11 @@ pub const SLOT_MALFORMED_DROP: u32 = SPECIAL_BASE + 2;
 pub const SLOT_EXCEPTION_PASS: u32 = SPECIAL_BASE + 3;
 /// Sources matched by an always-drop exception CIDR.
 pub const SLOT_EXCEPTION_DROP: u32 = SPECIAL_BASE + 4;
+/// ICMP and ICMPv6 error messages (destination unreachable, packet too big, time exceeded,
+/// parameter problem) passed whatever their source, unless the policy judges them.
+pub const SLOT_ICMP_ERROR_PASS: u32 = SPECIAL_BASE + 5;
 /// Total number of counter slots.
-pub const COUNTER_SLOTS: u32 = SPECIAL_BASE + 5;
+pub const COUNTER_SLOTS: u32 = SPECIAL_BASE + 6;
 
 /// Counter slot of a country verdict.
 #[inline(always)]
@@ -126,11 +129,19 @@ pub struct Settings {
     pub exceptions: u32,
     /// Non-zero once userspace has written the half completely.
     pub complete: u32,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// Keeps `generation` 8-byte aligned without implicit padding.
+    pub _reserved: u32,
     /// Incremented on every update; userspace only.
     pub generation: u64,
     /// SHA-256 of the data and policy in this half (`artifact::content_hash_of`); userspace only.
     pub content_hash: [u8; 32],
 }
+
+/// `Settings::flags`: ICMP error messages are judged by their source like any packet (the
+/// default passes them, so path-MTU discovery and traceroute keep working).
+pub const FLAG_JUDGE_ICMP_ERRORS: u32 = 1;
 
 pub const EXCEPTIONS_PASS_V4: u32 = 1;
 pub const EXCEPTIONS_PASS_V6: u32 = 2;
@@ -296,6 +307,7 @@ mod tests {
     fn counter_slots_do_not_overlap() {
         let last_country = country_slot(country_index(*b"ZZ").unwrap(), ACTION_DROP);
         assert!(last_country < SLOT_NON_IP);
-        assert_eq!(COUNTER_SLOTS, SLOT_EXCEPTION_DROP + 1);
+        assert_eq!(SLOT_ICMP_ERROR_PASS, SLOT_EXCEPTION_DROP + 1);
+        assert_eq!(COUNTER_SLOTS, SLOT_ICMP_ERROR_PASS + 1);
     }
 }

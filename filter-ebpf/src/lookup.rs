@@ -3,9 +3,9 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use filter_common::{
     country_slot, Settings, ACTION_DROP, ACTION_PASS, EXCEPTIONS_DROP_V4, EXCEPTIONS_DROP_V6,
-    EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6, LOOKUP_LPM, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS,
-    SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, TABLE_CHUNK, TABLE_LPM, UNKNOWN_COUNTRY,
-    V6_TABLE_BYTES,
+    EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6, FLAG_JUDGE_ICMP_ERRORS, LOOKUP_LPM,
+    SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS, SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP,
+    SLOT_MALFORMED_PASS, SLOT_NON_IP, TABLE_CHUNK, TABLE_LPM, UNKNOWN_COUNTRY, V6_TABLE_BYTES,
 };
 
 use crate::{half::Half, parse::Source};
@@ -16,9 +16,13 @@ pub fn judge<H: Half>(source: &Source) -> (u32, u8) {
     let Some(settings) = H::settings().get(0) else {
         return (SLOT_MALFORMED_PASS, ACTION_PASS);
     };
+    let judge_icmp = settings.flags & FLAG_JUDGE_ICMP_ERRORS != 0;
     match source {
         Source::V4(src) => judge_v4::<H>(settings, *src),
         Source::V6(src) => judge_v6::<H>(settings, src),
+        Source::IcmpErrorV4(src) if judge_icmp => judge_v4::<H>(settings, *src),
+        Source::IcmpErrorV6(src) if judge_icmp => judge_v6::<H>(settings, src),
+        Source::IcmpErrorV4(_) | Source::IcmpErrorV6(_) => (SLOT_ICMP_ERROR_PASS, ACTION_PASS),
         Source::Malformed if settings.malformed == u32::from(ACTION_DROP) => {
             (SLOT_MALFORMED_DROP, ACTION_DROP)
         }

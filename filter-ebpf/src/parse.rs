@@ -22,6 +22,10 @@ pub const IPV6_SRC_OFFSET: usize = ETH_HLEN + 8;
 pub enum Source {
     V4([u8; 4]),
     V6([u8; 16]),
+    /// An ICMP or ICMPv6 error message (destination unreachable, packet too big, time
+    /// exceeded, parameter problem) from this source: passed unless the policy judges them.
+    IcmpErrorV4([u8; 4]),
+    IcmpErrorV6([u8; 16]),
     /// Truncated or malformed Ethernet/VLAN/IP headers.
     Malformed,
     /// Not IPv4 or IPv6 (ARP, LLDP, ...).
@@ -70,6 +74,16 @@ pub fn source(ctx: &XdpContext) -> Source {
             if vihl >> 4 != 4 || vihl & 0x0f < 5 {
                 return Source::Malformed;
             }
+            // Only a first (or unfragmented) datagram carries the ICMP header.
+            let first = u16::from_be_bytes(header.read::<[u8; 2]>(6)) & IP_OFFSET_MASK == 0;
+            if header.read::<u8>(9) == IPPROTO_ICMP && first {
+                let icmp = offset + usize::from(vihl & 0x0f) * 4;
+                if let Some(icmp) = bounded::<ICMP_HLEN>(ctx, icmp) {
+                    if matches!(icmp.read::<u8>(0), 3 | 11 | 12) {
+                        return Source::IcmpErrorV4(src);
+                    }
+                }
+            }
             Source::V4(src)
         }
         ETH_P_IPV6 => {
@@ -81,12 +95,15 @@ pub fn source(ctx: &XdpContext) -> Source {
             if version >> 4 != 6 {
                 return Source::Malformed;
             }
+            let icmp_error = icmpv6_error(ctx, header.read::<u8>(6), offset + IPV6_HLEN);
             // A source that embeds an IPv4 address (mapped, compatible, 6to4, Teredo, NAT64) is
             // judged by that address, and counted under its country: the IPv6 data leaves those
             // ranges out, and as unknown IPv6 space they would pass a deny-list.
-            match embedded_ipv4(&src) {
-                Some(v4) => Source::V4(v4),
-                None => Source::V6(src),
+            match (embedded_ipv4(&src), icmp_error) {
+                (Some(v4), false) => Source::V4(v4),
+                (Some(v4), true) => Source::IcmpErrorV4(v4),
+                (None, false) => Source::V6(src),
+                (None, true) => Source::IcmpErrorV6(src),
             }
         }
         ETH_P_8021Q | ETH_P_8021AD => Source::Malformed,
@@ -109,6 +126,52 @@ fn ethernet(ctx: &XdpContext) -> Option<(u16, usize)> {
     }
     Some((proto, offset))
 }
+
+/// Whether the IPv6 payload starting at `at` with next header `next` is an ICMPv6 error
+/// (types 1-4), after walking up to [`MAX_EXT_HEADERS`] extension headers. A non-first fragment
+/// has no ICMPv6 header to read, so it is not one.
+#[inline(always)]
+fn icmpv6_error(ctx: &XdpContext, mut next: u8, mut at: usize) -> bool {
+    for _ in 0..MAX_EXT_HEADERS {
+        match next {
+            IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
+                let Some(ext) = bounded::<8>(ctx, at) else {
+                    return false;
+                };
+                next = ext.read::<u8>(0);
+                at += (usize::from(ext.read::<u8>(1)) + 1) * 8;
+            }
+            IPPROTO_FRAGMENT => {
+                let Some(ext) = bounded::<8>(ctx, at) else {
+                    return false;
+                };
+                if u16::from_be_bytes(ext.read::<[u8; 2]>(2)) & 0xfff8 != 0 {
+                    return false;
+                }
+                next = ext.read::<u8>(0);
+                at += 8;
+            }
+            _ => break,
+        }
+    }
+    if next != IPPROTO_ICMPV6 {
+        return false;
+    }
+    bounded::<ICMP_HLEN>(ctx, at).is_some_and(|icmp| matches!(icmp.read::<u8>(0), 1..=4))
+}
+
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_HOPOPTS: u8 = 0;
+const IPPROTO_ROUTING: u8 = 43;
+const IPPROTO_FRAGMENT: u8 = 44;
+const IPPROTO_DSTOPTS: u8 = 60;
+const IPPROTO_ICMPV6: u8 = 58;
+/// Fragment offset bits of the IPv4 flags/offset field.
+const IP_OFFSET_MASK: u16 = 0x1fff;
+/// Type, code and checksum: an ICMP header's first four bytes, all the filter reads.
+const ICMP_HLEN: usize = 4;
+/// IPv6 extension headers walked before giving up on finding an ICMPv6 header.
+const MAX_EXT_HEADERS: usize = 4;
 
 const IPV4_HLEN: usize = 20;
 const IPV6_HLEN: usize = 40;

@@ -194,6 +194,7 @@ mod tests {
             malformed: Action::Pass,
             allow_cidrs: vec![],
             deny_cidrs: vec![],
+            icmp_errors: crate::policy::IcmpErrors::Pass,
         }
     }
 

@@ -11,12 +11,16 @@ use aya::{
 use filter_common::{
     maps::{self, HalfNames},
     Chunk, Counter, ExceptionValue, Settings, COUNTER_SLOTS, EXCEPTIONS_DROP_V4,
-    EXCEPTIONS_DROP_V6, EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6, HALVES, LOOKUP_FAST, LOOKUP_LPM,
-    V4_L1_ENTRIES, V4_POOL_ENTRIES, V6_POOL_ENTRIES,
+    EXCEPTIONS_DROP_V6, EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6, FLAG_JUDGE_ICMP_ERRORS, HALVES,
+    LOOKUP_FAST, LOOKUP_LPM, V4_L1_ENTRIES, V4_POOL_ENTRIES, V6_POOL_ENTRIES,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use crate::{compile::Prefixes, policy::Policy, tables::FastTables};
+use crate::{
+    compile::Prefixes,
+    policy::{IcmpErrors, Policy},
+    tables::FastTables,
+};
 
 /// LPM key of an IPv4 prefix: prefix length plus the address in network byte order.
 #[must_use]
@@ -153,6 +157,19 @@ impl FilterMaps {
             let path = dir.join(name);
             let data = MapData::from_pin(&path)
                 .with_context(|| format!("cannot open pinned map {}", path.display()))?;
+            // The counter layout grew a slot (ICMP errors): a filter attached by an older build
+            // would be read with the wrong slots.
+            if name == maps::COUNTERS {
+                let entries = data.info()?.max_entries();
+                if entries != COUNTER_SLOTS {
+                    bail!(
+                        "the filter pinned in {} was attached by a different regionfilter build \
+                         (map {name} has {entries} entries, this build expects {COUNTER_SLOTS}): \
+                         detach and attach again with this build",
+                        dir.display()
+                    );
+                }
+            }
             if let Some(expected) = table_entries(name) {
                 let entries = data.info()?.max_entries();
                 // `--lookup lpm` shrinks the tables to one entry.
@@ -268,6 +285,11 @@ impl HalfMaps {
             lookup: lookup.kernel(),
             exceptions,
             complete: 1,
+            flags: match contents.policy.icmp_errors {
+                IcmpErrors::Judge => FLAG_JUDGE_ICMP_ERRORS,
+                IcmpErrors::Pass => 0,
+            },
+            _reserved: 0,
             generation: contents.generation,
             content_hash: contents.content_hash,
         };

@@ -47,6 +47,32 @@ pub struct Policy {
     pub allow_cidrs: Vec<IpNet>,
     /// Always dropped, checked after `allow_cidrs`.
     pub deny_cidrs: Vec<IpNet>,
+    /// ICMP errors (unreachable, packet too big, time exceeded, parameter problem): passed
+    /// whatever their source, or judged like any packet.
+    #[serde(default)]
+    pub icmp_errors: IcmpErrors,
+}
+
+/// What happens to ICMP and ICMPv6 error messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IcmpErrors {
+    /// Passed (and counted apart): path-MTU discovery and traceroute through routers in any
+    /// country keep working.
+    #[default]
+    Pass,
+    /// Judged by their source like any other packet.
+    Judge,
+}
+
+impl IcmpErrors {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Judge => "judge",
+        }
+    }
 }
 
 impl Policy {
@@ -104,10 +130,11 @@ impl Policy {
     #[must_use]
     pub fn full_summary(&self) -> String {
         format!(
-            "{}; always pass {}; always drop {}",
+            "{}; always pass {}; always drop {}; icmp errors {}",
             self.summary(),
             list_or_none(&self.allow_cidrs),
-            list_or_none(&self.deny_cidrs)
+            list_or_none(&self.deny_cidrs),
+            self.icmp_errors.name()
         )
     }
 
@@ -185,6 +212,10 @@ pub fn canonical_bytes(policy: Option<&Policy>) -> Vec<u8> {
         nets(&p.allow_cidrs),
         nets(&p.deny_cidrs),
     ));
+    // Added after v1: encoded only when not the default, so older content keeps its hash.
+    if p.icmp_errors != IcmpErrors::Pass {
+        out.push_str(&format!("icmp-errors {}\n", p.icmp_errors.name()));
+    }
     out.into_bytes()
 }
 
@@ -235,6 +266,7 @@ mod tests {
             malformed: Action::Pass,
             allow_cidrs: vec![],
             deny_cidrs: vec![],
+            icmp_errors: IcmpErrors::Pass,
         }
     }
 

@@ -17,7 +17,10 @@ use anyhow::{Context as _, Result};
 use ipnet::IpNet;
 use serde::{de::Error as _, Deserialize, Deserializer};
 
-use crate::{data::parse_exception, policy::Action};
+use crate::{
+    data::parse_exception,
+    policy::{Action, IcmpErrors},
+};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +29,8 @@ pub struct PolicyFile {
     pub deny: Option<Vec<String>>,
     pub unknown: Option<Action>,
     pub malformed: Option<Action>,
+    /// `"pass"` (default) or `"judge"`.
+    pub icmp_errors: Option<IcmpErrors>,
     #[serde(default, deserialize_with = "networks")]
     pub allow_cidrs: Vec<IpNet>,
     #[serde(default, deserialize_with = "networks")]

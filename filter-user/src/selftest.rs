@@ -236,6 +236,7 @@ mod tests {
             malformed: Action::Pass,
             allow_cidrs: vec!["192.0.2.0/24".parse().unwrap()],
             deny_cidrs: vec!["2001:db8::/32".parse().unwrap()],
+            icmp_errors: crate::policy::IcmpErrors::Pass,
         };
         let samples = samples(&RegionSet::default(), &policy);
         let slot_of = |a: &str| {

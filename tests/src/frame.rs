@@ -53,6 +53,44 @@ pub fn ipv6(vlan_tpids: &[u16], src: Ipv6Addr, payload: usize) -> Vec<u8> {
     f
 }
 
+/// An ICMP message of `icmp_type` from `src` (IPv4, no options), e.g. 3 for destination
+/// unreachable, 8 for an echo request.
+#[must_use]
+pub fn icmpv4(src: Ipv4Addr, icmp_type: u8) -> Vec<u8> {
+    let mut f = ethernet(&[], ETH_P_IP);
+    f.extend_from_slice(&[0x45, 0, 0, 48, 0, 0, 0x40, 0, 64, 1, 0, 0]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&Ipv4Addr::new(198, 51, 100, 1).octets());
+    f.extend_from_slice(&[icmp_type, 0, 0, 0]);
+    f.resize(f.len() + 24, 0); // the start of the offending datagram an error quotes
+    f
+}
+
+/// An ICMPv6 message of `icmp_type` from `src`, after the extension headers `ext` (each an
+/// 8-byte hop-by-hop, routing or destination-options header, or a first fragment header).
+#[must_use]
+pub fn icmpv6(src: Ipv6Addr, icmp_type: u8, ext: &[u8]) -> Vec<u8> {
+    let mut f = ethernet(&[], ETH_P_IPV6);
+    let len = u16::try_from(8 * ext.len() + 8 + 32).expect("fits");
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(&[*ext.first().unwrap_or(&58), 64]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(
+        &"2001:db8:ffff::1"
+            .parse::<Ipv6Addr>()
+            .expect("literal")
+            .octets(),
+    );
+    for (i, _) in ext.iter().enumerate() {
+        let next = ext.get(i + 1).copied().unwrap_or(58);
+        f.extend_from_slice(&[next, 0, 0, 0, 0, 0, 0, 0]);
+    }
+    f.extend_from_slice(&[icmp_type, 0, 0, 0]);
+    f.resize(f.len() + 36, 0);
+    f
+}
+
 /// An ARP request (a non-IP frame).
 #[must_use]
 pub fn arp() -> Vec<u8> {

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use filter_common::{
     country_slot, Counter, ACTION_DROP, ACTION_PASS, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS,
-    SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, UNKNOWN_COUNTRY,
+    SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, UNKNOWN_COUNTRY,
 };
 use filter_user::{
     compile::Prefixes,
@@ -48,6 +48,7 @@ fn policy(mode: Mode, codes: &[&str]) -> Policy {
         malformed: Action::Pass,
         allow_cidrs: vec![],
         deny_cidrs: vec![],
+        icmp_errors: filter_user::policy::IcmpErrors::Pass,
     }
 }
 
@@ -438,5 +439,53 @@ fn bytes_count_the_whole_frame() {
     assert_eq!(
         f.counter(country_slot(cc("GB"), ACTION_DROP)).bytes,
         big.len() as u64
+    );
+}
+
+/// ICMP errors (unreachable, packet too big, time exceeded, parameter problem) pass whatever
+/// their source and are counted apart, also behind IPv6 extension headers; other ICMP types are
+/// judged by the source; `--icmp-errors judge` judges errors too.
+#[test]
+fn icmp_errors_pass_by_default_and_are_judged_on_request() {
+    let mut f = Filter::new(&policy(Mode::Deny, &["GB", "JP"]));
+    let jp = v6("2001:218::1");
+    for t in [3, 11, 12] {
+        f.expect(&frame::icmpv4(GB_V4, t), XDP_PASS, SLOT_ICMP_ERROR_PASS);
+    }
+    f.expect(
+        &frame::icmpv4(GB_V4, 8),
+        XDP_DROP,
+        country_slot(cc("GB"), ACTION_DROP),
+    );
+    for t in [1, 2, 3, 4] {
+        f.expect(&frame::icmpv6(jp, t, &[]), XDP_PASS, SLOT_ICMP_ERROR_PASS);
+    }
+    // Packet too big behind hop-by-hop, routing, destination options and a first fragment.
+    f.expect(
+        &frame::icmpv6(jp, 2, &[0, 43, 60, 44]),
+        XDP_PASS,
+        SLOT_ICMP_ERROR_PASS,
+    );
+    f.expect(
+        &frame::icmpv6(jp, 128, &[]),
+        XDP_DROP,
+        country_slot(cc("JP"), ACTION_DROP),
+    );
+    // An ICMPv4 error cut short before its type is judged as an ordinary packet.
+    let cut = &frame::icmpv4(GB_V4, 3)[..14 + 20];
+    f.expect(cut, XDP_DROP, country_slot(cc("GB"), ACTION_DROP));
+
+    let mut judged = policy(Mode::Deny, &["GB", "JP"]);
+    judged.icmp_errors = filter_user::policy::IcmpErrors::Judge;
+    let mut f = Filter::new(&judged);
+    f.expect(
+        &frame::icmpv4(GB_V4, 3),
+        XDP_DROP,
+        country_slot(cc("GB"), ACTION_DROP),
+    );
+    f.expect(
+        &frame::icmpv6(jp, 2, &[]),
+        XDP_DROP,
+        country_slot(cc("JP"), ACTION_DROP),
     );
 }

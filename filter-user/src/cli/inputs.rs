@@ -16,7 +16,7 @@ use crate::{
     country::Country,
     data::{self, CountryField, Format, SourceSpec},
     groups::Groups,
-    policy::{Action, Mode, Policy},
+    policy::{Action, IcmpErrors, Mode, Policy},
     policy_file::PolicyFile,
 };
 
@@ -253,6 +253,11 @@ pub struct PolicyArgs {
     /// Verdict for truncated or malformed Ethernet/VLAN/IP headers [default: pass].
     #[arg(long, value_enum)]
     pub malformed: Option<Action>,
+    /// ICMP/ICMPv6 errors (unreachable, packet too big, time exceeded, parameter problem):
+    /// pass them whatever their source, so path-MTU discovery keeps working, or judge them
+    /// like any packet [default: pass].
+    #[arg(long, value_enum)]
+    pub icmp_errors: Option<IcmpErrors>,
 }
 
 impl PolicyArgs {
@@ -266,7 +271,8 @@ impl PolicyArgs {
                 && self.allow_cidr.is_empty()
                 && self.deny_cidr.is_empty()
                 && self.unknown.is_none()
-                && self.malformed.is_none() =>
+                && self.malformed.is_none()
+                && self.icmp_errors.is_none() =>
             {
                 return Ok(None)
             }
@@ -303,6 +309,7 @@ impl PolicyArgs {
             malformed: self.malformed.or(file.malformed).unwrap_or(Action::Pass),
             allow_cidrs: cidrs(&file.allow_cidrs, &self.allow_cidr),
             deny_cidrs: cidrs(&file.deny_cidrs, &self.deny_cidr),
+            icmp_errors: self.icmp_errors.or(file.icmp_errors).unwrap_or_default(),
         })
     }
 }
@@ -326,6 +333,7 @@ pub struct PolicyEdit {
     pub deny_cidrs: Option<Vec<IpNet>>,
     pub unknown: Option<Action>,
     pub malformed: Option<Action>,
+    pub icmp_errors: Option<IcmpErrors>,
 }
 
 impl PolicyEdit {
@@ -345,6 +353,7 @@ impl PolicyEdit {
         }
         policy.unknown = self.unknown.unwrap_or(policy.unknown);
         policy.malformed = self.malformed.unwrap_or(policy.malformed);
+        policy.icmp_errors = self.icmp_errors.unwrap_or(policy.icmp_errors);
         policy
     }
 }
@@ -373,6 +382,7 @@ impl PolicyArgs {
             list,
             allow_cidrs: nets(&self.allow_cidr),
             deny_cidrs: nets(&self.deny_cidr),
+            icmp_errors: self.icmp_errors,
             unknown: self.unknown,
             malformed: self.malformed,
         };

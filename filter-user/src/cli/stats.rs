@@ -3,7 +3,8 @@
 use anyhow::{bail, Result};
 use filter_common::{
     country_slot, Counter, ACTION_DROP, ACTION_PASS, COUNTRY_SLOTS, SLOT_EXCEPTION_DROP,
-    SLOT_EXCEPTION_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP,
+    SLOT_EXCEPTION_PASS, SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS,
+    SLOT_NON_IP,
 };
 use serde::Serialize;
 
@@ -36,6 +37,8 @@ pub struct InterfaceStats {
     pub malformed_dropped: Counter,
     pub exception_passed: Counter,
     pub exception_dropped: Counter,
+    /// ICMP errors passed whatever their source (`--icmp-errors pass`).
+    pub icmp_errors_passed: Counter,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,6 +72,7 @@ impl InterfaceStats {
             malformed_dropped: slot(SLOT_MALFORMED_DROP),
             exception_passed: slot(SLOT_EXCEPTION_PASS),
             exception_dropped: slot(SLOT_EXCEPTION_DROP),
+            icmp_errors_passed: slot(SLOT_ICMP_ERROR_PASS),
         }
     }
 }
@@ -137,11 +141,12 @@ fn print_table(stats: &InterfaceStats) {
         );
     }
     println!(
-        "  non-IP passed {}; malformed passed {} dropped {}; exceptions passed {} dropped {}",
+        "  non-IP passed {}; malformed passed {} dropped {}; exceptions passed {} dropped {}; ICMP errors passed {}",
         stats.non_ip.packets,
         stats.malformed_passed.packets,
         stats.malformed_dropped.packets,
         stats.exception_passed.packets,
-        stats.exception_dropped.packets
+        stats.exception_dropped.packets,
+        stats.icmp_errors_passed.packets
     );
 }

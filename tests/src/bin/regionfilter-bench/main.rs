@@ -133,6 +133,7 @@ fn main() -> Result<()> {
         malformed: Action::Pass,
         allow_cidrs: vec![],
         deny_cidrs: vec![],
+        icmp_errors: filter_user::policy::IcmpErrors::Pass,
     };
     let mut rng = Rng(0x853C_49E6_748F_EA9B);
 
