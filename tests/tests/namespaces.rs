@@ -508,3 +508,107 @@ fn the_lockout_guard_refuses_to_cut_off_connected_peers() {
     assert_eq!(code, 0, "{out}");
     drop(client);
 }
+
+/// A router in a denied country tells the receiver that a path's MTU is 1280 (ICMPv6 packet too
+/// big). By default the error passes and the kernel lowers the path MTU; with
+/// `--icmp-errors judge` it is dropped like the rest of that country's traffic.
+#[test]
+fn packet_too_big_from_a_denied_router_still_lowers_the_path_mtu() {
+    for (judge, lowered) in [(false, true), (true, false)] {
+        let pair = setup(if judge { "ptbj" } else { "ptb" });
+        let inst = Instance::new();
+        let iface = pair.receiver_if.clone();
+        let mut args = attach_args(&iface, &["--deny", "JP", "--mode", "skb"]);
+        if judge {
+            args.extend_from_slice(&["--icmp-errors", "judge"]);
+        }
+        inst.ok(Some(&pair.receiver), &args).unwrap();
+        // A connected UDP socket on the receiver towards CH: the error must quote its flow.
+        let socket = pair
+            .receiver
+            .enter(|| {
+                let s = std::net::UdpSocket::bind((RECEIVER_V6, 0))?;
+                s.connect((CH_V6, 9))?;
+                Ok::<_, std::io::Error>(s)
+            })
+            .unwrap()
+            .unwrap();
+        let sport = socket.local_addr().unwrap().port();
+        // The "router" (a JP address on the sender) sends packet-too-big, MTU 1280.
+        let mut icmp = vec![2, 0, 0, 0];
+        icmp.extend_from_slice(&1280u32.to_be_bytes());
+        icmp.extend_from_slice(&[0x60, 0, 0, 0, 0, 8, 17, 64]);
+        for addr in [RECEIVER_V6, CH_V6] {
+            icmp.extend_from_slice(&addr.parse::<std::net::Ipv6Addr>().unwrap().octets());
+        }
+        icmp.extend_from_slice(&sport.to_be_bytes());
+        icmp.extend_from_slice(&[0, 9, 0, 8, 0, 0]);
+        pair.sender
+            .enter(|| send_icmpv6(JP_V6, RECEIVER_V6, &icmp))
+            .unwrap()
+            .unwrap();
+        let route = || pair.receiver.ip(&["-6", "route", "get", CH_V6]).unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while lowered && !route().contains("mtu 1280") && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let stats = inst
+            .wait_for_stats(&iface, WAIT, |s| {
+                s["icmp_errors_passed"]["packets"].as_u64() >= Some(1)
+                    || country_counts(s, Some("JP")).1 >= 1
+            })
+            .unwrap();
+        assert_eq!(
+            route().contains("mtu 1280"),
+            lowered,
+            "judge={judge}: {}",
+            route()
+        );
+        if judge {
+            assert_eq!(country_counts(&stats, Some("JP")).1, 1, "{stats}");
+        } else {
+            assert_eq!(stats["icmp_errors_passed"]["packets"], 1, "{stats}");
+        }
+    }
+}
+
+/// Sends one ICMPv6 message from `src` to `dst` on a raw socket (the kernel fills in the
+/// checksum); runs inside the caller's namespace.
+fn send_icmpv6(src: &str, dst: &str, message: &[u8]) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+    let sockaddr = |addr: &str| libc::sockaddr_in6 {
+        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+        sin6_port: 0,
+        sin6_flowinfo: 0,
+        sin6_addr: libc::in6_addr {
+            s6_addr: addr.parse::<std::net::Ipv6Addr>().unwrap().octets(),
+        },
+        sin6_scope_id: 0,
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns, with valid addresses.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        let from = sockaddr(src);
+        if libc::bind(fd.as_raw_fd(), std::ptr::from_ref(&from).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let to = sockaddr(dst);
+        let sent = libc::sendto(
+            fd.as_raw_fd(),
+            message.as_ptr().cast(),
+            message.len(),
+            0,
+            std::ptr::from_ref(&to).cast(),
+            len,
+        );
+        if sent < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
