@@ -75,30 +75,43 @@ pub fn embedded_ipv4(a: &[u8; 16]) -> Option<[u8; 4]> {
 pub const ACTION_PASS: u8 = 0;
 pub const ACTION_DROP: u8 = 1;
 
-/// Per-CPU counter slots. Country slots come first: `country * 2 + verdict`.
+/// Per-CPU counter slots. Country slots come first: `country * 3 + verdict`. Every slot that
+/// counts drops is followed by its "would drop" slot (a dry run), so [`would_drop_slot`] is
+/// `+ 1` for every kind of drop.
 pub const VERDICT_PASS: u32 = 0;
 pub const VERDICT_DROP: u32 = 1;
-const SPECIAL_BASE: u32 = COUNTRY_SLOTS * 2;
+pub const VERDICT_WOULD_DROP: u32 = 2;
+const VERDICTS: u32 = 3;
+const SPECIAL_BASE: u32 = COUNTRY_SLOTS * VERDICTS;
 /// Frames that are not IPv4 or IPv6 (ARP, LLDP, ...): always passed.
 pub const SLOT_NON_IP: u32 = SPECIAL_BASE;
 /// Truncated or malformed Ethernet/VLAN/IP headers, passed or dropped per `Settings::malformed`.
 pub const SLOT_MALFORMED_PASS: u32 = SPECIAL_BASE + 1;
 pub const SLOT_MALFORMED_DROP: u32 = SPECIAL_BASE + 2;
+pub const SLOT_MALFORMED_WOULD_DROP: u32 = SPECIAL_BASE + 3;
 /// Sources matched by an always-pass exception CIDR.
-pub const SLOT_EXCEPTION_PASS: u32 = SPECIAL_BASE + 3;
+pub const SLOT_EXCEPTION_PASS: u32 = SPECIAL_BASE + 4;
 /// Sources matched by an always-drop exception CIDR.
-pub const SLOT_EXCEPTION_DROP: u32 = SPECIAL_BASE + 4;
+pub const SLOT_EXCEPTION_DROP: u32 = SPECIAL_BASE + 5;
+pub const SLOT_EXCEPTION_WOULD_DROP: u32 = SPECIAL_BASE + 6;
 /// ICMP and ICMPv6 error messages (destination unreachable, packet too big, time exceeded,
 /// parameter problem) passed whatever their source, unless the policy judges them.
-pub const SLOT_ICMP_ERROR_PASS: u32 = SPECIAL_BASE + 5;
+pub const SLOT_ICMP_ERROR_PASS: u32 = SPECIAL_BASE + 7;
 /// Total number of counter slots.
-pub const COUNTER_SLOTS: u32 = SPECIAL_BASE + 6;
+pub const COUNTER_SLOTS: u32 = SPECIAL_BASE + 8;
 
 /// Counter slot of a country verdict.
 #[inline(always)]
 #[must_use]
 pub const fn country_slot(country: u16, action: u8) -> u32 {
-    country as u32 * 2 + action as u32
+    country as u32 * VERDICTS + action as u32
+}
+
+/// Where a dry run counts what `drop_slot` would have counted: the slot right after it.
+#[inline(always)]
+#[must_use]
+pub const fn would_drop_slot(drop_slot: u32) -> u32 {
+    drop_slot + 1
 }
 
 /// One per-CPU counter cell.
@@ -142,6 +155,9 @@ pub struct Settings {
 /// `Settings::flags`: ICMP error messages are judged by their source like any packet (the
 /// default passes them, so path-MTU discovery and traceroute keep working).
 pub const FLAG_JUDGE_ICMP_ERRORS: u32 = 1;
+/// `Settings::flags`: a dry run: every verdict is counted, drops as "would drop", and every
+/// packet passes.
+pub const FLAG_DRY_RUN: u32 = 2;
 
 pub const EXCEPTIONS_PASS_V4: u32 = 1;
 pub const EXCEPTIONS_PASS_V6: u32 = 2;
@@ -306,8 +322,21 @@ mod tests {
     #[test]
     fn counter_slots_do_not_overlap() {
         let last_country = country_slot(country_index(*b"ZZ").unwrap(), ACTION_DROP);
-        assert!(last_country < SLOT_NON_IP);
-        assert_eq!(SLOT_ICMP_ERROR_PASS, SLOT_EXCEPTION_DROP + 1);
+        assert!(would_drop_slot(last_country) < SLOT_NON_IP);
+        let gb = country_index(*b"GB").unwrap();
+        assert_eq!(
+            would_drop_slot(country_slot(gb, ACTION_DROP)),
+            country_slot(gb, ACTION_DROP) + 1
+        );
+        assert!(would_drop_slot(country_slot(gb, ACTION_DROP)) < country_slot(gb + 1, ACTION_PASS));
+        assert_eq!(
+            would_drop_slot(SLOT_MALFORMED_DROP),
+            SLOT_MALFORMED_WOULD_DROP
+        );
+        assert_eq!(
+            would_drop_slot(SLOT_EXCEPTION_DROP),
+            SLOT_EXCEPTION_WOULD_DROP
+        );
         assert_eq!(COUNTER_SLOTS, SLOT_ICMP_ERROR_PASS + 1);
     }
 }

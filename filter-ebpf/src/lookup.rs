@@ -2,10 +2,11 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use filter_common::{
-    country_slot, Settings, ACTION_DROP, ACTION_PASS, EXCEPTIONS_DROP_V4, EXCEPTIONS_DROP_V6,
-    EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6, FLAG_JUDGE_ICMP_ERRORS, LOOKUP_LPM,
-    SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS, SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP,
-    SLOT_MALFORMED_PASS, SLOT_NON_IP, TABLE_CHUNK, TABLE_LPM, UNKNOWN_COUNTRY, V6_TABLE_BYTES,
+    country_slot, would_drop_slot, Settings, ACTION_DROP, ACTION_PASS, EXCEPTIONS_DROP_V4,
+    EXCEPTIONS_DROP_V6, EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6, FLAG_DRY_RUN,
+    FLAG_JUDGE_ICMP_ERRORS, LOOKUP_LPM, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS,
+    SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, TABLE_CHUNK,
+    TABLE_LPM, UNKNOWN_COUNTRY, V6_TABLE_BYTES,
 };
 
 use crate::{half::Half, parse::Source};
@@ -17,7 +18,7 @@ pub fn judge<H: Half>(source: &Source) -> (u32, u8) {
         return (SLOT_MALFORMED_PASS, ACTION_PASS);
     };
     let judge_icmp = settings.flags & FLAG_JUDGE_ICMP_ERRORS != 0;
-    match source {
+    let (slot, action) = match source {
         Source::V4(src) => judge_v4::<H>(settings, *src),
         Source::V6(src) => judge_v6::<H>(settings, src),
         Source::IcmpErrorV4(src) if judge_icmp => judge_v4::<H>(settings, *src),
@@ -28,7 +29,12 @@ pub fn judge<H: Half>(source: &Source) -> (u32, u8) {
         }
         Source::Malformed => (SLOT_MALFORMED_PASS, ACTION_PASS),
         Source::NonIp => (SLOT_NON_IP, ACTION_PASS),
+    };
+    // A dry run counts what it would drop in the slot after the drop slot, and passes it.
+    if action == ACTION_DROP && settings.flags & FLAG_DRY_RUN != 0 {
+        return (would_drop_slot(slot), ACTION_PASS);
     }
+    (slot, action)
 }
 
 /// Exceptions first (always-pass wins over always-drop), then the country policy. Empty

@@ -246,6 +246,7 @@ mod tests {
                 allow_cidrs: vec![],
                 deny_cidrs: vec![],
                 icmp_errors: crate::policy::IcmpErrors::Pass,
+                dry_run: false,
             },
             sources: vec![],
             artifact: None,

@@ -195,6 +195,7 @@ mod tests {
             allow_cidrs: vec![],
             deny_cidrs: vec![],
             icmp_errors: crate::policy::IcmpErrors::Pass,
+            dry_run: false,
         }
     }
 

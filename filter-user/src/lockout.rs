@@ -77,7 +77,7 @@ pub fn check(iface: &IfaceName, policy: &Policy, regions: &RegionSet) -> Vec<Cut
         .into_iter()
         .filter(|(peer, _)| {
             let judged = as_judged(*peer);
-            policy.verdict(judged, regions.country_of(judged)).0 == Action::Drop
+            policy.effective(judged, regions.country_of(judged)) == Action::Drop
         })
         .map(|(peer, how)| CutOff { peer, how })
         .collect()

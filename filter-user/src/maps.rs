@@ -11,8 +11,9 @@ use aya::{
 use filter_common::{
     maps::{self, HalfNames},
     Chunk, Counter, ExceptionValue, Settings, COUNTER_SLOTS, EXCEPTIONS_DROP_V4,
-    EXCEPTIONS_DROP_V6, EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6, FLAG_JUDGE_ICMP_ERRORS, HALVES,
-    LOOKUP_FAST, LOOKUP_LPM, V4_L1_ENTRIES, V4_POOL_ENTRIES, V6_POOL_ENTRIES,
+    EXCEPTIONS_DROP_V6, EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6, FLAG_DRY_RUN,
+    FLAG_JUDGE_ICMP_ERRORS, HALVES, LOOKUP_FAST, LOOKUP_LPM, V4_L1_ENTRIES, V4_POOL_ENTRIES,
+    V6_POOL_ENTRIES,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
@@ -288,6 +289,10 @@ impl HalfMaps {
             flags: match contents.policy.icmp_errors {
                 IcmpErrors::Judge => FLAG_JUDGE_ICMP_ERRORS,
                 IcmpErrors::Pass => 0,
+            } | if contents.policy.dry_run {
+                FLAG_DRY_RUN
+            } else {
+                0
             },
             _reserved: 0,
             generation: contents.generation,

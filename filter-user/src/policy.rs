@@ -51,6 +51,9 @@ pub struct Policy {
     /// whatever their source, or judged like any packet.
     #[serde(default)]
     pub icmp_errors: IcmpErrors,
+    /// A dry run: every verdict is counted, drops as "would drop", and every packet passes.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// What happens to ICMP and ICMPv6 error messages.
@@ -130,12 +133,27 @@ impl Policy {
     #[must_use]
     pub fn full_summary(&self) -> String {
         format!(
-            "{}; always pass {}; always drop {}; icmp errors {}",
+            "{}; always pass {}; always drop {}; icmp errors {}; {}",
             self.summary(),
             list_or_none(&self.allow_cidrs),
             list_or_none(&self.deny_cidrs),
-            self.icmp_errors.name()
+            self.icmp_errors.name(),
+            if self.dry_run {
+                "DRY RUN: nothing is dropped, drops are counted as would-drop"
+            } else {
+                "enforcing"
+            }
         )
+    }
+
+    /// What the program does with a source of `country`: the policy's verdict, and nothing is
+    /// dropped during a dry run.
+    #[must_use]
+    pub fn effective(&self, addr: IpAddr, country: Option<Country>) -> Action {
+        match self.verdict(addr, country).0 {
+            Action::Drop if self.dry_run => Action::Pass,
+            action => action,
+        }
     }
 
     /// One-line summary for status output, e.g. `deny CN,RU; unknown pass`.
@@ -147,7 +165,8 @@ impl Policy {
         };
         let codes: Vec<String> = self.countries.iter().map(|c| c.code()).collect();
         format!(
-            "{mode} {}; unknown {}; malformed {}",
+            "{}{mode} {}; unknown {}; malformed {}",
+            if self.dry_run { "DRY RUN of " } else { "" },
             codes.join(","),
             action_name(self.unknown),
             action_name(self.malformed)
@@ -216,6 +235,9 @@ pub fn canonical_bytes(policy: Option<&Policy>) -> Vec<u8> {
     if p.icmp_errors != IcmpErrors::Pass {
         out.push_str(&format!("icmp-errors {}\n", p.icmp_errors.name()));
     }
+    if p.dry_run {
+        out.push_str("dry-run\n");
+    }
     out.into_bytes()
 }
 
@@ -267,6 +289,7 @@ mod tests {
             allow_cidrs: vec![],
             deny_cidrs: vec![],
             icmp_errors: IcmpErrors::Pass,
+            dry_run: false,
         }
     }
 

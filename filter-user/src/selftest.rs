@@ -8,7 +8,9 @@ use std::{
 };
 
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
-use filter_common::{country_slot, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS, UNKNOWN_COUNTRY};
+use filter_common::{
+    country_slot, would_drop_slot, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS, UNKNOWN_COUNTRY,
+};
 
 use crate::{
     compile::{RegionSet, Span},
@@ -144,6 +146,14 @@ pub fn expected(regions: &RegionSet, policy: &Policy, addr: IpAddr) -> Sample {
             action.kernel(),
         ),
     };
+    // A dry run passes what it would drop and counts it in the slot after the drop slot.
+    if policy.dry_run && action == Action::Drop {
+        return Sample {
+            addr,
+            slot: would_drop_slot(slot),
+            action: Action::Pass,
+        };
+    }
     Sample { addr, slot, action }
 }
 
@@ -237,6 +247,7 @@ mod tests {
             allow_cidrs: vec!["192.0.2.0/24".parse().unwrap()],
             deny_cidrs: vec!["2001:db8::/32".parse().unwrap()],
             icmp_errors: crate::policy::IcmpErrors::Pass,
+            dry_run: false,
         };
         let samples = samples(&RegionSet::default(), &policy);
         let slot_of = |a: &str| {

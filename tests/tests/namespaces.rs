@@ -612,3 +612,62 @@ fn send_icmpv6(src: &str, dst: &str, message: &[u8]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// `--dry-run` passes every packet and counts the would-be drops; `update --enforce` switches
+/// to enforcing in one step, keeping the data and the counters.
+#[test]
+fn a_dry_run_then_enforce() {
+    let pair = setup("dry");
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let ns = Some(&pair.receiver);
+    let out = inst
+        .ok(
+            ns,
+            &attach_args(&iface, &["--deny", "GB", "--mode", "skb", "--dry-run"]),
+        )
+        .unwrap();
+    assert!(out.contains("DRY RUN of deny GB"), "{out}");
+    let got = exchange(&pair, &[], &[GB_V4, SE_V4]);
+    assert_eq!(got.get(GB_V4), Some(&COUNT), "the dry run dropped: {got:?}");
+    let stats = inst
+        .wait_for_stats(&iface, WAIT, |s| {
+            s["countries"][0]["would_drop"]["packets"].as_u64() >= Some(COUNT as u64)
+        })
+        .unwrap();
+    let gb = stats["countries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["country"] == "GB")
+        .unwrap()
+        .clone();
+    assert_eq!(gb["would_drop"]["packets"], COUNT as u64, "{stats}");
+    assert_eq!(gb["dropped"]["packets"], 0, "{stats}");
+
+    let (code, out) = inst.output_text(ns, &["update", "--iface", &iface, "--enforce"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("deny GB;") && out.contains("enforcing"),
+        "{out}"
+    );
+    let got = exchange(&pair, &[GB_V4], &[SE_V4]);
+    assert_eq!(got.get(GB_V4), None, "{got:?}");
+    let stats = inst
+        .wait_for_stats(&iface, WAIT, |s| {
+            country_counts(s, Some("GB")).1 >= COUNT as u64
+        })
+        .unwrap();
+    let gb = stats["countries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["country"] == "GB")
+        .unwrap()
+        .clone();
+    assert_eq!(gb["dropped"]["packets"], COUNT as u64, "{stats}");
+    assert_eq!(
+        gb["would_drop"]["packets"], COUNT as u64,
+        "counters kept: {stats}"
+    );
+}

@@ -49,6 +49,7 @@ fn policy(mode: Mode, codes: &[&str]) -> Policy {
         allow_cidrs: vec![],
         deny_cidrs: vec![],
         icmp_errors: filter_user::policy::IcmpErrors::Pass,
+        dry_run: false,
     }
 }
 
@@ -488,4 +489,32 @@ fn icmp_errors_pass_by_default_and_are_judged_on_request() {
         XDP_DROP,
         country_slot(cc("JP"), ACTION_DROP),
     );
+}
+
+/// A dry run passes everything and counts what it would drop in the would-drop slot, for
+/// countries, always-drop exceptions and malformed frames alike.
+#[test]
+fn a_dry_run_passes_everything_and_counts_would_drop() {
+    let mut dry = policy(Mode::Deny, &["GB"]);
+    dry.dry_run = true;
+    dry.deny_cidrs = vec!["89.160.20.0/24".parse().unwrap()];
+    dry.malformed = Action::Drop;
+    let mut f = Filter::new(&dry);
+    f.expect(
+        &frame::ipv4(&[], GB_V4, 16),
+        XDP_PASS,
+        filter_common::would_drop_slot(country_slot(cc("GB"), ACTION_DROP)),
+    );
+    f.expect(
+        &frame::ipv4(&[], SE_V4, 16),
+        XDP_PASS,
+        filter_common::SLOT_EXCEPTION_WOULD_DROP,
+    );
+    f.expect(
+        &frame::ipv4(&[], Ipv4Addr::new(81, 2, 1, 1), 16),
+        XDP_PASS,
+        country_slot(cc("FR"), ACTION_PASS),
+    );
+    let cut = &frame::ipv4(&[], GB_V4, 16)[..20];
+    f.expect(cut, XDP_PASS, filter_common::SLOT_MALFORMED_WOULD_DROP);
 }

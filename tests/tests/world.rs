@@ -64,6 +64,7 @@ fn kernel_verdicts_for_100k_random_addresses_match_direct_database_lookups() {
         allow_cidrs: vec![],
         deny_cidrs: vec![],
         icmp_errors: filter_user::policy::IcmpErrors::Pass,
+        dry_run: false,
     };
     let mut filter = LoadedFilter::new(&prefixes, &policy, Lookup::Fast);
     let db = Database::open(&path, CountryField::Country).unwrap();
@@ -176,6 +177,7 @@ fn fast_tables_and_lpm_tries_agree_on_two_million_sources() {
         allow_cidrs: vec![],
         deny_cidrs: vec![],
         icmp_errors: filter_user::policy::IcmpErrors::Pass,
+        dry_run: false,
     };
     let mut fast = LoadedFilter::new(&prefixes, &policy, Lookup::Fast);
     let mut lpm = LoadedFilter::new(&prefixes, &policy, Lookup::Lpm);

@@ -70,5 +70,10 @@ fn verdict_text(policy: &Policy, addr: IpAddr, country: Option<crate::country::C
         }
         .to_owned(),
     };
-    format!("{} ({why})", action_name(action))
+    match action {
+        crate::policy::Action::Drop if policy.dry_run => {
+            format!("would drop ({why}; dry run: passed)")
+        }
+        _ => format!("{} ({why})", action_name(action)),
+    }
 }

@@ -258,6 +258,10 @@ pub struct PolicyArgs {
     /// like any packet [default: pass].
     #[arg(long, value_enum)]
     pub icmp_errors: Option<IcmpErrors>,
+    /// Judge and count every packet, drops as "would drop", but drop nothing (see what a
+    /// policy would do before enforcing it; `update --enforce` switches to enforcing).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 impl PolicyArgs {
@@ -272,7 +276,8 @@ impl PolicyArgs {
                 && self.deny_cidr.is_empty()
                 && self.unknown.is_none()
                 && self.malformed.is_none()
-                && self.icmp_errors.is_none() =>
+                && self.icmp_errors.is_none()
+                && !self.dry_run =>
             {
                 return Ok(None)
             }
@@ -310,6 +315,7 @@ impl PolicyArgs {
             allow_cidrs: cidrs(&file.allow_cidrs, &self.allow_cidr),
             deny_cidrs: cidrs(&file.deny_cidrs, &self.deny_cidr),
             icmp_errors: self.icmp_errors.or(file.icmp_errors).unwrap_or_default(),
+            dry_run: self.dry_run,
         })
     }
 }
@@ -334,6 +340,7 @@ pub struct PolicyEdit {
     pub unknown: Option<Action>,
     pub malformed: Option<Action>,
     pub icmp_errors: Option<IcmpErrors>,
+    pub dry_run: Option<bool>,
 }
 
 impl PolicyEdit {
@@ -354,6 +361,7 @@ impl PolicyEdit {
         policy.unknown = self.unknown.unwrap_or(policy.unknown);
         policy.malformed = self.malformed.unwrap_or(policy.malformed);
         policy.icmp_errors = self.icmp_errors.unwrap_or(policy.icmp_errors);
+        policy.dry_run = self.dry_run.unwrap_or(policy.dry_run);
         policy
     }
 }
@@ -361,7 +369,7 @@ impl PolicyEdit {
 impl PolicyArgs {
     /// For `update`: keep, replace (`--policy` or `reset`) or edit the loaded policy. Every
     /// code and group is validated here, before anything is touched.
-    pub fn change(&self, reset: bool) -> Result<PolicyChange> {
+    pub fn change(&self, reset: bool, enforce: bool) -> Result<PolicyChange> {
         if self.file.is_some() || reset {
             return match self.to_policy()? {
                 Some(policy) => Ok(PolicyChange::Replace(policy)),
@@ -383,6 +391,11 @@ impl PolicyArgs {
             allow_cidrs: nets(&self.allow_cidr),
             deny_cidrs: nets(&self.deny_cidr),
             icmp_errors: self.icmp_errors,
+            dry_run: match (self.dry_run, enforce) {
+                (true, _) => Some(true),
+                (false, true) => Some(false),
+                (false, false) => None,
+            },
             unknown: self.unknown,
             malformed: self.malformed,
         };
@@ -520,7 +533,7 @@ mod tests {
         .to_policy()
         .unwrap()
         .unwrap();
-        let edit = |args: PolicyArgs| match args.change(false).unwrap() {
+        let edit = |args: PolicyArgs| match args.change(false, false).unwrap() {
             PolicyChange::Edit(edit) => edit.apply(&base),
             other => panic!("{other:?}"),
         };
@@ -545,18 +558,18 @@ mod tests {
         assert_eq!(unknown.allow_cidrs, base.allow_cidrs);
         // Nothing named: keep. Reset: a complete new policy.
         assert_eq!(
-            PolicyArgs::default().change(false).unwrap(),
+            PolicyArgs::default().change(false, false).unwrap(),
             PolicyChange::Keep
         );
         let reset = PolicyArgs {
             deny: Some("SE".to_owned()),
             ..PolicyArgs::default()
         };
-        let PolicyChange::Replace(new) = reset.change(true).unwrap() else {
+        let PolicyChange::Replace(new) = reset.change(true, false).unwrap() else {
             panic!("not a replacement");
         };
         assert!(new.allow_cidrs.is_empty() && new.unknown == Action::Pass);
-        assert!(PolicyArgs::default().change(true).is_err());
+        assert!(PolicyArgs::default().change(true, false).is_err());
     }
 
     #[test]

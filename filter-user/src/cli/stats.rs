@@ -2,9 +2,9 @@
 
 use anyhow::{bail, Result};
 use filter_common::{
-    country_slot, Counter, ACTION_DROP, ACTION_PASS, COUNTRY_SLOTS, SLOT_EXCEPTION_DROP,
-    SLOT_EXCEPTION_PASS, SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS,
-    SLOT_NON_IP,
+    country_slot, would_drop_slot, Counter, ACTION_DROP, ACTION_PASS, COUNTRY_SLOTS,
+    SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS, SLOT_EXCEPTION_WOULD_DROP, SLOT_ICMP_ERROR_PASS,
+    SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_MALFORMED_WOULD_DROP, SLOT_NON_IP,
 };
 use serde::Serialize;
 
@@ -35,8 +35,10 @@ pub struct InterfaceStats {
     pub non_ip: Counter,
     pub malformed_passed: Counter,
     pub malformed_dropped: Counter,
+    pub malformed_would_drop: Counter,
     pub exception_passed: Counter,
     pub exception_dropped: Counter,
+    pub exception_would_drop: Counter,
     /// ICMP errors passed whatever their source (`--icmp-errors pass`).
     pub icmp_errors_passed: Counter,
 }
@@ -46,6 +48,8 @@ pub struct CountryStats {
     pub country: Option<String>,
     pub passed: Counter,
     pub dropped: Counter,
+    /// Passed by a dry run that would have dropped them.
+    pub would_drop: Counter,
 }
 
 impl InterfaceStats {
@@ -58,11 +62,16 @@ impl InterfaceStats {
                 country: Country::from_index(index).map(Country::code),
                 passed: slot(country_slot(index, ACTION_PASS)),
                 dropped: slot(country_slot(index, ACTION_DROP)),
+                would_drop: slot(would_drop_slot(country_slot(index, ACTION_DROP))),
             })
-            .filter(|c| c.passed.packets + c.dropped.packets > 0)
+            .filter(|c| c.passed.packets + c.dropped.packets + c.would_drop.packets > 0)
             .collect();
         countries.sort_by(|a, b| {
-            (b.dropped.packets, b.passed.packets).cmp(&(a.dropped.packets, a.passed.packets))
+            (b.dropped.packets, b.would_drop.packets, b.passed.packets).cmp(&(
+                a.dropped.packets,
+                a.would_drop.packets,
+                a.passed.packets,
+            ))
         });
         Self {
             iface: iface.clone(),
@@ -70,8 +79,10 @@ impl InterfaceStats {
             non_ip: slot(SLOT_NON_IP),
             malformed_passed: slot(SLOT_MALFORMED_PASS),
             malformed_dropped: slot(SLOT_MALFORMED_DROP),
+            malformed_would_drop: slot(SLOT_MALFORMED_WOULD_DROP),
             exception_passed: slot(SLOT_EXCEPTION_PASS),
             exception_dropped: slot(SLOT_EXCEPTION_DROP),
+            exception_would_drop: slot(SLOT_EXCEPTION_WOULD_DROP),
             icmp_errors_passed: slot(SLOT_ICMP_ERROR_PASS),
         }
     }
@@ -126,8 +137,14 @@ pub fn run(layout: &Layout, args: &StatsArgs) -> Result<()> {
 fn print_table(stats: &InterfaceStats) {
     println!("{}:", stats.iface);
     println!(
-        "  {:<8} {:<24} {:>12} {:>14} {:>12} {:>14}",
-        "COUNTRY", "NAME", "PASSED PKTS", "PASSED BYTES", "DROPPED PKTS", "DROPPED BYTES"
+        "  {:<8} {:<24} {:>12} {:>14} {:>12} {:>14} {:>12}",
+        "COUNTRY",
+        "NAME",
+        "PASSED PKTS",
+        "PASSED BYTES",
+        "DROPPED PKTS",
+        "DROPPED BYTES",
+        "WOULD DROP"
     );
     for c in &stats.countries {
         let (code, name) = match c.country.as_deref().and_then(Country::from_code) {
@@ -136,17 +153,23 @@ fn print_table(stats: &InterfaceStats) {
         };
         let name: String = name.chars().take(24).collect();
         println!(
-            "  {code:<8} {name:<24} {:>12} {:>14} {:>12} {:>14}",
-            c.passed.packets, c.passed.bytes, c.dropped.packets, c.dropped.bytes
+            "  {code:<8} {name:<24} {:>12} {:>14} {:>12} {:>14} {:>12}",
+            c.passed.packets,
+            c.passed.bytes,
+            c.dropped.packets,
+            c.dropped.bytes,
+            c.would_drop.packets
         );
     }
     println!(
-        "  non-IP passed {}; malformed passed {} dropped {}; exceptions passed {} dropped {}; ICMP errors passed {}",
+        "  non-IP passed {}; malformed passed {} dropped {} would drop {}; exceptions passed {} dropped {} would drop {}; ICMP errors passed {}",
         stats.non_ip.packets,
         stats.malformed_passed.packets,
         stats.malformed_dropped.packets,
+        stats.malformed_would_drop.packets,
         stats.exception_passed.packets,
         stats.exception_dropped.packets,
+        stats.exception_would_drop.packets,
         stats.icmp_errors_passed.packets
     );
 }

@@ -60,6 +60,9 @@ pub struct UpdateArgs {
     /// back to their defaults: no exceptions, unknown pass, malformed pass).
     #[arg(long)]
     pub reset_policy: bool,
+    /// End a dry run: enforce the loaded policy, keeping data and counters (one atomic switch).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub enforce: bool,
     #[command(flatten)]
     pub guard: GuardArgs,
 }
@@ -146,7 +149,7 @@ enum Outcome {
 
 pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
     privileges::require_bpf_admin("update")?;
-    let policy = args.policy.change(args.reset_policy)?;
+    let policy = args.policy.change(args.reset_policy, args.enforce)?;
     let mut data = args.data.clone();
     if let Some(url) = &args.url {
         let fetched = download::fetch(

@@ -134,6 +134,7 @@ fn main() -> Result<()> {
         allow_cidrs: vec![],
         deny_cidrs: vec![],
         icmp_errors: filter_user::policy::IcmpErrors::Pass,
+        dry_run: false,
     };
     let mut rng = Rng(0x853C_49E6_748F_EA9B);
 
