@@ -51,27 +51,27 @@ counting only what each lookup path adds. The kernel reports the mean time per r
 nanoseconds.";
 
 /// Why the per-packet targets come out as they do; the numbers themselves are computed.
-const WHY: &str = "Why. The bare XDP_DROP floor in this harness is about 7 ns, not the ~30 ns the \
-target assumed. Merely writing the next source address into the frame costs 9-10 ns (IPv4) and \
-19-22 ns (IPv6, whose 16 bytes the compiler copies one at a time because packet data carries no \
-alignment guarantee): 1.3x and 3x the floor before any lookup, so target (1) cannot be met with \
-varying sources in this harness. On top of the rotation, the cache-hot filter spends about \
-12 ns (IPv4) to 13 ns (IPv6): parse, the `ACTIVE` and settings reads, the table reads, the policy \
-read, the per-CPU counter and the `bpf_xdp_get_buff_len` call for the byte count. With random \
-sources the table reads miss the cache. Uniform IPv4 sources mostly end in the 128 KiB first \
-level, which stays cached. Per-prefix IPv4 sources mostly land in /16s and /24s split by longer \
-prefixes (three reads). IPv6 sources deep in the data chain up to eight chunk reads. Where the \
-trie itself is cheap (cache-hot, or IPv6 spread over big blocks where its paths are short) these \
-fixed costs keep the ratio of target (2) under 10x.";
+const WHY: &str = "Why. The floor row is the harness itself (BPF_PROG_TEST_RUN's own cost per \
+run, which differs between machines: about 7 ns on some sessions' VMs, about 27 ns on others), \
+and the rotation-only row adds writing the next source address into the frame: IPv6's 16 bytes \
+cost more than IPv4's 4, because the compiler copies packet data one byte at a time (it carries \
+no alignment guarantee). So target (1) cannot be met with varying sources where the floor is \
+small. On top of the rotation, the cache-hot filter adds parse, the `ACTIVE` and settings reads, \
+the table reads, the policy read, the per-CPU counter and the `bpf_xdp_get_buff_len` call for the \
+byte count. With random sources the table reads miss the cache. Uniform IPv4 sources mostly end \
+in the 128 KiB first level, which stays cached. Per-prefix IPv4 sources mostly land in /16s and \
+/24s split by longer prefixes (three reads). IPv6 sources deep in the data chain up to eight \
+chunk reads. Where the trie itself is cheap (cache-hot, or IPv6 spread over big blocks where its \
+paths are short) these fixed costs keep the ratio of target (2) under 10x.";
 
 /// Why the end-to-end ratios differ by family; the numbers themselves are computed.
 const E2E_WHY: &str = "Netfilter pays for an skb, GRO and the stack's entry before its rule runs, \
-about 1 µs per packet here, whichever the family. regionfilter's receive path is veth's NAPI plus \
-the program: about 120 ns with IPv4 sources, where the 128 KiB first level stays cached, and about \
-300 ns with IPv6 sources drawn per prefix, because a random host in a random /48-/64 walks six to \
-eight pool chunks and most of those reads miss the cache (the per-packet rows above show the same \
-effect for all countries). Shorter IPv6 chains (a wider first level, or skipping chunks that \
-have a single child) are the way to close that gap.";
+about 1 µs or more per packet here, whichever the family. regionfilter's receive path is veth's \
+NAPI plus the program (the receive-CPU column): cheapest with IPv4 sources, where the 128 KiB \
+first level stays cached, and dearer with IPv6 sources drawn per prefix, because a random host in \
+a random /48-/64 walks six to eight pool chunks and many of those reads miss the cache (the \
+per-packet rows above show the same effect). Shorter IPv6 chains (a wider first level, or \
+skipping chunks that have a single child) are the way to close that gap.";
 
 /// Runs per measurement, and measurements per row (the row shows their median, min and max).
 const REPEAT: u32 = 1_000_000;
