@@ -406,13 +406,13 @@ impl Filter {
             Self::Regionfilter => {
                 let maps = FilterMaps::open_pinned(&inst.pin_root.join(&pair.receiver_if))?;
                 let totals = maps.counter_totals()?;
-                Ok(totals
-                    .iter()
-                    .enumerate()
-                    .filter(|(slot, _)| {
-                        *slot % 2 == 1 && (*slot as u32) < filter_common::SLOT_NON_IP
+                // Every country's drop slot (the layout is filter_common's, not assumed here).
+                Ok((0..filter_common::COUNTRY_SLOTS)
+                    .map(|c| u16::try_from(c).expect("country index fits u16"))
+                    .map(|c| {
+                        let slot = filter_common::country_slot(c, filter_common::ACTION_DROP);
+                        totals[slot as usize].packets
                     })
-                    .map(|(_, c)| c.packets)
                     .sum())
             }
             Self::Nftables => {
