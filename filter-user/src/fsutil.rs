@@ -224,7 +224,7 @@ mod tests {
     fn state_records_do_not_follow_a_link_at_the_old_temporary_name() {
         use crate::{
             maps::Lookup,
-            policy::{Action, Mode, Policy},
+            policy::{Mode, Policy},
             state::AttachState,
         };
         let dir = Dir::new("state");
@@ -238,16 +238,7 @@ mod tests {
             ifindex: 2,
             mode: "native".to_owned(),
             lookup: Lookup::Fast,
-            policy: Policy {
-                mode: Mode::Deny,
-                countries: std::collections::BTreeSet::new(),
-                unknown: Action::Pass,
-                malformed: Action::Pass,
-                allow_cidrs: vec![],
-                deny_cidrs: vec![],
-                icmp_errors: crate::policy::IcmpErrors::Pass,
-                dry_run: false,
-            },
+            policy: Policy::new(Mode::Deny, std::collections::BTreeSet::new()),
             sources: vec![],
             artifact: None,
             content_hash: String::new(),

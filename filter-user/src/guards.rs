@@ -169,7 +169,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Action, Mode};
+    use crate::policy::Mode;
 
     fn summary(v4: u64, covered_v4: u64, codes: &[&str], built: u64) -> Summary {
         Summary {
@@ -187,16 +187,10 @@ mod tests {
     }
 
     fn deny(codes: &[&str]) -> Policy {
-        Policy {
-            mode: Mode::Deny,
-            countries: codes.iter().map(|c| Country::parse(c).unwrap()).collect(),
-            unknown: Action::Pass,
-            malformed: Action::Pass,
-            allow_cidrs: vec![],
-            deny_cidrs: vec![],
-            icmp_errors: crate::policy::IcmpErrors::Pass,
-            dry_run: false,
-        }
+        Policy::new(
+            Mode::Deny,
+            codes.iter().map(|c| Country::parse(c).unwrap()).collect(),
+        )
     }
 
     #[test]

@@ -79,6 +79,22 @@ impl IcmpErrors {
 }
 
 impl Policy {
+    /// A policy listing `countries` with every other part at its default: unknown and
+    /// malformed pass, no exceptions, ICMP errors pass, enforcing.
+    #[must_use]
+    pub fn new(mode: Mode, countries: BTreeSet<Country>) -> Self {
+        Self {
+            mode,
+            countries,
+            unknown: Action::Pass,
+            malformed: Action::Pass,
+            allow_cidrs: vec![],
+            deny_cidrs: vec![],
+            icmp_errors: IcmpErrors::Pass,
+            dry_run: false,
+        }
+    }
+
     /// Action per kernel country index; index 0 is unknown space.
     #[must_use]
     pub fn action_table(&self) -> Vec<u8> {
@@ -282,14 +298,11 @@ mod tests {
 
     fn policy(mode: Mode, codes: &[&str], unknown: Action) -> Policy {
         Policy {
-            mode,
-            countries: codes.iter().map(|c| Country::parse(c).unwrap()).collect(),
             unknown,
-            malformed: Action::Pass,
-            allow_cidrs: vec![],
-            deny_cidrs: vec![],
-            icmp_errors: IcmpErrors::Pass,
-            dry_run: false,
+            ..Policy::new(
+                mode,
+                codes.iter().map(|c| Country::parse(c).unwrap()).collect(),
+            )
         }
     }
 

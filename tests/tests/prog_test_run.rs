@@ -41,16 +41,10 @@ fn cc(code: &str) -> u16 {
 }
 
 fn policy(mode: Mode, codes: &[&str]) -> Policy {
-    Policy {
+    Policy::new(
         mode,
-        countries: codes.iter().map(|c| Country::parse(c).unwrap()).collect(),
-        unknown: Action::Pass,
-        malformed: Action::Pass,
-        allow_cidrs: vec![],
-        deny_cidrs: vec![],
-        icmp_errors: filter_user::policy::IcmpErrors::Pass,
-        dry_run: false,
-    }
+        codes.iter().map(|c| Country::parse(c).unwrap()).collect(),
+    )
 }
 
 /// The program loaded with [`REGIONS`] and a policy, once per lookup: every expectation must

@@ -57,14 +57,8 @@ fn kernel_verdicts_for_100k_random_addresses_match_direct_database_lookups() {
         .filter(|_| rng.next().is_multiple_of(2))
         .collect();
     let policy = Policy {
-        mode: Mode::Deny,
-        countries,
         unknown: Action::Drop,
-        malformed: Action::Pass,
-        allow_cidrs: vec![],
-        deny_cidrs: vec![],
-        icmp_errors: filter_user::policy::IcmpErrors::Pass,
-        dry_run: false,
+        ..Policy::new(Mode::Deny, countries)
     };
     let mut filter = LoadedFilter::new(&prefixes, &policy, Lookup::Fast);
     let db = Database::open(&path, CountryField::Country).unwrap();
@@ -165,19 +159,14 @@ fn fast_tables_and_lpm_tries_agree_on_two_million_sources() {
     let regions = compile(vec![source], &[0]).unwrap();
     let prefixes = regions.prefixes();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let countries = regions
+        .countries()
+        .into_iter()
+        .filter(|_| rng.next().is_multiple_of(2))
+        .collect();
     let policy = Policy {
-        mode: Mode::Allow,
-        countries: regions
-            .countries()
-            .into_iter()
-            .filter(|_| rng.next().is_multiple_of(2))
-            .collect(),
         unknown: Action::Drop,
-        malformed: Action::Pass,
-        allow_cidrs: vec![],
-        deny_cidrs: vec![],
-        icmp_errors: filter_user::policy::IcmpErrors::Pass,
-        dry_run: false,
+        ..Policy::new(Mode::Allow, countries)
     };
     let mut fast = LoadedFilter::new(&prefixes, &policy, Lookup::Fast);
     let mut lpm = LoadedFilter::new(&prefixes, &policy, Lookup::Lpm);

@@ -123,19 +123,13 @@ fn main() -> Result<()> {
         Ok(compile(vec![source], &[0])?)
     };
     let regions = compile_db()?;
-    let policy = Policy {
-        mode: Mode::Deny,
-        countries: ["CN", "RU", "KP", "IR"]
+    let policy = Policy::new(
+        Mode::Deny,
+        ["CN", "RU", "KP", "IR"]
             .iter()
             .map(|c| filter_user::country::Country::parse(c).unwrap())
             .collect(),
-        unknown: Action::Pass,
-        malformed: Action::Pass,
-        allow_cidrs: vec![],
-        deny_cidrs: vec![],
-        icmp_errors: filter_user::policy::IcmpErrors::Pass,
-        dry_run: false,
-    };
+    );
     let mut rng = Rng(0x853C_49E6_748F_EA9B);
 
     let mut verdicts = String::new();
