@@ -84,36 +84,29 @@ pub fn samples(regions: &RegionSet, policy: &Policy) -> Vec<Sample> {
 
 /// First, middle and last address of `net`, and the neighbours on either side.
 fn cidr_samples(net: ipnet::IpNet) -> Vec<IpAddr> {
-    match net {
-        ipnet::IpNet::V4(n) => {
-            let (s, e) = (u32::from(n.network()), u32::from(n.broadcast()));
-            [
-                Some(s),
-                Some(s + (e - s) / 2),
-                Some(e),
-                s.checked_sub(1),
-                e.checked_add(1),
-            ]
-            .into_iter()
-            .flatten()
-            .map(|a| IpAddr::V4(Ipv4Addr::from(a)))
-            .collect()
-        }
-        ipnet::IpNet::V6(n) => {
-            let (s, e) = (u128::from(n.network()), u128::from(n.broadcast()));
-            [
-                Some(s),
-                Some(s + (e - s) / 2),
-                Some(e),
-                s.checked_sub(1),
-                e.checked_add(1),
-            ]
-            .into_iter()
-            .flatten()
-            .map(|a| IpAddr::V6(Ipv6Addr::from(a)))
-            .collect()
-        }
-    }
+    // Both families as 128-bit numbers; `max` bounds the neighbour after the last address.
+    let (s, e, max, addr): (u128, u128, u128, fn(u128) -> IpAddr) = match net {
+        ipnet::IpNet::V4(n) => (
+            u32::from(n.network()).into(),
+            u32::from(n.broadcast()).into(),
+            u32::MAX.into(),
+            |a| IpAddr::V4(Ipv4Addr::from(u32::try_from(a).expect("an IPv4 number"))),
+        ),
+        ipnet::IpNet::V6(n) => (n.network().into(), n.broadcast().into(), u128::MAX, |a| {
+            IpAddr::V6(Ipv6Addr::from(a))
+        }),
+    };
+    [
+        Some(s),
+        Some(s + (e - s) / 2),
+        Some(e),
+        s.checked_sub(1),
+        (e < max).then(|| e + 1),
+    ]
+    .into_iter()
+    .flatten()
+    .map(addr)
+    .collect()
 }
 
 fn by_country<A>(spans: &[Span<A>]) -> BTreeMap<Country, Vec<&Span<A>>> {
@@ -240,14 +233,9 @@ mod tests {
     #[test]
     fn exception_cidrs_are_sampled_inside_and_just_outside() {
         let policy = Policy {
-            mode: Mode::Deny,
-            countries: BTreeSet::new(),
-            unknown: Action::Pass,
-            malformed: Action::Pass,
             allow_cidrs: vec!["192.0.2.0/24".parse().unwrap()],
             deny_cidrs: vec!["2001:db8::/32".parse().unwrap()],
-            icmp_errors: crate::policy::IcmpErrors::Pass,
-            dry_run: false,
+            ..Policy::new(Mode::Deny, BTreeSet::new())
         };
         let samples = samples(&RegionSet::default(), &policy);
         let slot_of = |a: &str| {

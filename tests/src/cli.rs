@@ -168,16 +168,19 @@ impl Drop for Instance {
 /// Counter of one country in `stats --json` output: (passed packets, dropped packets).
 #[must_use]
 pub fn country_counts(stats: &serde_json::Value, code: Option<&str>) -> (u64, u64) {
-    let Some(entries) = stats["countries"].as_array() else {
-        return (0, 0);
-    };
-    entries
-        .iter()
-        .find(|c| c["country"].as_str() == code)
-        .map_or((0, 0), |c| {
-            (
-                c["passed"]["packets"].as_u64().unwrap_or(0),
-                c["dropped"]["packets"].as_u64().unwrap_or(0),
-            )
-        })
+    (
+        country_packets(stats, code, "passed"),
+        country_packets(stats, code, "dropped"),
+    )
+}
+
+/// Packets of one country's `verdict` (`passed`, `dropped`, `would_drop`) in `stats --json`
+/// output; 0 when the country had no traffic.
+#[must_use]
+pub fn country_packets(stats: &serde_json::Value, code: Option<&str>, verdict: &str) -> u64 {
+    stats["countries"]
+        .as_array()
+        .and_then(|entries| entries.iter().find(|c| c["country"].as_str() == code))
+        .and_then(|c| c[verdict]["packets"].as_u64())
+        .unwrap_or(0)
 }

@@ -20,16 +20,38 @@ pub fn ethernet(vlan_tpids: &[u16], ethertype: u16) -> Vec<u8> {
     f
 }
 
+/// Appends an IPv4 header (no options) from `src` to the receiver, carrying `proto` and
+/// `payload` bytes after it.
+fn ipv4_header(f: &mut Vec<u8>, src: Ipv4Addr, proto: u8, payload: usize) {
+    let total = u16::try_from(20 + payload).expect("payload fits one frame");
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&Ipv4Addr::new(198, 51, 100, 1).octets());
+}
+
+/// Appends an IPv6 header from `src` to the receiver, with next header `next` and `payload`
+/// bytes after it.
+fn ipv6_header(f: &mut Vec<u8>, src: Ipv6Addr, next: u8, payload: usize) {
+    let len = u16::try_from(payload).expect("payload fits one frame");
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(&[next, 64]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(
+        &"2001:db8:ffff::1"
+            .parse::<Ipv6Addr>()
+            .expect("literal")
+            .octets(),
+    );
+}
+
 /// A UDP/IPv4 frame from `src`, with `payload` bytes of zeros.
 #[must_use]
 pub fn ipv4(vlan_tpids: &[u16], src: Ipv4Addr, payload: usize) -> Vec<u8> {
     let mut f = ethernet(vlan_tpids, ETH_P_IP);
-    let total = u16::try_from(20 + 8 + payload).expect("payload fits one frame");
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&total.to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&Ipv4Addr::new(198, 51, 100, 1).octets());
+    ipv4_header(&mut f, src, 17, 8 + payload);
     f.extend_from_slice(&udp(payload));
     f
 }
@@ -38,17 +60,7 @@ pub fn ipv4(vlan_tpids: &[u16], src: Ipv4Addr, payload: usize) -> Vec<u8> {
 #[must_use]
 pub fn ipv6(vlan_tpids: &[u16], src: Ipv6Addr, payload: usize) -> Vec<u8> {
     let mut f = ethernet(vlan_tpids, ETH_P_IPV6);
-    let len = u16::try_from(8 + payload).expect("payload fits one frame");
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&len.to_be_bytes());
-    f.extend_from_slice(&[17, 64]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(
-        &"2001:db8:ffff::1"
-            .parse::<Ipv6Addr>()
-            .expect("literal")
-            .octets(),
-    );
+    ipv6_header(&mut f, src, 17, 8 + payload);
     f.extend_from_slice(&udp(payload));
     f
 }
@@ -58,11 +70,10 @@ pub fn ipv6(vlan_tpids: &[u16], src: Ipv6Addr, payload: usize) -> Vec<u8> {
 #[must_use]
 pub fn icmpv4(src: Ipv4Addr, icmp_type: u8) -> Vec<u8> {
     let mut f = ethernet(&[], ETH_P_IP);
-    f.extend_from_slice(&[0x45, 0, 0, 48, 0, 0, 0x40, 0, 64, 1, 0, 0]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&Ipv4Addr::new(198, 51, 100, 1).octets());
+    // The ICMP header, then the start of the offending datagram an error quotes.
+    ipv4_header(&mut f, src, 1, 4 + 24);
     f.extend_from_slice(&[icmp_type, 0, 0, 0]);
-    f.resize(f.len() + 24, 0); // the start of the offending datagram an error quotes
+    f.resize(f.len() + 24, 0);
     f
 }
 
@@ -70,20 +81,12 @@ pub fn icmpv4(src: Ipv4Addr, icmp_type: u8) -> Vec<u8> {
 /// 8-byte hop-by-hop, routing or destination-options header, or a first fragment header).
 #[must_use]
 pub fn icmpv6(src: Ipv6Addr, icmp_type: u8, ext: &[u8]) -> Vec<u8> {
+    const ICMPV6: u8 = 58;
     let mut f = ethernet(&[], ETH_P_IPV6);
-    let len = u16::try_from(8 * ext.len() + 8 + 32).expect("fits");
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&len.to_be_bytes());
-    f.extend_from_slice(&[*ext.first().unwrap_or(&58), 64]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(
-        &"2001:db8:ffff::1"
-            .parse::<Ipv6Addr>()
-            .expect("literal")
-            .octets(),
-    );
-    for (i, _) in ext.iter().enumerate() {
-        let next = ext.get(i + 1).copied().unwrap_or(58);
+    let first = ext.first().copied().unwrap_or(ICMPV6);
+    ipv6_header(&mut f, src, first, 8 * ext.len() + 4 + 36);
+    for i in 0..ext.len() {
+        let next = ext.get(i + 1).copied().unwrap_or(ICMPV6);
         f.extend_from_slice(&[next, 0, 0, 0, 0, 0, 0, 0]);
     }
     f.extend_from_slice(&[icmp_type, 0, 0, 0]);

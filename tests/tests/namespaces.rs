@@ -4,7 +4,7 @@
 use std::{net::IpAddr, sync::LazyLock, time::Duration};
 
 use integration_tests::{
-    cli::{country_counts, fixture, Instance},
+    cli::{country_counts, country_packets, fixture, Instance},
     netns::{VethPair, RECEIVER_V4, RECEIVER_V6},
     traffic::{self, Receiver},
 };
@@ -632,18 +632,12 @@ fn a_dry_run_then_enforce() {
     assert_eq!(got.get(GB_V4), Some(&COUNT), "the dry run dropped: {got:?}");
     let stats = inst
         .wait_for_stats(&iface, WAIT, |s| {
-            s["countries"][0]["would_drop"]["packets"].as_u64() >= Some(COUNT as u64)
+            country_packets(s, Some("GB"), "would_drop") >= COUNT as u64
         })
         .unwrap();
-    let gb = stats["countries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["country"] == "GB")
-        .unwrap()
-        .clone();
-    assert_eq!(gb["would_drop"]["packets"], COUNT as u64, "{stats}");
-    assert_eq!(gb["dropped"]["packets"], 0, "{stats}");
+    let gb = |verdict| country_packets(&stats, Some("GB"), verdict);
+    assert_eq!(gb("would_drop"), COUNT as u64, "{stats}");
+    assert_eq!(gb("dropped"), 0, "{stats}");
 
     let (code, out) = inst.output_text(ns, &["update", "--iface", &iface, "--enforce"]);
     assert_eq!(code, 0, "{out}");
@@ -658,16 +652,7 @@ fn a_dry_run_then_enforce() {
             country_counts(s, Some("GB")).1 >= COUNT as u64
         })
         .unwrap();
-    let gb = stats["countries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["country"] == "GB")
-        .unwrap()
-        .clone();
-    assert_eq!(gb["dropped"]["packets"], COUNT as u64, "{stats}");
-    assert_eq!(
-        gb["would_drop"]["packets"], COUNT as u64,
-        "counters kept: {stats}"
-    );
+    let gb = |verdict| country_packets(&stats, Some("GB"), verdict);
+    assert_eq!(gb("dropped"), COUNT as u64, "{stats}");
+    assert_eq!(gb("would_drop"), COUNT as u64, "counters kept: {stats}");
 }
