@@ -158,17 +158,23 @@ pub fn remove_owned(dir: &Path) -> Result<Removed> {
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect::<io::Result<_>>()
         .with_context(|| format!("cannot list {}", dir.display()))?;
-    let is_owned = |name: &str| is_ours(&dir.join(name), name);
-    if !entries.is_empty() && !entries.iter().any(|e| is_owned(e)) {
+    // Asked of the kernel once per entry.
+    let (ours, left): (Vec<String>, Vec<String>) = entries
+        .into_iter()
+        .partition(|name| is_ours(&dir.join(name), name));
+    if ours.is_empty() && !left.is_empty() {
         bail!(
             "{} holds no regionfilter pins ({}); regionfilter left it alone",
             dir.display(),
-            entries.join(", ")
+            left.join(", ")
         );
     }
-    let mut removed = Removed::default();
+    let mut removed = Removed {
+        left,
+        ..Removed::default()
+    };
     let link = dir.join(LINK_PIN);
-    if entries.iter().any(|e| e == LINK_PIN && is_owned(e)) {
+    if ours.iter().any(|e| e == LINK_PIN) {
         // Unpin, then close the last reference ourselves: the program is off the interface when
         // this returns, not later from a kernel work queue.
         let pinned = PinnedLink::from_pin(&link)
@@ -181,17 +187,10 @@ pub fn remove_owned(dir: &Path) -> Result<Removed> {
         removed.detached = true;
         removed.removed += 1;
     }
-    for name in entries
-        .iter()
-        .filter(|e| !(*e == LINK_PIN && removed.detached))
-    {
-        if is_owned(name) {
-            match fs::remove_file(dir.join(name)) {
-                Ok(()) => removed.removed += 1,
-                Err(e) => removed.failed.push(format!("{name}: {e}")),
-            }
-        } else {
-            removed.left.push(name.clone());
+    for name in ours.iter().filter(|e| *e != LINK_PIN) {
+        match fs::remove_file(dir.join(name)) {
+            Ok(()) => removed.removed += 1,
+            Err(e) => removed.failed.push(format!("{name}: {e}")),
         }
     }
     if removed.left.is_empty() && removed.failed.is_empty() {

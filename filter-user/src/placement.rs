@@ -3,7 +3,11 @@
 //! move to another namespace, or a new interface taking the old name separates the two, and
 //! then acting "on eth1" would act on another interface.
 
-use crate::{iface::IfaceName, netdev, state::AttachState};
+use crate::{
+    iface::IfaceName,
+    netdev,
+    state::{AttachState, Layout},
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Placement {
@@ -38,6 +42,14 @@ pub fn placement(iface: &IfaceName, ifindex: u32, record: Option<&AttachState>) 
         None if recorded.is_some() => Placement::Moved { ifindex, now: None },
         None => Placement::OtherNamespace,
     }
+}
+
+/// [`placement`] with the attach's record read from `layout` (missing or unreadable records
+/// leave only the kernel's view).
+#[must_use]
+pub fn recorded(layout: &Layout, iface: &IfaceName, ifindex: u32) -> Placement {
+    let record = AttachState::load(&layout.state_file(iface)).ok();
+    placement(iface, ifindex, record.as_ref())
 }
 
 impl Placement {

@@ -8,7 +8,6 @@ use std::{
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-pub use crate::pins::{LINK_PIN, PROGRAM_PIN};
 use crate::{data::SourceInfo, iface::IfaceName, maps::Lookup, netdev::LinkLayer, policy::Policy};
 
 /// Roots for pins and state records, overridable so tests and several instances never collide.

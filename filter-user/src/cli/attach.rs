@@ -15,8 +15,7 @@ use crate::{
     maps::{FilterMaps, Lookup},
     netdev::{self, LinkLayer},
     pins::{self, PinState, LINK_PIN, PROGRAM_PIN},
-    placement::placement,
-    privileges, program, selftest,
+    placement, privileges, program, selftest,
     state::{unix_now, AttachState, Layout},
     swap::{self, Staged},
 };
@@ -205,8 +204,7 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
 
 fn refuse_if_attached(layout: &Layout, iface: &IfaceName, pin_dir: &Path) -> Result<()> {
     if let PinState::Attached { ifindex } = pins::inspect(pin_dir)? {
-        let record = AttachState::load(&layout.state_file(iface)).ok();
-        if let Some(moved) = placement(iface, ifindex, record.as_ref()).describe(iface) {
+        if let Some(moved) = placement::recorded(layout, iface, ifindex).describe(iface) {
             bail!(
                 "{moved}; its pins in {} still hold it: `regionfilter detach --iface {iface}` first",
                 pin_dir.display()
@@ -221,7 +219,7 @@ fn refuse_if_attached(layout: &Layout, iface: &IfaceName, pin_dir: &Path) -> Res
 }
 
 /// One line for stale pins that `attach` or `detach` removed.
-pub(crate) fn stale_note(iface: &IfaceName, state: PinState, pin_dir: &Path) -> String {
+fn stale_note(iface: &IfaceName, state: PinState, pin_dir: &Path) -> String {
     match state {
         PinState::Gone => format!(
             "note: removed the pins in {} of a filter whose interface {iface} is gone (deleted or re-created)",

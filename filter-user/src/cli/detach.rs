@@ -8,9 +8,9 @@ use crate::{
     iface::IfaceName,
     lock::IfaceLock,
     pins::{self, PinState},
-    placement::{placement, Placement},
+    placement::{self, Placement},
     privileges,
-    state::{AttachState, Layout},
+    state::Layout,
 };
 
 #[derive(Debug, clap::Args)]
@@ -44,13 +44,10 @@ pub fn run(layout: &Layout, args: &DetachArgs) -> Result<()> {
     }
     // Said before the pins go: where the program really is, if not on the named interface.
     let moved = match found {
-        PinState::Attached { ifindex } => {
-            let record = AttachState::load(&layout.state_file(iface)).ok();
-            match placement(iface, ifindex, record.as_ref()) {
-                Placement::Moved { ifindex, now } => Some((ifindex, now)),
-                _ => None,
-            }
-        }
+        PinState::Attached { ifindex } => match placement::recorded(layout, iface, ifindex) {
+            Placement::Moved { ifindex, now } => Some((ifindex, now)),
+            _ => None,
+        },
         _ => None,
     };
     let removed = pins::remove_owned(&pin_dir)?;

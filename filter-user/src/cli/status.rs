@@ -71,13 +71,13 @@ pub fn run(layout: &Layout, args: &StatusArgs) -> Result<()> {
     let mut interfaces = Vec::new();
     for iface in layout.pinned_interfaces()? {
         let pin_dir = layout.pin_dir(&iface);
+        let state = AttachState::load(&layout.state_file(&iface)).ok();
         let mut moved = None;
         let condition = match pins::inspect(&pin_dir)? {
             // Detached since the listing, or not regionfilter's.
             PinState::Absent | PinState::Foreign => continue,
             PinState::Attached { ifindex } => {
-                let record = AttachState::load(&layout.state_file(&iface)).ok();
-                moved = placement(&iface, ifindex, record.as_ref()).describe(&iface);
+                moved = placement(&iface, ifindex, state.as_ref()).describe(&iface);
                 if moved.is_some() {
                     "moved"
                 } else {
@@ -92,7 +92,7 @@ pub fn run(layout: &Layout, args: &StatusArgs) -> Result<()> {
             pin_dir: pin_dir.display().to_string(),
             condition,
             moved,
-            state: AttachState::load(&layout.state_file(&iface)).ok(),
+            state,
             kernel: KernelView::read(&pin_dir),
             iface,
         });

@@ -15,8 +15,7 @@ use crate::{
     lockout::{self, LockOut, EXIT_LOCKOUT},
     maps::{hash_hex, FilterMaps, Lookup},
     pins::{self, PinState},
-    placement::placement,
-    privileges, selftest,
+    placement, privileges, selftest,
     state::{unix_now, AttachState, Layout},
     swap::{self, Staged},
 };
@@ -280,8 +279,7 @@ fn apply(
     let _lock = IfaceLock::acquire(&layout.lock_file(iface), guard.wait)?;
     match pins::inspect(&pin_dir)? {
         PinState::Attached { ifindex } => {
-            let record = AttachState::load(&layout.state_file(iface)).ok();
-            if let Some(moved) = placement(iface, ifindex, record.as_ref()).describe(iface) {
+            if let Some(moved) = placement::recorded(layout, iface, ifindex).describe(iface) {
                 bail!("{moved}: `regionfilter detach --iface {iface}`, then attach again");
             }
         }
