@@ -204,6 +204,18 @@ fn status(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// What `program --version` prints, if it runs and exits 0 (one run tells both).
+fn version_of(program: &str) -> Option<String> {
+    let out = Command::new(program)
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 /// True when `program ARGS` runs and exits 0.
 fn runs(program: &str, args: &[&str]) -> bool {
     Command::new(program)
@@ -243,8 +255,7 @@ fn rust_src() -> Result<Outcome> {
 /// bpf-linker must link against the same LLVM major as nightly's rustc; no system LLVM of that
 /// version exists, so it is built against the libLLVM that ships inside the nightly toolchain.
 fn bpf_linker() -> Result<Outcome> {
-    if runs("bpf-linker", &["--version"]) {
-        let version = output(Command::new("bpf-linker").arg("--version"))?;
+    if let Some(version) = version_of("bpf-linker") {
         return Ok(Outcome::Present(version));
     }
     let sysroot = nightly_sysroot()?;
@@ -282,7 +293,7 @@ fn bpf_linker() -> Result<Outcome> {
         &format!("llvm-{llvm_major}"),
     ]))?;
     ensure!(
-        runs("bpf-linker", &["--version"]),
+        version_of("bpf-linker").is_some(),
         "bpf-linker was installed but does not run from PATH: add ~/.cargo/bin to PATH"
     );
     Ok(Outcome::Installed(format!(
@@ -325,8 +336,7 @@ fn debian_packages() -> Result<Outcome> {
 /// The npm client fetches the test database. Any working `npm` will do (NodeSource's nodejs
 /// ships its own); only a machine without one gets Debian's package.
 fn npm() -> Result<Outcome> {
-    if runs("npm", &["--version"]) {
-        let version = output(Command::new("npm").arg("--version"))?;
+    if let Some(version) = version_of("npm") {
         return Ok(Outcome::Present(format!("npm {version}")));
     }
     apt_install("npm", &["npm"])?;
