@@ -75,36 +75,86 @@ pub fn embedded_ipv4(a: &[u8; 16]) -> Option<[u8; 4]> {
 pub const ACTION_PASS: u8 = 0;
 pub const ACTION_DROP: u8 = 1;
 
-/// Per-CPU counter slots. Country slots come first: `country * 3 + verdict`. Every slot that
-/// counts drops is followed by its "would drop" slot (a dry run), so [`would_drop_slot`] is
-/// `+ 1` for every kind of drop.
+// Table entries below `COUNTRY_SLOTS` are countries; the classes after them are painted into
+// the same tables by userspace, so exceptions and the local class cost no extra lookup.
+
+/// An always-pass exception CIDR (`--allow-cidr`).
+pub const CLASS_EXCEPTION_PASS: u16 = COUNTRY_SLOTS as u16;
+/// An always-drop exception CIDR (`--deny-cidr`).
+pub const CLASS_EXCEPTION_DROP: u16 = CLASS_EXCEPTION_PASS + 1;
+/// Special-purpose space (IANA's registries: private, loopback, link-local, CGNAT, ULA, ...):
+/// its own verdict (`--local`), apart from unknown space.
+pub const CLASS_LOCAL: u16 = CLASS_EXCEPTION_PASS + 2;
+/// Number of table entries a policy row has an action for: countries, then the classes.
+pub const ENTRY_SLOTS: u32 = CLASS_LOCAL as u32 + 1;
+
+/// Rows of the policy array: one action per table entry for each rule. Row 0 is the strictest
+/// (drops what any rule drops: packets whose ports cannot be found), row 1 the main rule,
+/// rows 2.. the services of a policy file.
+pub const ROW_STRICT: u8 = 0;
+pub const ROW_MAIN: u8 = 1;
+pub const ROW_FIRST_SERVICE: u8 = 2;
+/// Most services one policy can hold.
+pub const MAX_SERVICES: usize = 16;
+pub const POLICY_ROWS: u32 = ROW_FIRST_SERVICE as u32 + MAX_SERVICES as u32;
+/// One rule: `ACTION_PASS`/`ACTION_DROP` per table entry (entry 0 is unknown space).
+pub type PolicyRow = [u8; ENTRY_SLOTS as usize];
+/// A value of the ports array (and `Settings::portless_row`): not judged, passed and counted
+/// as out of scope.
+pub const ROW_OUT_OF_SCOPE: u8 = 0xff;
+/// The ports array: policy rows by destination port in chunks of 256 ports, TCP first, then
+/// UDP (`ports_index`).
+pub type PortChunk = [u8; 256];
+pub const PORTS_UDP: u32 = 1 << 16;
+pub const PORT_CHUNKS: u32 = 2 * (1 << 16) / 256;
+
+/// IPv6 extension headers the program walks to find the transport header; a packet with more
+/// is judged by the strictest row under a port scope.
+pub const MAX_EXT_HEADERS: usize = 6;
+
+/// Per-CPU counter slots. Entry slots come first: `entry * 3 + verdict`, for countries and
+/// classes alike. Every slot that counts drops is followed by its "would drop" slot (a dry
+/// run), so [`would_drop_slot`] is `+ 1` for every kind of drop.
 pub const VERDICT_PASS: u32 = 0;
 pub const VERDICT_DROP: u32 = 1;
 pub const VERDICT_WOULD_DROP: u32 = 2;
 const VERDICTS: u32 = 3;
-const SPECIAL_BASE: u32 = COUNTRY_SLOTS * VERDICTS;
+const SPECIAL_BASE: u32 = ENTRY_SLOTS * VERDICTS;
+/// Sources matched by an always-pass exception CIDR.
+pub const SLOT_EXCEPTION_PASS: u32 = country_slot(CLASS_EXCEPTION_PASS, ACTION_PASS);
+/// Sources matched by an always-drop exception CIDR.
+pub const SLOT_EXCEPTION_DROP: u32 = country_slot(CLASS_EXCEPTION_DROP, ACTION_DROP);
+pub const SLOT_EXCEPTION_WOULD_DROP: u32 = would_drop_slot(SLOT_EXCEPTION_DROP);
+/// Sources in special-purpose (local) space.
+pub const SLOT_LOCAL_PASS: u32 = country_slot(CLASS_LOCAL, ACTION_PASS);
+pub const SLOT_LOCAL_DROP: u32 = country_slot(CLASS_LOCAL, ACTION_DROP);
+pub const SLOT_LOCAL_WOULD_DROP: u32 = would_drop_slot(SLOT_LOCAL_DROP);
 /// Frames that are not IPv4 or IPv6 (ARP, LLDP, ...): always passed.
 pub const SLOT_NON_IP: u32 = SPECIAL_BASE;
 /// Truncated or malformed Ethernet/VLAN/IP headers, passed or dropped per `Settings::malformed`.
 pub const SLOT_MALFORMED_PASS: u32 = SPECIAL_BASE + 1;
 pub const SLOT_MALFORMED_DROP: u32 = SPECIAL_BASE + 2;
 pub const SLOT_MALFORMED_WOULD_DROP: u32 = SPECIAL_BASE + 3;
-/// Sources matched by an always-pass exception CIDR.
-pub const SLOT_EXCEPTION_PASS: u32 = SPECIAL_BASE + 4;
-/// Sources matched by an always-drop exception CIDR.
-pub const SLOT_EXCEPTION_DROP: u32 = SPECIAL_BASE + 5;
-pub const SLOT_EXCEPTION_WOULD_DROP: u32 = SPECIAL_BASE + 6;
 /// ICMP and ICMPv6 error messages (destination unreachable, packet too big, time exceeded,
 /// parameter problem) passed whatever their source, unless the policy judges them.
-pub const SLOT_ICMP_ERROR_PASS: u32 = SPECIAL_BASE + 7;
+pub const SLOT_ICMP_ERROR_PASS: u32 = SPECIAL_BASE + 4;
+/// Packets to no port the policy's scope names (and, under a scope, packets without ports):
+/// passed unjudged.
+pub const SLOT_OUT_OF_SCOPE: u32 = SPECIAL_BASE + 5;
+/// Non-first fragments when the policy reads transport headers (a port scope or `tcp syn`):
+/// they carry no ports, so they pass; the first fragment carries the ports and is judged, and
+/// a datagram whose first fragment was dropped never reassembles.
+pub const SLOT_FRAGMENT_PASS: u32 = SPECIAL_BASE + 6;
+/// TCP segments other than a connection attempt (SYN without ACK) under `tcp syn`: passed.
+pub const SLOT_TCP_NOT_SYN: u32 = SPECIAL_BASE + 7;
 /// Total number of counter slots.
 pub const COUNTER_SLOTS: u32 = SPECIAL_BASE + 8;
 
-/// Counter slot of a country verdict.
+/// Counter slot of an entry (country or class) verdict.
 #[inline(always)]
 #[must_use]
-pub const fn country_slot(country: u16, action: u8) -> u32 {
-    country as u32 * VERDICTS + action as u32
+pub const fn country_slot(entry: u16, action: u8) -> u32 {
+    entry as u32 * VERDICTS + action as u32
 }
 
 /// Where a dry run counts what `drop_slot` would have counted: the slot right after it.
@@ -129,8 +179,8 @@ pub const LOOKUP_FAST: u32 = 0;
 pub const LOOKUP_LPM: u32 = 1;
 
 /// Settings of one half of the data (single entry of its `SETTINGS` array). The program reads
-/// `malformed`, `lookup` and `exceptions`; userspace also records what the half holds, so the
-/// kernel itself says which data is active even after a crash mid-update.
+/// `malformed`, `lookup`, `flags` and `portless_row`; userspace also records what the half
+/// holds, so the kernel itself says which data is active even after a crash mid-update.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
@@ -138,8 +188,9 @@ pub struct Settings {
     pub malformed: u32,
     /// `LOOKUP_FAST` or `LOOKUP_LPM`.
     pub lookup: u32,
-    /// `EXCEPTIONS_*` bits: which exception tries hold entries (empty ones are skipped).
-    pub exceptions: u32,
+    /// Under `FLAG_SCOPE`: the policy row for IP packets without ports (ICMP, ESP, ...), or
+    /// `ROW_OUT_OF_SCOPE`.
+    pub portless_row: u32,
     /// Non-zero once userspace has written the half completely.
     pub complete: u32,
     /// `FLAG_*` bits.
@@ -158,16 +209,14 @@ pub const FLAG_JUDGE_ICMP_ERRORS: u32 = 1;
 /// `Settings::flags`: a dry run: every verdict is counted, drops as "would drop", and every
 /// packet passes.
 pub const FLAG_DRY_RUN: u32 = 2;
+/// `Settings::flags`: the policy has a port scope or services: the ports array picks each
+/// packet's policy row (or leaves it out of scope).
+pub const FLAG_SCOPE: u32 = 4;
+/// `Settings::flags`: TCP is judged only on connection attempts (SYN without ACK), so replies
+/// to the host's own connections pass.
+pub const FLAG_TCP_SYN_ONLY: u32 = 8;
 
-pub const EXCEPTIONS_PASS_V4: u32 = 1;
-pub const EXCEPTIONS_PASS_V6: u32 = 2;
-pub const EXCEPTIONS_DROP_V4: u32 = 4;
-pub const EXCEPTIONS_DROP_V6: u32 = 8;
-
-/// Value of the exception tries: present means matched.
-pub type ExceptionValue = u8;
-
-/// Entries of the fast tables (`u16`): a country index (`< COUNTRY_SLOTS`), or
+/// Entries of the fast tables (`u16`): a country index or class (`< ENTRY_SLOTS`), or
 /// `TABLE_CHUNK + n` meaning "look at the next address byte in chunk n of the pool", or
 /// `TABLE_LPM` (IPv6 beyond the tables' depth: ask the LPM trie).
 pub const TABLE_CHUNK: u16 = 1024;
@@ -203,10 +252,7 @@ pub mod maps {
     pub struct HalfNames {
         pub settings: &'static str,
         pub policy: &'static str,
-        pub exc_pass_v4: &'static str,
-        pub exc_pass_v6: &'static str,
-        pub exc_drop_v4: &'static str,
-        pub exc_drop_v6: &'static str,
+        pub ports: &'static str,
         pub lpm_v4: &'static str,
         pub lpm_v6: &'static str,
         pub v4_l1: &'static str,
@@ -219,10 +265,7 @@ pub mod maps {
             HalfNames {
                 settings: concat!("SETTINGS_", $s),
                 policy: concat!("POLICY_", $s),
-                exc_pass_v4: concat!("EXC_PASS_V4_", $s),
-                exc_pass_v6: concat!("EXC_PASS_V6_", $s),
-                exc_drop_v4: concat!("EXC_DROP_V4_", $s),
-                exc_drop_v6: concat!("EXC_DROP_V6_", $s),
+                ports: concat!("PORTS_", $s),
                 lpm_v4: concat!("LPM_V4_", $s),
                 lpm_v6: concat!("LPM_V6_", $s),
                 v4_l1: concat!("V4_L1_", $s),
@@ -236,14 +279,11 @@ pub mod maps {
 
     impl HalfNames {
         #[must_use]
-        pub const fn all(&self) -> [&'static str; 11] {
+        pub const fn all(&self) -> [&'static str; 8] {
             [
                 self.settings,
                 self.policy,
-                self.exc_pass_v4,
-                self.exc_pass_v6,
-                self.exc_drop_v4,
-                self.exc_drop_v6,
+                self.ports,
                 self.lpm_v4,
                 self.lpm_v6,
                 self.v4_l1,
@@ -269,8 +309,6 @@ pub mod maps {
 
 /// Capacity of the country tries: a full-world database aggregates to well under this.
 pub const REGION_MAX_ENTRIES: u32 = 1 << 20;
-/// Capacity of each exception trie.
-pub const EXCEPTION_MAX_ENTRIES: u32 = 1 << 16;
 /// Name of the XDP program in the object file.
 pub const PROGRAM_NAME: &str = "regionfilter";
 /// Program that runs the filter on one given half without counting, writing the counter slot
@@ -322,7 +360,8 @@ mod tests {
     #[test]
     fn counter_slots_do_not_overlap() {
         let last_country = country_slot(country_index(*b"ZZ").unwrap(), ACTION_DROP);
-        assert!(would_drop_slot(last_country) < SLOT_NON_IP);
+        assert!(would_drop_slot(last_country) < SLOT_EXCEPTION_PASS);
+        assert!(SLOT_LOCAL_WOULD_DROP < SLOT_NON_IP);
         let gb = country_index(*b"GB").unwrap();
         assert_eq!(
             would_drop_slot(country_slot(gb, ACTION_DROP)),
@@ -337,6 +376,6 @@ mod tests {
             would_drop_slot(SLOT_EXCEPTION_DROP),
             SLOT_EXCEPTION_WOULD_DROP
         );
-        assert_eq!(COUNTER_SLOTS, SLOT_ICMP_ERROR_PASS + 1);
+        assert_eq!(COUNTER_SLOTS, SLOT_TCP_NOT_SYN + 1);
     }
 }

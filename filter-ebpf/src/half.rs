@@ -7,20 +7,18 @@ use aya_ebpf::{
     maps::{Array, LpmTrie},
 };
 use filter_common::{
-    Chunk, ExceptionValue, Settings, COUNTRY_SLOTS, EXCEPTION_MAX_ENTRIES, REGION_MAX_ENTRIES,
+    Chunk, PolicyRow, PortChunk, Settings, POLICY_ROWS, PORT_CHUNKS, REGION_MAX_ENTRIES,
     V4_L1_ENTRIES, V4_POOL_ENTRIES, V6_POOL_ENTRIES,
 };
 
 /// The maps of one half.
 pub trait Half {
     fn settings() -> &'static Array<Settings>;
-    /// Country index -> `ACTION_PASS` / `ACTION_DROP`. Index 0 is the unknown-space action.
-    fn policy() -> &'static Array<u8>;
-    fn exc_pass_v4() -> &'static LpmTrie<[u8; 4], ExceptionValue>;
-    fn exc_pass_v6() -> &'static LpmTrie<[u8; 16], ExceptionValue>;
-    fn exc_drop_v4() -> &'static LpmTrie<[u8; 4], ExceptionValue>;
-    fn exc_drop_v6() -> &'static LpmTrie<[u8; 16], ExceptionValue>;
-    /// Country prefixes for `LOOKUP_LPM` (IPv4 and IPv6) and for IPv6 prefixes longer than /64
+    /// One row per rule: table entry -> `ACTION_PASS` / `ACTION_DROP`.
+    fn policy() -> &'static Array<PolicyRow>;
+    /// Destination port (TCP, then UDP; 256 per chunk) -> policy row, or `ROW_OUT_OF_SCOPE`.
+    fn ports() -> &'static Array<PortChunk>;
+    /// Country (and class) prefixes for `LOOKUP_LPM` (IPv4 and IPv6) and for IPv6 prefixes longer than /64
     /// under `LOOKUP_FAST`.
     fn lpm_v4() -> &'static LpmTrie<[u8; 4], u16>;
     fn lpm_v6() -> &'static LpmTrie<[u8; 16], u16>;
@@ -33,25 +31,14 @@ pub trait Half {
 }
 
 macro_rules! half {
-    ($half:ident, $settings:ident, $policy:ident, $exc_pass_v4:ident, $exc_pass_v6:ident,
-     $exc_drop_v4:ident, $exc_drop_v6:ident, $lpm_v4:ident, $lpm_v6:ident, $v4_l1:ident,
+    ($half:ident, $settings:ident, $policy:ident, $ports:ident, $lpm_v4:ident, $lpm_v6:ident, $v4_l1:ident,
      $v4_pool:ident, $v6_pool:ident) => {
         #[map]
         static $settings: Array<Settings> = Array::with_max_entries(1, 0);
         #[map]
-        static $policy: Array<u8> = Array::with_max_entries(COUNTRY_SLOTS, 0);
+        static $policy: Array<PolicyRow> = Array::with_max_entries(POLICY_ROWS, 0);
         #[map]
-        static $exc_pass_v4: LpmTrie<[u8; 4], ExceptionValue> =
-            LpmTrie::with_max_entries(EXCEPTION_MAX_ENTRIES, 0);
-        #[map]
-        static $exc_pass_v6: LpmTrie<[u8; 16], ExceptionValue> =
-            LpmTrie::with_max_entries(EXCEPTION_MAX_ENTRIES, 0);
-        #[map]
-        static $exc_drop_v4: LpmTrie<[u8; 4], ExceptionValue> =
-            LpmTrie::with_max_entries(EXCEPTION_MAX_ENTRIES, 0);
-        #[map]
-        static $exc_drop_v6: LpmTrie<[u8; 16], ExceptionValue> =
-            LpmTrie::with_max_entries(EXCEPTION_MAX_ENTRIES, 0);
+        static $ports: Array<PortChunk> = Array::with_max_entries(PORT_CHUNKS, 0);
         #[map]
         static $lpm_v4: LpmTrie<[u8; 4], u16> = LpmTrie::with_max_entries(REGION_MAX_ENTRIES, 0);
         #[map]
@@ -71,24 +58,12 @@ macro_rules! half {
                 &$settings
             }
             #[inline(always)]
-            fn policy() -> &'static Array<u8> {
+            fn policy() -> &'static Array<PolicyRow> {
                 &$policy
             }
             #[inline(always)]
-            fn exc_pass_v4() -> &'static LpmTrie<[u8; 4], ExceptionValue> {
-                &$exc_pass_v4
-            }
-            #[inline(always)]
-            fn exc_pass_v6() -> &'static LpmTrie<[u8; 16], ExceptionValue> {
-                &$exc_pass_v6
-            }
-            #[inline(always)]
-            fn exc_drop_v4() -> &'static LpmTrie<[u8; 4], ExceptionValue> {
-                &$exc_drop_v4
-            }
-            #[inline(always)]
-            fn exc_drop_v6() -> &'static LpmTrie<[u8; 16], ExceptionValue> {
-                &$exc_drop_v6
+            fn ports() -> &'static Array<PortChunk> {
+                &$ports
             }
             #[inline(always)]
             fn lpm_v4() -> &'static LpmTrie<[u8; 4], u16> {
@@ -114,31 +89,5 @@ macro_rules! half {
     };
 }
 
-half!(
-    Half0,
-    SETTINGS_0,
-    POLICY_0,
-    EXC_PASS_V4_0,
-    EXC_PASS_V6_0,
-    EXC_DROP_V4_0,
-    EXC_DROP_V6_0,
-    LPM_V4_0,
-    LPM_V6_0,
-    V4_L1_0,
-    V4_POOL_0,
-    V6_POOL_0
-);
-half!(
-    Half1,
-    SETTINGS_1,
-    POLICY_1,
-    EXC_PASS_V4_1,
-    EXC_PASS_V6_1,
-    EXC_DROP_V4_1,
-    EXC_DROP_V6_1,
-    LPM_V4_1,
-    LPM_V6_1,
-    V4_L1_1,
-    V4_POOL_1,
-    V6_POOL_1
-);
+half!(Half0, SETTINGS_0, POLICY_0, PORTS_0, LPM_V4_0, LPM_V6_0, V4_L1_0, V4_POOL_0, V6_POOL_0);
+half!(Half1, SETTINGS_1, POLICY_1, PORTS_1, LPM_V4_1, LPM_V6_1, V4_L1_1, V4_POOL_1, V6_POOL_1);

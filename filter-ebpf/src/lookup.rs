@@ -1,35 +1,34 @@
-//! From a source address to a verdict, using one half's maps.
+//! From a parsed frame to a verdict, using one half's maps.
+//!
+//! Exceptions and the local class are painted into the country tables by userspace, so one
+//! table walk (or one trie lookup) per packet finds the entry, and one read of the policy
+//! array, at the row the destination port picks, gives the action.
 
-use aya_ebpf::maps::lpm_trie::Key;
+use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
 use filter_common::{
-    country_slot, would_drop_slot, Settings, ACTION_DROP, ACTION_PASS, EXCEPTIONS_DROP_V4,
-    EXCEPTIONS_DROP_V6, EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6, FLAG_DRY_RUN,
-    FLAG_JUDGE_ICMP_ERRORS, LOOKUP_LPM, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS,
-    SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, TABLE_CHUNK,
-    TABLE_LPM, UNKNOWN_COUNTRY, V6_TABLE_BYTES,
+    country_slot, would_drop_slot, Settings, ACTION_DROP, ACTION_PASS, FLAG_DRY_RUN,
+    FLAG_JUDGE_ICMP_ERRORS, FLAG_SCOPE, FLAG_TCP_SYN_ONLY, LOOKUP_LPM, PORTS_UDP, ROW_MAIN,
+    ROW_OUT_OF_SCOPE, ROW_STRICT, SLOT_FRAGMENT_PASS, SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP,
+    SLOT_MALFORMED_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, TABLE_CHUNK, TABLE_LPM,
+    UNKNOWN_COUNTRY, V6_TABLE_BYTES,
 };
 
-use crate::{half::Half, parse::Source};
+use crate::{
+    half::Half,
+    parse::{bounded, Source, SourceKind, Transport, TransportKind, IPPROTO_TCP, IPPROTO_UDP},
+};
 
-/// The counter slot and action for a frame's source, judged by half `H`.
+/// TCP flags byte: SYN and ACK.
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+
+/// The counter slot and action for a frame, judged by half `H`.
 #[inline(always)]
-pub fn judge<H: Half>(source: &Source) -> (u32, u8) {
+pub fn judge<H: Half>(ctx: &XdpContext, source: &Source, transport: Transport) -> (u32, u8) {
     let Some(settings) = H::settings().get(0) else {
         return (SLOT_MALFORMED_PASS, ACTION_PASS);
     };
-    let judge_icmp = settings.flags & FLAG_JUDGE_ICMP_ERRORS != 0;
-    let (slot, action) = match source {
-        Source::V4(src) => judge_v4::<H>(settings, *src),
-        Source::V6(src) => judge_v6::<H>(settings, src),
-        Source::IcmpErrorV4(src) if judge_icmp => judge_v4::<H>(settings, *src),
-        Source::IcmpErrorV6(src) if judge_icmp => judge_v6::<H>(settings, src),
-        Source::IcmpErrorV4(_) | Source::IcmpErrorV6(_) => (SLOT_ICMP_ERROR_PASS, ACTION_PASS),
-        Source::Malformed if settings.malformed == u32::from(ACTION_DROP) => {
-            (SLOT_MALFORMED_DROP, ACTION_DROP)
-        }
-        Source::Malformed => (SLOT_MALFORMED_PASS, ACTION_PASS),
-        Source::NonIp => (SLOT_NON_IP, ACTION_PASS),
-    };
+    let (slot, action) = decide::<H>(ctx, settings, source, transport);
     // A dry run counts what it would drop in the slot after the drop slot, and passes it.
     if action == ACTION_DROP && settings.flags & FLAG_DRY_RUN != 0 {
         return (would_drop_slot(slot), ACTION_PASS);
@@ -37,45 +36,128 @@ pub fn judge<H: Half>(source: &Source) -> (u32, u8) {
     (slot, action)
 }
 
-/// Exceptions first (always-pass wins over always-drop), then the country policy. Empty
-/// exception tries are skipped, so a policy without exceptions pays nothing for them.
 #[inline(always)]
-fn judge_v4<H: Half>(settings: &Settings, src: [u8; 4]) -> (u32, u8) {
-    // Built only where a trie is asked, so the table path never writes a key to the stack.
-    let key = || Key::new(32, src);
-    if settings.exceptions & EXCEPTIONS_PASS_V4 != 0 && H::exc_pass_v4().get(key()).is_some() {
-        return (SLOT_EXCEPTION_PASS, ACTION_PASS);
+fn decide<H: Half>(
+    ctx: &XdpContext,
+    settings: &Settings,
+    source: &Source,
+    transport: Transport,
+) -> (u32, u8) {
+    let judge_icmp = settings.flags & FLAG_JUDGE_ICMP_ERRORS != 0;
+    match source.kind {
+        SourceKind::Malformed if settings.malformed == u32::from(ACTION_DROP) => {
+            return (SLOT_MALFORMED_DROP, ACTION_DROP)
+        }
+        SourceKind::Malformed => return (SLOT_MALFORMED_PASS, ACTION_PASS),
+        SourceKind::NonIp => return (SLOT_NON_IP, ACTION_PASS),
+        SourceKind::V4 | SourceKind::V6 if source.icmp_error && !judge_icmp => {
+            return (SLOT_ICMP_ERROR_PASS, ACTION_PASS)
+        }
+        SourceKind::V4 | SourceKind::V6 => {}
     }
-    if settings.exceptions & EXCEPTIONS_DROP_V4 != 0 && H::exc_drop_v4().get(key()).is_some() {
-        return (SLOT_EXCEPTION_DROP, ACTION_DROP);
-    }
-    let country = if settings.lookup == LOOKUP_LPM {
-        H::lpm_v4().get(key()).copied().unwrap_or(UNKNOWN_COUNTRY)
-    } else {
-        v4_table::<H>(src)
+    let row = match rule_row::<H>(ctx, settings, transport) {
+        Ok(row) => row,
+        Err(slot) => return (slot, ACTION_PASS),
     };
-    by_country::<H>(country)
+    let entry = if source.kind == SourceKind::V4 {
+        entry_v4::<H>(settings, source.v4_addr())
+    } else {
+        entry_v6::<H>(settings, &source.addr)
+    };
+    let action = match H::policy()
+        .get(u32::from(row))
+        .and_then(|rule| rule.get(usize::from(entry)))
+    {
+        Some(&ACTION_DROP) => ACTION_DROP,
+        _ => ACTION_PASS,
+    };
+    (country_slot(entry, action), action)
+}
+
+/// The policy row that judges this packet, or the slot of a packet passed unjudged: out of
+/// scope, a non-first fragment, or TCP that opens no connection under `tcp syn`. Without a
+/// scope or `tcp syn` no transport header is read.
+#[inline(always)]
+fn rule_row<H: Half>(
+    ctx: &XdpContext,
+    settings: &Settings,
+    transport: Transport,
+) -> Result<u8, u32> {
+    let scope = settings.flags & FLAG_SCOPE != 0;
+    let syn_only = settings.flags & FLAG_TCP_SYN_ONLY != 0;
+    if !scope && !syn_only {
+        return Ok(ROW_MAIN);
+    }
+    // Without ports the strictest row judges under a scope: hiding the ports behind headers
+    // must not take a packet out of it.
+    let unparsed = if scope { ROW_STRICT } else { ROW_MAIN };
+    let row = match (transport.kind, transport.proto) {
+        (TransportKind::Fragment, _) => return Err(SLOT_FRAGMENT_PASS),
+        (TransportKind::Unknown, _) => unparsed,
+        (TransportKind::At, IPPROTO_TCP) => {
+            // Ports (bytes 0-3) and flags (byte 13).
+            let Some(tcp) = bounded::<14>(ctx, transport.at) else {
+                return Ok(unparsed);
+            };
+            if syn_only && tcp.read::<u8>(13) & (TCP_SYN | TCP_ACK) != TCP_SYN {
+                return Err(SLOT_TCP_NOT_SYN);
+            }
+            if !scope {
+                return Ok(ROW_MAIN);
+            }
+            port_row::<H>(0, tcp.read::<[u8; 2]>(2))
+        }
+        (TransportKind::At, _) if !scope => ROW_MAIN,
+        (TransportKind::At, IPPROTO_UDP) => {
+            let Some(udp) = bounded::<4>(ctx, transport.at) else {
+                return Ok(unparsed);
+            };
+            port_row::<H>(PORTS_UDP, udp.read::<[u8; 2]>(2))
+        }
+        // Truncation at the cast is harmless: userspace writes rows below 256.
+        (TransportKind::At, _) => settings.portless_row as u8,
+    };
+    if row == ROW_OUT_OF_SCOPE {
+        return Err(SLOT_OUT_OF_SCOPE);
+    }
+    Ok(row)
 }
 
 #[inline(always)]
-fn judge_v6<H: Half>(settings: &Settings, src: &[u8; 16]) -> (u32, u8) {
-    let key = || Key::new(128, *src);
-    if settings.exceptions & EXCEPTIONS_PASS_V6 != 0 && H::exc_pass_v6().get(key()).is_some() {
-        return (SLOT_EXCEPTION_PASS, ACTION_PASS);
+fn port_row<H: Half>(base: u32, port: [u8; 2]) -> u8 {
+    let index = base + u32::from(u16::from_be_bytes(port));
+    H::ports()
+        .get(index >> 8)
+        .map_or(ROW_STRICT, |chunk| chunk[(index & 0xff) as usize])
+}
+
+/// The table entry (country or class) of an IPv4 source.
+#[inline(always)]
+fn entry_v4<H: Half>(settings: &Settings, src: [u8; 4]) -> u16 {
+    if settings.lookup == LOOKUP_LPM {
+        H::lpm_v4()
+            .get(Key::new(32, src))
+            .copied()
+            .unwrap_or(UNKNOWN_COUNTRY)
+    } else {
+        v4_table::<H>(src)
     }
-    if settings.exceptions & EXCEPTIONS_DROP_V6 != 0 && H::exc_drop_v6().get(key()).is_some() {
-        return (SLOT_EXCEPTION_DROP, ACTION_DROP);
-    }
+}
+
+#[inline(always)]
+fn entry_v6<H: Half>(settings: &Settings, src: &[u8; 16]) -> u16 {
     let table = if settings.lookup == LOOKUP_LPM {
         None
     } else {
         v6_table::<H>(src)
     };
-    let country = match table {
-        Some(country) => country,
-        None => H::lpm_v6().get(key()).copied().unwrap_or(UNKNOWN_COUNTRY),
-    };
-    by_country::<H>(country)
+    match table {
+        Some(entry) => entry,
+        None => H::lpm_v6()
+            .get(Key::new(128, *src))
+            .copied()
+            .unwrap_or(UNKNOWN_COUNTRY),
+    }
 }
 
 /// DIR-16-8-8: one read of the first level resolves a /16; a /16 that holds longer prefixes
@@ -118,13 +200,4 @@ fn v6_table<H: Half>(src: &[u8; 16]) -> Option<u16> {
     } else {
         Some(entry)
     }
-}
-
-#[inline(always)]
-fn by_country<H: Half>(country: u16) -> (u32, u8) {
-    let action = match H::policy().get(u32::from(country)) {
-        Some(&ACTION_DROP) => ACTION_DROP,
-        _ => ACTION_PASS,
-    };
-    (country_slot(country, action), action)
 }

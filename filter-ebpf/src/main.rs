@@ -45,11 +45,11 @@ pub fn regionfilter(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn filter(ctx: &XdpContext) -> u32 {
-    let source = parse::source(ctx);
+    let (source, transport) = parse::packet(ctx);
     // One read of ACTIVE per packet: the whole verdict comes from one half.
     let (slot, action) = match ACTIVE.get(0) {
-        Some(&1) => judge::<Half1>(&source),
-        _ => judge::<Half0>(&source),
+        Some(&1) => judge::<Half1>(ctx, &source, transport),
+        _ => judge::<Half0>(ctx, &source, transport),
     };
     count(ctx, slot);
     xdp_verdict(action)
@@ -60,13 +60,13 @@ fn filter(ctx: &XdpContext) -> u32 {
 /// action. Never attached: `update` runs it with BPF_PROG_TEST_RUN before switching halves.
 #[xdp(frags)]
 pub fn regionfilter_selftest(ctx: XdpContext) -> u32 {
-    let source = parse::source(&ctx);
+    let (source, transport) = parse::packet(&ctx);
     // SAFETY: a plain read of a load-time constant.
     let half = unsafe { core::ptr::read_volatile(&SELFTEST_HALF) };
     let (slot, action) = if half == 1 {
-        judge::<Half1>(&source)
+        judge::<Half1>(&ctx, &source, transport)
     } else {
-        judge::<Half0>(&source)
+        judge::<Half0>(&ctx, &source, transport)
     };
     parse::write(&ctx, 0, slot.to_le_bytes());
     xdp_verdict(action)

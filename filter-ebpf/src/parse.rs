@@ -1,5 +1,6 @@
-//! Finding the source address of a frame: Ethernet, up to two VLAN tags (or no link-layer
-//! header on raw-IP links), IPv4 or IPv6.
+//! Finding the source address of a frame and where its transport header is: Ethernet, up to
+//! two VLAN tags (or no link-layer header on raw-IP links), IPv4 or IPv6 with its extension
+//! headers.
 
 use core::mem::size_of;
 
@@ -18,18 +19,109 @@ const MAX_VLAN_TAGS: usize = 2;
 pub const IPV4_SRC_OFFSET: usize = ETH_HLEN + 12;
 pub const IPV6_SRC_OFFSET: usize = ETH_HLEN + 8;
 
-/// What the filter judges a frame by.
-pub enum Source {
-    V4([u8; 4]),
-    V6([u8; 16]),
+/// What the filter judges a frame by. A plain struct with every field always written (as
+/// [`Transport`]): the verifier refuses reads of registers LLVM left uninitialised for an
+/// enum payload the taken path does not use.
+#[derive(Clone, Copy)]
+pub struct Source {
+    pub kind: SourceKind,
     /// An ICMP or ICMPv6 error message (destination unreachable, packet too big, time
     /// exceeded, parameter problem) from this source: passed unless the policy judges them.
-    IcmpErrorV4([u8; 4]),
-    IcmpErrorV6([u8; 16]),
+    pub icmp_error: bool,
+    /// The address judged; IPv4 in the first four bytes, the rest zero.
+    pub addr: [u8; 16],
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    V4,
+    V6,
     /// Truncated or malformed Ethernet/VLAN/IP headers.
     Malformed,
     /// Not IPv4 or IPv6 (ARP, LLDP, ...).
     NonIp,
+}
+
+impl Source {
+    const MALFORMED: Self = Self {
+        kind: SourceKind::Malformed,
+        icmp_error: false,
+        addr: [0; 16],
+    };
+    const NON_IP: Self = Self {
+        kind: SourceKind::NonIp,
+        icmp_error: false,
+        addr: [0; 16],
+    };
+
+    #[inline(always)]
+    fn v4(a: [u8; 4], icmp_error: bool) -> Self {
+        let mut addr = [0; 16];
+        addr[..4].copy_from_slice(&a);
+        Self {
+            kind: SourceKind::V4,
+            icmp_error,
+            addr,
+        }
+    }
+
+    #[inline(always)]
+    fn v6(addr: [u8; 16], icmp_error: bool) -> Self {
+        Self {
+            kind: SourceKind::V6,
+            icmp_error,
+            addr,
+        }
+    }
+
+    /// The IPv4 address of a `V4` source.
+    #[inline(always)]
+    pub fn v4_addr(&self) -> [u8; 4] {
+        [self.addr[0], self.addr[1], self.addr[2], self.addr[3]]
+    }
+}
+
+/// Where the transport header of an IP packet is, as far as the IP headers say. A plain
+/// struct, every field always written: an enum with a payload lets LLVM move an uninitialised
+/// payload register around, which the verifier refuses.
+#[derive(Clone, Copy)]
+pub struct Transport {
+    pub kind: TransportKind,
+    /// The IP protocol of the header at `at`, for [`TransportKind::At`].
+    pub proto: u8,
+    pub at: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// The transport header starts at byte `at` (an unfragmented packet or a first fragment).
+    At,
+    /// A non-first fragment: it carries no transport header.
+    Fragment,
+    /// IPv6 extension headers that are truncated or more than [`MAX_EXT_HEADERS`], or no IP.
+    Unknown,
+}
+
+impl Transport {
+    pub const UNKNOWN: Self = Self {
+        kind: TransportKind::Unknown,
+        proto: 0,
+        at: 0,
+    };
+    const FRAGMENT: Self = Self {
+        kind: TransportKind::Fragment,
+        proto: 0,
+        at: 0,
+    };
+
+    #[inline(always)]
+    const fn at(proto: u8, at: usize) -> Self {
+        Self {
+            kind: TransportKind::At,
+            proto,
+            at,
+        }
+    }
 }
 
 /// Non-zero when the interface's frames start with the IP header (tun, WireGuard, ip tunnels):
@@ -38,9 +130,9 @@ pub enum Source {
 #[unsafe(no_mangle)]
 static RAW_IP: u32 = 0;
 
-/// Reads the source address of a frame.
+/// Reads the source address of a frame and where its transport header is.
 #[inline(always)]
-pub fn source(ctx: &XdpContext) -> Source {
+pub fn packet(ctx: &XdpContext) -> (Source, Transport) {
     // SAFETY: a plain read of a load-time constant.
     let raw_ip = unsafe { core::ptr::read_volatile(&RAW_IP) } != 0;
     let (proto, offset) = if raw_ip {
@@ -49,66 +141,78 @@ pub fn source(ctx: &XdpContext) -> Source {
         // (Checked as the 20 bytes every IP header has: a one-byte check lets LLVM turn
         // `data + 1 > end` into `data >= end`, which the verifier cannot use.)
         let Some(first) = bounded::<IPV4_HLEN>(ctx, 0) else {
-            return Source::Malformed;
+            return (Source::MALFORMED, Transport::UNKNOWN);
         };
         match first.read::<u8>(0) >> 4 {
             4 => (ETH_P_IP, 0),
             6 => (ETH_P_IPV6, 0),
-            _ => return Source::Malformed,
+            _ => return (Source::MALFORMED, Transport::UNKNOWN),
         }
     } else {
         match ethernet(ctx) {
             Some(found) => found,
-            None => return Source::Malformed,
+            None => return (Source::MALFORMED, Transport::UNKNOWN),
         }
     };
     match proto {
-        ETH_P_IP => {
-            // A full fixed header must be present; the source address sits at byte 12. One
-            // bounds check covers every field read, so the compiler cannot fold separate checks
-            // into paths the verifier cannot follow.
-            let Some(header) = bounded::<IPV4_HLEN>(ctx, offset) else {
-                return Source::Malformed;
-            };
-            let (vihl, src) = (header.read::<u8>(0), header.read::<[u8; 4]>(12));
-            if vihl >> 4 != 4 || vihl & 0x0f < 5 {
-                return Source::Malformed;
-            }
-            // Only a first (or unfragmented) datagram carries the ICMP header.
-            let first = u16::from_be_bytes(header.read::<[u8; 2]>(6)) & IP_OFFSET_MASK == 0;
-            if header.read::<u8>(9) == IPPROTO_ICMP && first {
-                let icmp = offset + usize::from(vihl & 0x0f) * 4;
-                if let Some(icmp) = bounded::<ICMP_HLEN>(ctx, icmp) {
-                    if matches!(icmp.read::<u8>(0), 3 | 11 | 12) {
-                        return Source::IcmpErrorV4(src);
-                    }
-                }
-            }
-            Source::V4(src)
-        }
-        ETH_P_IPV6 => {
-            // A full fixed header must be present; the source address sits at byte 8.
-            let Some(header) = bounded::<IPV6_HLEN>(ctx, offset) else {
-                return Source::Malformed;
-            };
-            let (version, src) = (header.read::<u8>(0), header.read::<[u8; 16]>(8));
-            if version >> 4 != 6 {
-                return Source::Malformed;
-            }
-            let icmp_error = icmpv6_error(ctx, header.read::<u8>(6), offset + IPV6_HLEN);
-            // A source that embeds an IPv4 address (mapped, compatible, 6to4, Teredo, NAT64) is
-            // judged by that address, and counted under its country: the IPv6 data leaves those
-            // ranges out, and as unknown IPv6 space they would pass a deny-list.
-            match (embedded_ipv4(&src), icmp_error) {
-                (Some(v4), false) => Source::V4(v4),
-                (Some(v4), true) => Source::IcmpErrorV4(v4),
-                (None, false) => Source::V6(src),
-                (None, true) => Source::IcmpErrorV6(src),
-            }
-        }
-        ETH_P_8021Q | ETH_P_8021AD => Source::Malformed,
-        _ => Source::NonIp,
+        ETH_P_IP => ipv4(ctx, offset),
+        ETH_P_IPV6 => ipv6(ctx, offset),
+        ETH_P_8021Q | ETH_P_8021AD => (Source::MALFORMED, Transport::UNKNOWN),
+        _ => (Source::NON_IP, Transport::UNKNOWN),
     }
+}
+
+#[inline(always)]
+fn ipv4(ctx: &XdpContext, offset: usize) -> (Source, Transport) {
+    // A full fixed header must be present; the source address sits at byte 12. One bounds
+    // check covers every field read, so the compiler cannot fold separate checks into paths
+    // the verifier cannot follow.
+    let Some(header) = bounded::<IPV4_HLEN>(ctx, offset) else {
+        return (Source::MALFORMED, Transport::UNKNOWN);
+    };
+    let (vihl, src) = (header.read::<u8>(0), header.read::<[u8; 4]>(12));
+    if vihl >> 4 != 4 || vihl & 0x0f < 5 {
+        return (Source::MALFORMED, Transport::UNKNOWN);
+    }
+    // Only a first (or unfragmented) datagram carries the transport header.
+    if u16::from_be_bytes(header.read::<[u8; 2]>(6)) & IP_OFFSET_MASK != 0 {
+        return (Source::v4(src, false), Transport::FRAGMENT);
+    }
+    let proto = header.read::<u8>(9);
+    let at = offset + usize::from(vihl & 0x0f) * 4;
+    if proto == IPPROTO_ICMP {
+        if let Some(icmp) = bounded::<ICMP_HLEN>(ctx, at) {
+            if matches!(icmp.read::<u8>(0), 3 | 11 | 12) {
+                return (Source::v4(src, true), Transport::at(proto, at));
+            }
+        }
+    }
+    (Source::v4(src, false), Transport::at(proto, at))
+}
+
+#[inline(always)]
+fn ipv6(ctx: &XdpContext, offset: usize) -> (Source, Transport) {
+    // A full fixed header must be present; the source address sits at byte 8.
+    let Some(header) = bounded::<IPV6_HLEN>(ctx, offset) else {
+        return (Source::MALFORMED, Transport::UNKNOWN);
+    };
+    let (version, src) = (header.read::<u8>(0), header.read::<[u8; 16]>(8));
+    if version >> 4 != 6 {
+        return (Source::MALFORMED, Transport::UNKNOWN);
+    }
+    let transport = ipv6_transport(ctx, header.read::<u8>(6), offset + IPV6_HLEN);
+    let icmp_error = transport.kind == TransportKind::At
+        && transport.proto == IPPROTO_ICMPV6
+        && bounded::<ICMP_HLEN>(ctx, transport.at)
+            .is_some_and(|icmp| matches!(icmp.read::<u8>(0), 1..=4));
+    // A source that embeds an IPv4 address (mapped, compatible, 6to4, Teredo, NAT64) is
+    // judged by that address, and counted under its country: the IPv6 data leaves those
+    // ranges out, and as unknown IPv6 space they would pass a deny-list.
+    let source = match embedded_ipv4(&src) {
+        Some(v4) => Source::v4(v4, icmp_error),
+        None => Source::v6(src, icmp_error),
+    };
+    (source, transport)
 }
 
 /// The EtherType after the Ethernet header and up to two VLAN tags, and where the next header
@@ -127,37 +231,40 @@ fn ethernet(ctx: &XdpContext) -> Option<(u16, usize)> {
     Some((proto, offset))
 }
 
-/// Whether the IPv6 payload starting at `at` with next header `next` is an ICMPv6 error
-/// (types 1-4), after walking up to [`MAX_EXT_HEADERS`] extension headers. A non-first fragment
-/// has no ICMPv6 header to read, so it is not one.
+/// Walks up to [`MAX_EXT_HEADERS`] IPv6 extension headers from next header `next` at byte
+/// `at` to the transport header.
 #[inline(always)]
-fn icmpv6_error(ctx: &XdpContext, mut next: u8, mut at: usize) -> bool {
+fn ipv6_transport(ctx: &XdpContext, mut next: u8, mut at: usize) -> Transport {
     for _ in 0..MAX_EXT_HEADERS {
         match next {
             IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
                 let Some(ext) = bounded::<8>(ctx, at) else {
-                    return false;
+                    return Transport::UNKNOWN;
                 };
                 next = ext.read::<u8>(0);
                 at += (usize::from(ext.read::<u8>(1)) + 1) * 8;
             }
+            IPPROTO_AH => {
+                let Some(ext) = bounded::<8>(ctx, at) else {
+                    return Transport::UNKNOWN;
+                };
+                next = ext.read::<u8>(0);
+                at += (usize::from(ext.read::<u8>(1)) + 2) * 4;
+            }
             IPPROTO_FRAGMENT => {
                 let Some(ext) = bounded::<8>(ctx, at) else {
-                    return false;
+                    return Transport::UNKNOWN;
                 };
                 if u16::from_be_bytes(ext.read::<[u8; 2]>(2)) & 0xfff8 != 0 {
-                    return false;
+                    return Transport::FRAGMENT;
                 }
                 next = ext.read::<u8>(0);
                 at += 8;
             }
-            _ => break,
+            _ => return Transport::at(next, at),
         }
     }
-    if next != IPPROTO_ICMPV6 {
-        return false;
-    }
-    bounded::<ICMP_HLEN>(ctx, at).is_some_and(|icmp| matches!(icmp.read::<u8>(0), 1..=4))
+    Transport::UNKNOWN
 }
 
 const IPPROTO_ICMP: u8 = 1;
@@ -166,25 +273,29 @@ const IPPROTO_ROUTING: u8 = 43;
 const IPPROTO_FRAGMENT: u8 = 44;
 const IPPROTO_DSTOPTS: u8 = 60;
 const IPPROTO_ICMPV6: u8 = 58;
+const IPPROTO_AH: u8 = 51;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
 /// Fragment offset bits of the IPv4 flags/offset field.
 const IP_OFFSET_MASK: u16 = 0x1fff;
 /// Type, code and checksum: an ICMP header's first four bytes, all the filter reads.
 const ICMP_HLEN: usize = 4;
-/// IPv6 extension headers walked before giving up on finding an ICMPv6 header.
-const MAX_EXT_HEADERS: usize = 4;
+/// IPv6 extension headers walked before giving up on finding the transport header
+/// (`filter_common::MAX_EXT_HEADERS`).
+const MAX_EXT_HEADERS: usize = filter_common::MAX_EXT_HEADERS;
 
 const IPV4_HLEN: usize = 20;
 const IPV6_HLEN: usize = 40;
 
 /// `N` bytes of the frame known to be inside its linear part.
-struct Bounded<const N: usize> {
+pub struct Bounded<const N: usize> {
     start: usize,
 }
 
 impl<const N: usize> Bounded<N> {
     /// Reads a `T` at `at` within the checked bytes.
     #[inline(always)]
-    fn read<T: Copy>(&self, at: usize) -> T {
+    pub fn read<T: Copy>(&self, at: usize) -> T {
         const { assert!(size_of::<T>() <= N) };
         debug_assert!(at + size_of::<T>() <= N);
         // SAFETY: `bounded` checked that start..start + N lies before data_end, and callers
@@ -195,7 +306,7 @@ impl<const N: usize> Bounded<N> {
 
 /// The `N` bytes at `offset`, if the linear part holds all of them.
 #[inline(always)]
-fn bounded<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<Bounded<N>> {
+pub fn bounded<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<Bounded<N>> {
     let start = ctx.data() + offset;
     if start + N > ctx.data_end() {
         return None;

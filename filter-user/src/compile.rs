@@ -143,7 +143,9 @@ fn coalesce<A: Address>(spans: impl Iterator<Item = Span<A>>) -> Vec<Span<A>> {
 }
 
 /// Maximal runs of touching spans of one country, whatever their sources.
-fn country_runs<A: Address>(spans: &[Span<A>]) -> impl Iterator<Item = (A, A, Country)> + '_ {
+pub(crate) fn country_runs<A: Address>(
+    spans: &[Span<A>],
+) -> impl Iterator<Item = (A, A, Country)> + '_ {
     let mut i = 0;
     std::iter::from_fn(move || {
         let first = spans.get(i)?;

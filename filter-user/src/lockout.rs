@@ -12,6 +12,7 @@ use std::{
 use crate::{
     compile::RegionSet,
     iface::IfaceName,
+    model::{Model, Packet, Transport, TCP_SYN},
     policy::{as_judged, Action, Policy},
 };
 
@@ -59,40 +60,52 @@ impl fmt::Display for LockOut {
 #[must_use]
 pub fn check(iface: &IfaceName, policy: &Policy, regions: &RegionSet) -> Vec<CutOff> {
     let local = interface_addresses(iface);
-    let mut peers: BTreeMap<IpAddr, String> = BTreeMap::new();
-    if let Some((client, server)) = ssh_session() {
+    // Peer and the local port it reaches.
+    let mut peers: BTreeMap<(IpAddr, u16), String> = BTreeMap::new();
+    if let Some((client, server, port)) = ssh_session() {
         // Only a session that reaches this interface (or one whose server address is unknown).
         if server.is_none_or(|s| local.contains(&s)) {
-            peers.insert(client, "your SSH session".to_owned());
+            peers.insert((client, port), "your SSH session".to_owned());
         }
     }
-    for (local_addr, peer) in established_tcp() {
+    for (local_addr, port, peer) in established_tcp() {
         if local.contains(&local_addr) {
             peers
-                .entry(peer)
-                .or_insert_with(|| format!("established TCP connection to {local_addr}"));
+                .entry((peer, port))
+                .or_insert_with(|| format!("established TCP connection to {local_addr}:{port}"));
         }
     }
+    let model = Model::new(regions, policy);
     peers
         .into_iter()
-        .filter(|(peer, _)| {
-            let judged = as_judged(*peer);
-            policy.effective(judged, regions.country_of(judged)) == Action::Drop
+        .filter(|&((peer, port), _)| {
+            // Judged as the peer's next connection attempt to the same port: under `tcp syn`
+            // the open connection survives, but a dropped reconnect is still a lock-out.
+            let attempt = Packet::Ip {
+                src: as_judged(peer),
+                icmp_error: false,
+                transport: Transport::Tcp(Some((port, TCP_SYN))),
+            };
+            model.judge(&attempt).verdict == Action::Drop && !policy.dry_run
         })
-        .map(|(peer, how)| CutOff { peer, how })
+        .map(|((peer, _), how)| CutOff { peer, how })
         .collect()
 }
 
-/// `SSH_CONNECTION` (`client port server port`), else `SSH_CLIENT` (`client port port`).
-fn ssh_session() -> Option<(IpAddr, Option<IpAddr>)> {
+/// `SSH_CONNECTION` (`client port server port`), else `SSH_CLIENT` (`client port port`):
+/// the client, the server address if known, and the server port (22 when unreadable).
+fn ssh_session() -> Option<(IpAddr, Option<IpAddr>, u16)> {
     if let Ok(text) = std::env::var("SSH_CONNECTION") {
-        let mut fields = text.split_whitespace();
-        let client = fields.next()?.parse().ok()?;
-        let server = fields.nth(1).and_then(|s| s.parse().ok());
-        return Some((client, server));
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        let client = fields.first()?.parse().ok()?;
+        let server = fields.get(2).and_then(|s| s.parse().ok());
+        let port = fields.get(3).and_then(|p| p.parse().ok()).unwrap_or(22);
+        return Some((client, server, port));
     }
     let text = std::env::var("SSH_CLIENT").ok()?;
-    Some((text.split_whitespace().next()?.parse().ok()?, None))
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let port = fields.get(2).and_then(|p| p.parse().ok()).unwrap_or(22);
+    Some((fields.first()?.parse().ok()?, None, port))
 }
 
 /// The addresses of `iface` in this network namespace.
@@ -107,8 +120,9 @@ fn interface_addresses(iface: &IfaceName) -> Vec<IpAddr> {
         .unwrap_or_default()
 }
 
-/// `(local, peer)` of every established TCP connection in this network namespace.
-fn established_tcp() -> Vec<(IpAddr, IpAddr)> {
+/// `(local address, local port, peer)` of every established TCP connection in this network
+/// namespace.
+fn established_tcp() -> Vec<(IpAddr, u16, IpAddr)> {
     let mut out = Vec::new();
     for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
         if let Ok(text) = std::fs::read_to_string(file) {
@@ -120,7 +134,7 @@ fn established_tcp() -> Vec<(IpAddr, IpAddr)> {
 
 /// One `/proc/net/tcp{,6}` line: `sl local:port remote:port st ...`; `None` unless the
 /// connection is established (`01`).
-fn parse_tcp_line(line: &str, v6: bool) -> Option<(IpAddr, IpAddr)> {
+fn parse_tcp_line(line: &str, v6: bool) -> Option<(IpAddr, u16, IpAddr)> {
     let mut fields = line.split_whitespace();
     let local = fields.nth(1)?;
     let remote = fields.next()?;
@@ -142,7 +156,8 @@ fn parse_tcp_line(line: &str, v6: bool) -> Option<(IpAddr, IpAddr)> {
             Some(IpAddr::V4(Ipv4Addr::from(word.to_ne_bytes())))
         }
     };
-    Some((addr(local)?, addr(remote)?))
+    let port = u16::from_str_radix(local.split(':').nth(1)?, 16).ok()?;
+    Some((addr(local)?, port, addr(remote)?))
 }
 
 #[cfg(test)]
@@ -157,6 +172,7 @@ mod tests {
             parse_tcp_line(v4, false),
             Some((
                 "198.51.100.1".parse().unwrap(),
+                22,
                 "81.2.69.160".parse().unwrap()
             ))
         );
@@ -174,6 +190,7 @@ mod tests {
             parse_tcp_line(v6, true),
             Some((
                 "2001:db8:ffff::1".parse().unwrap(),
+                22,
                 "2001:218::1".parse().unwrap()
             ))
         );

@@ -10,16 +10,15 @@ use aya::{
 };
 use filter_common::{
     maps::{self, HalfNames},
-    Chunk, Counter, ExceptionValue, Settings, COUNTER_SLOTS, EXCEPTIONS_DROP_V4,
-    EXCEPTIONS_DROP_V6, EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6, FLAG_DRY_RUN,
-    FLAG_JUDGE_ICMP_ERRORS, HALVES, LOOKUP_FAST, LOOKUP_LPM, V4_L1_ENTRIES, V4_POOL_ENTRIES,
-    V6_POOL_ENTRIES,
+    Chunk, Counter, PolicyRow, PortChunk, Settings, COUNTER_SLOTS, FLAG_DRY_RUN,
+    FLAG_JUDGE_ICMP_ERRORS, FLAG_SCOPE, FLAG_TCP_SYN_ONLY, HALVES, LOOKUP_FAST, LOOKUP_LPM,
+    ROW_MAIN, V4_L1_ENTRIES, V4_POOL_ENTRIES, V6_POOL_ENTRIES,
 };
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::{
-    compile::Prefixes,
-    policy::{IcmpErrors, Policy},
+    paint::Entries,
+    policy::{IcmpErrors, Policy, Tcp},
     tables::FastTables,
 };
 
@@ -77,7 +76,8 @@ impl Lookup {
 
 /// Everything one half holds, built in userspace before the kernel is touched.
 pub struct HalfContents<'a> {
-    pub prefixes: &'a Prefixes,
+    /// Countries with the exceptions and the local class painted over them.
+    pub entries: &'a Entries,
     /// Present for `Lookup::Fast`.
     pub tables: Option<&'a FastTables>,
     pub policy: &'a Policy,
@@ -89,11 +89,8 @@ pub struct HalfContents<'a> {
 /// The maps of one half.
 pub struct HalfMaps {
     pub settings: Array<MapData, Settings>,
-    pub policy: Array<MapData, u8>,
-    pub exc_pass_v4: LpmTrie<MapData, [u8; 4], ExceptionValue>,
-    pub exc_pass_v6: LpmTrie<MapData, [u8; 16], ExceptionValue>,
-    pub exc_drop_v4: LpmTrie<MapData, [u8; 4], ExceptionValue>,
-    pub exc_drop_v6: LpmTrie<MapData, [u8; 16], ExceptionValue>,
+    pub policy: Array<MapData, PolicyRow>,
+    pub ports: Array<MapData, PortChunk>,
     pub lpm_v4: LpmTrie<MapData, [u8; 4], u16>,
     pub lpm_v6: LpmTrie<MapData, [u8; 16], u16>,
     pub v4_l1: Array<MapData, Chunk>,
@@ -239,10 +236,7 @@ impl HalfMaps {
         Ok(Self {
             settings: typed!(get, names.settings),
             policy: typed!(get, names.policy),
-            exc_pass_v4: typed!(get, names.exc_pass_v4),
-            exc_pass_v6: typed!(get, names.exc_pass_v6),
-            exc_drop_v4: typed!(get, names.exc_drop_v4),
-            exc_drop_v6: typed!(get, names.exc_drop_v6),
+            ports: typed!(get, names.ports),
             lpm_v4: typed!(get, names.lpm_v4),
             lpm_v6: typed!(get, names.lpm_v6),
             v4_l1: typed!(get, names.v4_l1),
@@ -263,10 +257,6 @@ impl HalfMaps {
         self.settings
             .set(0, Settings::default(), 0)
             .context("cannot reset the settings map")?;
-        clear_trie(&mut self.exc_pass_v4)?;
-        clear_trie(&mut self.exc_pass_v6)?;
-        clear_trie(&mut self.exc_drop_v4)?;
-        clear_trie(&mut self.exc_drop_v6)?;
         clear_trie(&mut self.lpm_v4)?;
         clear_trie(&mut self.lpm_v6)
     }
@@ -278,22 +268,22 @@ impl HalfMaps {
         match (lookup, contents.tables) {
             (Lookup::Fast, Some(tables)) => self.write_tables(tables)?,
             (Lookup::Fast, None) => return Err(anyhow!("fast lookup needs compiled tables")),
-            (Lookup::Lpm, _) => self.write_tries(contents.prefixes)?,
+            (Lookup::Lpm, _) => self.write_tries(contents.entries)?,
         }
-        let exceptions = self.write_policy(contents.policy)?;
+        let policy = contents.policy;
+        let portless_row = self.write_policy(policy)?;
+        let flag = |on: bool, bit: u32| if on { bit } else { 0 };
         let settings = Settings {
-            malformed: u32::from(contents.policy.malformed.kernel()),
+            malformed: u32::from(policy.malformed.kernel()),
             lookup: lookup.kernel(),
-            exceptions,
+            portless_row: u32::from(portless_row.unwrap_or(ROW_MAIN)),
             complete: 1,
-            flags: match contents.policy.icmp_errors {
-                IcmpErrors::Judge => FLAG_JUDGE_ICMP_ERRORS,
-                IcmpErrors::Pass => 0,
-            } | if contents.policy.dry_run {
-                FLAG_DRY_RUN
-            } else {
-                0
-            },
+            flags: flag(
+                policy.icmp_errors == IcmpErrors::Judge,
+                FLAG_JUDGE_ICMP_ERRORS,
+            ) | flag(policy.dry_run, FLAG_DRY_RUN)
+                | flag(portless_row.is_some(), FLAG_SCOPE)
+                | flag(policy.tcp == Tcp::Syn, FLAG_TCP_SYN_ONLY),
             _reserved: 0,
             generation: contents.generation,
             content_hash: contents.content_hash,
@@ -303,15 +293,15 @@ impl HalfMaps {
             .context("cannot write the settings map")
     }
 
-    fn write_tries(&mut self, data: &Prefixes) -> Result<()> {
-        for (net, country) in &data.v4 {
+    fn write_tries(&mut self, data: &Entries) -> Result<()> {
+        for (net, entry) in &data.v4 {
             self.lpm_v4
-                .insert(&v4_key(net), country.index(), 0)
+                .insert(&v4_key(net), entry, 0)
                 .with_context(|| format!("cannot insert {net} into the IPv4 trie"))?;
         }
-        for (net, country) in &data.v6 {
+        for (net, entry) in &data.v6 {
             self.lpm_v6
-                .insert(&v6_key(net), country.index(), 0)
+                .insert(&v6_key(net), entry, 0)
                 .with_context(|| format!("cannot insert {net} into the IPv6 trie"))?;
         }
         Ok(())
@@ -321,32 +311,31 @@ impl HalfMaps {
         write_chunks(&mut self.v4_l1, &tables.v4_l1, "IPv4 first-level table")?;
         write_chunks(&mut self.v4_pool, &tables.v4_pool, "IPv4 chunk pool")?;
         write_chunks(&mut self.v6_pool, &tables.v6_pool, "IPv6 chunk pool")?;
-        for (net, country) in &tables.v6_long {
+        for (net, entry) in &tables.v6_long {
             self.lpm_v6
-                .insert(&v6_key(net), country.index(), 0)
+                .insert(&v6_key(net), entry, 0)
                 .with_context(|| format!("cannot insert {net} into the IPv6 trie"))?;
         }
         Ok(())
     }
 
-    /// Writes the country action table and the exception CIDRs; returns the `EXCEPTIONS_*`
-    /// bits of the tries that hold entries.
-    fn write_policy(&mut self, policy: &Policy) -> Result<u32> {
-        for (index, action) in (0u32..).zip(policy.action_table()) {
+    /// Writes the policy rows and, under a scope, the ports array; returns the row of
+    /// packets without ports when there is a scope.
+    fn write_policy(&mut self, policy: &Policy) -> Result<Option<u8>> {
+        for (index, row) in (0u32..).zip(policy.rows()) {
             self.policy
-                .set(index, action, 0)
+                .set(index, row, 0)
                 .context("cannot write the policy array")?;
         }
-        let mut bits = 0;
-        for net in &policy.allow_cidrs {
-            bits |= insert_exception(&mut self.exc_pass_v4, &mut self.exc_pass_v6, net)?
-                .pick(EXCEPTIONS_PASS_V4, EXCEPTIONS_PASS_V6);
+        let Some(table) = policy.scope.port_table() else {
+            return Ok(None);
+        };
+        for (index, chunk) in (0u32..).zip(&table.chunks) {
+            self.ports
+                .set(index, chunk, 0)
+                .context("cannot write the ports array")?;
         }
-        for net in &policy.deny_cidrs {
-            bits |= insert_exception(&mut self.exc_drop_v4, &mut self.exc_drop_v6, net)?
-                .pick(EXCEPTIONS_DROP_V4, EXCEPTIONS_DROP_V6);
-        }
-        Ok(bits)
+        Ok(Some(table.portless_row))
     }
 }
 
@@ -368,32 +357,6 @@ fn clear_trie<K: aya::Pod, V: aya::Pod>(trie: &mut LpmTrie<MapData, K, V>) -> Re
         trie.remove(key).context("cannot clear a trie")?;
     }
     Ok(())
-}
-
-enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    fn pick(self, v4: u32, v6: u32) -> u32 {
-        match self {
-            Self::V4 => v4,
-            Self::V6 => v6,
-        }
-    }
-}
-
-fn insert_exception(
-    v4: &mut LpmTrie<MapData, [u8; 4], ExceptionValue>,
-    v6: &mut LpmTrie<MapData, [u8; 16], ExceptionValue>,
-    net: &IpNet,
-) -> Result<Family> {
-    match net.trunc() {
-        IpNet::V4(net) => v4.insert(&v4_key(&net), 1, 0).map(|()| Family::V4),
-        IpNet::V6(net) => v6.insert(&v6_key(&net), 1, 0).map(|()| Family::V6),
-    }
-    .with_context(|| format!("cannot insert exception {net}"))
 }
 
 /// Hex SHA-256 (as artifacts carry it) to the raw bytes the settings hold. Anything but 64 hex

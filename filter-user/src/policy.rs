@@ -2,11 +2,18 @@
 
 use std::{collections::BTreeSet, net::IpAddr};
 
-use filter_common::{ACTION_DROP, ACTION_PASS, COUNTRY_SLOTS, UNKNOWN_COUNTRY};
+use filter_common::{
+    PolicyRow, ACTION_DROP, ACTION_PASS, CLASS_EXCEPTION_DROP, CLASS_EXCEPTION_PASS, CLASS_LOCAL,
+    COUNTRY_SLOTS, ENTRY_SLOTS, POLICY_ROWS, ROW_FIRST_SERVICE, ROW_MAIN, ROW_STRICT,
+    UNKNOWN_COUNTRY,
+};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::country::Country;
+use crate::{
+    country::Country,
+    scope::{mode_name, ports_text, Scope},
+};
 
 /// Verdict for a class of traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -54,6 +61,41 @@ pub struct Policy {
     /// A dry run: every verdict is counted, drops as "would drop", and every packet passes.
     #[serde(default)]
     pub dry_run: bool,
+    /// Special-purpose sources (private, loopback, link-local, CGNAT, ULA, ...).
+    #[serde(default = "pass")]
+    pub local: Action,
+    /// Which TCP segments are judged.
+    #[serde(default)]
+    pub tcp: Tcp,
+    /// Which packets are judged: the whole host, some ports, or services.
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+fn pass() -> Action {
+    Action::Pass
+}
+
+/// Which TCP segments the country policy judges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Tcp {
+    /// Every segment.
+    #[default]
+    All,
+    /// Only connection attempts (SYN without ACK): replies to the host's own connections,
+    /// and connections open before the filter, pass.
+    Syn,
+}
+
+impl Tcp {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Syn => "syn",
+        }
+    }
 }
 
 /// What happens to ICMP and ICMPv6 error messages.
@@ -92,56 +134,98 @@ impl Policy {
             deny_cidrs: vec![],
             icmp_errors: IcmpErrors::Pass,
             dry_run: false,
+            local: Action::Pass,
+            tcp: Tcp::All,
+            scope: Scope::Host,
         }
     }
 
-    /// Action per kernel country index; index 0 is unknown space.
+    /// The action of one rule (`mode` and `countries`) for a table entry: countries by the
+    /// list, classes by the policy's class verdicts.
     #[must_use]
-    pub fn action_table(&self) -> Vec<u8> {
-        let (listed, unlisted) = match self.mode {
-            Mode::Allow => (Action::Pass, Action::Drop),
-            Mode::Deny => (Action::Drop, Action::Pass),
-        };
-        (0..COUNTRY_SLOTS)
-            .map(|i| {
-                let index = u16::try_from(i).expect("COUNTRY_SLOTS fits u16");
-                if index == UNKNOWN_COUNTRY {
-                    self.unknown
-                } else if Country::from_index(index).is_some_and(|c| self.countries.contains(&c)) {
-                    listed
-                } else {
-                    unlisted
+    pub fn rule_action(&self, mode: Mode, countries: &BTreeSet<Country>, entry: u16) -> Action {
+        match entry {
+            UNKNOWN_COUNTRY => self.unknown,
+            CLASS_EXCEPTION_PASS => Action::Pass,
+            CLASS_EXCEPTION_DROP => Action::Drop,
+            CLASS_LOCAL => self.local,
+            _ => {
+                let listed = Country::from_index(entry).is_some_and(|c| countries.contains(&c));
+                match (mode, listed) {
+                    (Mode::Allow, true) | (Mode::Deny, false) => Action::Pass,
+                    (Mode::Allow, false) | (Mode::Deny, true) => Action::Drop,
                 }
-                .kernel()
+            }
+        }
+    }
+
+    /// The rules that judge some traffic, by policy row: the main rule (unless services
+    /// leave other traffic out of scope), then each service.
+    #[must_use]
+    pub fn rules(&self) -> Vec<(u8, Mode, &BTreeSet<Country>)> {
+        let mut rules = Vec::new();
+        let main_judges = !matches!(
+            self.scope,
+            Scope::Services {
+                other_judged: false,
+                ..
+            }
+        );
+        if main_judges {
+            rules.push((ROW_MAIN, self.mode, &self.countries));
+        }
+        if let Scope::Services { services, .. } = &self.scope {
+            for (row, s) in (ROW_FIRST_SERVICE..).zip(services) {
+                rules.push((row, s.mode, &s.countries));
+            }
+        }
+        rules
+    }
+
+    /// The action of policy row `row` for a table entry. The strict row drops what any rule
+    /// drops; a row no rule uses passes.
+    #[must_use]
+    pub fn row_action(&self, row: u8, entry: u16) -> Action {
+        let rules = self.rules();
+        let drops = |&(_, mode, countries): &(u8, Mode, &BTreeSet<Country>)| {
+            self.rule_action(mode, countries, entry) == Action::Drop
+        };
+        let drop = if row == ROW_STRICT {
+            rules.iter().any(drops)
+        } else {
+            rules.iter().filter(|r| r.0 == row).any(drops)
+        };
+        if drop {
+            Action::Drop
+        } else {
+            Action::Pass
+        }
+    }
+
+    /// Every row of the kernel's policy array.
+    #[must_use]
+    pub fn rows(&self) -> Vec<PolicyRow> {
+        (0..POLICY_ROWS)
+            .map(|row| {
+                let row = u8::try_from(row).expect("POLICY_ROWS fits u8");
+                let mut actions = [ACTION_PASS; ENTRY_SLOTS as usize];
+                for (entry, action) in (0u16..).zip(actions.iter_mut()) {
+                    *action = self.row_action(row, entry).kernel();
+                }
+                actions
             })
             .collect()
     }
 
-    /// The verdict the XDP program gives a source whose country is `country`, and why: the
-    /// same order as the kernel (always-pass CIDRs, always-drop CIDRs, country, unknown).
+    /// The main rule's action per country index; index 0 is unknown space.
     #[must_use]
-    pub fn verdict(&self, addr: IpAddr, country: Option<Country>) -> (Action, Reason) {
-        let longest = |nets: &[IpNet]| {
-            nets.iter()
-                .filter(|n| n.contains(&addr))
-                .max_by_key(|n| n.prefix_len())
-                .copied()
-        };
-        if let Some(net) = longest(&self.allow_cidrs) {
-            return (Action::Pass, Reason::AllowCidr(net));
-        }
-        if let Some(net) = longest(&self.deny_cidrs) {
-            return (Action::Drop, Reason::DenyCidr(net));
-        }
-        let Some(country) = country else {
-            return (self.unknown, Reason::Unknown);
-        };
-        let listed = self.countries.contains(&country);
-        let action = match (self.mode, listed) {
-            (Mode::Allow, true) | (Mode::Deny, false) => Action::Pass,
-            (Mode::Allow, false) | (Mode::Deny, true) => Action::Drop,
-        };
-        (action, Reason::Country { listed })
+    pub fn action_table(&self) -> Vec<u8> {
+        (0..COUNTRY_SLOTS)
+            .map(|i| {
+                let index = u16::try_from(i).expect("COUNTRY_SLOTS fits u16");
+                self.rule_action(self.mode, &self.countries, index).kernel()
+            })
+            .collect()
     }
 
     /// Every part of the policy in one line, exceptions included: what `update` prints, so an
@@ -149,11 +233,14 @@ impl Policy {
     #[must_use]
     pub fn full_summary(&self) -> String {
         format!(
-            "{}; always pass {}; always drop {}; icmp errors {}; {}",
+            "{}; {}; local {}; always pass {}; always drop {}; icmp errors {}; tcp {}; {}",
             self.summary(),
+            self.scope.summary(),
+            action_name(self.local),
             list_or_none(&self.allow_cidrs),
             list_or_none(&self.deny_cidrs),
             self.icmp_errors.name(),
+            self.tcp.name(),
             if self.dry_run {
                 "DRY RUN: nothing is dropped, drops are counted as would-drop"
             } else {
@@ -162,28 +249,27 @@ impl Policy {
         )
     }
 
-    /// What the program does with a source of `country`: the policy's verdict, and nothing is
-    /// dropped during a dry run.
-    #[must_use]
-    pub fn effective(&self, addr: IpAddr, country: Option<Country>) -> Action {
-        match self.verdict(addr, country).0 {
-            Action::Drop if self.dry_run => Action::Pass,
-            action => action,
-        }
-    }
-
     /// One-line summary for status output, e.g. `deny CN,RU; unknown pass`.
     #[must_use]
     pub fn summary(&self) -> String {
-        let mode = match self.mode {
-            Mode::Allow => "allow",
-            Mode::Deny => "deny",
-        };
         let codes: Vec<String> = self.countries.iter().map(|c| c.code()).collect();
+        let main = match &self.scope {
+            Scope::Services {
+                other_judged: false,
+                ..
+            } => "services only".to_owned(),
+            Scope::Host | Scope::Ports(_) | Scope::Services { .. } => {
+                format!("{} {}", mode_name(self.mode), codes.join(","))
+            }
+        };
+        let scope = match &self.scope {
+            Scope::Ports(ports) => format!(" on {}", ports_text(ports)),
+            Scope::Services { services, .. } => format!(" + {} services", services.len()),
+            Scope::Host => String::new(),
+        };
         format!(
-            "{}{mode} {}; unknown {}; malformed {}",
+            "{}{main}{scope}; unknown {}; malformed {}",
             if self.dry_run { "DRY RUN of " } else { "" },
-            codes.join(","),
             action_name(self.unknown),
             action_name(self.malformed)
         )
@@ -254,20 +340,41 @@ pub fn canonical_bytes(policy: Option<&Policy>) -> Vec<u8> {
     if p.dry_run {
         out.push_str("dry-run\n");
     }
+    if p.local != Action::Pass {
+        out.push_str(&format!("local {}\n", action_name(p.local)));
+    }
+    if p.tcp != Tcp::All {
+        out.push_str(&format!("tcp {}\n", p.tcp.name()));
+    }
+    match &p.scope {
+        Scope::Host => {}
+        Scope::Ports(ports) => out.push_str(&format!("ports {}\n", ports_text(ports))),
+        Scope::Services {
+            services,
+            other_judged,
+        } => {
+            // Services in their given order: the order decides nothing, but names must match.
+            for s in services {
+                let codes: Vec<String> = s.countries.iter().map(|c| c.code()).collect();
+                let mut ports = s.ports.clone();
+                ports.sort();
+                ports.dedup();
+                out.push_str(&format!(
+                    "service {} {} {} {}\n",
+                    s.name,
+                    ports_text(&ports),
+                    mode_name(s.mode),
+                    codes.join(",")
+                ));
+            }
+            out.push_str(if *other_judged {
+                "other judged\n"
+            } else {
+                "other out-of-scope\n"
+            });
+        }
+    }
     out.into_bytes()
-}
-
-/// Why [`Policy::verdict`] decided as it did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reason {
-    AllowCidr(IpNet),
-    DenyCidr(IpNet),
-    /// The source's country is (or is not) on the allow/deny list.
-    Country {
-        listed: bool,
-    },
-    /// The data places the source in no country.
-    Unknown,
 }
 
 #[must_use]
@@ -352,32 +459,6 @@ mod tests {
         assert_eq!(action_of(&table, "CN"), ACTION_DROP);
         assert_eq!(action_of(&table, "US"), ACTION_PASS);
         assert_eq!(table[usize::from(UNKNOWN_COUNTRY)], ACTION_DROP);
-    }
-
-    #[test]
-    fn verdict_checks_exceptions_first_then_country_then_unknown() {
-        let mut p = policy(Mode::Deny, &["CN"], Action::Drop);
-        p.allow_cidrs = vec!["10.1.0.0/16".parse().unwrap()];
-        p.deny_cidrs = vec!["10.0.0.0/8".parse().unwrap()];
-        let cn = Some(Country::parse("CN").unwrap());
-        let de = Some(Country::parse("DE").unwrap());
-        let at = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(p.verdict(at("10.1.2.3"), cn).0, Action::Pass);
-        assert_eq!(p.verdict(at("10.2.2.3"), de).0, Action::Drop);
-        assert_eq!(
-            p.verdict(at("1.2.3.4"), cn),
-            (Action::Drop, Reason::Country { listed: true })
-        );
-        assert_eq!(
-            p.verdict(at("1.2.3.4"), de),
-            (Action::Pass, Reason::Country { listed: false })
-        );
-        assert_eq!(
-            p.verdict(at("1.2.3.4"), None),
-            (Action::Drop, Reason::Unknown)
-        );
-        p.mode = Mode::Allow;
-        assert_eq!(p.verdict(at("1.2.3.4"), de).0, Action::Drop);
     }
 
     #[test]

@@ -2,13 +2,21 @@
 //!
 //! ```toml
 //! deny = ["sanctioned", "RU"]      # or: allow = ["europe", "US"]
+//! ports = ["tcp/443"]              # judge only these ports (default: every packet)
 //! unknown = "pass"
+//! local = "pass"
 //! malformed = "pass"
+//! tcp = "all"                      # or "syn": judge TCP only on connection attempts
 //! allow_cidrs = ["192.0.2.0/24"]
 //! deny_cidrs = []
 //!
 //! [groups]
 //! sanctioned = ["CU", "IR", "KP", "SY"]
+//!
+//! [[service]]                      # instead of `ports`: each service its own countries
+//! name = "ssh"
+//! ports = ["tcp/22"]
+//! allow = ["DE"]
 //! ```
 
 use std::{collections::BTreeMap, path::Path};
@@ -19,7 +27,8 @@ use serde::{de::Error as _, Deserialize, Deserializer};
 
 use crate::{
     data::parse_exception,
-    policy::{Action, IcmpErrors},
+    policy::{Action, IcmpErrors, Tcp},
+    scope::PortRange,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -29,8 +38,17 @@ pub struct PolicyFile {
     pub deny: Option<Vec<String>>,
     pub unknown: Option<Action>,
     pub malformed: Option<Action>,
+    /// Special-purpose sources (private, link-local, ...): `"pass"` (default) or `"drop"`.
+    pub local: Option<Action>,
+    /// `"all"` (default) or `"syn"`.
+    pub tcp: Option<Tcp>,
     /// `"pass"` (default) or `"judge"`.
     pub icmp_errors: Option<IcmpErrors>,
+    /// Destination ports the main rule judges (`tcp/443`, `udp/8000-8100`); absent: all.
+    pub ports: Option<Vec<PortRange>>,
+    /// Services, each with its ports and countries.
+    #[serde(default)]
+    pub service: Vec<ServiceEntry>,
     #[serde(default, deserialize_with = "networks")]
     pub allow_cidrs: Vec<IpNet>,
     #[serde(default, deserialize_with = "networks")]
@@ -47,6 +65,16 @@ fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D:
         .iter()
         .map(|text| parse_exception(text).map_err(D::Error::custom))
         .collect()
+}
+
+/// One `[[service]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceEntry {
+    pub name: String,
+    pub ports: Vec<PortRange>,
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
 }
 
 impl PolicyFile {
@@ -120,6 +148,22 @@ mod tests {
         );
         let file = PolicyFile::parse("allow_cidrs = [\" 192.0.2.0/24 \"]\n").unwrap();
         assert_eq!(file.allow_cidrs, ["192.0.2.0/24".parse::<IpNet>().unwrap()]);
+    }
+
+    #[test]
+    fn services_read_with_their_ports_and_bad_ports_name_the_line() {
+        let file = PolicyFile::parse(
+            "[[service]]\nname = \"api\"\nports = [\"tcp/443\", \"udp/443\"]\nallow = [\"US\"]\n\
+             [[service]]\nname = \"ssh\"\nports = [\"tcp/22\"]\ndeny = [\"CN\"]\n",
+        )
+        .unwrap();
+        assert_eq!(file.service.len(), 2);
+        assert_eq!(file.service[0].ports[1].to_string(), "udp/443");
+        let err = format!(
+            "{:#}",
+            PolicyFile::parse("deny = [\"CN\"]\nports = [\"tcp/443\", \"tcp/0\"]\n").unwrap_err()
+        );
+        assert!(err.starts_with("line 2") && err.contains("port 0"), "{err}");
     }
 
     #[test]

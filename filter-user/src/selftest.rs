@@ -8,14 +8,13 @@ use std::{
 };
 
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
-use filter_common::{
-    country_slot, would_drop_slot, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS, UNKNOWN_COUNTRY,
-};
 
 use crate::{
     compile::{RegionSet, Span},
     country::Country,
-    policy::{Action, Policy, Reason},
+    model::{Model, TCP_SYN},
+    policy::{Action, Policy},
+    scope::{Proto, Scope},
 };
 
 /// XDP return codes.
@@ -24,10 +23,11 @@ const XDP_PASS: u32 = 2;
 /// Spans sampled per country and family: first, middle and last.
 const SPANS_PER_COUNTRY: usize = 3;
 
-/// One address and what the program must do with it.
+/// One address, the port it is sent to, and what the program must do with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sample {
     pub addr: IpAddr,
+    pub port: (Proto, u16),
     pub slot: u32,
     pub action: Action,
 }
@@ -35,11 +35,12 @@ pub struct Sample {
 /// The half disagreed with the compiled data.
 #[derive(Debug, thiserror::Error)]
 pub enum SelftestError {
-    #[error("self-test failed: {mismatches} of {samples} sample addresses got another verdict than the compiled data gives; first: {addr} expected slot {expected_slot} ({expected:?}), got slot {got_slot} (XDP code {got_code})")]
+    #[error("self-test failed: {mismatches} of {samples} sample addresses got another verdict than the compiled data gives; first: {addr} to {port} expected slot {expected_slot} ({expected:?}), got slot {got_slot} (XDP code {got_code})")]
     Mismatch {
         mismatches: usize,
         samples: usize,
         addr: IpAddr,
+        port: String,
         expected_slot: u32,
         expected: Action,
         got_slot: u32,
@@ -76,10 +77,31 @@ pub fn samples(regions: &RegionSet, policy: &Policy) -> Vec<Sample> {
     // IPv6 sources that embed an IPv4 address are judged as IPv4 by the program; leave them
     // to the tests.
     addrs.retain(|a| crate::policy::as_judged(*a) == *a);
+    // Every rule of the policy gets its share of the addresses, through a port it judges.
+    let ports = rule_ports(&policy.scope);
+    let model = Model::new(regions, policy);
     addrs
         .into_iter()
-        .map(|addr| expected(regions, policy, addr))
+        .enumerate()
+        .map(|(i, addr)| expected(&model, addr, ports[i % ports.len()]))
         .collect()
+}
+
+/// A destination port for each rule of a scope: the first port of each range it names and a
+/// port no rule names (out of scope, or the main rule's).
+fn rule_ports(scope: &Scope) -> Vec<(Proto, u16)> {
+    let named = scope.port_ranges();
+    let mut ports: Vec<(Proto, u16)> = named.iter().map(|r| (r.proto, r.first)).collect();
+    let unnamed = (1..=u16::MAX).map(|p| (Proto::Udp, p)).find(|&(proto, p)| {
+        !named
+            .iter()
+            .any(|r| r.proto == proto && (r.first..=r.last).contains(&p))
+    });
+    ports.extend(unnamed);
+    if ports.is_empty() {
+        ports.push((Proto::Udp, 53));
+    }
+    ports
 }
 
 /// First, middle and last address of `net`, and the neighbours on either side.
@@ -126,28 +148,17 @@ fn pick<T>(spans: &[T]) -> impl Iterator<Item = &T> {
         .filter_map(move |i| spans.get(i))
 }
 
-/// What the program must answer for `addr`: the data's country, then the policy.
+/// What the program must answer for a frame from `addr` to `port`: the reference model's
+/// verdict.
 #[must_use]
-pub fn expected(regions: &RegionSet, policy: &Policy, addr: IpAddr) -> Sample {
-    let country = regions.country_of(addr);
-    let (action, reason) = policy.verdict(addr, country);
-    let slot = match reason {
-        Reason::AllowCidr(_) => SLOT_EXCEPTION_PASS,
-        Reason::DenyCidr(_) => SLOT_EXCEPTION_DROP,
-        Reason::Country { .. } | Reason::Unknown => country_slot(
-            country.map_or(UNKNOWN_COUNTRY, |c| c.index()),
-            action.kernel(),
-        ),
-    };
-    // A dry run passes what it would drop and counts it in the slot after the drop slot.
-    if policy.dry_run && action == Action::Drop {
-        return Sample {
-            addr,
-            slot: would_drop_slot(slot),
-            action: Action::Pass,
-        };
+pub fn expected(model: &Model<'_>, addr: IpAddr, port: (Proto, u16)) -> Sample {
+    let decision = model.judge_frame(&frame_to(addr, port), false);
+    Sample {
+        addr,
+        port,
+        slot: decision.slot,
+        action: decision.action,
     }
-    Sample { addr, slot, action }
 }
 
 /// Runs the self-test program (loaded with the half to test) on every sample.
@@ -155,7 +166,7 @@ pub fn run(program: &mut Xdp, samples: &[Sample]) -> Result<(), SelftestError> {
     let mut first = None;
     let mut mismatches = 0;
     for sample in samples {
-        let frame = frame(sample.addr);
+        let frame = frame_to(sample.addr, sample.port);
         let mut out = vec![0u8; frame.len()];
         let result = program.test_run(TestRunOptions {
             data_in: Some(&frame),
@@ -178,6 +189,7 @@ pub fn run(program: &mut Xdp, samples: &[Sample]) -> Result<(), SelftestError> {
             mismatches,
             samples: samples.len(),
             addr: sample.addr,
+            port: format!("{}/{}", sample.port.0.name(), sample.port.1),
             expected_slot: sample.slot,
             expected: sample.action,
             got_slot,
@@ -186,25 +198,68 @@ pub fn run(program: &mut Xdp, samples: &[Sample]) -> Result<(), SelftestError> {
     }
 }
 
-/// A minimal untagged UDP frame from `src`; only the headers the program reads are filled.
+/// A minimal untagged UDP frame from `src` to port 53; only the headers the program reads are
+/// filled.
 #[must_use]
 pub fn frame(src: IpAddr) -> Vec<u8> {
+    frame_to(src, (Proto::Udp, 53))
+}
+
+/// A minimal untagged frame from `src` to a port: UDP, or a TCP connection attempt (SYN).
+#[must_use]
+pub fn frame_to(src: IpAddr, (proto, port): (Proto, u16)) -> Vec<u8> {
+    let transport_len: u8 = match proto {
+        Proto::Udp => 8,
+        Proto::Tcp => 20,
+    };
     let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
     match src {
         IpAddr::V4(src) => {
-            f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+            f.extend_from_slice(&[
+                0x08,
+                0x00,
+                0x45,
+                0,
+                0,
+                20 + transport_len,
+                0,
+                0,
+                0x40,
+                0,
+                64,
+            ]);
+            f.extend_from_slice(&[proto.number(), 0, 0]);
             f.extend_from_slice(&src.octets());
             f.extend_from_slice(&[198, 51, 100, 1]);
         }
         IpAddr::V6(src) => {
-            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 8, 17, 64]);
+            f.extend_from_slice(&[
+                0x86,
+                0xdd,
+                0x60,
+                0,
+                0,
+                0,
+                0,
+                transport_len,
+                proto.number(),
+                64,
+            ]);
             f.extend_from_slice(&src.octets());
             f.extend_from_slice(&[
                 0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
             ]);
         }
     }
-    f.extend_from_slice(&[0x30, 0x39, 0x00, 0x35, 0, 8, 0, 0]); // UDP 12345 -> 53, no payload
+    let [hi, lo] = port.to_be_bytes();
+    match proto {
+        // 12345 -> port, no payload.
+        Proto::Udp => f.extend_from_slice(&[0x30, 0x39, hi, lo, 0, 8, 0, 0]),
+        Proto::Tcp => {
+            f.extend_from_slice(&[0x30, 0x39, hi, lo, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, TCP_SYN]);
+            f.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+        }
+    }
     f
 }
 
@@ -229,12 +284,13 @@ mod tests {
 
     use super::*;
     use crate::policy::Mode;
+    use filter_common::{country_slot, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS, UNKNOWN_COUNTRY};
 
     #[test]
     fn exception_cidrs_are_sampled_inside_and_just_outside() {
         let policy = Policy {
-            allow_cidrs: vec!["192.0.2.0/24".parse().unwrap()],
-            deny_cidrs: vec!["2001:db8::/32".parse().unwrap()],
+            allow_cidrs: vec!["198.51.0.0/24".parse().unwrap()],
+            deny_cidrs: vec!["2a00:db8::/32".parse().unwrap()],
             ..Policy::new(Mode::Deny, BTreeSet::new())
         };
         let samples = samples(&RegionSet::default(), &policy);
@@ -242,17 +298,17 @@ mod tests {
             let addr: IpAddr = a.parse().unwrap();
             samples.iter().find(|s| s.addr == addr).map(|s| s.slot)
         };
-        assert_eq!(slot_of("192.0.2.0"), Some(SLOT_EXCEPTION_PASS));
-        assert_eq!(slot_of("192.0.2.127"), Some(SLOT_EXCEPTION_PASS));
-        assert_eq!(slot_of("192.0.2.255"), Some(SLOT_EXCEPTION_PASS));
+        assert_eq!(slot_of("198.51.0.0"), Some(SLOT_EXCEPTION_PASS));
+        assert_eq!(slot_of("198.51.0.127"), Some(SLOT_EXCEPTION_PASS));
+        assert_eq!(slot_of("198.51.0.255"), Some(SLOT_EXCEPTION_PASS));
         let unknown_pass = country_slot(UNKNOWN_COUNTRY, Action::Pass.kernel());
-        assert_eq!(slot_of("192.0.1.255"), Some(unknown_pass));
-        assert_eq!(slot_of("192.0.3.0"), Some(unknown_pass));
-        assert_eq!(slot_of("2001:db8::"), Some(SLOT_EXCEPTION_DROP));
+        assert_eq!(slot_of("198.50.255.255"), Some(unknown_pass));
+        assert_eq!(slot_of("198.51.1.0"), Some(unknown_pass));
+        assert_eq!(slot_of("2a00:db8::"), Some(SLOT_EXCEPTION_DROP));
         assert_eq!(
-            slot_of("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"),
+            slot_of("2a00:db8:ffff:ffff:ffff:ffff:ffff:ffff"),
             Some(SLOT_EXCEPTION_DROP)
         );
-        assert_eq!(slot_of("2001:db9::"), Some(unknown_pass));
+        assert_eq!(slot_of("2a00:db9::"), Some(unknown_pass));
     }
 }

@@ -6,8 +6,9 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     artifact::Artifact,
-    compile::{Prefixes, RegionSet},
+    compile::RegionSet,
     maps::{hash_bytes, FilterMaps, HalfContents, Lookup},
+    paint::{self, Entries},
     policy::Policy,
     state::unix_now,
     tables::FastTables,
@@ -19,23 +20,24 @@ use filter_common::REGION_MAX_ENTRIES;
 pub struct Staged {
     pub artifact: Artifact,
     pub policy: Policy,
-    pub prefixes: Prefixes,
+    /// Countries with the policy's exceptions and the local class painted over them.
+    pub entries: Entries,
     pub tables: Option<FastTables>,
 }
 
 impl Staged {
     /// Compiles the maps' contents for `lookup`; refuses data the maps cannot hold.
     pub fn new(regions: RegionSet, policy: Policy, lookup: Lookup) -> Result<Self> {
-        let prefixes = regions.prefixes();
-        check_capacity(prefixes.v4.len(), prefixes.v6.len())?;
+        let entries = paint::entries(&regions, Some(&policy));
+        check_capacity(entries.v4.len(), entries.v6.len())?;
         let tables = match lookup {
-            Lookup::Fast => Some(FastTables::build(&prefixes)?),
+            Lookup::Fast => Some(FastTables::build(&entries)?),
             Lookup::Lpm => None,
         };
         Ok(Self {
             artifact: Artifact::new(regions, Some(policy.clone()), unix_now()),
             policy,
-            prefixes,
+            entries,
             tables,
         })
     }
@@ -77,7 +79,7 @@ pub fn install(
     let new = 1 - old;
     let generation = maps.halves[old].settings()?.generation + 1;
     let contents = HalfContents {
-        prefixes: &staged.prefixes,
+        entries: &staged.entries,
         tables: staged.tables.as_ref(),
         policy: &staged.policy,
         content_hash: hash_bytes(staged.content_hash())

@@ -16,7 +16,7 @@ use filter_common::{
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 
-use crate::{compile::Prefixes, country::Country};
+use crate::paint::{Entries, Entry};
 
 /// The data does not fit the fixed-size tables.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,24 +38,24 @@ pub struct FastTables {
     /// Chunk 0 is the root (first byte).
     pub v6_pool: Vec<Chunk>,
     /// Prefixes the tables hand over to the LPM trie: those longer than /64.
-    pub v6_long: Vec<(Ipv6Net, Country)>,
+    pub v6_long: Vec<(Ipv6Net, Entry)>,
 }
 
 impl FastTables {
     /// Compiles the tables. Prefixes may overlap: longer ones win, as in the trie.
-    pub fn build(prefixes: &Prefixes) -> Result<Self, TablesFull> {
+    pub fn build(prefixes: &Entries) -> Result<Self, TablesFull> {
         let mut tables = Self {
             v4_l1: vec![[UNKNOWN_COUNTRY; 256]; V4_L1_ENTRIES as usize],
             v4_pool: Vec::new(),
             v6_pool: vec![[UNKNOWN_COUNTRY; 256]],
             v6_long: Vec::new(),
         };
-        let mut v4: Vec<&(Ipv4Net, Country)> = prefixes.v4.iter().collect();
+        let mut v4: Vec<&(Ipv4Net, Entry)> = prefixes.v4.iter().collect();
         v4.sort_by_key(|(net, _)| net.prefix_len());
-        for (net, country) in v4 {
-            tables.add_v4(*net, country.index())?;
+        for &(net, entry) in v4 {
+            tables.add_v4(net, entry)?;
         }
-        let mut v6: Vec<&(Ipv6Net, Country)> = prefixes.v6.iter().collect();
+        let mut v6: Vec<&(Ipv6Net, Entry)> = prefixes.v6.iter().collect();
         v6.sort_by_key(|(net, _)| net.prefix_len());
         for &(net, country) in v6 {
             tables.add_v6(net, country)?;
@@ -97,7 +97,7 @@ impl FastTables {
         Ok(())
     }
 
-    fn add_v6(&mut self, net: Ipv6Net, country: Country) -> Result<(), TablesFull> {
+    fn add_v6(&mut self, net: Ipv6Net, country: Entry) -> Result<(), TablesFull> {
         let bytes = net.network().octets();
         let len = usize::from(net.prefix_len());
         // Depth whose entries this prefix fills (byte `depth` of the address), capped at the
@@ -123,16 +123,14 @@ impl FastTables {
                 // A shorter prefix covered this /64: it moves to the trie with the longer one.
                 let covered =
                     Ipv6Net::new(net.network(), 8 * V6_TABLE_BYTES as u8).expect("a valid length");
-                let covering =
-                    Country::from_index(*entry).expect("entries below TABLE_CHUNK are countries");
-                self.v6_long.push((covered.trunc(), covering));
+                self.v6_long.push((covered.trunc(), *entry));
             }
             *entry = TABLE_LPM;
             self.v6_long.push((net, country));
             return Ok(());
         }
         let span = 1 << (8 * (depth + 1) - len);
-        self.v6_pool[chunk][byte..byte + span].fill(country.index());
+        self.v6_pool[chunk][byte..byte + span].fill(country);
         Ok(())
     }
 
@@ -200,7 +198,18 @@ fn chunk_of(
 mod tests {
     use super::*;
 
-    use crate::compile::tests::Rng;
+    use crate::{
+        compile::{tests::Rng, Prefixes},
+        country::Country,
+    };
+
+    /// The prefixes as entries, overlaps kept: the tables resolve them as a trie would.
+    fn raw(prefixes: &Prefixes) -> Entries {
+        Entries {
+            v4: prefixes.v4.iter().map(|&(n, c)| (n, c.index())).collect(),
+            v6: prefixes.v6.iter().map(|&(n, c)| (n, c.index())).collect(),
+        }
+    }
 
     fn country(rng: &mut Rng) -> Country {
         Country::from_index(1 + (rng.next() % 600) as u16).unwrap()
@@ -228,13 +237,13 @@ mod tests {
     }
 
     fn naive<N: Copy, A: Copy>(
-        prefixes: &[(N, Country)],
+        prefixes: &[(N, Entry)],
         addr: A,
         contains: impl Fn(&N, A) -> Option<u8>,
     ) -> u16 {
         prefixes
             .iter()
-            .filter_map(|(net, c)| contains(net, addr).map(|len| (len, c.index())))
+            .filter_map(|&(net, c)| contains(&net, addr).map(|len| (len, c)))
             .max_by_key(|&(len, _)| len)
             .map_or(UNKNOWN_COUNTRY, |(_, c)| c)
     }
@@ -242,9 +251,9 @@ mod tests {
     #[test]
     fn tables_agree_with_longest_prefix_match() {
         let mut rng = Rng(0x5eed_1234_abcd);
-        let prefixes = random_prefixes(&mut rng);
+        let prefixes = raw(&random_prefixes(&mut rng));
         let tables = FastTables::build(&prefixes).unwrap();
-        let long = Prefixes {
+        let long = Entries {
             v4: vec![],
             v6: tables.v6_long.clone(),
         };
@@ -291,7 +300,7 @@ mod tests {
             ],
             v6: vec![("2001:db8::/29".parse().unwrap(), c("NL"))],
         };
-        let tables = FastTables::build(&prefixes).unwrap();
+        let tables = FastTables::build(&raw(&prefixes)).unwrap();
         // IPv4: one chunk for 81.2.0.0/16 (third byte), one for 81.2.69.0/24 (fourth byte).
         assert_eq!(tables.pool_chunks(), (2, 4));
         let at = |s: &str| country_code(tables.country_v4(s.parse().unwrap()));
@@ -315,7 +324,7 @@ mod tests {
         let v4 = (0..=V4_POOL_ENTRIES)
             .map(|i| (Ipv4Net::new(Ipv4Addr::from(i << 8), 25).unwrap(), c))
             .collect();
-        let err = FastTables::build(&Prefixes { v4, v6: vec![] })
+        let err = FastTables::build(&raw(&Prefixes { v4, v6: vec![] }))
             .err()
             .unwrap();
         assert_eq!(err.needed, V4_POOL_ENTRIES as usize + 1);

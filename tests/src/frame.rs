@@ -94,6 +94,54 @@ pub fn icmpv6(src: Ipv6Addr, icmp_type: u8, ext: &[u8]) -> Vec<u8> {
     f
 }
 
+/// TCP flags.
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_ACK: u8 = 0x10;
+
+/// A TCP header to `dport` with `flags` (20 bytes, no options).
+#[must_use]
+pub fn tcp(dport: u16, flags: u8) -> Vec<u8> {
+    let mut t = vec![0x30, 0x39];
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    t
+}
+
+/// A UDP header to `dport` (8 bytes, no payload).
+#[must_use]
+pub fn udp_to(dport: u16) -> Vec<u8> {
+    let mut u = vec![0x30, 0x39];
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&[0, 8, 0, 0]);
+    u
+}
+
+/// An IPv4 frame from `src` carrying `proto` and `transport`; `fragment_offset` in 8-byte
+/// units (non-zero: a non-first fragment).
+#[must_use]
+pub fn ipv4_with(src: Ipv4Addr, proto: u8, transport: &[u8], fragment_offset: u16) -> Vec<u8> {
+    let mut f = ethernet(&[], ETH_P_IP);
+    ipv4_header(&mut f, src, proto, transport.len());
+    f[14 + 6..14 + 8].copy_from_slice(&fragment_offset.to_be_bytes());
+    f.extend_from_slice(transport);
+    f
+}
+
+/// An IPv6 frame from `src` carrying `proto` and `transport` after the extension headers
+/// `ext` (each an 8-byte header of that type, a fragment header with offset 0).
+#[must_use]
+pub fn ipv6_with(src: Ipv6Addr, proto: u8, transport: &[u8], ext: &[u8]) -> Vec<u8> {
+    let mut f = ethernet(&[], ETH_P_IPV6);
+    let first = ext.first().copied().unwrap_or(proto);
+    ipv6_header(&mut f, src, first, 8 * ext.len() + transport.len());
+    for i in 0..ext.len() {
+        let next = ext.get(i + 1).copied().unwrap_or(proto);
+        f.extend_from_slice(&[next, 0, 0, 0, 0, 0, 0, 0]);
+    }
+    f.extend_from_slice(transport);
+    f
+}
+
 /// An ARP request (a non-IP frame).
 #[must_use]
 pub fn arp() -> Vec<u8> {

@@ -6,10 +6,11 @@ use aya::{
     programs::{TestRun as _, TestRunOptions, Xdp},
     Ebpf,
 };
-use filter_common::{PROGRAM_NAME, SELFTEST_HALF, SELFTEST_PROGRAM};
+use filter_common::{PROGRAM_NAME, RAW_IP, SELFTEST_HALF, SELFTEST_PROGRAM};
 use filter_user::{
     compile::Prefixes,
     maps::{FilterMaps, HalfContents, Lookup},
+    paint,
     policy::Policy,
     program, selftest,
     tables::FastTables,
@@ -33,14 +34,31 @@ impl LoadedFilter {
     /// on failure.
     #[must_use]
     pub fn new(prefixes: &Prefixes, policy: &Policy, lookup: Lookup) -> Self {
+        Self::with_entries(
+            &paint::entries_of_prefixes(prefixes, Some(policy)),
+            policy,
+            lookup,
+            false,
+        )
+    }
+
+    /// Loads the program with painted `entries`, for Ethernet or raw-IP (`raw_ip`) frames.
+    #[must_use]
+    pub fn with_entries(
+        entries: &paint::Entries,
+        policy: &Policy,
+        lookup: Lookup,
+        raw_ip: bool,
+    ) -> Self {
         let mut ebpf = program::loader(lookup)
             .override_global(SELFTEST_HALF, &(HALF as u32), true)
+            .override_global(RAW_IP, &u32::from(raw_ip), true)
             .load(filter_user::EBPF_OBJECT)
             .expect("load object");
         let mut maps = FilterMaps::take(&mut ebpf, None).expect("take maps");
-        let tables = (lookup == Lookup::Fast).then(|| FastTables::build(prefixes).expect("tables"));
+        let tables = (lookup == Lookup::Fast).then(|| FastTables::build(entries).expect("tables"));
         let contents = HalfContents {
-            prefixes,
+            entries,
             tables: tables.as_ref(),
             policy,
             content_hash: [0; 32],
@@ -77,10 +95,15 @@ impl LoadedFilter {
 
     /// Counter slot and return code the self-test program gives a source, without counting.
     pub fn classify(&mut self, src: IpAddr) -> (u32, u32) {
-        let frame = selftest::frame(src);
-        let mut out = vec![0u8; frame.len()];
+        self.classify_frame(&selftest::frame(src))
+    }
+
+    /// Counter slot and return code the self-test program gives a frame, without counting. A
+    /// frame shorter than four bytes keeps no slot: 0 is returned for it.
+    pub fn classify_frame(&mut self, frame: &[u8]) -> (u32, u32) {
+        let mut out = vec![0u8; frame.len().max(4)];
         let opts = TestRunOptions {
-            data_in: Some(&frame),
+            data_in: Some(frame),
             data_out: Some(&mut out),
             ..TestRunOptions::new()
         };

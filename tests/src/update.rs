@@ -22,19 +22,19 @@ use crate::{cli::Instance, kernel::XDP_DROP, kernel::XDP_PASS, netns::VethPair};
 
 /// Same verdict in both lists: GB passes, JP drops (policy `--deny JP --unknown drop`).
 pub const STABLE: [(&str, u32); 4] = [
-    ("10.1.2.3", XDP_PASS),
-    ("2001:db8:1::9", XDP_PASS),
-    ("10.4.0.1", XDP_DROP),
-    ("2001:db8:4::1", XDP_DROP),
+    ("11.1.2.3", XDP_PASS),
+    ("2a00:db8:1::9", XDP_PASS),
+    ("11.4.0.1", XDP_DROP),
+    ("2a00:db8:4::1", XDP_DROP),
 ];
 /// DE in list A (pass), JP in list B (drop).
-pub const CHANGING: [&str; 2] = ["10.3.7.7", "2001:db8:3::3"];
+pub const CHANGING: [&str; 2] = ["11.3.7.7", "2a00:db8:3::3"];
 pub const POLICY: [&str; 4] = ["--deny", "JP", "--unknown", "drop"];
 
-const LIST_A: &str = "10.1.0.0/16 GB\n10.2.0.0/16 FR\n10.3.0.0/16 DE\n10.4.0.0/16 JP\n\
-2001:db8:1::/48 GB\n2001:db8:3::/48 DE\n2001:db8:4::/48 JP\n";
-const LIST_B: &str = "10.1.0.0/16 GB\n10.2.0.0/16 FR\n10.3.0.0/16 JP\n10.4.0.0/16 JP\n\
-2001:db8:1::/48 GB\n2001:db8:3::/48 JP\n2001:db8:4::/48 JP\n";
+const LIST_A: &str = "11.1.0.0/16 GB\n10.2.0.0/16 FR\n10.3.0.0/16 DE\n10.4.0.0/16 JP\n\
+2a00:db8:1::/48 GB\n2a00:db8:3::/48 DE\n2a00:db8:4::/48 JP\n";
+const LIST_B: &str = "11.1.0.0/16 GB\n10.2.0.0/16 FR\n10.3.0.0/16 JP\n10.4.0.0/16 JP\n\
+2a00:db8:1::/48 GB\n2a00:db8:3::/48 JP\n2a00:db8:4::/48 JP\n";
 
 /// A filter attached in a namespace of its own, with the two lists written next to it.
 pub struct Attached {

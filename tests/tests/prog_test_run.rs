@@ -5,14 +5,18 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use filter_common::{
     country_slot, Counter, ACTION_DROP, ACTION_PASS, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS,
-    SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, UNKNOWN_COUNTRY,
+    SLOT_FRAGMENT_PASS, SLOT_ICMP_ERROR_PASS, SLOT_LOCAL_DROP, SLOT_LOCAL_PASS,
+    SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN,
+    UNKNOWN_COUNTRY,
 };
+use filter_user::scope::{parse_ports, Scope, Service};
 use filter_user::{
     compile::Prefixes,
     country::Country,
     maps::Lookup,
     policy::{Action, Mode, Policy},
 };
+use integration_tests::frame::{ipv4_with, ipv6_with, tcp, udp_to, TCP_ACK, TCP_SYN};
 use integration_tests::{
     frame::{self, ETH_P_8021AD, ETH_P_8021Q},
     kernel::{LoadedFilter, XDP_DROP, XDP_PASS},
@@ -30,7 +34,7 @@ const REGIONS: &[(&str, &str)] = &[
 const GB_V4: Ipv4Addr = Ipv4Addr::new(81, 2, 69, 160);
 const FR_V4: Ipv4Addr = Ipv4Addr::new(81, 2, 1, 1);
 const SE_V4: Ipv4Addr = Ipv4Addr::new(89, 160, 20, 130);
-const UNKNOWN_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
+const UNKNOWN_V4: Ipv4Addr = Ipv4Addr::new(100, 1, 2, 7);
 
 fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
@@ -166,7 +170,7 @@ fn unknown_space_follows_the_unknown_policy() {
         country_slot(UNKNOWN_COUNTRY, ACTION_DROP),
     );
     drop_unknown.expect(
-        &frame::ipv6(&[], v6("2001:db8::1"), 0),
+        &frame::ipv6(&[], v6("2a00:db8::1"), 0),
         XDP_DROP,
         country_slot(UNKNOWN_COUNTRY, ACTION_DROP),
     );
@@ -258,9 +262,12 @@ fn ipv6_sources_that_embed_ipv4_are_judged_by_it() {
         XDP_PASS,
         country_slot(cc("SE"), ACTION_PASS),
     );
-    // The unspecified and loopback addresses are not IPv4-compatible ones, and other IPv6
-    // space next to the embedding prefixes stays IPv6.
-    for src in ["::", "::1", "2003::1", "2001:1::1", "64:ff9b:2::1"] {
+    // The unspecified and loopback addresses are not IPv4-compatible ones (they are local
+    // space), and other IPv6 space next to the embedding prefixes stays IPv6.
+    for src in ["::", "::1"] {
+        f.expect(&frame::ipv6(&[], v6(src), 16), XDP_PASS, SLOT_LOCAL_PASS);
+    }
+    for src in ["2003::1", "2001:1::1", "64:ff9b:2::1"] {
         f.expect(
             &frame::ipv6(&[], v6(src), 16),
             XDP_PASS,
@@ -511,4 +518,187 @@ fn a_dry_run_passes_everything_and_counts_would_drop() {
     );
     let cut = &frame::ipv4(&[], GB_V4, 16)[..20];
     f.expect(cut, XDP_PASS, filter_common::SLOT_MALFORMED_WOULD_DROP);
+}
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+const ICMP: u8 = 1;
+
+#[test]
+fn local_space_has_its_own_verdict_apart_from_unknown() {
+    // `--unknown drop` keeps link-local IPv6 (neighbour discovery) and private IPv4 working.
+    let mut p = policy(Mode::Allow, &["SE"]);
+    p.unknown = Action::Drop;
+    let mut f = Filter::new(&p);
+    for src in ["fe80::1", "::", "fd00::7"] {
+        f.expect(&frame::ipv6(&[], v6(src), 8), XDP_PASS, SLOT_LOCAL_PASS);
+    }
+    for src in [
+        [10, 1, 2, 3],
+        [192, 168, 1, 1],
+        [100, 64, 0, 1],
+        [169, 254, 9, 9],
+    ] {
+        f.expect(&frame::ipv4(&[], src.into(), 8), XDP_PASS, SLOT_LOCAL_PASS);
+    }
+    f.expect(
+        &frame::ipv4(&[], UNKNOWN_V4, 8),
+        XDP_DROP,
+        country_slot(UNKNOWN_COUNTRY, ACTION_DROP),
+    );
+    p.local = Action::Drop;
+    let mut f = Filter::new(&p);
+    f.expect(
+        &frame::ipv6(&[], v6("fe80::1"), 8),
+        XDP_DROP,
+        SLOT_LOCAL_DROP,
+    );
+    // An always-pass CIDR wins over the local class.
+    p.allow_cidrs = vec!["10.9.0.0/16".parse().unwrap()];
+    let mut f = Filter::new(&p);
+    f.expect(
+        &frame::ipv4(&[], [10, 9, 1, 1].into(), 8),
+        XDP_PASS,
+        SLOT_EXCEPTION_PASS,
+    );
+    f.expect(
+        &frame::ipv4(&[], [10, 8, 1, 1].into(), 8),
+        XDP_DROP,
+        SLOT_LOCAL_DROP,
+    );
+}
+
+#[test]
+fn a_port_scope_judges_only_its_ports_and_passes_fragments_and_portless_traffic() {
+    let mut p = policy(Mode::Deny, &["GB"]);
+    p.scope = Scope::Ports(parse_ports("tcp/443,udp/8000-8100").unwrap());
+    let mut f = Filter::new(&p);
+    let gb_drop = country_slot(cc("GB"), ACTION_DROP);
+    f.expect(
+        &ipv4_with(GB_V4, TCP, &tcp(443, TCP_SYN), 0),
+        XDP_DROP,
+        gb_drop,
+    );
+    f.expect(&ipv4_with(GB_V4, UDP, &udp_to(8050), 0), XDP_DROP, gb_drop);
+    // Replies to the host's own connections arrive on other ports: out of scope.
+    f.expect(
+        &ipv4_with(GB_V4, TCP, &tcp(40000, TCP_SYN | TCP_ACK), 0),
+        XDP_PASS,
+        SLOT_OUT_OF_SCOPE,
+    );
+    f.expect(
+        &ipv4_with(GB_V4, UDP, &udp_to(443), 0),
+        XDP_PASS,
+        SLOT_OUT_OF_SCOPE,
+    );
+    f.expect(
+        &ipv4_with(GB_V4, ICMP, &[8, 0, 0, 0], 0),
+        XDP_PASS,
+        SLOT_OUT_OF_SCOPE,
+    );
+    // Non-first fragments carry no ports and pass; the first fragment carries them.
+    f.expect(
+        &ipv4_with(GB_V4, UDP, &[0; 16], 185),
+        XDP_PASS,
+        SLOT_FRAGMENT_PASS,
+    );
+    // A TCP header cut before its flags: the strictest rule judges it.
+    f.expect(
+        &ipv4_with(GB_V4, TCP, &tcp(9, 0)[..13], 0),
+        XDP_DROP,
+        gb_drop,
+    );
+    // IPv6: extension headers are walked to the TCP header; a non-first fragment passes.
+    let gb6 = GB_V4.to_ipv6_mapped();
+    f.expect(
+        &ipv6_with(gb6, TCP, &tcp(443, TCP_SYN), &[0, 60, 43]),
+        XDP_DROP,
+        gb_drop,
+    );
+    f.expect(
+        &ipv6_with(gb6, TCP, &tcp(22, TCP_SYN), &[0, 60, 44]),
+        XDP_PASS,
+        SLOT_OUT_OF_SCOPE,
+    );
+    let mut later = ipv6_with(gb6, TCP, &tcp(443, TCP_SYN), &[44]);
+    later[14 + 40 + 3] = 0x08; // fragment offset 1
+    f.expect(&later, XDP_PASS, SLOT_FRAGMENT_PASS);
+    // Seven extension headers hide the ports: the strictest rule judges the packet.
+    f.expect(
+        &ipv6_with(gb6, TCP, &tcp(22, TCP_SYN), &[60, 60, 60, 60, 60, 60, 60]),
+        XDP_DROP,
+        gb_drop,
+    );
+}
+
+#[test]
+fn two_services_judge_their_ports_by_their_own_countries() {
+    let code = |c: &str| Country::parse(c).unwrap();
+    let mut p = policy(Mode::Deny, &["SE"]);
+    p.scope = Scope::Services {
+        services: vec![
+            Service {
+                name: "api".to_owned(),
+                ports: parse_ports("tcp/443").unwrap(),
+                mode: Mode::Allow,
+                countries: [code("GB")].into(),
+            },
+            Service {
+                name: "ssh".to_owned(),
+                ports: parse_ports("tcp/22").unwrap(),
+                mode: Mode::Allow,
+                countries: [code("SE")].into(),
+            },
+        ],
+        other_judged: true,
+    };
+    let mut f = Filter::new(&p);
+    f.expect(
+        &ipv4_with(GB_V4, TCP, &tcp(443, TCP_SYN), 0),
+        XDP_PASS,
+        country_slot(cc("GB"), ACTION_PASS),
+    );
+    f.expect(
+        &ipv4_with(GB_V4, TCP, &tcp(22, TCP_SYN), 0),
+        XDP_DROP,
+        country_slot(cc("GB"), ACTION_DROP),
+    );
+    f.expect(
+        &ipv4_with(SE_V4, TCP, &tcp(22, TCP_SYN), 0),
+        XDP_PASS,
+        country_slot(cc("SE"), ACTION_PASS),
+    );
+    // Other traffic: the main rule (deny SE).
+    f.expect(
+        &ipv4_with(SE_V4, UDP, &udp_to(53), 0),
+        XDP_DROP,
+        country_slot(cc("SE"), ACTION_DROP),
+    );
+    f.expect(
+        &ipv4_with(GB_V4, ICMP, &[8, 0, 0, 0], 0),
+        XDP_PASS,
+        country_slot(cc("GB"), ACTION_PASS),
+    );
+}
+
+#[test]
+fn tcp_syn_judges_connection_attempts_only() {
+    let mut p = policy(Mode::Deny, &["GB"]);
+    p.tcp = filter_user::policy::Tcp::Syn;
+    let mut f = Filter::new(&p);
+    let gb_drop = country_slot(cc("GB"), ACTION_DROP);
+    f.expect(
+        &ipv4_with(GB_V4, TCP, &tcp(443, TCP_SYN), 0),
+        XDP_DROP,
+        gb_drop,
+    );
+    for flags in [TCP_SYN | TCP_ACK, TCP_ACK, 0x18, 0x04] {
+        f.expect(
+            &ipv4_with(GB_V4, TCP, &tcp(443, flags), 0),
+            XDP_PASS,
+            SLOT_TCP_NOT_SYN,
+        );
+    }
+    // Everything but TCP is judged as before.
+    f.expect(&ipv4_with(GB_V4, UDP, &udp_to(53), 0), XDP_DROP, gb_drop);
 }

@@ -185,7 +185,7 @@ fn refusals_and_failures_change_nothing_and_exit_with_their_code() {
     let empty = fixture("generated/no-networks.mmdb").display().to_string();
     let bigger = write(
         "bigger.txt",
-        &(std::fs::read_to_string(&filter.list_a).unwrap() + "10.9.0.0/16 NL\n"),
+        &(std::fs::read_to_string(&filter.list_a).unwrap() + "11.9.0.0/16 NL\n"),
     );
     let blank = write("blank.txt", "# the vendor shipped nothing\n");
     let older = write(
@@ -271,11 +271,11 @@ fn rollback_restores_the_previous_data_and_policy_only_updates_keep_the_data() {
     // A policy change alone keeps the loaded data (list B: 10.3/16 is JP).
     let (code, out) = filter.update(&["--deny", "FR", "--unknown", "drop"]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(probe.verdict("10.2.0.1"), XDP_DROP, "FR now denied");
-    assert_eq!(probe.verdict("10.3.7.7"), XDP_PASS, "JP no longer denied");
+    assert_eq!(probe.verdict("11.2.0.1"), XDP_DROP, "FR now denied");
+    assert_eq!(probe.verdict("11.3.7.7"), XDP_PASS, "JP no longer denied");
     // New data alone keeps the loaded policy.
     assert_eq!(filter.update(&["--db", &filter.list_a]).0, 0);
-    assert_eq!(probe.verdict("10.2.0.1"), XDP_DROP, "FR still denied");
+    assert_eq!(probe.verdict("11.2.0.1"), XDP_DROP, "FR still denied");
     let status = filter.inst.ok(None, &["status"]).unwrap();
     assert!(status.contains("deny FR"), "{status}");
 }
@@ -283,31 +283,31 @@ fn rollback_restores_the_previous_data_and_policy_only_updates_keep_the_data() {
 #[test]
 fn policy_options_on_update_change_only_what_they_name() {
     // Attached with a management exception and `--unknown drop` (plus the POLICY deny-list).
-    let filter = Attached::with_options("uppart", &["--allow-cidr", "10.9.0.0/16"]);
+    let filter = Attached::with_options("uppart", &["--allow-cidr", "11.9.0.0/16"]);
     let mut probe = filter.probe();
-    assert_eq!(probe.verdict("10.9.1.1"), XDP_PASS, "management network");
+    assert_eq!(probe.verdict("11.9.1.1"), XDP_PASS, "management network");
     // Countries only: the exception and --unknown drop stay, and the line says so.
     let (code, out) = filter.update(&["--allow", "GB"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains(
-            "allow GB; unknown drop; malformed pass; always pass 10.9.0.0/16; always drop none"
+            "allow GB; unknown drop; malformed pass; always pass 11.9.0.0/16; always drop none"
         ),
         "{out}"
     );
     assert_eq!(
-        probe.verdict("10.9.1.1"),
+        probe.verdict("11.9.1.1"),
         XDP_PASS,
         "the exception was kept"
     );
-    assert_eq!(probe.verdict("10.1.2.3"), XDP_PASS, "GB allowed");
+    assert_eq!(probe.verdict("11.1.2.3"), XDP_PASS, "GB allowed");
     assert_eq!(
-        probe.verdict("10.2.0.1"),
+        probe.verdict("11.2.0.1"),
         XDP_DROP,
         "FR not on the allow-list"
     );
     assert_eq!(
-        probe.verdict("10.200.0.1"),
+        probe.verdict("11.200.0.1"),
         XDP_DROP,
         "unknown still dropped"
     );
@@ -315,10 +315,10 @@ fn policy_options_on_update_change_only_what_they_name() {
     let (code, out) = filter.update(&["--unknown", "pass"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("allow GB; unknown pass; malformed pass; always pass 10.9.0.0/16"),
+        out.contains("allow GB; unknown pass; malformed pass; always pass 11.9.0.0/16"),
         "{out}"
     );
-    assert_eq!(probe.verdict("10.200.0.1"), XDP_PASS);
+    assert_eq!(probe.verdict("11.200.0.1"), XDP_PASS);
     // A complete new policy drops what it does not name.
     let (code, out) = filter.update(&["--reset-policy", "--deny", "FR"]);
     assert_eq!(code, 0, "{out}");
@@ -474,7 +474,7 @@ fn downloads_are_verified_and_failed_ones_change_nothing() {
         "GB from the archive's database"
     );
     assert_eq!(
-        probe.verdict("10.1.2.3"),
+        probe.verdict("11.1.2.3"),
         XDP_DROP,
         "list data gone: unknown drops"
     );

@@ -168,8 +168,8 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         policy: staged.policy.clone(),
         sources,
         artifact: artifact_path,
-        prefixes_v4: staged.prefixes.v4.len(),
-        prefixes_v6: staged.prefixes.v6.len(),
+        prefixes_v4: staged.entries.v4.len(),
+        prefixes_v6: staged.entries.v6.len(),
         attached_at: unix_now(),
         updated_at: None,
     };

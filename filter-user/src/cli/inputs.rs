@@ -16,8 +16,9 @@ use crate::{
     country::Country,
     data::{self, CountryField, Format, SourceSpec},
     groups::Groups,
-    policy::{Action, IcmpErrors, Mode, Policy},
+    policy::{Action, IcmpErrors, Mode, Policy, Tcp},
     policy_file::PolicyFile,
+    scope::{self, PortRange, Scope, Service},
 };
 
 /// Where the country data comes from: sources to compile now, or an artifact compiled earlier.
@@ -262,6 +263,43 @@ pub struct PolicyArgs {
     /// policy would do before enforcing it; `update --enforce` switches to enforcing).
     #[arg(long)]
     pub dry_run: bool,
+    /// Judge only packets to these destination ports (e.g. tcp/443,udp/443,tcp/8000-8100);
+    /// everything else passes, counted as out of scope. `all`: every packet [default: all].
+    #[arg(long, value_name = "LIST", value_parser = port_scope)]
+    pub ports: Option<PortScope>,
+    /// Verdict for special-purpose sources: private, loopback, link-local, CGNAT, ULA,
+    /// multicast, documentation ranges [default: pass].
+    #[arg(long, value_enum)]
+    pub local: Option<Action>,
+    /// Which TCP segments are judged: `all`, or `syn` (only connection attempts, SYN without
+    /// ACK, so replies to the host's own connections pass) [default: all].
+    #[arg(long, value_enum)]
+    pub tcp: Option<Tcp>,
+}
+
+/// `--ports`: a port list, or `all` (every packet: no scope).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortScope {
+    All,
+    Ports(Vec<PortRange>),
+}
+
+impl PortScope {
+    fn scope(&self) -> Scope {
+        match self {
+            Self::All => Scope::Host,
+            Self::Ports(ports) => Scope::Ports(ports.clone()),
+        }
+    }
+}
+
+fn port_scope(text: &str) -> Result<PortScope, String> {
+    if text.trim().eq_ignore_ascii_case("all") {
+        return Ok(PortScope::All);
+    }
+    scope::parse_ports(text)
+        .map(PortScope::Ports)
+        .map_err(|e| e.to_string())
 }
 
 impl PolicyArgs {
@@ -277,6 +315,9 @@ impl PolicyArgs {
                 && self.unknown.is_none()
                 && self.malformed.is_none()
                 && self.icmp_errors.is_none()
+                && self.ports.is_none()
+                && self.local.is_none()
+                && self.tcp.is_none()
                 && !self.dry_run =>
             {
                 return Ok(None)
@@ -289,6 +330,7 @@ impl PolicyArgs {
     /// The policy these options and a policy file's contents describe together (flags win).
     pub fn with_file(&self, file: PolicyFile) -> Result<Policy> {
         let groups = Groups::with_user(&file.groups).context("bad [groups] in the policy file")?;
+        let services = !file.service.is_empty();
         let (mode, list) = match (&self.allow, &self.deny, &file.allow, &file.deny) {
             (Some(list), None, _, _) => (Mode::Allow, list.clone()),
             (None, Some(list), _, _) => (Mode::Deny, list.clone()),
@@ -297,12 +339,62 @@ impl PolicyArgs {
             }
             (None, None, Some(list), None) => (Mode::Allow, list.join(",")),
             (None, None, None, Some(list)) => (Mode::Deny, list.join(",")),
+            // Services alone: other traffic is out of scope, and the main rule unused.
+            (None, None, None, None) if services => (Mode::Deny, String::new()),
             _ => bail!("give --allow or --deny (or a policy file with allow or deny)"),
         };
         let countries = groups.resolve_list(&list)?;
-        if countries.is_empty() {
+        let other_judged = !list.is_empty();
+        if countries.is_empty() && !(services && !other_judged) {
             bail!("the country list is empty: give at least one ISO code or group, e.g. --deny CN");
         }
+        let scope = if services {
+            if self.ports.is_some() || file.ports.is_some() {
+                bail!(
+                    "the policy file has [[service]] tables: give each service its ports there \
+                     instead of --ports or a top-level ports list"
+                );
+            }
+            let mut list = Vec::new();
+            for entry in &file.service {
+                let (mode, codes) = match (&entry.allow, &entry.deny) {
+                    (Some(codes), None) => (Mode::Allow, codes),
+                    (None, Some(codes)) => (Mode::Deny, codes),
+                    _ => bail!(
+                        "service {:?}: give exactly one of allow or deny",
+                        entry.name
+                    ),
+                };
+                let countries = groups
+                    .resolve_list(&codes.join(","))
+                    .with_context(|| format!("service {:?}", entry.name))?;
+                let mut ports = entry.ports.clone();
+                ports.sort();
+                ports.dedup();
+                list.push(Service {
+                    name: entry.name.clone(),
+                    ports,
+                    mode,
+                    countries,
+                });
+            }
+            Scope::Services {
+                services: list,
+                other_judged,
+            }
+        } else {
+            match (&self.ports, &file.ports) {
+                (Some(flag), _) => flag.scope(),
+                (None, Some(ports)) => {
+                    let mut ports = ports.clone();
+                    ports.sort();
+                    ports.dedup();
+                    Scope::Ports(ports)
+                }
+                (None, None) => Scope::Host,
+            }
+        };
+        scope.validate()?;
         // Both were checked for host bits where they were parsed.
         let cidrs = |from_file: &[IpNet], flags: &[IpNet]| -> Vec<IpNet> {
             from_file.iter().chain(flags).copied().collect()
@@ -316,6 +408,9 @@ impl PolicyArgs {
             deny_cidrs: cidrs(&file.deny_cidrs, &self.deny_cidr),
             icmp_errors: self.icmp_errors.or(file.icmp_errors).unwrap_or_default(),
             dry_run: self.dry_run,
+            local: self.local.or(file.local).unwrap_or(Action::Pass),
+            tcp: self.tcp.or(file.tcp).unwrap_or_default(),
+            scope,
         })
     }
 }
@@ -341,17 +436,34 @@ pub struct PolicyEdit {
     pub malformed: Option<Action>,
     pub icmp_errors: Option<IcmpErrors>,
     pub dry_run: Option<bool>,
+    pub ports: Option<PortScope>,
+    pub local: Option<Action>,
+    pub tcp: Option<Tcp>,
 }
 
 impl PolicyEdit {
-    /// `base` with the named parts replaced.
-    #[must_use]
-    pub fn apply(&self, base: &Policy) -> Policy {
+    /// `base` with the named parts replaced. A country list given to a policy of services
+    /// makes the main rule judge the traffic no service names.
+    pub fn apply(&self, base: &Policy) -> Result<Policy> {
         let mut policy = base.clone();
         if let Some((mode, countries)) = &self.list {
             policy.mode = *mode;
             policy.countries.clone_from(countries);
+            if let Scope::Services { other_judged, .. } = &mut policy.scope {
+                *other_judged = true;
+            }
         }
+        if let Some(ports) = &self.ports {
+            if matches!(policy.scope, Scope::Services { .. }) {
+                bail!(
+                    "the loaded policy has services: change their ports with --policy FILE \
+                     (or --reset-policy and new options)"
+                );
+            }
+            policy.scope = ports.scope();
+        }
+        policy.local = self.local.unwrap_or(policy.local);
+        policy.tcp = self.tcp.unwrap_or(policy.tcp);
         if let Some(nets) = &self.allow_cidrs {
             policy.allow_cidrs.clone_from(nets);
         }
@@ -362,7 +474,7 @@ impl PolicyEdit {
         policy.malformed = self.malformed.unwrap_or(policy.malformed);
         policy.icmp_errors = self.icmp_errors.unwrap_or(policy.icmp_errors);
         policy.dry_run = self.dry_run.unwrap_or(policy.dry_run);
-        policy
+        Ok(policy)
     }
 }
 
@@ -398,6 +510,9 @@ impl PolicyArgs {
             },
             unknown: self.unknown,
             malformed: self.malformed,
+            ports: self.ports.clone(),
+            local: self.local,
+            tcp: self.tcp,
         };
         Ok(if edit == PolicyEdit::default() {
             PolicyChange::Keep
@@ -534,7 +649,7 @@ mod tests {
         .unwrap()
         .unwrap();
         let edit = |args: PolicyArgs| match args.change(false, false).unwrap() {
-            PolicyChange::Edit(edit) => edit.apply(&base),
+            PolicyChange::Edit(edit) => edit.apply(&base).unwrap(),
             other => panic!("{other:?}"),
         };
         // Countries only: the management exception and the unknown verdict stay.

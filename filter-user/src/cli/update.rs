@@ -333,7 +333,7 @@ fn apply(
             let policy = match (policy, kept) {
                 (PolicyChange::Replace(new), _) => new.clone(),
                 (PolicyChange::Keep, Some(kept)) => kept,
-                (PolicyChange::Edit(edit), Some(kept)) => edit.apply(&kept),
+                (PolicyChange::Edit(edit), Some(kept)) => edit.apply(&kept)?,
                 (PolicyChange::Keep | PolicyChange::Edit(_), None) => bail!(
                     "no known-good copy of {iface}'s loaded policy in {}: give the whole policy \
                      with --policy FILE, or with --reset-policy and --allow or --deny",
@@ -380,8 +380,8 @@ fn apply(
         });
         let new = Summary::of(
             staged.regions(),
-            staged.prefixes.v4.len(),
-            staged.prefixes.v6.len(),
+            staged.entries.v4.len(),
+            staged.entries.v6.len(),
         );
         let refusals = guards::check(old.as_ref(), &new, &staged.policy, guard.max_change / 100.0);
         if !refusals.is_empty() {
@@ -421,8 +421,8 @@ fn apply(
         summary: format!(
             "{}; {} IPv4 and {} IPv6 prefixes; self-test passed on {} addresses",
             staged.policy.full_summary(),
-            staged.prefixes.v4.len(),
-            staged.prefixes.v6.len(),
+            staged.entries.v4.len(),
+            staged.entries.v6.len(),
             samples.len()
         ),
     })
@@ -435,8 +435,8 @@ fn record(layout: &Layout, iface: &IfaceName, staged: &Staged) -> Result<()> {
     state.policy = staged.policy.clone();
     state.sources = staged.regions().sources.clone();
     state.content_hash = staged.content_hash().to_owned();
-    state.prefixes_v4 = staged.prefixes.v4.len();
-    state.prefixes_v6 = staged.prefixes.v6.len();
+    state.prefixes_v4 = staged.entries.v4.len();
+    state.prefixes_v6 = staged.entries.v6.len();
     state.updated_at = Some(unix_now());
     state.save(&path)
 }

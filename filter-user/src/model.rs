@@ -1,0 +1,490 @@
+//! The reference model of the whole verdict: a frame in, the counter slot and action the XDP
+//! program gives it out. It parses as the program does (Ethernet, VLAN tags, IPv4, IPv6 and
+//! its extension headers, ICMP errors, transport ports and flags) and decides from the policy
+//! and the compiled data directly, by the precedence the README states, not from the kernel
+//! tables: `explain` and the self-test use it, and the differential test compares it with the
+//! kernel on a million frames.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use filter_common::{
+    country_slot, embedded_ipv4, would_drop_slot, CLASS_EXCEPTION_DROP, CLASS_EXCEPTION_PASS,
+    CLASS_LOCAL, MAX_EXT_HEADERS, ROW_FIRST_SERVICE, ROW_MAIN, ROW_OUT_OF_SCOPE, ROW_STRICT,
+    SLOT_FRAGMENT_PASS, SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS,
+    SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, UNKNOWN_COUNTRY,
+};
+use ipnet::IpNet;
+
+use crate::{
+    compile::RegionSet,
+    country::Country,
+    paint::local_networks,
+    policy::{Action, IcmpErrors, Policy, Tcp},
+    scope::{PortRange, Proto, Scope},
+};
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88A8;
+const MAX_VLAN_TAGS: usize = 2;
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_HOPOPTS: u8 = 0;
+const IPPROTO_ROUTING: u8 = 43;
+const IPPROTO_FRAGMENT: u8 = 44;
+const IPPROTO_AH: u8 = 51;
+const IPPROTO_ICMPV6: u8 = 58;
+const IPPROTO_DSTOPTS: u8 = 60;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_ACK: u8 = 0x10;
+
+/// A frame as the program sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packet {
+    /// Not IPv4 or IPv6.
+    NonIp,
+    /// Truncated or malformed link or IP headers.
+    Malformed,
+    Ip {
+        /// The address judged: the source, or the IPv4 address it embeds.
+        src: IpAddr,
+        icmp_error: bool,
+        transport: Transport,
+    },
+}
+
+/// The transport header, as far as the program reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP with its destination port and flags; `None` when the 14 bytes up to the flags are
+    /// not all in the frame.
+    Tcp(Option<(u16, u8)>),
+    /// UDP with its destination port; `None` when truncated.
+    Udp(Option<u16>),
+    /// A protocol without ports (ICMP, ESP, GRE, ...).
+    Portless,
+    /// A non-first fragment.
+    Fragment,
+    /// IPv6 extension headers truncated or more than `MAX_EXT_HEADERS`.
+    Unknown,
+}
+
+/// Parses a frame; `raw_ip` for links without a link-layer header (tun).
+#[must_use]
+pub fn parse(frame: &[u8], raw_ip: bool) -> Packet {
+    let be16 = |at: usize| {
+        frame
+            .get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let (proto, offset) = if raw_ip {
+        if frame.len() < 20 {
+            return Packet::Malformed;
+        }
+        match frame[0] >> 4 {
+            4 => (ETH_P_IP, 0),
+            6 => (ETH_P_IPV6, 0),
+            _ => return Packet::Malformed,
+        }
+    } else {
+        let Some(mut proto) = be16(ETH_HLEN - 2) else {
+            return Packet::Malformed;
+        };
+        let mut offset = ETH_HLEN;
+        for _ in 0..MAX_VLAN_TAGS {
+            if proto != ETH_P_8021Q && proto != ETH_P_8021AD {
+                break;
+            }
+            let Some(next) = be16(offset + 2) else {
+                return Packet::Malformed;
+            };
+            proto = next;
+            offset += 4;
+        }
+        (proto, offset)
+    };
+    match proto {
+        ETH_P_IP => ipv4(frame, offset),
+        ETH_P_IPV6 => ipv6(frame, offset),
+        ETH_P_8021Q | ETH_P_8021AD => Packet::Malformed,
+        _ => Packet::NonIp,
+    }
+}
+
+fn ipv4(frame: &[u8], offset: usize) -> Packet {
+    let Some(header) = frame.get(offset..offset + 20) else {
+        return Packet::Malformed;
+    };
+    if header[0] >> 4 != 4 || header[0] & 0x0f < 5 {
+        return Packet::Malformed;
+    }
+    let src = IpAddr::V4(Ipv4Addr::new(
+        header[12], header[13], header[14], header[15],
+    ));
+    if u16::from_be_bytes([header[6], header[7]]) & 0x1fff != 0 {
+        return Packet::Ip {
+            src,
+            icmp_error: false,
+            transport: Transport::Fragment,
+        };
+    }
+    let at = offset + usize::from(header[0] & 0x0f) * 4;
+    let proto = header[9];
+    let icmp_error = proto == IPPROTO_ICMP
+        && frame
+            .get(at..at + 4)
+            .is_some_and(|icmp| matches!(icmp[0], 3 | 11 | 12));
+    Packet::Ip {
+        src,
+        icmp_error,
+        transport: transport(frame, proto, at),
+    }
+}
+
+fn ipv6(frame: &[u8], offset: usize) -> Packet {
+    let Some(header) = frame.get(offset..offset + 40) else {
+        return Packet::Malformed;
+    };
+    if header[0] >> 4 != 6 {
+        return Packet::Malformed;
+    }
+    let src: [u8; 16] = header[8..24].try_into().expect("16 bytes");
+    let mut next = header[6];
+    let mut at = offset + 40;
+    let mut found = None;
+    for _ in 0..MAX_EXT_HEADERS {
+        let ext = frame.get(at..at + 8);
+        match (next, ext) {
+            (
+                IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_AH | IPPROTO_FRAGMENT,
+                None,
+            ) => {
+                found = Some(Transport::Unknown);
+                break;
+            }
+            (IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS, Some(ext)) => {
+                next = ext[0];
+                at += (usize::from(ext[1]) + 1) * 8;
+            }
+            (IPPROTO_AH, Some(ext)) => {
+                next = ext[0];
+                at += (usize::from(ext[1]) + 2) * 4;
+            }
+            (IPPROTO_FRAGMENT, Some(ext)) => {
+                if u16::from_be_bytes([ext[2], ext[3]]) & 0xfff8 != 0 {
+                    found = Some(Transport::Fragment);
+                    break;
+                }
+                next = ext[0];
+                at += 8;
+            }
+            _ => {
+                found = Some(transport(frame, next, at));
+                break;
+            }
+        }
+    }
+    let transport = found.unwrap_or(Transport::Unknown);
+    let icmp_error = next == IPPROTO_ICMPV6
+        && !matches!(transport, Transport::Fragment | Transport::Unknown)
+        && frame
+            .get(at..at + 4)
+            .is_some_and(|icmp| matches!(icmp[0], 1..=4));
+    let src = embedded_ipv4(&src).map_or(IpAddr::V6(Ipv6Addr::from(src)), |v4| {
+        IpAddr::V4(Ipv4Addr::from(v4))
+    });
+    Packet::Ip {
+        src,
+        icmp_error,
+        transport,
+    }
+}
+
+fn transport(frame: &[u8], proto: u8, at: usize) -> Transport {
+    match proto {
+        IPPROTO_TCP => Transport::Tcp(
+            frame
+                .get(at..at + 14)
+                .map(|h| (u16::from_be_bytes([h[2], h[3]]), h[13])),
+        ),
+        IPPROTO_UDP => Transport::Udp(
+            frame
+                .get(at..at + 4)
+                .map(|h| u16::from_be_bytes([h[2], h[3]])),
+        ),
+        _ => Transport::Portless,
+    }
+}
+
+/// What a source address is, by precedence: always-pass CIDRs, always-drop CIDRs, local
+/// space, then its country in the data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    AllowCidr(IpNet),
+    DenyCidr(IpNet),
+    Local(IpNet),
+    Country(Country),
+    Unknown,
+}
+
+impl Class {
+    /// The kernel table entry of this class.
+    #[must_use]
+    pub fn entry(self) -> u16 {
+        match self {
+            Self::AllowCidr(_) => CLASS_EXCEPTION_PASS,
+            Self::DenyCidr(_) => CLASS_EXCEPTION_DROP,
+            Self::Local(_) => CLASS_LOCAL,
+            Self::Country(c) => c.index(),
+            Self::Unknown => UNKNOWN_COUNTRY,
+        }
+    }
+}
+
+/// Which rule judged a packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// The main rule (the whole host, or `--ports`).
+    Main,
+    /// A service of the policy file, by name.
+    Service(String),
+    /// The strictest of all rules: the packet's ports could not be read under a scope.
+    Strict,
+}
+
+/// Why a packet got its verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Why {
+    NonIp,
+    Malformed,
+    IcmpError,
+    OutOfScope,
+    Fragment,
+    TcpNotSyn,
+    Judged { rule: Rule, class: Class },
+}
+
+/// The program's verdict on one packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub slot: u32,
+    /// What happens to the packet (a dry run passes everything).
+    pub action: Action,
+    /// What the policy says (`Drop` during a dry run means "would drop").
+    pub verdict: Action,
+    pub why: Why,
+}
+
+/// The policy and data the verdict comes from.
+pub struct Model<'a> {
+    pub regions: &'a RegionSet,
+    pub policy: &'a Policy,
+    local: Vec<IpNet>,
+}
+
+impl<'a> Model<'a> {
+    #[must_use]
+    pub fn new(regions: &'a RegionSet, policy: &'a Policy) -> Self {
+        Self {
+            regions,
+            policy,
+            local: local_networks(),
+        }
+    }
+
+    /// The class of a judged address (see [`crate::policy::as_judged`]).
+    #[must_use]
+    pub fn class(&self, addr: IpAddr) -> Class {
+        let longest = |nets: &[IpNet]| {
+            nets.iter()
+                .filter(|n| n.contains(&addr))
+                .max_by_key(|n| n.prefix_len())
+                .copied()
+        };
+        if let Some(net) = longest(&self.policy.allow_cidrs) {
+            return Class::AllowCidr(net);
+        }
+        if let Some(net) = longest(&self.policy.deny_cidrs) {
+            return Class::DenyCidr(net);
+        }
+        if let Some(net) = longest(&self.local) {
+            return Class::Local(net);
+        }
+        self.regions
+            .country_of(addr)
+            .map_or(Class::Unknown, Class::Country)
+    }
+
+    /// Parses and judges a frame.
+    #[must_use]
+    pub fn judge_frame(&self, frame: &[u8], raw_ip: bool) -> Decision {
+        self.judge(&parse(frame, raw_ip))
+    }
+
+    /// The slot and action the program gives `packet`.
+    #[must_use]
+    pub fn judge(&self, packet: &Packet) -> Decision {
+        let (slot, verdict, why) = self.decide(packet);
+        if verdict == Action::Drop && self.policy.dry_run {
+            return Decision {
+                slot: would_drop_slot(slot),
+                action: Action::Pass,
+                verdict,
+                why,
+            };
+        }
+        Decision {
+            slot,
+            action: verdict,
+            verdict,
+            why,
+        }
+    }
+
+    fn decide(&self, packet: &Packet) -> (u32, Action, Why) {
+        let p = self.policy;
+        let (src, icmp_error, transport) = match *packet {
+            Packet::NonIp => return (SLOT_NON_IP, Action::Pass, Why::NonIp),
+            Packet::Malformed => {
+                return match p.malformed {
+                    Action::Drop => (SLOT_MALFORMED_DROP, Action::Drop, Why::Malformed),
+                    Action::Pass => (SLOT_MALFORMED_PASS, Action::Pass, Why::Malformed),
+                }
+            }
+            Packet::Ip {
+                src,
+                icmp_error,
+                transport,
+            } => (src, icmp_error, transport),
+        };
+        if icmp_error && p.icmp_errors == IcmpErrors::Pass {
+            return (SLOT_ICMP_ERROR_PASS, Action::Pass, Why::IcmpError);
+        }
+        let row = match self.row(transport) {
+            Ok(row) => row,
+            Err((slot, why)) => return (slot, Action::Pass, why),
+        };
+        let class = self.class(src);
+        let entry = class.entry();
+        let action = p.row_action(row, entry);
+        let rule = match row {
+            ROW_STRICT => Rule::Strict,
+            ROW_MAIN => Rule::Main,
+            service => match &p.scope {
+                Scope::Services { services, .. } => Rule::Service(
+                    services[usize::from(service - ROW_FIRST_SERVICE)]
+                        .name
+                        .clone(),
+                ),
+                Scope::Host | Scope::Ports(_) => unreachable!("only services have service rows"),
+            },
+        };
+        (
+            country_slot(entry, action.kernel()),
+            action,
+            Why::Judged { rule, class },
+        )
+    }
+
+    /// The policy row that judges a packet with this transport, or why it passes unjudged.
+    fn row(&self, transport: Transport) -> Result<u8, (u32, Why)> {
+        let scope = self.policy.scope != Scope::Host;
+        let syn_only = self.policy.tcp == Tcp::Syn;
+        if !scope && !syn_only {
+            return Ok(ROW_MAIN);
+        }
+        let unparsed = if scope { ROW_STRICT } else { ROW_MAIN };
+        let row = match transport {
+            Transport::Fragment => return Err((SLOT_FRAGMENT_PASS, Why::Fragment)),
+            Transport::Unknown | Transport::Tcp(None) | Transport::Udp(None) => unparsed,
+            Transport::Tcp(Some((port, flags))) => {
+                if syn_only && flags & (TCP_SYN | TCP_ACK) != TCP_SYN {
+                    return Err((SLOT_TCP_NOT_SYN, Why::TcpNotSyn));
+                }
+                if !scope {
+                    return Ok(ROW_MAIN);
+                }
+                self.port_row(Some((Proto::Tcp, port)))
+            }
+            _ if !scope => ROW_MAIN,
+            Transport::Udp(Some(port)) => self.port_row(Some((Proto::Udp, port))),
+            Transport::Portless => self.port_row(None),
+        };
+        if row == ROW_OUT_OF_SCOPE {
+            return Err((SLOT_OUT_OF_SCOPE, Why::OutOfScope));
+        }
+        Ok(row)
+    }
+
+    /// The row for a destination port (`None`: a packet without ports), from the scope as
+    /// the policy states it.
+    #[must_use]
+    pub fn port_row(&self, port: Option<(Proto, u16)>) -> u8 {
+        let covers = |ranges: &[PortRange]| {
+            port.is_some_and(|(proto, p)| {
+                ranges
+                    .iter()
+                    .any(|r| r.proto == proto && (r.first..=r.last).contains(&p))
+            })
+        };
+        match &self.policy.scope {
+            Scope::Host => ROW_MAIN,
+            Scope::Ports(ports) if covers(ports) => ROW_MAIN,
+            Scope::Ports(_) => ROW_OUT_OF_SCOPE,
+            Scope::Services {
+                services,
+                other_judged,
+            } => (ROW_FIRST_SERVICE..)
+                .zip(services)
+                .find(|(_, s)| covers(&s.ports))
+                .map_or(
+                    if *other_judged {
+                        ROW_MAIN
+                    } else {
+                        ROW_OUT_OF_SCOPE
+                    },
+                    |(row, _)| row,
+                ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipv4_tcp(src: [u8; 4], dport: u16, flags: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12..14].copy_from_slice(&ETH_P_IP.to_be_bytes());
+        f[14] = 0x45;
+        f[23] = IPPROTO_TCP;
+        f[26..30].copy_from_slice(&src);
+        f[34 + 2..34 + 4].copy_from_slice(&dport.to_be_bytes());
+        f[34 + 13] = flags;
+        f
+    }
+
+    #[test]
+    fn parses_ports_flags_fragments_and_truncation() {
+        let f = ipv4_tcp([1, 2, 3, 4], 443, TCP_SYN);
+        let Packet::Ip { transport, .. } = parse(&f, false) else {
+            panic!()
+        };
+        assert_eq!(transport, Transport::Tcp(Some((443, TCP_SYN))));
+        let Packet::Ip { transport, .. } = parse(&f[..14 + 20 + 13], false) else {
+            panic!()
+        };
+        assert_eq!(transport, Transport::Tcp(None));
+        let mut frag = f.clone();
+        frag[14 + 7] = 1; // fragment offset 8
+        let Packet::Ip { transport, .. } = parse(&frag, false) else {
+            panic!()
+        };
+        assert_eq!(transport, Transport::Fragment);
+        assert_eq!(parse(&f[..30], false), Packet::Malformed);
+        assert_eq!(parse(&f[14..], true), parse(&f, false));
+    }
+}
