@@ -233,12 +233,12 @@ impl Policy {
     #[must_use]
     pub fn full_summary(&self) -> String {
         format!(
-            "{}; {}; local {}; always pass {}; always drop {}; icmp errors {}; tcp {}; {}",
+            "{}; always pass {}; always drop {}; local {}; {}; icmp errors {}; tcp {}; {}",
             self.summary(),
-            self.scope.summary(),
-            action_name(self.local),
             list_or_none(&self.allow_cidrs),
             list_or_none(&self.deny_cidrs),
+            action_name(self.local),
+            self.scope.summary(),
             self.icmp_errors.name(),
             self.tcp.name(),
             if self.dry_run {

@@ -47,6 +47,15 @@ impl Staged {
         &self.artifact.regions
     }
 
+    /// IPv4 and IPv6 prefixes of the country data (before exceptions and the local class are
+    /// painted over it): what guards compare and status reports.
+    #[must_use]
+    pub fn data_prefixes(&self) -> (usize, usize) {
+        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let header = &self.artifact.header;
+        (count(header.prefixes_v4), count(header.prefixes_v6))
+    }
+
     /// Hex SHA-256 of regions and policy, as artifacts carry it.
     #[must_use]
     pub fn content_hash(&self) -> &str {

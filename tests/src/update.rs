@@ -15,7 +15,7 @@ use aya::{
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 use aya_obj::programs::XdpAttachType;
-use filter_common::{maps, Chunk, Settings};
+use filter_common::{maps, Chunk, PolicyRow, PortChunk, Settings};
 use filter_user::{maps::FilterMaps, selftest};
 
 use crate::{cli::Instance, kernel::XDP_DROP, kernel::XDP_PASS, netns::VethPair};
@@ -31,9 +31,9 @@ pub const STABLE: [(&str, u32); 4] = [
 pub const CHANGING: [&str; 2] = ["11.3.7.7", "2a00:db8:3::3"];
 pub const POLICY: [&str; 4] = ["--deny", "JP", "--unknown", "drop"];
 
-const LIST_A: &str = "11.1.0.0/16 GB\n10.2.0.0/16 FR\n10.3.0.0/16 DE\n10.4.0.0/16 JP\n\
+const LIST_A: &str = "11.1.0.0/16 GB\n11.2.0.0/16 FR\n11.3.0.0/16 DE\n11.4.0.0/16 JP\n\
 2a00:db8:1::/48 GB\n2a00:db8:3::/48 DE\n2a00:db8:4::/48 JP\n";
-const LIST_B: &str = "11.1.0.0/16 GB\n10.2.0.0/16 FR\n10.3.0.0/16 JP\n10.4.0.0/16 JP\n\
+const LIST_B: &str = "11.1.0.0/16 GB\n11.2.0.0/16 FR\n11.3.0.0/16 JP\n11.4.0.0/16 JP\n\
 2a00:db8:1::/48 GB\n2a00:db8:3::/48 JP\n2a00:db8:4::/48 JP\n";
 
 /// A filter attached in a namespace of its own, with the two lists written next to it.
@@ -200,13 +200,8 @@ fn map_digest(path: &Path) -> u64 {
         array.iter().for_each(|v| v.unwrap().hash(&mut hasher));
         return hasher.finish();
     }
-    digest_array!(Settings, u8);
-    digest_trie!(
-        ([u8; 4], u16),
-        ([u8; 16], u16),
-        ([u8; 4], u8),
-        ([u8; 16], u8)
-    );
+    digest_array!(Settings, PolicyRow, PortChunk);
+    digest_trie!(([u8; 4], u16), ([u8; 16], u16));
     panic!("{} has an unexpected type", path.display())
 }
 

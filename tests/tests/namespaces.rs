@@ -491,19 +491,27 @@ fn the_lockout_guard_refuses_to_cut_off_connected_peers() {
         .unwrap();
     let (_server, peer) = listener.accept().unwrap();
     assert_eq!(peer.ip(), ip(GB_V4));
+    // A scope that leaves the connection's port out cuts nothing.
+    let (code, out) = inst.output_text(
+        ns,
+        &[
+            "update", "--iface", &iface, "--deny", "GB", "--ports", "tcp/443",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
     let before = inst.ok(None, &["status", "--json"]).unwrap();
-    let (code, out) = inst.output_text(ns, &["update", "--iface", &iface, "--deny", "GB"]);
+    let (code, out) = inst.output_text(ns, &["update", "--iface", &iface, "--ports", "all"]);
     assert_eq!(code, 10, "{out}");
     assert!(
         out.contains(&format!(
-            "{GB_V4} (established TCP connection to {RECEIVER_V4})"
+            "{GB_V4} (established TCP connection to {RECEIVER_V4}:2222)"
         )),
         "{out}"
     );
     assert_eq!(inst.ok(None, &["status", "--json"]).unwrap(), before);
     let (code, out) = inst.output_text(
         ns,
-        &["update", "--iface", &iface, "--deny", "GB", "--force"],
+        &["update", "--iface", &iface, "--ports", "all", "--force"],
     );
     assert_eq!(code, 0, "{out}");
     drop(client);

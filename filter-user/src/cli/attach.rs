@@ -92,6 +92,7 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         }
     };
     warn_uncovered(&policy, &loaded.regions);
+    crate::scope::warn_ephemeral(&policy.scope);
     let sources = loaded.regions.sources.clone();
     let artifact_path = loaded.artifact.map(|(path, _)| path);
     let staged = Staged::new(loaded.regions, policy, args.lookup)?;
@@ -168,8 +169,8 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         policy: staged.policy.clone(),
         sources,
         artifact: artifact_path,
-        prefixes_v4: staged.entries.v4.len(),
-        prefixes_v6: staged.entries.v6.len(),
+        prefixes_v4: staged.data_prefixes().0,
+        prefixes_v6: staged.data_prefixes().1,
         attached_at: unix_now(),
         updated_at: None,
     };
@@ -194,7 +195,7 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
             LinkLayer::Ethernet => "",
             LinkLayer::RawIp => ", raw-IP link",
         },
-        state.policy.summary(),
+        state.policy.full_summary(),
         state.prefixes_v4,
         state.prefixes_v6,
         from.join(", ")

@@ -345,7 +345,8 @@ impl PolicyArgs {
         };
         let countries = groups.resolve_list(&list)?;
         let other_judged = !list.is_empty();
-        if countries.is_empty() && !(services && !other_judged) {
+        // Services alone need no main list; a list that resolves to nothing is a mistake.
+        if countries.is_empty() && (other_judged || !services) {
             bail!("the country list is empty: give at least one ISO code or group, e.g. --deny CN");
         }
         let scope = if services {
@@ -555,13 +556,17 @@ pub fn wait_duration(text: &str) -> Result<Duration, String> {
 /// group or a source that lacks them, and an allow-list that silently drops a whole country.
 pub fn warn_uncovered(policy: &Policy, regions: &RegionSet) {
     let present = regions.countries();
-    let missing: Vec<String> = policy
-        .countries
+    let listed: BTreeSet<Country> = policy
+        .rules()
+        .into_iter()
+        .flat_map(|(_, _, countries)| countries.iter().copied())
+        .collect();
+    let missing: Vec<String> = listed
         .iter()
         .filter(|c| !present.contains(c))
         .map(|c| c.code())
         .collect();
-    if !missing.is_empty() && missing.len() < policy.countries.len() {
+    if !missing.is_empty() && missing.len() < listed.len() {
         eprintln!(
             "warning: the data has no prefixes for {} (listed in the policy)",
             missing.join(",")

@@ -3,8 +3,10 @@
 use anyhow::{bail, Result};
 use filter_common::{
     country_slot, would_drop_slot, Counter, ACTION_DROP, ACTION_PASS, COUNTRY_SLOTS,
-    SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS, SLOT_EXCEPTION_WOULD_DROP, SLOT_ICMP_ERROR_PASS,
+    SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS, SLOT_EXCEPTION_WOULD_DROP, SLOT_FRAGMENT_PASS,
+    SLOT_ICMP_ERROR_PASS, SLOT_LOCAL_DROP, SLOT_LOCAL_PASS, SLOT_LOCAL_WOULD_DROP,
     SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_MALFORMED_WOULD_DROP, SLOT_NON_IP,
+    SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN,
 };
 use serde::Serialize;
 
@@ -41,6 +43,16 @@ pub struct InterfaceStats {
     pub exception_would_drop: Counter,
     /// ICMP errors passed whatever their source (`--icmp-errors pass`).
     pub icmp_errors_passed: Counter,
+    /// Special-purpose sources (`--local`).
+    pub local_passed: Counter,
+    pub local_dropped: Counter,
+    pub local_would_drop: Counter,
+    /// Packets to no port of the scope (and, under a scope, packets without ports).
+    pub out_of_scope: Counter,
+    /// Non-first fragments under a scope or `--tcp syn`: passed, they carry no ports.
+    pub fragments_passed: Counter,
+    /// TCP segments other than connection attempts under `--tcp syn`.
+    pub tcp_not_syn_passed: Counter,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +96,12 @@ impl InterfaceStats {
             exception_dropped: slot(SLOT_EXCEPTION_DROP),
             exception_would_drop: slot(SLOT_EXCEPTION_WOULD_DROP),
             icmp_errors_passed: slot(SLOT_ICMP_ERROR_PASS),
+            local_passed: slot(SLOT_LOCAL_PASS),
+            local_dropped: slot(SLOT_LOCAL_DROP),
+            local_would_drop: slot(SLOT_LOCAL_WOULD_DROP),
+            out_of_scope: slot(SLOT_OUT_OF_SCOPE),
+            fragments_passed: slot(SLOT_FRAGMENT_PASS),
+            tcp_not_syn_passed: slot(SLOT_TCP_NOT_SYN),
         }
     }
 }
@@ -171,5 +189,14 @@ fn print_table(stats: &InterfaceStats) {
         stats.exception_dropped.packets,
         stats.exception_would_drop.packets,
         stats.icmp_errors_passed.packets
+    );
+    println!(
+        "  local passed {} dropped {} would drop {}; out of scope passed {}; fragments passed {}; TCP not opening a connection passed {}",
+        stats.local_passed.packets,
+        stats.local_dropped.packets,
+        stats.local_would_drop.packets,
+        stats.out_of_scope.packets,
+        stats.fragments_passed.packets,
+        stats.tcp_not_syn_passed.packets
     );
 }

@@ -359,6 +359,14 @@ fn apply(
     // Compiling the tables first costs a fraction of a second on the "unchanged" path, and saves
     // hashing the data twice on every real update.
     let staged = Staged::new(regions, policy, lookup)?;
+    // Warned once, when the scope changes, not on every cron run.
+    let old_scope = current
+        .as_ref()
+        .and_then(|c| c.header.policy.as_ref())
+        .map(|p| &p.scope);
+    if old_scope != Some(&staged.policy.scope) {
+        crate::scope::warn_ephemeral(&staged.policy.scope);
+    }
     if staged.content_hash() == active_hash {
         return Ok(Outcome::Unchanged);
     }
@@ -380,8 +388,8 @@ fn apply(
         });
         let new = Summary::of(
             staged.regions(),
-            staged.entries.v4.len(),
-            staged.entries.v6.len(),
+            staged.data_prefixes().0,
+            staged.data_prefixes().1,
         );
         let refusals = guards::check(old.as_ref(), &new, &staged.policy, guard.max_change / 100.0);
         if !refusals.is_empty() {
@@ -421,8 +429,8 @@ fn apply(
         summary: format!(
             "{}; {} IPv4 and {} IPv6 prefixes; self-test passed on {} addresses",
             staged.policy.full_summary(),
-            staged.entries.v4.len(),
-            staged.entries.v6.len(),
+            staged.data_prefixes().0,
+            staged.data_prefixes().1,
             samples.len()
         ),
     })
@@ -435,8 +443,8 @@ fn record(layout: &Layout, iface: &IfaceName, staged: &Staged) -> Result<()> {
     state.policy = staged.policy.clone();
     state.sources = staged.regions().sources.clone();
     state.content_hash = staged.content_hash().to_owned();
-    state.prefixes_v4 = staged.entries.v4.len();
-    state.prefixes_v6 = staged.entries.v6.len();
+    state.prefixes_v4 = staged.data_prefixes().0;
+    state.prefixes_v6 = staged.data_prefixes().1;
     state.updated_at = Some(unix_now());
     state.save(&path)
 }
