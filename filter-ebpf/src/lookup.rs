@@ -4,7 +4,7 @@
 //! table walk (or one trie lookup) per packet finds the entry, and one read of the policy
 //! array, at the row the destination port picks, gives the action.
 
-use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
+use aya_ebpf::maps::lpm_trie::Key;
 use filter_common::{
     country_slot, would_drop_slot, Settings, ACTION_DROP, ACTION_PASS, FLAG_DRY_RUN,
     FLAG_JUDGE_ICMP_ERRORS, FLAG_SCOPE, FLAG_TCP_SYN_ONLY, LOOKUP_LPM, PORTS_UDP, ROW_MAIN,
@@ -15,7 +15,7 @@ use filter_common::{
 
 use crate::{
     half::Half,
-    parse::{bounded, Source, SourceKind, Transport, TransportKind, IPPROTO_TCP, IPPROTO_UDP},
+    parse::{Source, SourceKind, Transport, TransportKind, IPPROTO_TCP, IPPROTO_UDP},
 };
 
 /// TCP flags byte: SYN and ACK.
@@ -24,11 +24,11 @@ const TCP_ACK: u8 = 0x10;
 
 /// The counter slot and action for a frame, judged by half `H`.
 #[inline(always)]
-pub fn judge<H: Half>(ctx: &XdpContext, source: &Source, transport: Transport) -> (u32, u8) {
+pub fn judge<H: Half>(source: &Source, transport: Transport) -> (u32, u8) {
     let Some(settings) = H::settings().get(0) else {
         return (SLOT_MALFORMED_PASS, ACTION_PASS);
     };
-    let (slot, action) = decide::<H>(ctx, settings, source, transport);
+    let (slot, action) = decide::<H>(settings, source, transport);
     // A dry run counts what it would drop in the slot after the drop slot, and passes it.
     if action == ACTION_DROP && settings.flags & FLAG_DRY_RUN != 0 {
         return (would_drop_slot(slot), ACTION_PASS);
@@ -37,12 +37,7 @@ pub fn judge<H: Half>(ctx: &XdpContext, source: &Source, transport: Transport) -
 }
 
 #[inline(always)]
-fn decide<H: Half>(
-    ctx: &XdpContext,
-    settings: &Settings,
-    source: &Source,
-    transport: Transport,
-) -> (u32, u8) {
+fn decide<H: Half>(settings: &Settings, source: &Source, transport: Transport) -> (u32, u8) {
     let judge_icmp = settings.flags & FLAG_JUDGE_ICMP_ERRORS != 0;
     match source.kind {
         SourceKind::Malformed if settings.malformed == u32::from(ACTION_DROP) => {
@@ -55,7 +50,7 @@ fn decide<H: Half>(
         }
         SourceKind::V4 | SourceKind::V6 => {}
     }
-    let row = match rule_row::<H>(ctx, settings, transport) {
+    let row = match rule_row::<H>(settings, transport) {
         Ok(row) => row,
         Err(slot) => return (slot, ACTION_PASS),
     };
@@ -78,11 +73,7 @@ fn decide<H: Half>(
 /// scope, a non-first fragment, or TCP that opens no connection under `tcp syn`. Without a
 /// scope or `tcp syn` no transport header is read.
 #[inline(always)]
-fn rule_row<H: Half>(
-    ctx: &XdpContext,
-    settings: &Settings,
-    transport: Transport,
-) -> Result<u8, u32> {
+fn rule_row<H: Half>(settings: &Settings, transport: Transport) -> Result<u8, u32> {
     let scope = settings.flags & FLAG_SCOPE != 0;
     let syn_only = settings.flags & FLAG_TCP_SYN_ONLY != 0;
     if !scope && !syn_only {
@@ -94,26 +85,18 @@ fn rule_row<H: Half>(
     let row = match (transport.kind, transport.proto) {
         (TransportKind::Fragment, _) => return Err(SLOT_FRAGMENT_PASS),
         (TransportKind::Unknown, _) => unparsed,
+        (TransportKind::At, IPPROTO_TCP | IPPROTO_UDP) if !transport.complete => unparsed,
         (TransportKind::At, IPPROTO_TCP) => {
-            // Ports (bytes 0-3) and flags (byte 13).
-            let Some(tcp) = bounded::<14>(ctx, transport.at) else {
-                return Ok(unparsed);
-            };
-            if syn_only && tcp.read::<u8>(13) & (TCP_SYN | TCP_ACK) != TCP_SYN {
+            if syn_only && transport.flags & (TCP_SYN | TCP_ACK) != TCP_SYN {
                 return Err(SLOT_TCP_NOT_SYN);
             }
             if !scope {
                 return Ok(ROW_MAIN);
             }
-            port_row::<H>(0, tcp.read::<[u8; 2]>(2))
+            port_row::<H>(0, transport.dport)
         }
         (TransportKind::At, _) if !scope => ROW_MAIN,
-        (TransportKind::At, IPPROTO_UDP) => {
-            let Some(udp) = bounded::<4>(ctx, transport.at) else {
-                return Ok(unparsed);
-            };
-            port_row::<H>(PORTS_UDP, udp.read::<[u8; 2]>(2))
-        }
+        (TransportKind::At, IPPROTO_UDP) => port_row::<H>(PORTS_UDP, transport.dport),
         // Truncation at the cast is harmless: userspace writes rows below 256.
         (TransportKind::At, _) => settings.portless_row as u8,
     };
@@ -124,8 +107,8 @@ fn rule_row<H: Half>(
 }
 
 #[inline(always)]
-fn port_row<H: Half>(base: u32, port: [u8; 2]) -> u8 {
-    let index = base + u32::from(u16::from_be_bytes(port));
+fn port_row<H: Half>(base: u32, port: u16) -> u8 {
+    let index = base + u32::from(port);
     H::ports()
         .get(index >> 8)
         .map_or(ROW_STRICT, |chunk| chunk[(index & 0xff) as usize])

@@ -48,8 +48,8 @@ fn filter(ctx: &XdpContext) -> u32 {
     let (source, transport) = parse::packet(ctx);
     // One read of ACTIVE per packet: the whole verdict comes from one half.
     let (slot, action) = match ACTIVE.get(0) {
-        Some(&1) => judge::<Half1>(ctx, &source, transport),
-        _ => judge::<Half0>(ctx, &source, transport),
+        Some(&1) => judge::<Half1>(&source, transport),
+        _ => judge::<Half0>(&source, transport),
     };
     count(ctx, slot);
     xdp_verdict(action)
@@ -64,9 +64,9 @@ pub fn regionfilter_selftest(ctx: XdpContext) -> u32 {
     // SAFETY: a plain read of a load-time constant.
     let half = unsafe { core::ptr::read_volatile(&SELFTEST_HALF) };
     let (slot, action) = if half == 1 {
-        judge::<Half1>(&ctx, &source, transport)
+        judge::<Half1>(&source, transport)
     } else {
-        judge::<Half0>(&ctx, &source, transport)
+        judge::<Half0>(&source, transport)
     };
     parse::write(&ctx, 0, slot.to_le_bytes());
     xdp_verdict(action)

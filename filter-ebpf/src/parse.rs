@@ -81,20 +81,28 @@ impl Source {
     }
 }
 
-/// Where the transport header of an IP packet is, as far as the IP headers say. A plain
-/// struct, every field always written: an enum with a payload lets LLVM move an uninitialised
-/// payload register around, which the verifier refuses.
+/// The transport header of an IP packet, as far as the filter reads it. A plain struct, every
+/// field always written: an enum with a payload lets LLVM move an uninitialised payload
+/// register around, which the verifier refuses. The fields are read where the header is found,
+/// so its offset dies there: states that reached it through different extension headers then
+/// look alike to the verifier, which prunes them instead of checking the judge once per path.
 #[derive(Clone, Copy)]
 pub struct Transport {
     pub kind: TransportKind,
-    /// The IP protocol of the header at `at`, for [`TransportKind::At`].
+    /// The IP protocol, for [`TransportKind::At`].
     pub proto: u8,
-    pub at: usize,
+    /// Whether the bytes read below are in the frame: TCP up to its flags (14), UDP or ICMP
+    /// their first four.
+    pub complete: bool,
+    /// TCP or UDP destination port.
+    pub dport: u16,
+    /// TCP flags; the type of an ICMP or ICMPv6 message.
+    pub flags: u8,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
-    /// The transport header starts at byte `at` (an unfragmented packet or a first fragment).
+    /// The transport header was found (an unfragmented packet or a first fragment).
     At,
     /// A non-first fragment: it carries no transport header.
     Fragment,
@@ -103,24 +111,46 @@ pub enum TransportKind {
 }
 
 impl Transport {
-    pub const UNKNOWN: Self = Self {
-        kind: TransportKind::Unknown,
-        proto: 0,
-        at: 0,
-    };
-    const FRAGMENT: Self = Self {
-        kind: TransportKind::Fragment,
-        proto: 0,
-        at: 0,
-    };
+    pub const UNKNOWN: Self = Self::of(TransportKind::Unknown, 0);
+    const FRAGMENT: Self = Self::of(TransportKind::Fragment, 0);
 
-    #[inline(always)]
-    const fn at(proto: u8, at: usize) -> Self {
+    const fn of(kind: TransportKind, proto: u8) -> Self {
         Self {
-            kind: TransportKind::At,
+            kind,
             proto,
-            at,
+            complete: false,
+            dport: 0,
+            flags: 0,
         }
+    }
+
+    /// Reads the header of protocol `proto` at byte `at`.
+    #[inline(always)]
+    fn at(ctx: &XdpContext, proto: u8, at: usize) -> Self {
+        let mut t = Self::of(TransportKind::At, proto);
+        match proto {
+            IPPROTO_TCP => {
+                if let Some(tcp) = bounded::<TCP_READ>(ctx, at) {
+                    t.complete = true;
+                    t.dport = u16::from_be_bytes(tcp.read::<[u8; 2]>(2));
+                    t.flags = tcp.read::<u8>(13);
+                }
+            }
+            IPPROTO_UDP => {
+                if let Some(udp) = bounded::<4>(ctx, at) {
+                    t.complete = true;
+                    t.dport = u16::from_be_bytes(udp.read::<[u8; 2]>(2));
+                }
+            }
+            IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+                if let Some(icmp) = bounded::<ICMP_HLEN>(ctx, at) {
+                    t.complete = true;
+                    t.flags = icmp.read::<u8>(0);
+                }
+            }
+            _ => t.complete = true,
+        }
+        t
     }
 }
 
@@ -179,15 +209,10 @@ fn ipv4(ctx: &XdpContext, offset: usize) -> (Source, Transport) {
         return (Source::v4(src, false), Transport::FRAGMENT);
     }
     let proto = header.read::<u8>(9);
-    let at = offset + usize::from(vihl & 0x0f) * 4;
-    if proto == IPPROTO_ICMP {
-        if let Some(icmp) = bounded::<ICMP_HLEN>(ctx, at) {
-            if matches!(icmp.read::<u8>(0), 3 | 11 | 12) {
-                return (Source::v4(src, true), Transport::at(proto, at));
-            }
-        }
-    }
-    (Source::v4(src, false), Transport::at(proto, at))
+    let transport = Transport::at(ctx, proto, offset + usize::from(vihl & 0x0f) * 4);
+    let icmp_error =
+        proto == IPPROTO_ICMP && transport.complete && matches!(transport.flags, 3 | 11 | 12);
+    (Source::v4(src, icmp_error), transport)
 }
 
 #[inline(always)]
@@ -203,8 +228,8 @@ fn ipv6(ctx: &XdpContext, offset: usize) -> (Source, Transport) {
     let transport = ipv6_transport(ctx, header.read::<u8>(6), offset + IPV6_HLEN);
     let icmp_error = transport.kind == TransportKind::At
         && transport.proto == IPPROTO_ICMPV6
-        && bounded::<ICMP_HLEN>(ctx, transport.at)
-            .is_some_and(|icmp| matches!(icmp.read::<u8>(0), 1..=4));
+        && transport.complete
+        && matches!(transport.flags, 1..=4);
     // A source that embeds an IPv4 address (mapped, compatible, 6to4, Teredo, NAT64) is
     // judged by that address, and counted under its country: the IPv6 data leaves those
     // ranges out, and as unknown IPv6 space they would pass a deny-list.
@@ -261,7 +286,7 @@ fn ipv6_transport(ctx: &XdpContext, mut next: u8, mut at: usize) -> Transport {
                 next = ext.read::<u8>(0);
                 at += 8;
             }
-            _ => return Transport::at(next, at),
+            _ => return Transport::at(ctx, next, at),
         }
     }
     Transport::UNKNOWN
@@ -278,6 +303,8 @@ pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 /// Fragment offset bits of the IPv4 flags/offset field.
 const IP_OFFSET_MASK: u16 = 0x1fff;
+/// TCP header bytes up to and including the flags.
+const TCP_READ: usize = 14;
 /// Type, code and checksum: an ICMP header's first four bytes, all the filter reads.
 const ICMP_HLEN: usize = 4;
 /// IPv6 extension headers walked before giving up on finding the transport header

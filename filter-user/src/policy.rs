@@ -186,16 +186,21 @@ impl Policy {
     /// drops; a row no rule uses passes.
     #[must_use]
     pub fn row_action(&self, row: u8, entry: u16) -> Action {
-        let rules = self.rules();
-        let drops = |&(_, mode, countries): &(u8, Mode, &BTreeSet<Country>)| {
-            self.rule_action(mode, countries, entry) == Action::Drop
-        };
-        let drop = if row == ROW_STRICT {
-            rules.iter().any(drops)
-        } else {
-            rules.iter().filter(|r| r.0 == row).any(drops)
-        };
-        if drop {
+        Self::row_action_of(&self.rules(), row, |mode, countries| {
+            self.rule_action(mode, countries, entry)
+        })
+    }
+
+    fn row_action_of(
+        rules: &[(u8, Mode, &BTreeSet<Country>)],
+        row: u8,
+        action: impl Fn(Mode, &BTreeSet<Country>) -> Action,
+    ) -> Action {
+        let drops = rules
+            .iter()
+            .filter(|r| row == ROW_STRICT || r.0 == row)
+            .any(|&(_, mode, countries)| action(mode, countries) == Action::Drop);
+        if drops {
             Action::Drop
         } else {
             Action::Pass
@@ -205,12 +210,16 @@ impl Policy {
     /// Every row of the kernel's policy array.
     #[must_use]
     pub fn rows(&self) -> Vec<PolicyRow> {
+        let rules = self.rules();
         (0..POLICY_ROWS)
             .map(|row| {
                 let row = u8::try_from(row).expect("POLICY_ROWS fits u8");
                 let mut actions = [ACTION_PASS; ENTRY_SLOTS as usize];
                 for (entry, action) in (0u16..).zip(actions.iter_mut()) {
-                    *action = self.row_action(row, entry).kernel();
+                    *action = Self::row_action_of(&rules, row, |mode, countries| {
+                        self.rule_action(mode, countries, entry)
+                    })
+                    .kernel();
                 }
                 actions
             })
