@@ -243,7 +243,7 @@ impl Policy {
     pub fn full_summary(&self) -> String {
         format!(
             "{}; always pass {}; always drop {}; local {}; {}; icmp errors {}; tcp {}; {}",
-            self.summary(),
+            self.summary_with(false),
             list_or_none(&self.allow_cidrs),
             list_or_none(&self.deny_cidrs),
             action_name(self.local),
@@ -261,6 +261,11 @@ impl Policy {
     /// One-line summary for status output, e.g. `deny CN,RU; unknown pass`.
     #[must_use]
     pub fn summary(&self) -> String {
+        self.summary_with(true)
+    }
+
+    /// The summary, with a short form of the scope (`full_summary` names it in full).
+    fn summary_with(&self, short_scope: bool) -> String {
         let codes: Vec<String> = self.countries.iter().map(|c| c.code()).collect();
         let main = match &self.scope {
             Scope::Services {
@@ -272,6 +277,7 @@ impl Policy {
             }
         };
         let scope = match &self.scope {
+            _ if !short_scope => String::new(),
             Scope::Ports(ports) => format!(" on {}", ports_text(ports)),
             Scope::Services { services, .. } => format!(" + {} services", services.len()),
             Scope::Host => String::new(),

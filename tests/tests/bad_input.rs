@@ -100,6 +100,18 @@ fn every_verb_refuses_bad_arguments_with_one_exact_line_and_changes_nothing() {
         .unwrap()
         .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(7_258_118_400))
         .unwrap();
+    // Policy files with services that share a port, and with services and a top-level scope.
+    fs::write(
+        scratch.join("overlap.toml"),
+        "[[service]]\nname = \"a\"\nports = [\"tcp/400-500\"]\nallow = [\"GB\"]\n\
+         [[service]]\nname = \"b\"\nports = [\"tcp/443\"]\nallow = [\"JP\"]\n",
+    )
+    .unwrap();
+    fs::write(
+        scratch.join("scoped.toml"),
+        "ports = [\"tcp/22\"]\n[[service]]\nname = \"a\"\nports = [\"tcp/443\"]\nallow = [\"GB\"]\n",
+    )
+    .unwrap();
     let substitute = |arg: &str| {
         arg.replace("{IF}", &filter.iface)
             .replace("{A}", &filter.list_a)
@@ -196,5 +208,15 @@ fn cases() -> Vec<Case> {
         fails(&["update", "--iface", "{IF}", "--db", "{DIR}/future.txt"], "error: {DIR}/future.txt: its build date 2200-01-01T00:00:00Z is in the future (this host's clock says …"),
         fails(&["compile", "--db", "{DIR}/future.txt", "--out", "{DIR}/x.rgnf"], "error: {DIR}/future.txt: its build date 2200-01-01T00:00:00Z is in the future (this host's clock says …"),
         usage(&["explain", "--db", "{A}", "not-an-address"], "error: invalid value 'not-an-address' for '<ADDR>...': invalid IP address syntax"),
+        // Scopes, services, classes.
+        usage(&["update", "--iface", "{IF}", "--ports", "tcp/0"], "error: invalid value 'tcp/0' for '--ports <LIST>': \"tcp/0\": port 0 is not a destination port; ports are 1-65535"),
+        usage(&["update", "--iface", "{IF}", "--ports", "icmp/8"], "error: invalid value 'icmp/8' for '--ports <LIST>': \"icmp/8\" is not a port range: give PROTO/PORT or PROTO/FIRST-LAST, e.g. tcp/443 or udp/8000-8100 (PROTO is tcp or udp)"),
+        usage(&["update", "--iface", "{IF}", "--ports", "tcp/9000-80"], "error: invalid value 'tcp/9000-80' for '--ports <LIST>': \"tcp/9000-80\": the range is reversed; did you mean tcp/80-9000?"),
+        usage(&["update", "--iface", "{IF}", "--ports", ","], "error: invalid value ',' for '--ports <LIST>': the port list is empty: give at least one, e.g. tcp/443"),
+        usage(&["update", "--iface", "{IF}", "--local", "maybe"], "error: invalid value 'maybe' for '--local <LOCAL>'"),
+        usage(&["update", "--iface", "{IF}", "--tcp", "fin"], "error: invalid value 'fin' for '--tcp <TCP>'"),
+        fails(&["update", "--iface", "{IF}", "--policy", "{DIR}/overlap.toml"], "error: tcp/443 is in service \"a\" and in service \"b\": a port belongs to one service"),
+        fails(&["update", "--iface", "{IF}", "--policy", "{DIR}/scoped.toml"], "error: the policy file has [[service]] tables: give each service its ports there instead of --ports or a top-level ports list"),
+        usage(&["explain", "--db", "{A}", "--deny", "JP", "--port", "tcp/1-2", "10.1.2.3"], "error: invalid value 'tcp/1-2' for '--port <PROTO/PORT>': give one port, e.g. tcp/443, not a range"),
     ]
 }

@@ -97,7 +97,10 @@ fn the_hosts_own_connections_to_a_denied_peer_work_under_a_port_scope_or_tcp_syn
             ],
         )
         .unwrap();
-    assert!(out.contains("deny GB on tcp/8443"), "{out}");
+    assert!(
+        out.contains("deny GB;") && out.contains("scope ports tcp/8443"),
+        "{out}"
+    );
 
     let talk_to_peer = |what: &str| {
         let mut conn = pair

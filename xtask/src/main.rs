@@ -34,7 +34,7 @@ enum Task {
     /// database and regenerate BENCHMARKS.md (a few minutes; never part of `test`).
     Bench {
         /// Run one part only and print it, leaving BENCHMARKS.md alone.
-        #[arg(long, value_parser = ["kernel", "e2e", "control"])]
+        #[arg(long, value_parser = ["kernel", "policy", "e2e", "control"])]
         only: Option<String>,
     },
     /// Set up the eBPF toolchain, then run each cargo-fuzz target (nightly; installs cargo-fuzz

@@ -24,7 +24,7 @@ pub struct ExplainArgs {
     pub policy: PolicyArgs,
     /// The destination port to judge for (e.g. tcp/443): picks the service or scope rule; a
     /// TCP port is judged as a connection attempt. Without it, every rule's verdict is shown.
-    #[arg(long, value_name = "PROTO/PORT")]
+    #[arg(long, value_name = "PROTO/PORT", value_parser = single_port)]
     pub port: Option<PortRange>,
     /// Source addresses to explain.
     #[arg(required = true, value_name = "ADDR")]
@@ -35,11 +35,6 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     let policy = args.policy.to_policy()?;
     let loaded = args.data.load()?;
     let policy = loaded.policy_or_artifacts(policy);
-    if let Some(range) = args.port {
-        if range.first != range.last {
-            anyhow::bail!("--port takes one port, e.g. tcp/443, not a range");
-        }
-    }
     for &given in &args.addrs {
         // The XDP program judges a source that embeds an IPv4 address (mapped, compatible,
         // 6to4, Teredo, NAT64) by that address: so does explain, with the same function.
@@ -68,6 +63,17 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--port`: one destination port, not a range.
+fn single_port(text: &str) -> Result<PortRange, String> {
+    let port: PortRange = text
+        .parse()
+        .map_err(|e: crate::scope::ScopeError| e.to_string())?;
+    if port.first != port.last {
+        return Err("give one port, e.g. tcp/443, not a range".to_owned());
+    }
+    Ok(port)
 }
 
 /// The verdict for a packet to `port`, or, without one, for each rule of the policy.
