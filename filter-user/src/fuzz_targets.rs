@@ -34,7 +34,46 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("mmdb", mmdb),
     ("url", url),
     ("checksum", checksum),
+    ("frame", frame),
 ];
+
+/// Frames, as the reference model parses and judges them (the model `explain` uses and the
+/// differential test compares with the kernel): no panic, and a verdict consistent with its
+/// slot, on Ethernet and raw-IP links, under a policy that uses every rule kind.
+pub fn frame(bytes: &[u8]) {
+    use crate::{
+        model::Model,
+        policy::{Mode, Tcp},
+        scope::{parse_ports, Scope, Service},
+    };
+    static POLICY: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(|| {
+        let code = |c: &str| crate::country::Country::parse(c).expect("a country code");
+        let mut p = Policy::new(Mode::Deny, [code("GB")].into());
+        p.tcp = Tcp::Syn;
+        p.dry_run = false;
+        p.allow_cidrs = vec!["10.1.0.0/16".parse().expect("a CIDR")];
+        p.scope = Scope::Services {
+            services: vec![Service {
+                name: "api".to_owned(),
+                ports: parse_ports("tcp/443,udp/443").expect("ports"),
+                mode: Mode::Allow,
+                countries: [code("SE")].into(),
+            }],
+            other_judged: true,
+        };
+        p
+    });
+    let regions = crate::compile::RegionSet::default();
+    let model = Model::new(&regions, &POLICY);
+    for raw_ip in [false, true] {
+        let decision = model.judge_frame(bytes, raw_ip);
+        assert!(
+            decision.slot < filter_common::COUNTER_SLOTS,
+            "slot out of range"
+        );
+        assert_eq!(decision.action, decision.verdict, "no dry run here");
+    }
+}
 
 /// CSV ranges, read as `--format csv` and as a file whose format is detected.
 pub fn csv(bytes: &[u8]) {
@@ -266,14 +305,26 @@ fn reseal(bytes: &[u8], had_digest: bool) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A policy names at least one country, gives every kernel country slot an action, passes its
-/// always-pass CIDRs, and survives the JSON round trip artifacts store it in.
+/// A policy has at least one rule with countries (or only services), gives every kernel entry
+/// of every row an action, keeps its scope valid, passes its always-pass CIDRs, and survives
+/// the JSON round trip artifacts store it in.
 fn check_policy(policy: &Policy) {
-    assert!(!policy.countries.is_empty(), "a policy without countries");
-    assert_eq!(
-        policy.action_table().len(),
-        filter_common::COUNTRY_SLOTS as usize
+    let rules = policy.rules();
+    assert!(!rules.is_empty(), "a policy without rules");
+    assert!(
+        rules.iter().all(|(_, _, countries)| !countries.is_empty()),
+        "a rule without countries"
     );
+    policy
+        .scope
+        .validate()
+        .expect("a built policy has a valid scope");
+    let rows = policy.rows();
+    assert_eq!(rows.len(), filter_common::POLICY_ROWS as usize);
+    assert!(rows
+        .iter()
+        .flatten()
+        .all(|&a| a == filter_common::ACTION_PASS || a == filter_common::ACTION_DROP));
     let regions = crate::compile::RegionSet::default();
     let model = crate::model::Model::new(&regions, policy);
     for net in &policy.allow_cidrs {
@@ -287,7 +338,8 @@ fn check_policy(policy: &Policy) {
     let json = serde_json::to_vec(policy).expect("policies serialise");
     let back: Policy = serde_json::from_slice(&json).expect("a serialised policy reads back");
     assert_eq!(&back, policy);
-    let _ = policy.summary();
+    let _ = policy.full_summary();
+    let _ = crate::policy::canonical_bytes(Some(policy));
 }
 
 fn ipv4(a: u32) -> IpAddr {
