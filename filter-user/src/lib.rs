@@ -29,6 +29,7 @@ pub mod privileges;
 pub mod program;
 pub mod scope;
 pub mod selftest;
+pub mod slots;
 pub mod state;
 pub mod swap;
 pub mod tables;

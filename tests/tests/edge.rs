@@ -288,3 +288,104 @@ fn two_services_judge_their_ports_by_different_countries() {
         "SE -> api"
     );
 }
+
+#[test]
+fn explain_iface_answers_from_the_live_maps_and_fails_when_the_kernel_disagrees() {
+    use aya::maps::{Array, MapData};
+    use filter_common::{maps::HALF, PolicyRow, ACTION_PASS, ROW_MAIN};
+
+    let pair = VethPair::new("explain").unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let ns = Some(&pair.receiver);
+    inst.ok(
+        ns,
+        &[
+            "attach",
+            "--iface",
+            &iface,
+            "--db",
+            &db(),
+            "--mode",
+            "skb",
+            "--deny",
+            "GB",
+            "--ports",
+            "tcp/443",
+        ],
+    )
+    .unwrap();
+    let out = inst
+        .ok(
+            ns,
+            &[
+                "explain", "--iface", &iface, "--port", "tcp/443", GB_V4, SE_V4, "fe80::1",
+            ],
+        )
+        .unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].contains(&format!("kernel on {iface} for tcp/443: drop (GB dropped)")),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("kernel on") && lines[1].ends_with("pass (SE passed)"),
+        "{out}"
+    );
+    assert!(lines[2].ends_with("pass (local space passed)"), "{out}");
+    // Addresses on stdin; without --port the packet is a UDP datagram to port 53, out of scope.
+    let mut cmd = inst.command(ns, &["explain", "--iface", &iface]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{GB_V4}\n").as_bytes())
+        .unwrap();
+    let done = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&done.stdout);
+    assert!(done.status.success(), "{text}");
+    assert!(
+        text.contains("for udp/53: pass (out of scope passed)"),
+        "{text}"
+    );
+
+    // Tamper with the live policy behind regionfilter's back: GB now passes in the kernel,
+    // while the known-good data says drop. explain reports it and exits 1.
+    let pin_dir = inst.pin_root.join(&iface);
+    let active: Array<MapData, u32> = Array::try_from(
+        aya::maps::Map::from_map_data(
+            MapData::from_pin(pin_dir.join(filter_common::maps::ACTIVE)).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let half = active.get(&0, 0).unwrap() as usize;
+    let mut rows: Array<MapData, PolicyRow> = Array::try_from(
+        aya::maps::Map::from_map_data(MapData::from_pin(pin_dir.join(HALF[half].policy)).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let mut row = rows.get(&u32::from(ROW_MAIN), 0).unwrap();
+    let gb = filter_user::country::Country::parse("GB").unwrap().index();
+    row[usize::from(gb)] = ACTION_PASS;
+    rows.set(u32::from(ROW_MAIN), row, 0).unwrap();
+    let (code, out) = inst.output_text(
+        ns,
+        &[
+            "explain", "--iface", &iface, "--port", "tcp/443", GB_V4, SE_V4,
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("pass (GB passed); DISAGREES with the model: drop (GB dropped)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: the attached program and the model disagree on 1 of 2 addresses"),
+        "{out}"
+    );
+}

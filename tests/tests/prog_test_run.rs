@@ -533,11 +533,13 @@ fn local_space_has_its_own_verdict_apart_from_unknown() {
     for src in ["fe80::1", "::", "fd00::7"] {
         f.expect(&frame::ipv6(&[], v6(src), 8), XDP_PASS, SLOT_LOCAL_PASS);
     }
+    // 0.0.0.0 is where a DHCP client's discover comes from.
     for src in [
         [10, 1, 2, 3],
         [192, 168, 1, 1],
         [100, 64, 0, 1],
         [169, 254, 9, 9],
+        [0, 0, 0, 0],
     ] {
         f.expect(&frame::ipv4(&[], src.into(), 8), XDP_PASS, SLOT_LOCAL_PASS);
     }

@@ -1,8 +1,10 @@
-//! `regionfilter explain`: where an address's verdict comes from.
+//! `regionfilter explain`: where an address's verdict comes from, reasoned from data files or,
+//! with `--iface`, from what is attached, beside the verdict of the attached program itself.
 
-use std::net::IpAddr;
+use std::{io::IsTerminal as _, net::IpAddr};
 
-use anyhow::Result;
+use anyhow::{anyhow, bail, Context as _, Result};
+use aya::programs::Xdp;
 
 use super::{
     inputs::{DataArgs, PolicyArgs},
@@ -10,59 +12,198 @@ use super::{
 };
 use crate::{
     compile::RegionSet,
+    iface::IfaceName,
+    known_good::KnownGood,
+    maps::{hash_bytes, hash_hex, FilterMaps},
     model::{Class, Model, Packet, Rule, Transport, Why, TCP_SYN},
+    pins::{self, PinState},
     policy::{action_name, Action, Mode, Policy},
+    program,
     scope::{mode_name, ports_text, PortRange, Proto, Scope},
+    selftest,
+    slots::Slot,
+    state::Layout,
 };
 
 #[derive(Debug, clap::Args)]
-#[command(group = super::inputs::data_required())]
+#[command(group = clap::ArgGroup::new("data").args(["db", "artifact", "iface"]).required(true).multiple(true))]
 pub struct ExplainArgs {
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// Answer from the filter attached to this interface: its known-good data and policy give
+    /// the reasoning, and the attached program itself, run on the live maps, gives the
+    /// kernel's verdict beside it. Exits 1 if the two disagree.
+    #[arg(long, value_name = "IF", conflicts_with_all = [
+        "db", "artifact", "file", "allow", "deny", "allow_cidr", "deny_cidr", "unknown",
+        "malformed", "icmp_errors", "dry_run", "ports", "local", "tcp",
+    ])]
+    pub iface: Option<IfaceName>,
     /// The destination port to judge for (e.g. tcp/443): picks the service or scope rule; a
     /// TCP port is judged as a connection attempt. Without it, every rule's verdict is shown.
     #[arg(long, value_name = "PROTO/PORT", value_parser = single_port)]
     pub port: Option<PortRange>,
-    /// Source addresses to explain.
-    #[arg(required = true, value_name = "ADDR")]
+    /// Source addresses to explain; without any, they are read from standard input
+    /// (whitespace-separated).
+    #[arg(value_name = "ADDR")]
     pub addrs: Vec<IpAddr>,
 }
 
-pub fn run(args: &ExplainArgs) -> Result<()> {
+pub fn run(layout: &Layout, args: &ExplainArgs) -> Result<()> {
+    let addrs = addresses(&args.addrs)?;
+    if let Some(iface) = &args.iface {
+        return live(layout, iface, &addrs, args.port);
+    }
     let policy = args.policy.to_policy()?;
     let loaded = args.data.load()?;
     let policy = loaded.policy_or_artifacts(policy);
-    for &given in &args.addrs {
-        // The XDP program judges a source that embeds an IPv4 address (mapped, compatible,
-        // 6to4, Teredo, NAT64) by that address: so does explain, with the same function.
-        let addr = crate::policy::as_judged(given);
-        let found = loaded.regions.lookup(addr);
-        let place = match found {
-            Some((start, end, country, source)) => format!(
-                "{country} ({name}), range {start}-{end}, kernel prefix {prefix}, from {from}",
-                name = country.name().unwrap_or("code unknown to regionfilter"),
-                prefix = loaded
-                    .regions
-                    .kernel_prefix(addr)
-                    .map_or_else(String::new, |p| p.to_string()),
-                from = describe_source(source),
-            ),
-            None => "in no country".to_owned(),
-        };
-        let verdict = policy.as_ref().map_or_else(
-            || "no policy given".to_owned(),
-            |p| verdict_text(&loaded.regions, p, addr, args.port),
+    for given in addrs {
+        println!(
+            "{}",
+            explain_one(&loaded.regions, policy.as_ref(), given, args.port)
         );
-        if addr == given {
-            println!("{addr}: {place}; verdict: {verdict}");
-        } else {
-            println!("{given} (carries IPv4 {addr}, judged as it): {place}; verdict: {verdict}");
-        }
     }
     Ok(())
+}
+
+/// The addresses given, or those on standard input.
+fn addresses(given: &[IpAddr]) -> Result<Vec<IpAddr>> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        bail!("give the addresses to explain, or pipe them in (one or more per line)");
+    }
+    let text = std::io::read_to_string(stdin).context("cannot read addresses from stdin")?;
+    let addrs = text
+        .split_whitespace()
+        .map(|word| {
+            word.parse::<IpAddr>()
+                .map_err(|_| anyhow!("{word:?} on stdin is not an IP address"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if addrs.is_empty() {
+        bail!("no addresses on stdin");
+    }
+    Ok(addrs)
+}
+
+/// Explains each address from the attached filter's known-good data and policy, and runs the
+/// attached program on the live maps (the active half) for a frame from it: a UDP datagram to
+/// port 53, or a packet to `--port`. Fails, after printing every line, if they disagree.
+fn live(
+    layout: &Layout,
+    iface: &IfaceName,
+    addrs: &[IpAddr],
+    port: Option<PortRange>,
+) -> Result<()> {
+    let pin_dir = layout.pin_dir(iface);
+    match pins::inspect(&pin_dir)? {
+        PinState::Attached { .. } | PinState::Gone => {}
+        PinState::Absent => bail!(
+            "regionfilter is not attached to {iface}; `regionfilter status` lists attached interfaces"
+        ),
+        other => bail!("the filter on {iface} is not usable ({other:?}): see `regionfilter status`"),
+    }
+    let maps = FilterMaps::open_pinned(&pin_dir)?;
+    let half = maps.active_half()?;
+    let kernel_hash = maps.halves[half].settings()?.content_hash;
+    let artifact = KnownGood::new(&layout.lib_dir, iface)
+        .current()?
+        .with_context(|| {
+            format!(
+                "no known-good copy of {iface}'s data in {}",
+                layout.lib_dir.display()
+            )
+        })?;
+    if hash_bytes(&artifact.header.content_hash).ok() != Some(kernel_hash) {
+        bail!(
+            "the known-good copy of {iface}'s data (sha256 {}) is not what the kernel holds (sha256 {}): \
+             run `regionfilter update --iface {iface}` to repair it",
+            artifact.header.content_hash,
+            hash_hex(&kernel_hash)
+        );
+    }
+    let policy = artifact
+        .header
+        .policy
+        .clone()
+        .context("the known-good copy carries no policy")?;
+    let mut ebpf = program::load_selftest(&pin_dir, half)?;
+    let judge: &mut Xdp = ebpf
+        .program_mut(filter_common::SELFTEST_PROGRAM)
+        .context("self-test program missing from the embedded object")?
+        .try_into()?;
+    let model = Model::new(&artifact.regions, &policy);
+    let packet = port.map_or((Proto::Udp, 53), |p| (p.proto, p.first));
+    let packet_name = format!("{}/{}", packet.0.name(), packet.1);
+    let mut disagree = 0;
+    for &given in addrs {
+        let frame = selftest::frame_to(given, packet);
+        let (slot, action) = selftest::judge(judge, &frame)?;
+        let want = model.judge_frame(&frame, false);
+        let kernel = format!(
+            "{} ({})",
+            action.map_or("aborted", action_name),
+            Slot::of(slot)
+        );
+        let agreement = if slot == want.slot && action == Some(want.action) {
+            String::new()
+        } else {
+            disagree += 1;
+            format!(
+                "; DISAGREES with the model: {} ({})",
+                action_name(want.action),
+                Slot::of(want.slot)
+            )
+        };
+        println!(
+            "{}; kernel on {iface} for {packet_name}: {kernel}{agreement}",
+            explain_one(&artifact.regions, Some(&policy), given, port)
+        );
+    }
+    if disagree > 0 {
+        bail!(
+            "the attached program and the model disagree on {disagree} of {} addresses",
+            addrs.len()
+        );
+    }
+    Ok(())
+}
+
+/// One line of reasoning for `given`.
+fn explain_one(
+    regions: &RegionSet,
+    policy: Option<&Policy>,
+    given: IpAddr,
+    port: Option<PortRange>,
+) -> String {
+    // The XDP program judges a source that embeds an IPv4 address (mapped, compatible,
+    // 6to4, Teredo, NAT64) by that address: so does explain, with the same function.
+    let addr = crate::policy::as_judged(given);
+    let found = regions.lookup(addr);
+    let place = match found {
+        Some((start, end, country, source)) => format!(
+            "{country} ({name}), range {start}-{end}, kernel prefix {prefix}, from {from}",
+            name = country.name().unwrap_or("code unknown to regionfilter"),
+            prefix = regions
+                .kernel_prefix(addr)
+                .map_or_else(String::new, |p| p.to_string()),
+            from = describe_source(source),
+        ),
+        None => "in no country".to_owned(),
+    };
+    let verdict = policy.map_or_else(
+        || "no policy given".to_owned(),
+        |p| verdict_text(regions, p, addr, port),
+    );
+    if addr == given {
+        format!("{addr}: {place}; verdict: {verdict}")
+    } else {
+        format!("{given} (carries IPv4 {addr}, judged as it): {place}; verdict: {verdict}")
+    }
 }
 
 /// `--port`: one destination port, not a range.

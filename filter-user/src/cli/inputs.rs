@@ -676,6 +676,34 @@ mod tests {
         );
         assert_eq!(unknown.unknown, Action::Pass);
         assert_eq!(unknown.allow_cidrs, base.allow_cidrs);
+        // A scope, the local verdict and the TCP mode change alone, and stay when the
+        // countries change.
+        let scoped = edit(PolicyArgs {
+            ports: Some(port_scope("tcp/443").unwrap()),
+            local: Some(Action::Drop),
+            tcp: Some(Tcp::Syn),
+            ..PolicyArgs::default()
+        });
+        assert_eq!(
+            scoped.scope,
+            Scope::Ports(scope::parse_ports("tcp/443").unwrap())
+        );
+        assert_eq!((scoped.local, scoped.tcp), (Action::Drop, Tcp::Syn));
+        assert_eq!(scoped.countries, base.countries);
+        assert_eq!(scoped.allow_cidrs, base.allow_cidrs);
+        let PolicyChange::Edit(countries_only) = PolicyArgs {
+            deny: Some("FR".to_owned()),
+            ..PolicyArgs::default()
+        }
+        .change(false, false)
+        .unwrap() else {
+            panic!("not an edit");
+        };
+        let kept = countries_only.apply(&scoped).unwrap();
+        assert_eq!(
+            (&kept.scope, kept.local, kept.tcp),
+            (&scoped.scope, Action::Drop, Tcp::Syn)
+        );
         // Nothing named: keep. Reset: a complete new policy.
         assert_eq!(
             PolicyArgs::default().change(false, false).unwrap(),

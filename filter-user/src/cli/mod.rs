@@ -94,7 +94,7 @@ impl Cli {
             Command::Compile(args) => compile::run(&args),
             Command::Inspect(args) => inspect::run(&args),
             Command::Diff(args) => diff::run(&args),
-            Command::Explain(args) => explain::run(&args),
+            Command::Explain(args) => explain::run(&layout, &args),
             Command::Update(args) => return update::run(&layout, &args),
             Command::Rollback(args) => return update::rollback(&layout, &args),
             Command::Detach(args) => detach::run(&layout, &args),
