@@ -18,6 +18,7 @@ pub mod known_good;
 pub mod lock;
 pub mod lockout;
 pub mod maps;
+pub mod metrics;
 pub mod model;
 pub mod netdev;
 pub mod paint;

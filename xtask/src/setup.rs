@@ -25,6 +25,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iptables",
     "ethtool",
     "mmdb-bin",
+    // promtool checks the Prometheus exposition `stats --format prometheus` prints.
+    "prometheus",
 ];
 
 pub fn run() -> Result<()> {

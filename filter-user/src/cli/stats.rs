@@ -13,9 +13,11 @@ use serde::Serialize;
 use crate::{
     country::Country,
     iface::IfaceName,
-    maps::{CounterTotals, FilterMaps},
+    known_good::KnownGood,
+    maps::{hash_hex, CounterTotals, FilterMaps, Lookup},
+    metrics,
     pins::{self, PinState},
-    state::Layout,
+    state::{AttachState, Layout},
 };
 
 #[derive(Debug, clap::Args)]
@@ -23,9 +25,20 @@ pub struct StatsArgs {
     /// Only this interface (default: every attached interface).
     #[arg(long, value_name = "IF")]
     pub iface: Option<IfaceName>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
+    /// Print JSON instead of a table (the same as `--format json`).
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// `table`, `json`, or `prometheus` (the text exposition format, for node_exporter's
+    /// textfile collector).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Prometheus,
 }
 
 /// Counters of one interface.
@@ -132,12 +145,21 @@ pub fn run(layout: &Layout, args: &StatsArgs) -> Result<()> {
             with_counters
         }
     };
+    let format = if args.json { Format::Json } else { args.format };
+    if format == Format::Prometheus {
+        let mut all = Vec::new();
+        for iface in ifaces {
+            all.push(interface_metrics(layout, iface)?);
+        }
+        print!("{}", metrics::exposition(&all));
+        return Ok(());
+    }
     let mut all = Vec::new();
     for iface in ifaces {
         let maps = FilterMaps::open_pinned(&layout.pin_dir(&iface))?;
         all.push(InterfaceStats::from_totals(&iface, &maps.counter_totals()?));
     }
-    if args.json {
+    if format == Format::Json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "interfaces": all }))?
@@ -150,6 +172,35 @@ pub fn run(layout: &Layout, args: &StatsArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The counters of `iface` and what its filter holds: the active half's settings from the
+/// kernel, the countries and build time of its known-good data, the time of its last switch.
+fn interface_metrics(layout: &Layout, iface: IfaceName) -> Result<metrics::InterfaceMetrics> {
+    let maps = FilterMaps::open_pinned(&layout.pin_dir(&iface))?;
+    let settings = maps.halves[maps.active_half()?].settings()?;
+    // The data's countries label series before any packet of theirs arrives; without a
+    // known-good copy only countries with traffic appear.
+    let artifact = KnownGood::new(&layout.lib_dir, &iface)
+        .current()
+        .ok()
+        .flatten();
+    let state = AttachState::load(&layout.state_file(&iface)).ok();
+    Ok(metrics::InterfaceMetrics {
+        totals: maps.counter_totals()?,
+        countries: artifact
+            .as_ref()
+            .map(|a| a.regions.countries())
+            .unwrap_or_default(),
+        data_built: artifact
+            .as_ref()
+            .and_then(|a| a.regions.sources.iter().map(|s| s.build_epoch).max()),
+        updated_at: state.map(|s| s.updated_at.unwrap_or(s.attached_at)),
+        generation: settings.generation,
+        content_hash: hash_hex(&settings.content_hash),
+        lookup: Lookup::from_kernel(settings.lookup).name(),
+        iface,
+    })
 }
 
 fn print_table(stats: &InterfaceStats) {

@@ -1,0 +1,293 @@
+//! Prometheus text exposition of the counters and of what each filter holds: what `stats
+//! --format prometheus` prints (for node_exporter's textfile collector).
+
+use std::{collections::BTreeSet, fmt::Write as _};
+
+use filter_common::{Counter, COUNTER_SLOTS};
+
+use crate::{
+    country::Country,
+    iface::IfaceName,
+    maps::CounterTotals,
+    slots::{EntryClass, Slot, Verdict},
+};
+
+/// Everything exported for one interface.
+pub struct InterfaceMetrics {
+    pub iface: IfaceName,
+    pub totals: CounterTotals,
+    /// Countries of the loaded data: their series exist (as zeros) before any packet arrives.
+    pub countries: BTreeSet<Country>,
+    /// Newest build time of the loaded data's sources (Unix seconds).
+    pub data_built: Option<u64>,
+    /// Last attach, update or rollback that switched the data (Unix seconds).
+    pub updated_at: Option<u64>,
+    /// Generation and content hash of the active half, read from the kernel.
+    pub generation: u64,
+    pub content_hash: String,
+    pub lookup: &'static str,
+}
+
+/// The `class` label of a slot that is not a country's, or `None` for country slots.
+fn class_label(slot: Slot) -> Option<(&'static str, Verdict)> {
+    Some(match slot {
+        Slot::Entry { class, verdict } => match class {
+            EntryClass::Country(_) | EntryClass::Unknown => return None,
+            EntryClass::AllowCidr => ("always_pass", verdict),
+            EntryClass::DenyCidr => ("always_drop", verdict),
+            EntryClass::Local => ("local", verdict),
+        },
+        Slot::NonIp => ("non_ip", Verdict::Passed),
+        Slot::Malformed(verdict) => ("malformed", verdict),
+        Slot::IcmpErrorPassed => ("icmp_error", Verdict::Passed),
+        Slot::OutOfScope => ("out_of_scope", Verdict::Passed),
+        Slot::FragmentPassed => ("fragment", Verdict::Passed),
+        Slot::TcpNotSynPassed => ("tcp_not_syn", Verdict::Passed),
+        Slot::Unused(_) => return None,
+    })
+}
+
+/// Whether a class slot can ever count: an always-pass CIDR never drops, and so on. Slots that
+/// cannot are left out rather than exported as eternal zeros.
+fn class_slot_used(class: &str, verdict: Verdict) -> bool {
+    match class {
+        "always_pass" | "non_ip" | "icmp_error" | "out_of_scope" | "fragment" | "tcp_not_syn" => {
+            verdict == Verdict::Passed
+        }
+        "always_drop" => verdict != Verdict::Passed,
+        _ => true,
+    }
+}
+
+fn verdict_label(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Passed => "passed",
+        Verdict::Dropped => "dropped",
+        Verdict::WouldDrop => "would_drop",
+    }
+}
+
+/// A label value with the exposition format's escapes (`\`, `"`, newline).
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The exposition text for every interface.
+#[must_use]
+pub fn exposition(all: &[InterfaceMetrics]) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, rows: &dyn Fn(&mut String)| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        rows(&mut out);
+    };
+    let country_rows = |field: fn(&Counter) -> u64, name: &'static str| {
+        move |out: &mut String| {
+            for m in all {
+                for (country, verdict, counter) in country_series(m) {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{interface=\"{}\",country=\"{country}\",verdict=\"{}\"}} {}",
+                        escape(m.iface.as_str()),
+                        verdict_label(verdict),
+                        field(&counter)
+                    );
+                }
+            }
+        }
+    };
+    let class_rows = |field: fn(&Counter) -> u64, name: &'static str| {
+        move |out: &mut String| {
+            for m in all {
+                for slot in 0..COUNTER_SLOTS {
+                    let Some((class, verdict)) = class_label(Slot::of(slot)) else {
+                        continue;
+                    };
+                    if !class_slot_used(class, verdict) {
+                        continue;
+                    }
+                    let _ = writeln!(
+                        out,
+                        "{name}{{interface=\"{}\",class=\"{class}\",verdict=\"{}\"}} {}",
+                        escape(m.iface.as_str()),
+                        verdict_label(verdict),
+                        field(&m.totals[slot as usize])
+                    );
+                }
+            }
+        }
+    };
+    family(
+        "regionfilter_packets_total",
+        "counter",
+        "Packets judged by the country of their source (country \"unknown\": in no country).",
+        &country_rows(|c| c.packets, "regionfilter_packets_total"),
+    );
+    family(
+        "regionfilter_bytes_total",
+        "counter",
+        "Bytes of the packets judged by the country of their source.",
+        &country_rows(|c| c.bytes, "regionfilter_bytes_total"),
+    );
+    family(
+        "regionfilter_class_packets_total",
+        "counter",
+        "Packets decided other than by country: exceptions, local space, non-IP, malformed, ICMP errors, out of scope, fragments, TCP not opening a connection.",
+        &class_rows(|c| c.packets, "regionfilter_class_packets_total"),
+    );
+    family(
+        "regionfilter_class_bytes_total",
+        "counter",
+        "Bytes of the packets decided other than by country.",
+        &class_rows(|c| c.bytes, "regionfilter_class_bytes_total"),
+    );
+    let gauge_rows = |value: fn(&InterfaceMetrics) -> Option<u64>, name: &'static str| {
+        move |out: &mut String| {
+            for m in all {
+                if let Some(v) = value(m) {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{interface=\"{}\"}} {v}",
+                        escape(m.iface.as_str())
+                    );
+                }
+            }
+        }
+    };
+    family(
+        "regionfilter_data_build_timestamp_seconds",
+        "gauge",
+        "Build time of the newest source of the loaded data.",
+        &gauge_rows(
+            |m| m.data_built,
+            "regionfilter_data_build_timestamp_seconds",
+        ),
+    );
+    family(
+        "regionfilter_last_update_timestamp_seconds",
+        "gauge",
+        "Time of the last attach, update or rollback that switched the data.",
+        &gauge_rows(
+            |m| m.updated_at,
+            "regionfilter_last_update_timestamp_seconds",
+        ),
+    );
+    family(
+        "regionfilter_generation",
+        "gauge",
+        "Generation of the active half (incremented by every switch).",
+        &gauge_rows(|m| Some(m.generation), "regionfilter_generation"),
+    );
+    family(
+        "regionfilter_content_info",
+        "gauge",
+        "Always 1: the content hash of the active data and policy, and the lookup.",
+        &|out: &mut String| {
+            for m in all {
+                let _ = writeln!(
+                    out,
+                    "regionfilter_content_info{{interface=\"{}\",content_hash=\"{}\",lookup=\"{}\"}} 1",
+                    escape(m.iface.as_str()),
+                    escape(&m.content_hash),
+                    m.lookup
+                );
+            }
+        },
+    );
+    out
+}
+
+/// Every country series of one interface: the data's countries and any other country with
+/// traffic, then unknown space, each with its three verdicts.
+fn country_series(m: &InterfaceMetrics) -> Vec<(String, Verdict, Counter)> {
+    let mut out = Vec::new();
+    let mut with_traffic: BTreeSet<Country> = m.countries.clone();
+    let mut unknown = [Counter::default(); 3];
+    let mut by_country = std::collections::BTreeMap::new();
+    for slot in 0..COUNTER_SLOTS {
+        if let Slot::Entry { class, verdict } = Slot::of(slot) {
+            let counter = m.totals[slot as usize];
+            let i = match verdict {
+                Verdict::Passed => 0,
+                Verdict::Dropped => 1,
+                Verdict::WouldDrop => 2,
+            };
+            match class {
+                EntryClass::Country(c) => {
+                    by_country.entry(c).or_insert([Counter::default(); 3])[i] = counter;
+                    if counter.packets > 0 {
+                        with_traffic.insert(c);
+                    }
+                }
+                EntryClass::Unknown => unknown[i] = counter,
+                _ => {}
+            }
+        }
+    }
+    let verdicts = [Verdict::Passed, Verdict::Dropped, Verdict::WouldDrop];
+    for country in with_traffic {
+        let counters = by_country.get(&country).copied().unwrap_or_default();
+        for (verdict, counter) in verdicts.iter().zip(counters) {
+            out.push((country.code(), *verdict, counter));
+        }
+    }
+    for (verdict, counter) in verdicts.iter().zip(unknown) {
+        out.push(("unknown".to_owned(), *verdict, counter));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use filter_common::{country_slot, ACTION_DROP, SLOT_OUT_OF_SCOPE};
+
+    use super::*;
+
+    #[test]
+    fn countries_of_the_data_are_zeros_before_traffic_and_classes_are_apart() {
+        let gb = Country::parse("GB").unwrap();
+        let se = Country::parse("SE").unwrap();
+        let mut totals = vec![Counter::default(); COUNTER_SLOTS as usize];
+        totals[country_slot(gb.index(), ACTION_DROP) as usize] = Counter {
+            packets: 3,
+            bytes: 180,
+        };
+        totals[SLOT_OUT_OF_SCOPE as usize] = Counter {
+            packets: 7,
+            bytes: 420,
+        };
+        let text = exposition(&[InterfaceMetrics {
+            iface: "eth1".parse().unwrap(),
+            totals,
+            countries: [se].into(),
+            data_built: Some(1_700_000_000),
+            updated_at: None,
+            generation: 2,
+            content_hash: "ab".repeat(32),
+            lookup: "fast",
+        }]);
+        for line in [
+            r#"regionfilter_packets_total{interface="eth1",country="GB",verdict="dropped"} 3"#,
+            r#"regionfilter_bytes_total{interface="eth1",country="GB",verdict="dropped"} 180"#,
+            r#"regionfilter_packets_total{interface="eth1",country="SE",verdict="passed"} 0"#,
+            r#"regionfilter_packets_total{interface="eth1",country="unknown",verdict="would_drop"} 0"#,
+            r#"regionfilter_class_packets_total{interface="eth1",class="out_of_scope",verdict="passed"} 7"#,
+            r#"regionfilter_generation{interface="eth1"} 2"#,
+            "regionfilter_data_build_timestamp_seconds{interface=\"eth1\"} 1700000000",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+        assert!(
+            !text.contains("regionfilter_last_update_timestamp_seconds{"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("class=\"always_pass\",verdict=\"dropped\""),
+            "{text}"
+        );
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,113 @@
+//! `stats --format prometheus`: real traffic across a veth pair, then the exposition text is
+//! checked by Prometheus' own `promtool check metrics` and must carry the exact counts sent,
+//! and zeros for the data's countries without traffic.
+
+use std::{
+    io::Write as _,
+    net::IpAddr,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use integration_tests::{
+    cli::{country_packets, fixture, Instance},
+    netns::{VethPair, RECEIVER_V4},
+    traffic::{self, Receiver},
+};
+
+const GB_V4: &str = "81.2.69.160";
+const SE_V4: &str = "89.160.20.130";
+const COUNT: usize = 12;
+const WAIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn the_prometheus_exposition_passes_promtool_and_counts_what_was_sent() {
+    let pair = VethPair::new("prom").unwrap();
+    for src in [GB_V4, SE_V4] {
+        pair.add_source(src.parse().unwrap()).unwrap();
+    }
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
+    inst.ok(
+        Some(&pair.receiver),
+        &[
+            "attach",
+            "--iface",
+            &iface,
+            "--db",
+            db.to_str().unwrap(),
+            "--mode",
+            "skb",
+            "--deny",
+            "GB",
+        ],
+    )
+    .unwrap();
+    let rx = Receiver::bind(&pair.receiver).unwrap();
+    let dst: IpAddr = RECEIVER_V4.parse().unwrap();
+    for src in [GB_V4, SE_V4] {
+        traffic::send(&pair.sender, src.parse().unwrap(), dst, src, COUNT).unwrap();
+    }
+    rx.receive_until(WAIT, |got| got.get(SE_V4).copied().unwrap_or(0) >= COUNT);
+    inst.wait_for_stats(&iface, WAIT, |s| {
+        country_packets(s, Some("GB"), "dropped") >= COUNT as u64
+    })
+    .unwrap();
+
+    let text = inst.ok(None, &["stats", "--format", "prometheus"]).unwrap();
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (cargo xtask setup installs Debian's prometheus package)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let series = |name: &str, country: &str, verdict: &str| -> Option<u64> {
+        let prefix =
+            format!("{name}{{interface=\"{iface}\",country=\"{country}\",verdict=\"{verdict}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|v| v.parse().unwrap())
+    };
+    assert_eq!(
+        series("regionfilter_packets_total", "GB", "dropped"),
+        Some(COUNT as u64)
+    );
+    assert_eq!(
+        series("regionfilter_packets_total", "GB", "passed"),
+        Some(0)
+    );
+    assert_eq!(
+        series("regionfilter_packets_total", "SE", "passed"),
+        Some(COUNT as u64)
+    );
+    // Whole frames: Ethernet 14 + IPv4 20 + UDP 8 + the payload `TAG#i`.
+    let gb_bytes: usize = (0..COUNT).map(|i| 42 + format!("{GB_V4}#{i}").len()).sum();
+    assert_eq!(
+        series("regionfilter_bytes_total", "GB", "dropped"),
+        Some(gb_bytes as u64)
+    );
+    // A country of the data that sent nothing is a zero, not a missing series.
+    assert_eq!(
+        series("regionfilter_packets_total", "JP", "dropped"),
+        Some(0)
+    );
+    assert!(text.contains(&format!(
+        "regionfilter_generation{{interface=\"{iface}\"}} 1"
+    )));
+    assert!(text.contains("regionfilter_content_info{"), "{text}");
+}
