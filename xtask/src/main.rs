@@ -1,4 +1,4 @@
-//! Work around the build: `cargo xtask setup | test | demo | lint | bench | fuzz`.
+//! Work around the build: `cargo xtask setup | test | demo | lint | docs | bench | fuzz`.
 //!
 //! xtask itself builds with stable Rust alone (see [`graph`]): it installs the eBPF toolchain,
 //! then starts whatever needs the built filter as a separate cargo command.
@@ -28,8 +28,11 @@ enum Task {
     /// Set up, then show the filter dropping two countries' packets between two namespaces and
     /// switching to another policy with `update`.
     Demo,
-    /// rustfmt check and clippy -D warnings on the userspace crates and the eBPF crate.
+    /// rustfmt check, clippy -D warnings on the userspace crates and the eBPF crate, and a check
+    /// that the man pages and completions in contrib/ match the CLI.
     Lint,
+    /// Regenerate the man pages and shell completions in contrib/ from the CLI definition.
+    Docs,
     /// Set up, then measure per-packet, end-to-end and control-plane costs on the full-world
     /// database and regenerate BENCHMARKS.md (a few minutes; never part of `test`).
     Bench {
@@ -72,6 +75,7 @@ fn main() -> Result<()> {
             ])
         }
         Task::Lint => lint(),
+        Task::Docs => docs(CONTRIB),
         Task::Bench { only } => {
             setup::run()?;
             build_cli()?;
@@ -171,6 +175,68 @@ fn cargo_path() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
+/// Where the generated man pages and completions live.
+const CONTRIB: &str = "contrib";
+
+/// Writes the man pages and completions under `dir` (`man/`, `completions/`).
+fn docs(dir: &str) -> Result<()> {
+    cargo(&[
+        "run",
+        "--quiet",
+        "-p",
+        "integration-tests",
+        "--bin",
+        "regionfilter-docs",
+        "--",
+        dir,
+    ])
+}
+
+/// Fails if the committed man pages or completions differ from what the CLI generates now.
+fn check_docs() -> Result<()> {
+    let scratch = std::path::Path::new("target/docs-check");
+    if scratch.exists() {
+        std::fs::remove_dir_all(scratch).context("cannot clear target/docs-check")?;
+    }
+    docs(&scratch.display().to_string())?;
+    let stale = docs_diff(scratch, std::path::Path::new(CONTRIB))?;
+    if let Some(file) = stale {
+        bail!("contrib/ is stale ({file} differs from the CLI's definition): run `cargo xtask docs` and commit the result");
+    }
+    Ok(())
+}
+
+/// The first generated file that is missing, extra or different under `committed`.
+fn docs_diff(generated: &std::path::Path, committed: &std::path::Path) -> Result<Option<String>> {
+    let list = |root: &std::path::Path| -> Result<Vec<String>> {
+        let mut files = Vec::new();
+        for sub in ["man", "completions"] {
+            let Ok(entries) = std::fs::read_dir(root.join(sub)) else {
+                continue;
+            };
+            for entry in entries {
+                files.push(format!("{sub}/{}", entry?.file_name().to_string_lossy()));
+            }
+        }
+        files.sort();
+        Ok(files)
+    };
+    let (new, old) = (list(generated)?, list(committed)?);
+    if let Some(extra) = new
+        .iter()
+        .chain(&old)
+        .find(|f| !new.contains(f) || !old.contains(f))
+    {
+        return Ok(Some(extra.clone()));
+    }
+    for file in &new {
+        if std::fs::read(generated.join(file))? != std::fs::read(committed.join(file))? {
+            return Ok(Some(file.clone()));
+        }
+    }
+    Ok(None)
+}
+
 fn lint() -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
     cargo_on_host_crates(&["clippy", "--all-targets"], &["--", "-D", "warnings"])?;
@@ -196,7 +262,7 @@ fn lint() -> Result<()> {
     if !status.success() {
         bail!("clippy found problems in filter-ebpf");
     }
-    Ok(())
+    check_docs()
 }
 
 /// Every crate that builds for the host; filter-ebpf only builds for the BPF target.
@@ -227,7 +293,30 @@ fn cargo(args: &[&str]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::count_before;
+    use super::{count_before, docs_diff};
+
+    #[test]
+    fn stale_docs_are_found_by_name() {
+        let root = std::env::temp_dir().join(format!("xtask-docs-{}", std::process::id()));
+        let (new, old) = (root.join("new"), root.join("old"));
+        for dir in [&new, &old] {
+            std::fs::create_dir_all(dir.join("man")).unwrap();
+            std::fs::write(dir.join("man/regionfilter.1"), "same").unwrap();
+        }
+        assert_eq!(docs_diff(&new, &old).unwrap(), None);
+        std::fs::write(new.join("man/regionfilter.1"), "changed").unwrap();
+        assert_eq!(
+            docs_diff(&new, &old).unwrap().as_deref(),
+            Some("man/regionfilter.1")
+        );
+        std::fs::write(new.join("man/regionfilter.1"), "same").unwrap();
+        std::fs::write(new.join("man/regionfilter-new.1"), "new verb").unwrap();
+        assert_eq!(
+            docs_diff(&new, &old).unwrap().as_deref(),
+            Some("man/regionfilter-new.1")
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn reads_counts_from_cargo_summary_lines() {
