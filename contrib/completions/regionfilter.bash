@@ -737,7 +737,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__stats)
-            opts="-h --iface --json --format --pin-root --state-dir --lib-dir --help"
+            opts="-h --iface --json --format --watch --top --count --pin-root --state-dir --lib-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -749,6 +749,18 @@ _regionfilter() {
                     ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --count)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --pin-root)

@@ -111,3 +111,60 @@ fn the_prometheus_exposition_passes_promtool_and_counts_what_was_sent() {
     )));
     assert!(text.contains("regionfilter_content_info{"), "{text}");
 }
+
+#[test]
+fn stats_watch_shows_live_rates_while_traffic_flows() {
+    let pair = VethPair::new("watch").unwrap();
+    pair.add_source(GB_V4.parse().unwrap()).unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
+    inst.ok(
+        Some(&pair.receiver),
+        &[
+            "attach",
+            "--iface",
+            &iface,
+            "--db",
+            db.to_str().unwrap(),
+            "--mode",
+            "skb",
+            "--deny",
+            "GB",
+        ],
+    )
+    .unwrap();
+    let dst: IpAddr = RECEIVER_V4.parse().unwrap();
+    let watching = std::sync::atomic::AtomicBool::new(true);
+    let out = std::thread::scope(|scope| {
+        // A paced flow from GB for as long as the watch runs, bounded at 10 s.
+        scope.spawn(|| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while watching.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < deadline
+            {
+                traffic::send(&pair.sender, GB_V4.parse().unwrap(), dst, GB_V4, 20).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let out = inst.ok(
+            None,
+            &["stats", "--iface", &iface, "--watch", "0.5", "--count", "3"],
+        );
+        watching.store(false, std::sync::atomic::Ordering::Relaxed);
+        out
+    })
+    .unwrap();
+    // Three refreshes, each with its header; GB's drops show as a positive rate.
+    assert_eq!(
+        out.matches(&format!("{iface} (rates over ")).count(),
+        3,
+        "{out}"
+    );
+    let gb_rates: Vec<f64> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("GB "))
+        .map(|l| l.split_whitespace().rev().nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert!(gb_rates.iter().any(|&r| r > 0.0), "{out}");
+}

@@ -1,5 +1,10 @@
 //! `regionfilter stats`: per-country counters summed over CPUs, most drops first.
 
+use std::{
+    io::{IsTerminal as _, Write as _},
+    time::{Duration, Instant},
+};
+
 use anyhow::{bail, Result};
 use filter_common::{
     country_slot, would_drop_slot, Counter, ACTION_DROP, ACTION_PASS, COUNTRY_SLOTS,
@@ -32,6 +37,29 @@ pub struct StatsArgs {
     /// textfile collector).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Live rates instead of totals: packets and bits per second per country, refreshed every
+    /// SECS seconds (default 1), until interrupted or `--count` refreshes.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1",
+          value_parser = watch_interval, conflicts_with_all = ["json", "format"])]
+    pub watch: Option<Duration>,
+    /// With `--watch`: the countries shown per interface, busiest first.
+    #[arg(long, value_name = "N", default_value_t = 10, requires = "watch")]
+    pub top: usize,
+    /// With `--watch`: stop after N refreshes.
+    #[arg(long, value_name = "N", requires = "watch")]
+    pub count: Option<u64>,
+}
+
+/// `--watch`: seconds between refreshes, from 0.1 to an hour.
+fn watch_interval(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "give the seconds between refreshes, e.g. 1 or 0.5".to_owned())?;
+    if !(0.1..=3600.0).contains(&secs) {
+        return Err("give between 0.1 and 3600 seconds".to_owned());
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -145,6 +173,9 @@ pub fn run(layout: &Layout, args: &StatsArgs) -> Result<()> {
             with_counters
         }
     };
+    if let Some(interval) = args.watch {
+        return watch(layout, &ifaces, interval, args.top, args.count);
+    }
     let format = if args.json { Format::Json } else { args.format };
     if format == Format::Prometheus {
         let mut all = Vec::new();
@@ -172,6 +203,139 @@ pub fn run(layout: &Layout, args: &StatsArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One country's rates over an interval.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rate {
+    /// `None` for unknown space.
+    pub country: Option<Country>,
+    pub passed_pps: f64,
+    pub dropped_pps: f64,
+    pub would_drop_pps: f64,
+    /// Bits per second of all three.
+    pub bps: f64,
+}
+
+/// Per-country rates between two snapshots of the counters `secs` apart, busiest first
+/// (packets per second over all verdicts), countries without traffic left out.
+#[must_use]
+pub fn rates(before: &CounterTotals, after: &CounterTotals, secs: f64) -> Vec<Rate> {
+    let delta = |slot: u32| {
+        let (b, a) = (before[slot as usize], after[slot as usize]);
+        (
+            a.packets.saturating_sub(b.packets) as f64 / secs,
+            a.bytes.saturating_sub(b.bytes) as f64 * 8.0 / secs,
+        )
+    };
+    let mut out: Vec<Rate> = (0..COUNTRY_SLOTS)
+        .map(|i| u16::try_from(i).expect("COUNTRY_SLOTS fits u16"))
+        .map(|index| {
+            let drop = country_slot(index, ACTION_DROP);
+            let (passed, pass_bits) = delta(country_slot(index, ACTION_PASS));
+            let (dropped, drop_bits) = delta(drop);
+            let (would, would_bits) = delta(would_drop_slot(drop));
+            Rate {
+                country: Country::from_index(index),
+                passed_pps: passed,
+                dropped_pps: dropped,
+                would_drop_pps: would,
+                bps: pass_bits + drop_bits + would_bits,
+            }
+        })
+        .filter(|r| r.passed_pps + r.dropped_pps + r.would_drop_pps > 0.0)
+        .collect();
+    let total = |r: &Rate| r.passed_pps + r.dropped_pps + r.would_drop_pps;
+    out.sort_by(|a, b| total(b).total_cmp(&total(a)));
+    out
+}
+
+/// `stats --watch`: rates every `interval`, redrawn in place on a terminal and appended
+/// (with a time stamp) otherwise.
+fn watch(
+    layout: &Layout,
+    ifaces: &[IfaceName],
+    interval: Duration,
+    top: usize,
+    count: Option<u64>,
+) -> Result<()> {
+    let maps: Vec<(IfaceName, FilterMaps)> = ifaces
+        .iter()
+        .map(|iface| {
+            Ok((
+                iface.clone(),
+                FilterMaps::open_pinned(&layout.pin_dir(iface))?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    if maps.is_empty() {
+        bail!("regionfilter is not attached to any interface");
+    }
+    let terminal = std::io::stdout().is_terminal();
+    let mut last: Vec<CounterTotals> = maps
+        .iter()
+        .map(|(_, m)| m.counter_totals())
+        .collect::<Result<_>>()?;
+    let mut taken = Instant::now();
+    let mut refreshes = 0;
+    while count.is_none_or(|n| refreshes < n) {
+        std::thread::sleep(interval);
+        let now = Instant::now();
+        let secs = now.duration_since(taken).as_secs_f64();
+        taken = now;
+        let mut text = String::new();
+        if terminal {
+            text.push_str("\x1b[H\x1b[2J");
+        }
+        for ((iface, m), before) in maps.iter().zip(&mut last) {
+            let after = m.counter_totals()?;
+            text.push_str(&rates_table(iface, &rates(before, &after, secs), top, secs));
+            *before = after;
+        }
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(text.as_bytes())?;
+        if !terminal {
+            writeln!(stdout)?;
+        }
+        stdout.flush()?;
+        refreshes += 1;
+    }
+    Ok(())
+}
+
+fn rates_table(iface: &IfaceName, rates: &[Rate], top: usize, secs: f64) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{iface} (rates over {secs:.1} s at {}):",
+        super::status::date(crate::state::unix_now())
+    );
+    let _ = writeln!(
+        out,
+        "  {:<8} {:<24} {:>12} {:>12} {:>12} {:>14}",
+        "COUNTRY", "NAME", "PASSED/S", "DROPPED/S", "WOULD DROP/S", "BITS/S"
+    );
+    for r in rates.iter().take(top) {
+        let (code, name) = match r.country {
+            Some(c) => (c.code(), c.name().unwrap_or("").to_owned()),
+            None => ("--".to_owned(), "unknown space".to_owned()),
+        };
+        let name: String = name.chars().take(24).collect();
+        let _ = writeln!(
+            out,
+            "  {code:<8} {name:<24} {:>12.1} {:>12.1} {:>12.1} {:>14.0}",
+            r.passed_pps, r.dropped_pps, r.would_drop_pps, r.bps
+        );
+    }
+    if rates.len() > top {
+        let _ = writeln!(
+            out,
+            "  ... {} more countries with traffic",
+            rates.len() - top
+        );
+    }
+    out
 }
 
 /// The counters of `iface` and what its filter holds: the active half's settings from the
@@ -250,4 +414,32 @@ fn print_table(stats: &InterfaceStats) {
         stats.fragments_passed.packets,
         stats.tcp_not_syn_passed.packets
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_deltas_per_second_busiest_first() {
+        let gb = Country::parse("GB").unwrap().index();
+        let se = Country::parse("SE").unwrap().index();
+        let before = vec![Counter::default(); filter_common::COUNTER_SLOTS as usize];
+        let mut after = before.clone();
+        after[country_slot(gb, ACTION_DROP) as usize] = Counter {
+            packets: 40,
+            bytes: 4000,
+        };
+        after[country_slot(se, ACTION_PASS) as usize] = Counter {
+            packets: 10,
+            bytes: 1000,
+        };
+        let r = rates(&before, &after, 2.0);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].country.map(Country::code).as_deref(), Some("GB"));
+        assert_eq!((r[0].dropped_pps, r[0].bps), (20.0, 16_000.0));
+        assert_eq!((r[1].passed_pps, r[1].bps), (5.0, 4_000.0));
+        // A counter that went backwards (a re-attach) is no traffic, not a negative rate.
+        assert!(rates(&after, &before, 1.0).is_empty());
+    }
 }
