@@ -49,6 +49,9 @@ _regionfilter() {
             regionfilter,update)
                 cmd="regionfilter__subcmd__update"
                 ;;
+            regionfilter,watch)
+                cmd="regionfilter__subcmd__watch"
+                ;;
             regionfilter__subcmd__help,attach)
                 cmd="regionfilter__subcmd__help__subcmd__attach"
                 ;;
@@ -82,6 +85,9 @@ _regionfilter() {
             regionfilter__subcmd__help,update)
                 cmd="regionfilter__subcmd__help__subcmd__update"
                 ;;
+            regionfilter__subcmd__help,watch)
+                cmd="regionfilter__subcmd__help__subcmd__watch"
+                ;;
             *)
                 ;;
         esac
@@ -89,7 +95,7 @@ _regionfilter() {
 
     case "${cmd}" in
         regionfilter)
-            opts="-h -V --pin-root --state-dir --lib-dir --help --version attach compile inspect diff explain update rollback detach status stats help"
+            opts="-h -V --pin-root --state-dir --lib-dir --help --version attach compile inspect diff explain update rollback detach status stats watch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -115,7 +121,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__attach)
-            opts="-h --iface --source --db --format --country-field --prefer --artifact --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --mode --lookup --wait --force --pin-root --state-dir --lib-dir --help"
+            opts="-h --iface --source --db --format --country-field --prefer --artifact --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --mode --lookup --wait --force --pin-root --state-dir --lib-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -193,6 +199,10 @@ _regionfilter() {
                     COMPREPLY=($(compgen -W "all syn" -- "${cur}"))
                     return 0
                     ;;
+                --samples)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --mode)
                     COMPREPLY=($(compgen -W "native skb" -- "${cur}"))
                     return 0
@@ -225,7 +235,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__compile)
-            opts="-h --source --db --format --country-field --prefer --artifact --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --out --pin-root --state-dir --lib-dir --help"
+            opts="-h --source --db --format --country-field --prefer --artifact --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --out --pin-root --state-dir --lib-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -297,6 +307,10 @@ _regionfilter() {
                     ;;
                 --tcp)
                     COMPREPLY=($(compgen -W "all syn" -- "${cur}"))
+                    return 0
+                    ;;
+                --samples)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --out)
@@ -395,7 +409,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__explain)
-            opts="-h --source --db --format --country-field --prefer --artifact --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --iface --port --pin-root --state-dir --lib-dir --help"
+            opts="-h --source --db --format --country-field --prefer --artifact --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --iface --port --pin-root --state-dir --lib-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -469,6 +483,10 @@ _regionfilter() {
                     COMPREPLY=($(compgen -W "all syn" -- "${cur}"))
                     return 0
                     ;;
+                --samples)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --iface)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -497,7 +515,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__help)
-            opts="attach compile inspect diff explain update rollback detach status stats help"
+            opts="attach compile inspect diff explain update rollback detach status stats watch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -664,6 +682,20 @@ _regionfilter() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        regionfilter__subcmd__help__subcmd__watch)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         regionfilter__subcmd__inspect)
             opts="-h --format --country-field --top --json --pin-root --state-dir --lib-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -809,7 +841,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__update)
-            opts="-h --iface --all --source --db --format --country-field --prefer --artifact --url --sha256-url --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --reset-policy --enforce --force --max-change --wait --pin-root --state-dir --lib-dir --help"
+            opts="-h --iface --all --source --db --format --country-field --prefer --artifact --url --sha256-url --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --reset-policy --enforce --force --max-change --wait --pin-root --state-dir --lib-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -895,11 +927,49 @@ _regionfilter() {
                     COMPREPLY=($(compgen -W "all syn" -- "${cur}"))
                     return 0
                     ;;
+                --samples)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --max-change)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pin-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lib-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regionfilter__subcmd__watch)
+            opts="-h --iface --json --count --drain --pin-root --state-dir --lib-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --iface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --count)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -39,6 +39,7 @@ complete -c regionfilter -n "__fish_regionfilter_needs_command" -f -a "rollback"
 complete -c regionfilter -n "__fish_regionfilter_needs_command" -f -a "detach" -d 'Detach the filter from an interface and remove its pins'
 complete -c regionfilter -n "__fish_regionfilter_needs_command" -f -a "status" -d 'Show each attached interface: mode, policy, database, prefix counts'
 complete -c regionfilter -n "__fish_regionfilter_needs_command" -f -a "stats" -d 'Show per-country packet and byte counters, most drops first'
+complete -c regionfilter -n "__fish_regionfilter_needs_command" -f -a "watch" -d 'Print sampled dropped packets as they come (enable with --samples on attach or update)'
 complete -c regionfilter -n "__fish_regionfilter_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand attach" -l iface -d 'Interface whose incoming traffic is filtered (Ethernet or raw-IP: tun, WireGuard, ip tunnels)' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand attach" -l db -l source -d 'Country data source, repeatable: .mmdb (MaxMind, DB-IP, ip-location-db), CSV ranges, CIDR lists or RIR delegated files. Where sources overlap, the later one wins' -r -F
@@ -67,6 +68,7 @@ complete -c regionfilter -n "__fish_regionfilter_using_subcommand attach" -l loc
 drop\t''"
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand attach" -l tcp -d 'Which TCP segments are judged: `all`, or `syn` (only connection attempts, SYN without ACK, so replies to the host\'s own connections pass) [default: all]' -r -f -a "all\t'Every segment'
 syn\t'Only connection attempts (SYN without ACK): replies to the host\'s own connections, and connections open before the filter, pass'"
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand attach" -l samples -d 'Sample dropped (and would-drop) packets for `regionfilter watch`: at most N per second and CPU; 0 turns sampling off [default: 0]' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand attach" -l mode -d 'native runs in the driver (fastest); skb works on any interface' -r -f -a "native\t''
 skb\t''"
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand attach" -l lookup -d 'fast: compiled arrays, 112 MiB of kernel memory whatever the data; lpm: the plain tries, several times slower per packet, memory growing with the data (about 160 MiB for the full world, under 1 MiB for a short list)' -r -f -a "fast\t'Compiled arrays (DIR-16-8-8 for IPv4, byte strides for IPv6): 112 MiB of kernel memory for both halves, preallocated; one to a few array reads per packet'
@@ -104,6 +106,7 @@ complete -c regionfilter -n "__fish_regionfilter_using_subcommand compile" -l lo
 drop\t''"
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand compile" -l tcp -d 'Which TCP segments are judged: `all`, or `syn` (only connection attempts, SYN without ACK, so replies to the host\'s own connections pass) [default: all]' -r -f -a "all\t'Every segment'
 syn\t'Only connection attempts (SYN without ACK): replies to the host\'s own connections, and connections open before the filter, pass'"
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand compile" -l samples -d 'Sample dropped (and would-drop) packets for `regionfilter watch`: at most N per second and CPU; 0 turns sampling off [default: 0]' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand compile" -l out -d 'Artifact to write (replaced atomically; through a symbolic link, its target is replaced). Refused when it is one of the inputs or exists and is not a regular file' -r -F
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand compile" -l pin-root -d 'bpffs directory holding one pin directory per attached interface' -r -F
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand compile" -l state-dir -d 'Directory for the per-interface records `status` reads' -r -F
@@ -161,6 +164,7 @@ complete -c regionfilter -n "__fish_regionfilter_using_subcommand explain" -l lo
 drop\t''"
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand explain" -l tcp -d 'Which TCP segments are judged: `all`, or `syn` (only connection attempts, SYN without ACK, so replies to the host\'s own connections pass) [default: all]' -r -f -a "all\t'Every segment'
 syn\t'Only connection attempts (SYN without ACK): replies to the host\'s own connections, and connections open before the filter, pass'"
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand explain" -l samples -d 'Sample dropped (and would-drop) packets for `regionfilter watch`: at most N per second and CPU; 0 turns sampling off [default: 0]' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand explain" -l iface -d 'Answer from the filter attached to this interface: its known-good data and policy give the reasoning, and the attached program itself, run on the live maps, gives the kernel\'s verdict beside it. Exits 1 if the two disagree' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand explain" -l port -d 'The destination port to judge for (e.g. tcp/443): picks the service or scope rule; a TCP port is judged as a connection attempt. Without it, every rule\'s verdict is shown' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand explain" -l pin-root -d 'bpffs directory holding one pin directory per attached interface' -r -F
@@ -197,6 +201,7 @@ complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l loc
 drop\t''"
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l tcp -d 'Which TCP segments are judged: `all`, or `syn` (only connection attempts, SYN without ACK, so replies to the host\'s own connections pass) [default: all]' -r -f -a "all\t'Every segment'
 syn\t'Only connection attempts (SYN without ACK): replies to the host\'s own connections, and connections open before the filter, pass'"
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l samples -d 'Sample dropped (and would-drop) packets for `regionfilter watch`: at most N per second and CPU; 0 turns sampling off [default: 0]' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l max-change -d 'Largest change in prefix count or address coverage, per family, accepted without --force' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l wait -d 'How long to wait for another update of the same interface to finish (at most 24h)' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l pin-root -d 'bpffs directory holding one pin directory per attached interface' -r -F
@@ -237,14 +242,23 @@ complete -c regionfilter -n "__fish_regionfilter_using_subcommand stats" -l stat
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand stats" -l lib-dir -d 'Directory for the known-good artifacts `update` keeps and `rollback` restores' -r -F
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand stats" -l json -d 'Print JSON instead of a table (the same as `--format json`)'
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand stats" -s h -l help -d 'Print help'
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats help" -f -a "attach" -d 'Load the filter with a country database and attach it to an interface'
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats help" -f -a "compile" -d 'Compile country data (and optionally a policy) into an artifact that attach loads'
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats help" -f -a "inspect" -d 'Summarise an artifact or a database: prefixes and addresses per country, coverage'
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats help" -f -a "diff" -d 'Show which addresses changed country between two databases or artifacts'
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats help" -f -a "explain" -d 'Say which country, range, source and verdict apply to addresses'
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats help" -f -a "update" -d 'Replace the data and/or policy of attached filters atomically (guarded, self-tested)'
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats help" -f -a "rollback" -d 'Restore the previous known-good data and policy of an interface'
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats help" -f -a "detach" -d 'Detach the filter from an interface and remove its pins'
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats help" -f -a "status" -d 'Show each attached interface: mode, policy, database, prefix counts'
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats help" -f -a "stats" -d 'Show per-country packet and byte counters, most drops first'
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand watch" -l iface -d 'Only this interface (default: every attached interface)' -r
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand watch" -l count -d 'Stop after N samples' -r
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand watch" -l pin-root -d 'bpffs directory holding one pin directory per attached interface' -r -F
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand watch" -l state-dir -d 'Directory for the per-interface records `status` reads' -r -F
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand watch" -l lib-dir -d 'Directory for the known-good artifacts `update` keeps and `rollback` restores' -r -F
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand watch" -l json -d 'One JSON object per line'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand watch" -l drain -d 'Print the samples waiting in the ring buffer and exit, instead of skipping them and following new ones'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch help" -f -a "attach" -d 'Load the filter with a country database and attach it to an interface'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch help" -f -a "compile" -d 'Compile country data (and optionally a policy) into an artifact that attach loads'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch help" -f -a "inspect" -d 'Summarise an artifact or a database: prefixes and addresses per country, coverage'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch help" -f -a "diff" -d 'Show which addresses changed country between two databases or artifacts'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch help" -f -a "explain" -d 'Say which country, range, source and verdict apply to addresses'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch help" -f -a "update" -d 'Replace the data and/or policy of attached filters atomically (guarded, self-tested)'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch help" -f -a "rollback" -d 'Restore the previous known-good data and policy of an interface'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch help" -f -a "detach" -d 'Detach the filter from an interface and remove its pins'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch help" -f -a "status" -d 'Show each attached interface: mode, policy, database, prefix counts'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch help" -f -a "stats" -d 'Show per-country packet and byte counters, most drops first'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch help" -f -a "watch" -d 'Print sampled dropped packets as they come (enable with --samples on attach or update)'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -195,8 +195,9 @@ pub struct Settings {
     pub complete: u32,
     /// `FLAG_*` bits.
     pub flags: u32,
-    /// Keeps `generation` 8-byte aligned without implicit padding.
-    pub _reserved: u32,
+    /// Drop samples per second and CPU written to the `SAMPLES` ring buffer (dropped and
+    /// would-drop packets); 0: sampling off.
+    pub samples_per_sec: u32,
     /// Incremented on every update; userspace only.
     pub generation: u64,
     /// SHA-256 of the data and policy in this half (`artifact::content_hash_of`); userspace only.
@@ -215,6 +216,40 @@ pub const FLAG_SCOPE: u32 = 4;
 /// `Settings::flags`: TCP is judged only on connection attempts (SYN without ACK), so replies
 /// to the host's own connections pass.
 pub const FLAG_TCP_SYN_ONLY: u32 = 8;
+
+/// One sampled dropped (or would-drop) packet, as the program writes it into `SAMPLES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropSample {
+    /// `bpf_ktime_get_ns`: CLOCK_MONOTONIC nanoseconds.
+    pub time_ns: u64,
+    /// The judged source: an IPv4 address in the first four bytes, or IPv6.
+    pub addr: [u8; 16],
+    /// The interface the packet arrived on.
+    pub ifindex: u32,
+    /// The counter slot that counted it (its country or class, and drop or would-drop).
+    pub slot: u32,
+    /// Frame length in bytes (all buffers).
+    pub length: u32,
+    /// TCP or UDP destination port, 0 otherwise.
+    pub dport: u16,
+    /// 4 or 6.
+    pub family: u8,
+    /// IP protocol of the transport header, 0 when unknown.
+    pub proto: u8,
+}
+
+/// Per-CPU state of the sampling rate limit: nanoseconds of credit (at most one second's
+/// worth) and when it was last topped up.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleBudget {
+    pub credit_ns: u64,
+    pub last_ns: u64,
+}
+
+/// Size of the `SAMPLES` ring buffer: about 5,000 samples waiting for a reader.
+pub const SAMPLES_RING_BYTES: u32 = 256 << 10;
 
 /// Entries of the fast tables (`u16`): a country index or class (`< ENTRY_SLOTS`), or
 /// `TABLE_CHUNK + n` meaning "look at the next address byte in chunk n of the pool", or
@@ -246,6 +281,9 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     pub const BENCH_ADDRS: &str = "BENCH_ADDRS";
     pub const BENCH_CURSOR: &str = "BENCH_CURSOR";
+    /// Drop samples (ring buffer) and their per-CPU rate limit.
+    pub const SAMPLES: &str = "SAMPLES";
+    pub const SAMPLE_BUDGET: &str = "SAMPLE_BUDGET";
 
     /// Names of the per-half maps, `_0` and `_1`.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,9 +339,16 @@ pub mod maps {
 
     /// Every map, in the order they are pinned.
     pub fn all() -> impl Iterator<Item = &'static str> {
-        [ACTIVE, COUNTERS, BENCH_ADDRS, BENCH_CURSOR]
-            .into_iter()
-            .chain(HALF.iter().flat_map(HalfNames::all))
+        [
+            ACTIVE,
+            COUNTERS,
+            SAMPLES,
+            SAMPLE_BUDGET,
+            BENCH_ADDRS,
+            BENCH_CURSOR,
+        ]
+        .into_iter()
+        .chain(HALF.iter().flat_map(HalfNames::all))
     }
 }
 
@@ -332,6 +377,8 @@ mod pod {
     unsafe impl aya::Pod for super::Counter {}
     // SAFETY: plain `repr(C)` integers with no padding.
     unsafe impl aya::Pod for super::Settings {}
+    // SAFETY: plain `repr(C)` integers with no padding.
+    unsafe impl aya::Pod for super::SampleBudget {}
 }
 
 #[cfg(test)]

@@ -22,18 +22,45 @@ use crate::{
 const TCP_SYN: u8 = 0x02;
 const TCP_ACK: u8 = 0x10;
 
+/// The verdict on one frame.
+pub struct Verdict {
+    pub slot: u32,
+    pub action: u8,
+    /// Drop samples per second to take, non-zero only for a drop or would-drop.
+    pub sample_rate: u32,
+}
+
 /// The counter slot and action for a frame, judged by half `H`.
 #[inline(always)]
-pub fn judge<H: Half>(source: &Source, transport: Transport) -> (u32, u8) {
+pub fn judge<H: Half>(source: &Source, transport: Transport) -> Verdict {
     let Some(settings) = H::settings().get(0) else {
-        return (SLOT_MALFORMED_PASS, ACTION_PASS);
+        return Verdict {
+            slot: SLOT_MALFORMED_PASS,
+            action: ACTION_PASS,
+            sample_rate: 0,
+        };
     };
     let (slot, action) = decide::<H>(settings, source, transport);
-    // A dry run counts what it would drop in the slot after the drop slot, and passes it.
-    if action == ACTION_DROP && settings.flags & FLAG_DRY_RUN != 0 {
-        return (would_drop_slot(slot), ACTION_PASS);
+    if action != ACTION_DROP {
+        return Verdict {
+            slot,
+            action,
+            sample_rate: 0,
+        };
     }
-    (slot, action)
+    // A dry run counts what it would drop in the slot after the drop slot, and passes it.
+    if settings.flags & FLAG_DRY_RUN != 0 {
+        return Verdict {
+            slot: would_drop_slot(slot),
+            action: ACTION_PASS,
+            sample_rate: settings.samples_per_sec,
+        };
+    }
+    Verdict {
+        slot,
+        action,
+        sample_rate: settings.samples_per_sec,
+    }
 }
 
 #[inline(always)]

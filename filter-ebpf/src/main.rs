@@ -10,6 +10,7 @@ mod bench;
 mod half;
 mod lookup;
 mod parse;
+mod sample;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -47,12 +48,15 @@ pub fn regionfilter(ctx: XdpContext) -> u32 {
 fn filter(ctx: &XdpContext) -> u32 {
     let (source, transport) = parse::packet(ctx);
     // One read of ACTIVE per packet: the whole verdict comes from one half.
-    let (slot, action) = match ACTIVE.get(0) {
+    let verdict = match ACTIVE.get(0) {
         Some(&1) => judge::<Half1>(&source, transport),
         _ => judge::<Half0>(&source, transport),
     };
-    count(ctx, slot);
-    xdp_verdict(action)
+    count(ctx, verdict.slot);
+    if verdict.sample_rate != 0 {
+        sample::sample(ctx, &source, transport, verdict.slot, verdict.sample_rate);
+    }
+    xdp_verdict(verdict.action)
 }
 
 /// Judges a frame by the half `SELFTEST_HALF` without counting it, and writes the counter slot
@@ -63,13 +67,13 @@ pub fn regionfilter_selftest(ctx: XdpContext) -> u32 {
     let (source, transport) = parse::packet(&ctx);
     // SAFETY: a plain read of a load-time constant.
     let half = unsafe { core::ptr::read_volatile(&SELFTEST_HALF) };
-    let (slot, action) = if half == 1 {
+    let verdict = if half == 1 {
         judge::<Half1>(&source, transport)
     } else {
         judge::<Half0>(&source, transport)
     };
-    parse::write(&ctx, 0, slot.to_le_bytes());
-    xdp_verdict(action)
+    parse::write(&ctx, 0, verdict.slot.to_le_bytes());
+    xdp_verdict(verdict.action)
 }
 
 /// Benchmark sender for the end-to-end rows, run with BPF_PROG_TEST_RUN in live-frames mode in

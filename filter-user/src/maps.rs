@@ -5,12 +5,12 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use aya::{
-    maps::{lpm_trie::Key, Array, LpmTrie, Map, MapData, PerCpuArray},
+    maps::{lpm_trie::Key, Array, LpmTrie, Map, MapData, PerCpuArray, RingBuf},
     Ebpf,
 };
 use filter_common::{
     maps::{self, HalfNames},
-    Chunk, Counter, PolicyRow, PortChunk, Settings, COUNTER_SLOTS, FLAG_DRY_RUN,
+    Chunk, Counter, PolicyRow, PortChunk, SampleBudget, Settings, COUNTER_SLOTS, FLAG_DRY_RUN,
     FLAG_JUDGE_ICMP_ERRORS, FLAG_SCOPE, FLAG_TCP_SYN_ONLY, HALVES, LOOKUP_FAST, LOOKUP_LPM,
     ROW_MAIN, V4_L1_ENTRIES, V4_POOL_ENTRIES, V6_POOL_ENTRIES,
 };
@@ -103,6 +103,9 @@ pub struct FilterMaps {
     pub active: Array<MapData, u32>,
     pub counters: PerCpuArray<MapData, Counter>,
     pub halves: [HalfMaps; HALVES],
+    /// Drop samples for `watch`, and their per-CPU rate limit.
+    pub samples: RingBuf<MapData>,
+    pub sample_budget: PerCpuArray<MapData, SampleBudget>,
 }
 
 /// Counters summed over every CPU, one entry per slot.
@@ -194,6 +197,8 @@ impl FilterMaps {
                 HalfMaps::build(&mut get, &h0)?,
                 HalfMaps::build(&mut get, &h1)?,
             ],
+            samples: typed!(get, maps::SAMPLES),
+            sample_budget: typed!(get, maps::SAMPLE_BUDGET),
         })
     }
 
@@ -284,7 +289,7 @@ impl HalfMaps {
             ) | flag(policy.dry_run, FLAG_DRY_RUN)
                 | flag(portless_row.is_some(), FLAG_SCOPE)
                 | flag(policy.tcp == Tcp::Syn, FLAG_TCP_SYN_ONLY),
-            _reserved: 0,
+            samples_per_sec: policy.samples,
             generation: contents.generation,
             content_hash: contents.content_hash,
         };

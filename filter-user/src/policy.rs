@@ -70,6 +70,9 @@ pub struct Policy {
     /// Which packets are judged: the whole host, some ports, or services.
     #[serde(default)]
     pub scope: Scope,
+    /// Dropped and would-drop packets sampled for `watch`, per second and CPU; 0: off.
+    #[serde(default)]
+    pub samples: u32,
 }
 
 fn pass() -> Action {
@@ -137,6 +140,7 @@ impl Policy {
             local: Action::Pass,
             tcp: Tcp::All,
             scope: Scope::Host,
+            samples: 0,
         }
     }
 
@@ -242,7 +246,7 @@ impl Policy {
     #[must_use]
     pub fn full_summary(&self) -> String {
         format!(
-            "{}; always pass {}; always drop {}; local {}; {}; icmp errors {}; tcp {}; {}",
+            "{}; always pass {}; always drop {}; local {}; {}; icmp errors {}; tcp {}{}; {}",
             self.summary_with(false),
             list_or_none(&self.allow_cidrs),
             list_or_none(&self.deny_cidrs),
@@ -250,6 +254,11 @@ impl Policy {
             self.scope.summary(),
             self.icmp_errors.name(),
             self.tcp.name(),
+            if self.samples == 0 {
+                String::new()
+            } else {
+                format!("; drop samples {}/s per CPU", self.samples)
+            },
             if self.dry_run {
                 "DRY RUN: nothing is dropped, drops are counted as would-drop"
             } else {
@@ -360,6 +369,9 @@ pub fn canonical_bytes(policy: Option<&Policy>) -> Vec<u8> {
     }
     if p.tcp != Tcp::All {
         out.push_str(&format!("tcp {}\n", p.tcp.name()));
+    }
+    if p.samples != 0 {
+        out.push_str(&format!("samples {}\n", p.samples));
     }
     match &p.scope {
         Scope::Host => {}

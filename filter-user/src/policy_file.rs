@@ -42,6 +42,8 @@ pub struct PolicyFile {
     pub local: Option<Action>,
     /// `"all"` (default) or `"syn"`.
     pub tcp: Option<Tcp>,
+    /// Drop samples per second and CPU for `watch`; 0 (default): off.
+    pub samples: Option<u32>,
     /// `"pass"` (default) or `"judge"`.
     pub icmp_errors: Option<IcmpErrors>,
     /// Destination ports the main rule judges (`tcp/443`, `udp/8000-8100`); absent: all.

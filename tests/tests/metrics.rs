@@ -168,3 +168,69 @@ fn stats_watch_shows_live_rates_while_traffic_flows() {
         .collect();
     assert!(gb_rates.iter().any(|&r| r > 0.0), "{out}");
 }
+
+#[test]
+fn drop_samples_hold_their_rate_limit_under_a_flood() {
+    const RATE: u64 = 5;
+    const FLOOD: usize = 2000;
+    let pair = VethPair::new("samples").unwrap();
+    pair.add_source(GB_V4.parse().unwrap()).unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
+    inst.ok(
+        Some(&pair.receiver),
+        &[
+            "attach",
+            "--iface",
+            &iface,
+            "--db",
+            db.to_str().unwrap(),
+            "--mode",
+            "skb",
+            "--deny",
+            "GB",
+            "--samples",
+            &RATE.to_string(),
+        ],
+    )
+    .unwrap();
+    let dst: IpAddr = RECEIVER_V4.parse().unwrap();
+    let started = std::time::Instant::now();
+    traffic::send(&pair.sender, GB_V4.parse().unwrap(), dst, GB_V4, FLOOD).unwrap();
+    inst.wait_for_stats(&iface, WAIT, |s| {
+        country_packets(s, Some("GB"), "dropped") >= FLOOD as u64
+    })
+    .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let out = inst
+        .ok(None, &["watch", "--iface", &iface, "--drain", "--json"])
+        .unwrap();
+    let samples: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Each CPU starts with one second of credit and earns RATE per second after that.
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from) as u64;
+    let bound = cpus * RATE * (1 + elapsed.ceil() as u64);
+    assert!(
+        !samples.is_empty() && samples.len() as u64 <= bound,
+        "{} samples of {FLOOD} drops in {elapsed:.2} s (bound {bound})",
+        samples.len()
+    );
+    let first = &samples[0];
+    assert_eq!(first["source"], GB_V4);
+    assert_eq!(first["country"], "GB");
+    assert_eq!(
+        (first["reason"].as_str(), first["verdict"].as_str()),
+        (Some("country"), Some("dropped"))
+    );
+    assert_eq!(
+        (first["protocol"].as_str(), first["dport"].as_u64()),
+        (Some("udp"), Some(9999))
+    );
+    assert_eq!(first["interface"], iface.as_str());
+    // Nothing else was counted as a sample: the drops are all there.
+    let stats = inst.stats(&iface).unwrap();
+    assert_eq!(country_packets(&stats, Some("GB"), "dropped"), FLOOD as u64);
+}

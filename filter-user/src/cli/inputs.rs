@@ -275,7 +275,14 @@ pub struct PolicyArgs {
     /// ACK, so replies to the host's own connections pass) [default: all].
     #[arg(long, value_enum)]
     pub tcp: Option<Tcp>,
+    /// Sample dropped (and would-drop) packets for `regionfilter watch`: at most N per second
+    /// and CPU; 0 turns sampling off [default: 0].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_SAMPLES)))]
+    pub samples: Option<u32>,
 }
+
+/// The most drop samples per second and CPU (`--samples`).
+pub const MAX_SAMPLES: u32 = 100_000;
 
 /// `--ports`: a port list, or `all` (every packet: no scope).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -318,6 +325,7 @@ impl PolicyArgs {
                 && self.ports.is_none()
                 && self.local.is_none()
                 && self.tcp.is_none()
+                && self.samples.is_none()
                 && !self.dry_run =>
             {
                 return Ok(None)
@@ -412,6 +420,12 @@ impl PolicyArgs {
             local: self.local.or(file.local).unwrap_or(Action::Pass),
             tcp: self.tcp.or(file.tcp).unwrap_or_default(),
             scope,
+            samples: match self.samples.or(file.samples).unwrap_or(0) {
+                n if n > MAX_SAMPLES => {
+                    bail!("samples = {n} in the policy file: give at most {MAX_SAMPLES} per second")
+                }
+                n => n,
+            },
         })
     }
 }
@@ -440,6 +454,7 @@ pub struct PolicyEdit {
     pub ports: Option<PortScope>,
     pub local: Option<Action>,
     pub tcp: Option<Tcp>,
+    pub samples: Option<u32>,
 }
 
 impl PolicyEdit {
@@ -465,6 +480,7 @@ impl PolicyEdit {
         }
         policy.local = self.local.unwrap_or(policy.local);
         policy.tcp = self.tcp.unwrap_or(policy.tcp);
+        policy.samples = self.samples.unwrap_or(policy.samples);
         if let Some(nets) = &self.allow_cidrs {
             policy.allow_cidrs.clone_from(nets);
         }
@@ -514,6 +530,7 @@ impl PolicyArgs {
             ports: self.ports.clone(),
             local: self.local,
             tcp: self.tcp,
+            samples: self.samples,
         };
         Ok(if edit == PolicyEdit::default() {
             PolicyChange::Keep

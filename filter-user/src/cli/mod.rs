@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod stats;
 pub mod status;
 pub mod update;
+pub mod watch;
 
 use std::path::PathBuf;
 
@@ -74,6 +75,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Show per-country packet and byte counters, most drops first.
     Stats(stats::StatsArgs),
+    /// Print sampled dropped packets as they come (enable with --samples on attach or update)
+    Watch(watch::WatchArgs),
 }
 
 impl Cli {
@@ -100,6 +103,7 @@ impl Cli {
             Command::Detach(args) => detach::run(&layout, &args),
             Command::Status(args) => status::run(&layout, &args),
             Command::Stats(args) => stats::run(&layout, &args),
+            Command::Watch(args) => watch::run(&layout, &args),
         }
         .map(|()| 0)
     }
