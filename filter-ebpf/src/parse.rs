@@ -289,7 +289,13 @@ fn ipv6_transport(ctx: &XdpContext, mut next: u8, mut at: usize) -> Transport {
             _ => return Transport::at(ctx, next, at),
         }
     }
-    Transport::UNKNOWN
+    // Six extension headers walked: what follows must be the transport header.
+    match next {
+        IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_AH | IPPROTO_FRAGMENT => {
+            Transport::UNKNOWN
+        }
+        _ => Transport::at(ctx, next, at),
+    }
 }
 
 const IPPROTO_ICMP: u8 = 1;

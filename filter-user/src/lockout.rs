@@ -12,7 +12,7 @@ use std::{
 use crate::{
     compile::RegionSet,
     iface::IfaceName,
-    model::{Model, Packet, Transport, TCP_SYN},
+    model::{Model, Packet, Transport, TCP_ACK, TCP_SYN},
     policy::{as_judged, Action, Policy},
 };
 
@@ -56,40 +56,79 @@ impl fmt::Display for LockOut {
 }
 
 /// Peers of the caller and of the interface's established TCP connections that `policy`
-/// would drop with `regions`.
+/// would drop with `regions`, and that the policy now in force (`current`, on an update) does
+/// not already drop: a refusal is about what the change cuts off.
 #[must_use]
-pub fn check(iface: &IfaceName, policy: &Policy, regions: &RegionSet) -> Vec<CutOff> {
+pub fn check(
+    iface: &IfaceName,
+    policy: &Policy,
+    regions: &RegionSet,
+    current: Option<(&Policy, &RegionSet)>,
+) -> Vec<CutOff> {
     let local = interface_addresses(iface);
-    // Peer and the local port it reaches.
-    let mut peers: BTreeMap<(IpAddr, u16), String> = BTreeMap::new();
+    // Peer, the local port, and whether the peer opened the connection.
+    let mut peers: BTreeMap<(IpAddr, u16, bool), String> = BTreeMap::new();
     if let Some((client, server, port)) = ssh_session() {
         // Only a session that reaches this interface (or one whose server address is unknown).
         if server.is_none_or(|s| local.contains(&s)) {
-            peers.insert((client, port), "your SSH session".to_owned());
+            peers.insert((client, port, true), "your SSH session".to_owned());
         }
     }
+    let listening = listening_ports();
     for (local_addr, port, peer) in established_tcp() {
         if local.contains(&local_addr) {
-            peers
-                .entry((peer, port))
-                .or_insert_with(|| format!("established TCP connection to {local_addr}:{port}"));
+            let inbound = listening.contains(&port);
+            let how = if inbound {
+                format!("established TCP connection to {local_addr}:{port}")
+            } else {
+                format!("established TCP connection from {local_addr}:{port}")
+            };
+            peers.entry((peer, port, inbound)).or_insert(how);
         }
     }
-    let model = Model::new(regions, policy);
+    let drops = |policy: &Policy, regions: &RegionSet, peer: IpAddr, port: u16, inbound: bool| {
+        // A peer that connected to us is judged as its next connection attempt to the same
+        // port: under `tcp syn` the open connection survives, but a dropped reconnect is still
+        // a lock-out. A connection the host opened is judged by the peer's replies to it.
+        let segment = if inbound { TCP_SYN } else { TCP_ACK };
+        let packet = Packet::Ip {
+            src: as_judged(peer),
+            icmp_error: false,
+            transport: Transport::Tcp(Some((port, segment))),
+        };
+        Model::new(regions, policy).judge(&packet).action == Action::Drop
+    };
     peers
         .into_iter()
-        .filter(|&((peer, port), _)| {
-            // Judged as the peer's next connection attempt to the same port: under `tcp syn`
-            // the open connection survives, but a dropped reconnect is still a lock-out.
-            let attempt = Packet::Ip {
-                src: as_judged(peer),
-                icmp_error: false,
-                transport: Transport::Tcp(Some((port, TCP_SYN))),
-            };
-            model.judge(&attempt).verdict == Action::Drop && !policy.dry_run
+        .filter(|&((peer, port, inbound), _)| {
+            drops(policy, regions, peer, port, inbound)
+                && !current.is_some_and(|(p, r)| drops(p, r, peer, port, inbound))
         })
-        .map(|((peer, _), how)| CutOff { peer, how })
+        .map(|((peer, _, _), how)| CutOff { peer, how })
         .collect()
+}
+
+/// Local ports with a listening TCP socket in this network namespace: connections on them
+/// were opened by their peers.
+fn listening_ports() -> std::collections::BTreeSet<u16> {
+    let mut out = std::collections::BTreeSet::new();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            for line in text.lines().skip(1) {
+                let mut fields = line.split_whitespace();
+                let local = fields.nth(1);
+                if fields.nth(1) == Some("0A") {
+                    if let Some(port) = local
+                        .and_then(|l| l.split(':').nth(1))
+                        .and_then(|p| u16::from_str_radix(p, 16).ok())
+                    {
+                        out.insert(port);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `SSH_CONNECTION` (`client port server port`), else `SSH_CLIENT` (`client port port`):

@@ -187,7 +187,13 @@ fn ipv6(frame: &[u8], offset: usize) -> Packet {
             }
         }
     }
-    let transport = found.unwrap_or(Transport::Unknown);
+    // Six extension headers walked: what follows must be the transport header.
+    let transport = found.unwrap_or_else(|| match next {
+        IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_AH | IPPROTO_FRAGMENT => {
+            Transport::Unknown
+        }
+        _ => transport(frame, next, at),
+    });
     let icmp_error = next == IPPROTO_ICMPV6
         && !matches!(transport, Transport::Fragment | Transport::Unknown)
         && frame

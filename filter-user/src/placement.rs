@@ -32,15 +32,19 @@ pub fn placement(iface: &IfaceName, ifindex: u32, record: Option<&AttachState>) 
     if netdev::index(iface).ok() == Some(ifindex) {
         return Placement::Here;
     }
+    // Without the attach's namespace (an attach interrupted before its record was written),
+    // the index may be another namespace's: interface indexes repeat across namespaces.
+    if recorded.is_none() {
+        return Placement::OtherNamespace;
+    }
     match netdev::name_of(ifindex) {
         // The filter's interface is in this namespace under another name.
         Some(now) => Placement::Moved {
             ifindex,
             now: Some(now),
         },
-        // Not in this namespace: moved away if the attach happened here; otherwise unknown.
-        None if recorded.is_some() => Placement::Moved { ifindex, now: None },
-        None => Placement::OtherNamespace,
+        // Not in this namespace, where the attach happened: moved away.
+        None => Placement::Moved { ifindex, now: None },
     }
 }
 

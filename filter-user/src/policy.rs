@@ -276,7 +276,18 @@ impl Policy {
     /// The summary, with a short form of the scope (`full_summary` names it in full).
     fn summary_with(&self, short_scope: bool) -> String {
         let codes: Vec<String> = self.countries.iter().map(|c| c.code()).collect();
+        let names = |services: &[crate::scope::Service]| {
+            services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         let main = match &self.scope {
+            Scope::Services {
+                services,
+                other_judged: false,
+            } if short_scope => format!("services {}", names(services)),
             Scope::Services {
                 other_judged: false,
                 ..
@@ -288,7 +299,11 @@ impl Policy {
         let scope = match &self.scope {
             _ if !short_scope => String::new(),
             Scope::Ports(ports) => format!(" on {}", ports_text(ports)),
-            Scope::Services { services, .. } => format!(" + {} services", services.len()),
+            Scope::Services {
+                other_judged: false,
+                ..
+            } => String::new(),
+            Scope::Services { services, .. } => format!(" + services {}", names(services)),
             Scope::Host => String::new(),
         };
         format!(

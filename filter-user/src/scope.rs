@@ -148,7 +148,25 @@ pub fn parse_ports(list: &str) -> Result<Vec<PortRange>, ScopeError> {
     if ports.is_empty() {
         return Err(ScopeError::Empty);
     }
-    Ok(ports.into_iter().collect())
+    Ok(merge(ports.into_iter().collect()))
+}
+
+/// Sorted ranges with the overlapping and touching ones of a protocol joined.
+#[must_use]
+pub fn merge(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
+    ranges.sort();
+    let mut out: Vec<PortRange> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last)
+                if last.proto == r.proto && u32::from(r.first) <= u32::from(last.last) + 1 =>
+            {
+                last.last = last.last.max(r.last);
+            }
+            _ => out.push(r),
+        }
+    }
+    out
 }
 
 /// `tcp/443,udp/443`.
@@ -429,6 +447,10 @@ mod tests {
             "tcp/443,udp/443"
         );
         assert_eq!(parse_ports(" , "), Err(ScopeError::Empty));
+        assert_eq!(
+            ports_text(&parse_ports("tcp/440-450,tcp/445,tcp/451,udp/1-2,tcp/500").unwrap()),
+            "tcp/440-451,tcp/500,udp/1-2"
+        );
     }
 
     fn service(name: &str, ports: &str) -> Service {

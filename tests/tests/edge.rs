@@ -123,6 +123,23 @@ fn the_hosts_own_connections_to_a_denied_peer_work_under_a_port_scope_or_tcp_syn
     assert!(refused.is_err(), "GB reached the scoped service");
     assert!(stats_line(&inst, &iface, "out_of_scope") > 0);
 
+    // A connection the host itself opened to GB stays open across the switch to whole-host
+    // filtering with `--tcp syn`: its replies are not connection attempts, so the lock-out
+    // guard has nothing to refuse. Without `--tcp syn` they would be dropped: refused.
+    let held = pair
+        .receiver
+        .enter(|| TcpStream::connect_timeout(&SocketAddr::new(ip(GB_V4), 7000), CONNECTED_WITHIN))
+        .unwrap()
+        .unwrap();
+    let _held_peer = peer.accept().unwrap();
+    let (code, out) = inst.output_text(ns, &["update", "--iface", &iface, "--ports", "all"]);
+    assert_eq!(code, 10, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{GB_V4} (established TCP connection from {RECEIVER_V4}:"
+        )),
+        "{out}"
+    );
     // Whole-host filtering that judges only connection attempts: the same holds.
     let out = inst
         .ok(
@@ -139,6 +156,7 @@ fn the_hosts_own_connections_to_a_denied_peer_work_under_a_port_scope_or_tcp_syn
     talk_to_peer("tcp syn");
     let refused = connect_from(&pair, GB_V4, 8443, DROPPED_AFTER);
     assert!(refused.is_err(), "GB connected under --tcp syn");
+    drop(held);
     assert!(stats_line(&inst, &iface, "tcp_not_syn_passed") > 0);
 }
 

@@ -625,6 +625,13 @@ fn a_port_scope_judges_only_its_ports_and_passes_fragments_and_portless_traffic(
     let mut later = ipv6_with(gb6, TCP, &tcp(443, TCP_SYN), &[44]);
     later[14 + 40 + 3] = 0x08; // fragment offset 1
     f.expect(&later, XDP_PASS, SLOT_FRAGMENT_PASS);
+    // Six extension headers are walked (the documented limit); a seventh hides the ports,
+    // and the strictest rule judges the packet.
+    f.expect(
+        &ipv6_with(gb6, TCP, &tcp(22, TCP_SYN), &[0, 60, 60, 60, 60, 60]),
+        XDP_PASS,
+        SLOT_OUT_OF_SCOPE,
+    );
     // Seven extension headers hide the ports: the strictest rule judges the packet.
     f.expect(
         &ipv6_with(gb6, TCP, &tcp(22, TCP_SYN), &[60, 60, 60, 60, 60, 60, 60]),

@@ -97,7 +97,7 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
     let artifact_path = loaded.artifact.map(|(path, _)| path);
     let staged = Staged::new(loaded.regions, policy, args.lookup)?;
     let samples = selftest::samples(staged.regions(), &staged.policy);
-    let cut_off = lockout::check(iface, &staged.policy, staged.regions());
+    let cut_off = lockout::check(iface, &staged.policy, staged.regions(), None);
     if !cut_off.is_empty() && !args.force {
         return Err(LockOut {
             iface: iface.clone(),

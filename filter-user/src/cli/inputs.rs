@@ -281,6 +281,20 @@ pub struct PolicyArgs {
     pub samples: Option<u32>,
 }
 
+/// Warns about exception CIDRs that cover IPv4-carrying IPv6 space: the program judges those
+/// sources by the IPv4 address inside, so the exception does not apply to them.
+fn warn_embedded<'a>(nets: impl Iterator<Item = &'a IpNet>) {
+    for net in nets {
+        if let Some((prefix, name)) = data::overlapped_embedding(net) {
+            eprintln!(
+                "warning: exception {net} overlaps {prefix} ({name}), whose sources are judged \
+                 by the IPv4 address they carry: the exception does not apply to them (give \
+                 the IPv4 network for those)"
+            );
+        }
+    }
+}
+
 /// The most drop samples per second and CPU (`--samples`).
 pub const MAX_SAMPLES: u32 = 100_000;
 
@@ -337,6 +351,10 @@ impl PolicyArgs {
 
     /// The policy these options and a policy file's contents describe together (flags win).
     pub fn with_file(&self, file: PolicyFile) -> Result<Policy> {
+        warn_embedded(
+            (file.allow_cidrs.iter().chain(&file.deny_cidrs))
+                .chain(self.allow_cidr.iter().chain(&self.deny_cidr)),
+        );
         let groups = Groups::with_user(&file.groups).context("bad [groups] in the policy file")?;
         let services = !file.service.is_empty();
         let (mode, list) = match (&self.allow, &self.deny, &file.allow, &file.deny) {
@@ -377,9 +395,7 @@ impl PolicyArgs {
                 let countries = groups
                     .resolve_list(&codes.join(","))
                     .with_context(|| format!("service {:?}", entry.name))?;
-                let mut ports = entry.ports.clone();
-                ports.sort();
-                ports.dedup();
+                let ports = scope::merge(entry.ports.clone());
                 list.push(Service {
                     name: entry.name.clone(),
                     ports,
@@ -394,12 +410,7 @@ impl PolicyArgs {
         } else {
             match (&self.ports, &file.ports) {
                 (Some(flag), _) => flag.scope(),
-                (None, Some(ports)) => {
-                    let mut ports = ports.clone();
-                    ports.sort();
-                    ports.dedup();
-                    Scope::Ports(ports)
-                }
+                (None, Some(ports)) => Scope::Ports(scope::merge(ports.clone())),
                 (None, None) => Scope::Host,
             }
         };
@@ -514,6 +525,7 @@ impl PolicyArgs {
         if list.as_ref().is_some_and(|(_, c)| c.is_empty()) {
             bail!("the country list is empty: give at least one ISO code or group, e.g. --deny CN");
         }
+        warn_embedded(self.allow_cidr.iter().chain(&self.deny_cidr));
         let nets = |given: &[IpNet]| (!given.is_empty()).then(|| given.to_vec());
         let edit = PolicyEdit {
             list,

@@ -46,7 +46,7 @@ pub struct StatsArgs {
     #[arg(long, value_name = "N", default_value_t = 10, requires = "watch")]
     pub top: usize,
     /// With `--watch`: stop after N refreshes.
-    #[arg(long, value_name = "N", requires = "watch")]
+    #[arg(long, value_name = "N", requires = "watch", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 }
 

@@ -198,6 +198,19 @@ fn print_text(report: &Report) {
         );
         println!("  always pass: {}", cidrs(&state.policy.allow_cidrs));
         println!("  always drop: {}", cidrs(&state.policy.deny_cidrs));
+        let p = &state.policy;
+        println!("  scope:       {}", p.scope.summary());
+        println!(
+            "  classes:     local {}; icmp errors {}; tcp {}; drop samples {}",
+            crate::policy::action_name(p.local),
+            p.icmp_errors.name(),
+            p.tcp.name(),
+            if p.samples == 0 {
+                "off".to_owned()
+            } else {
+                format!("{}/s per CPU", p.samples)
+            }
+        );
         println!("  pins:        {}", entry.pin_dir);
     }
 }

@@ -371,7 +371,10 @@ fn apply(
         return Ok(Outcome::Unchanged);
     }
     if guarded {
-        let cut_off = lockout::check(iface, &staged.policy, staged.regions());
+        let in_force = current
+            .as_ref()
+            .and_then(|c| c.header.policy.as_ref().map(|p| (p, &c.regions)));
+        let cut_off = lockout::check(iface, &staged.policy, staged.regions(), in_force);
         if !cut_off.is_empty() {
             return Err(LockOut {
                 iface: iface.clone(),

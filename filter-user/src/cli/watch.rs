@@ -28,7 +28,7 @@ pub struct WatchArgs {
     #[arg(long)]
     pub json: bool,
     /// Stop after N samples.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Print the samples waiting in the ring buffer and exit, instead of skipping them and
     /// following new ones.

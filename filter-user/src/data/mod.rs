@@ -182,6 +182,30 @@ pub fn parse_exception(text: &str) -> Result<ipnet::IpNet, String> {
     Ok(net)
 }
 
+/// The IPv6 prefixes whose sources the program judges by the IPv4 address they carry.
+pub const EMBEDDING_PREFIXES: &[(&str, &str)] = &[
+    ("::/96", "IPv4-compatible"),
+    ("::ffff:0:0/96", "IPv4-mapped"),
+    ("64:ff9b::/96", "NAT64"),
+    ("64:ff9b:1::/48", "NAT64 local use"),
+    ("2001::/32", "Teredo"),
+    ("2002::/16", "6to4"),
+];
+
+/// For an exception that covers part of the IPv4-carrying IPv6 space (the whole of it is
+/// refused by [`parse_exception`]), the embedding it overlaps: sources there are judged by
+/// their IPv4 address, so the exception does not apply to them.
+#[must_use]
+pub fn overlapped_embedding(net: &ipnet::IpNet) -> Option<(ipnet::IpNet, &'static str)> {
+    let ipnet::IpNet::V6(v6) = net else {
+        return None;
+    };
+    EMBEDDING_PREFIXES.iter().find_map(|&(prefix, name)| {
+        let p: ipnet::Ipv6Net = prefix.parse().expect("a valid built-in prefix");
+        (v6.contains(&p) || p.contains(v6)).then_some((ipnet::IpNet::V6(p), name))
+    })
+}
+
 /// An IPv4-mapped IPv6 network (`::ffff:a.b.c.d/96+n`) as the IPv4 network it names: the
 /// program judges mapped sources as IPv4, so kept as IPv6 it would never match anything.
 #[must_use]
@@ -353,6 +377,22 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn exceptions_over_part_of_the_ipv4_carrying_space_are_found() {
+        let net = |t: &str| t.parse::<ipnet::IpNet>().unwrap();
+        assert_eq!(
+            overlapped_embedding(&net("64:ff9b::/64")).map(|(_, n)| n),
+            Some("NAT64")
+        );
+        assert_eq!(
+            overlapped_embedding(&net("2001::/16")).map(|(_, n)| n),
+            Some("Teredo")
+        );
+        assert_eq!(overlapped_embedding(&net("2a00::/16")), None);
+        assert_eq!(overlapped_embedding(&net("10.0.0.0/8")), None);
+    }
+
     use super::{testing::TempFile, *};
 
     fn detect_text(name: &str, text: &str) -> Result<Format, DataError> {
