@@ -154,6 +154,7 @@ pub fn fetch(
     let mut reader = response.body_mut().as_reader();
     let mut buf = vec![0u8; 1 << 16];
     let mut got = 0u64;
+    let progress = progress_bar(url, expected_len);
     loop {
         let n = reader
             .read(&mut buf)
@@ -167,7 +168,9 @@ pub fn fetch(
         hasher.update(&buf[..n]);
         file.write_all(&buf[..n]).map_err(cache)?;
         got += n as u64;
+        progress.set_position(got);
     }
+    progress.finish_with_message(format!("downloaded {url}"));
     if let Some(expected) = expected_len {
         if got != expected {
             return Err(DownloadError::Truncated {
@@ -309,6 +312,23 @@ fn basic_auth() -> Option<String> {
     let key = std::env::var(LICENSE_KEY_ENV).ok()?;
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{account}:{key}"));
     Some(format!("Basic {token}"))
+}
+
+/// Bytes received so far, on stderr when it is a terminal; hidden otherwise (cron, pipes), as
+/// indicatif's stderr target draws nothing where there is no terminal.
+fn progress_bar(shown_url: &str, total: Option<u64>) -> indicatif::ProgressBar {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(total, indicatif::ProgressDrawTarget::stderr());
+    let template = if total.is_some() {
+        "{msg} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)"
+    } else {
+        "{msg} {bytes} ({bytes_per_sec})"
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.set_message(format!("downloading {shown_url}:"));
+    bar
 }
 
 fn fetch_checksum(real_url: &str, shown_url: &str) -> Result<String, DownloadError> {

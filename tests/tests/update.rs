@@ -356,6 +356,11 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
+/// The download progress line (`downloaded URL N B/N B ...`).
+fn out_has_progress(text: &str) -> bool {
+    text.contains("downloaded http")
+}
+
 #[test]
 fn downloads_are_verified_and_failed_ones_change_nothing() {
     use integration_tests::http::{Reply, Server};
@@ -432,6 +437,10 @@ fn downloads_are_verified_and_failed_ones_change_nothing() {
         &url("/b.txt.sha256"),
     ]);
     assert_eq!(code, 0, "{out}");
+    assert!(
+        !out_has_progress(&out),
+        "progress drawn without a terminal: {out}"
+    );
     assert_eq!(answering_list(&mut probe), 'B');
     // The second run asks with If-None-Match, gets 304 and writes nothing.
     let (code, out) = filter.update(&["--url", &url("/b.txt")]);
@@ -458,6 +467,30 @@ fn downloads_are_verified_and_failed_ones_change_nothing() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
+
+    // Progress only on a terminal: the download above drew none; under a pseudo terminal
+    // (`script`) one does.
+    let inst = &filter.inst;
+    let command = format!(
+        "REGIONFILTER_PIN_ROOT={} REGIONFILTER_STATE_DIR={} REGIONFILTER_LIB_DIR={} {} update --iface {} --url {}",
+        inst.pin_root.display(),
+        inst.state_dir.display(),
+        inst.lib_dir().display(),
+        integration_tests::cli::binary().display(),
+        filter.iface,
+        url("/GeoLite2-Country.tar.gz"),
+    );
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("SSH_CONNECTION")
+        .env_remove("SSH_CLIENT")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        out_has_progress(&shown),
+        "no progress on a terminal: {shown}"
+    );
 
     // MaxMind's .tar.gz: the .mmdb inside is loaded (other data: --force past the guards).
     let (code, out) = filter.update(&[
