@@ -215,8 +215,8 @@ fn cases() -> Vec<Case> {
         usage(&["update", "--iface", "{IF}", "--ports", ","], "error: invalid value ',' for '--ports <LIST>': the port list is empty: give at least one, e.g. tcp/443"),
         usage(&["update", "--iface", "{IF}", "--local", "maybe"], "error: invalid value 'maybe' for '--local <LOCAL>'"),
         usage(&["update", "--iface", "{IF}", "--tcp", "fin"], "error: invalid value 'fin' for '--tcp <TCP>'"),
-        fails(&["update", "--iface", "{IF}", "--policy", "{DIR}/overlap.toml"], "error: tcp/443 is in service \"a\" and in service \"b\": a port belongs to one service"),
-        fails(&["update", "--iface", "{IF}", "--policy", "{DIR}/scoped.toml"], "error: the policy file has [[service]] tables: give each service its ports there instead of --ports or a top-level ports list"),
+        fails(&["update", "--iface", "{IF}", "--policy", "{DIR}/overlap.toml"], "error: policy file {DIR}/overlap.toml: tcp/443 is in service \"a\" and in service \"b\": a port belongs to one service"),
+        fails(&["update", "--iface", "{IF}", "--policy", "{DIR}/scoped.toml"], "error: policy file {DIR}/scoped.toml has [[service]] tables: give each service its ports there instead of --ports or a top-level ports list"),
         usage(&["explain", "--db", "{A}", "--deny", "JP", "--port", "tcp/1-2", "10.1.2.3"], "error: invalid value 'tcp/1-2' for '--port <PROTO/PORT>': give one port, e.g. tcp/443, not a range"),
     ]
 }

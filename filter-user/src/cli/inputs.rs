@@ -375,10 +375,15 @@ impl PolicyArgs {
         if countries.is_empty() && (other_judged || !services) {
             bail!("the country list is empty: give at least one ISO code or group, e.g. --deny CN");
         }
+        // Errors in the file's services name the file, so a cron job's mail says which.
+        let in_file = self.file.as_ref().map_or_else(
+            || "the policy file".to_owned(),
+            |path| format!("policy file {}", path.display()),
+        );
         let scope = if services {
             if self.ports.is_some() || file.ports.is_some() {
                 bail!(
-                    "the policy file has [[service]] tables: give each service its ports there \
+                    "{in_file} has [[service]] tables: give each service its ports there \
                      instead of --ports or a top-level ports list"
                 );
             }
@@ -388,13 +393,13 @@ impl PolicyArgs {
                     (Some(codes), None) => (Mode::Allow, codes),
                     (None, Some(codes)) => (Mode::Deny, codes),
                     _ => bail!(
-                        "service {:?}: give exactly one of allow or deny",
+                        "{in_file}: service {:?}: give exactly one of allow or deny",
                         entry.name
                     ),
                 };
                 let countries = groups
                     .resolve_list(&codes.join(","))
-                    .with_context(|| format!("service {:?}", entry.name))?;
+                    .with_context(|| format!("{in_file}: service {:?}", entry.name))?;
                 let ports = scope::merge(entry.ports.clone());
                 list.push(Service {
                     name: entry.name.clone(),
@@ -414,7 +419,11 @@ impl PolicyArgs {
                 (None, None) => Scope::Host,
             }
         };
-        scope.validate()?;
+        if services {
+            scope.validate().with_context(|| in_file.clone())?;
+        } else {
+            scope.validate()?;
+        }
         // Both were checked for host bits where they were parsed.
         let cidrs = |from_file: &[IpNet], flags: &[IpNet]| -> Vec<IpNet> {
             from_file.iter().chain(flags).copied().collect()
