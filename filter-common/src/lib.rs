@@ -71,6 +71,30 @@ pub fn embedded_ipv4(a: &[u8; 16]) -> Option<[u8; 4]> {
     }
 }
 
+/// Header constants the parser (in the kernel) and the reference model (in userspace) share.
+pub mod wire {
+    pub const ETH_HLEN: usize = 14;
+    pub const VLAN_HLEN: usize = 4;
+    pub const ETH_P_IP: u16 = 0x0800;
+    pub const ETH_P_IPV6: u16 = 0x86DD;
+    pub const ETH_P_8021Q: u16 = 0x8100;
+    pub const ETH_P_8021AD: u16 = 0x88A8;
+    /// Outer (802.1ad) plus inner (802.1Q) tag; a third tag is treated as malformed.
+    pub const MAX_VLAN_TAGS: usize = 2;
+    pub const IPPROTO_HOPOPTS: u8 = 0;
+    pub const IPPROTO_ICMP: u8 = 1;
+    pub const IPPROTO_TCP: u8 = 6;
+    pub const IPPROTO_UDP: u8 = 17;
+    pub const IPPROTO_ROUTING: u8 = 43;
+    pub const IPPROTO_FRAGMENT: u8 = 44;
+    pub const IPPROTO_AH: u8 = 51;
+    pub const IPPROTO_ICMPV6: u8 = 58;
+    pub const IPPROTO_DSTOPTS: u8 = 60;
+    /// TCP flags the filter reads.
+    pub const TCP_SYN: u8 = 0x02;
+    pub const TCP_ACK: u8 = 0x10;
+}
+
 /// Action stored in the policy array and the config.
 pub const ACTION_PASS: u8 = 0;
 pub const ACTION_DROP: u8 = 1;

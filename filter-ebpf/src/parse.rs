@@ -5,16 +5,15 @@
 use core::mem::size_of;
 
 use aya_ebpf::programs::XdpContext;
-use filter_common::embedded_ipv4;
+pub use filter_common::wire::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP};
+use filter_common::{
+    embedded_ipv4,
+    wire::{
+        ETH_P_8021AD, ETH_P_8021Q, IPPROTO_AH, IPPROTO_DSTOPTS, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS,
+        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_ROUTING, MAX_VLAN_TAGS, VLAN_HLEN,
+    },
+};
 
-pub const ETH_HLEN: usize = 14;
-const VLAN_HLEN: usize = 4;
-pub const ETH_P_IP: u16 = 0x0800;
-pub const ETH_P_IPV6: u16 = 0x86DD;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88A8;
-/// Outer (802.1ad) plus inner (802.1Q) tag; a third tag is treated as malformed.
-const MAX_VLAN_TAGS: usize = 2;
 /// Where the source address sits in a frame without VLAN tags (the benchmark rewrites it there).
 pub const IPV4_SRC_OFFSET: usize = ETH_HLEN + 12;
 pub const IPV6_SRC_OFFSET: usize = ETH_HLEN + 8;
@@ -298,15 +297,6 @@ fn ipv6_transport(ctx: &XdpContext, mut next: u8, mut at: usize) -> Transport {
     }
 }
 
-const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_HOPOPTS: u8 = 0;
-const IPPROTO_ROUTING: u8 = 43;
-const IPPROTO_FRAGMENT: u8 = 44;
-const IPPROTO_DSTOPTS: u8 = 60;
-const IPPROTO_ICMPV6: u8 = 58;
-const IPPROTO_AH: u8 = 51;
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
 /// Fragment offset bits of the IPv4 flags/offset field.
 const IP_OFFSET_MASK: u16 = 0x1fff;
 /// TCP header bytes up to and including the flags.

@@ -5,7 +5,10 @@
 //! tables: `explain` and the self-test use it, and the differential test compares it with the
 //! kernel on a million frames.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::{
+    collections::BTreeSet,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
 
 use filter_common::{
     country_slot, embedded_ipv4, would_drop_slot, CLASS_EXCEPTION_DROP, CLASS_EXCEPTION_PASS,
@@ -19,27 +22,16 @@ use crate::{
     compile::RegionSet,
     country::Country,
     paint::local_networks,
-    policy::{Action, IcmpErrors, Policy, Tcp},
+    policy::{Action, IcmpErrors, Mode, Policy, Tcp},
     scope::{PortRange, Proto, Scope},
 };
 
-const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86DD;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88A8;
-const MAX_VLAN_TAGS: usize = 2;
-const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
-const IPPROTO_HOPOPTS: u8 = 0;
-const IPPROTO_ROUTING: u8 = 43;
-const IPPROTO_FRAGMENT: u8 = 44;
-const IPPROTO_AH: u8 = 51;
-const IPPROTO_ICMPV6: u8 = 58;
-const IPPROTO_DSTOPTS: u8 = 60;
-pub const TCP_SYN: u8 = 0x02;
-pub const TCP_ACK: u8 = 0x10;
+use filter_common::wire::{
+    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_AH, IPPROTO_DSTOPTS,
+    IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_ROUTING, IPPROTO_TCP,
+    IPPROTO_UDP, MAX_VLAN_TAGS,
+};
+pub use filter_common::wire::{TCP_ACK, TCP_SYN};
 
 /// A frame as the program sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,6 +281,8 @@ pub struct Model<'a> {
     pub regions: &'a RegionSet,
     pub policy: &'a Policy,
     local: Vec<IpNet>,
+    /// The policy's rules, listed once rather than for every packet.
+    rules: Vec<(u8, Mode, &'a BTreeSet<Country>)>,
 }
 
 impl<'a> Model<'a> {
@@ -298,6 +292,7 @@ impl<'a> Model<'a> {
             regions,
             policy,
             local: local_networks(),
+            rules: policy.rules(),
         }
     }
 
@@ -375,7 +370,9 @@ impl<'a> Model<'a> {
         };
         let class = self.class(src);
         let entry = class.entry();
-        let action = p.row_action(row, entry);
+        let action = Policy::row_action_of(&self.rules, row, |mode, countries| {
+            p.rule_action(mode, countries, entry)
+        });
         let rule = match row {
             ROW_STRICT => Rule::Strict,
             ROW_MAIN => Rule::Main,

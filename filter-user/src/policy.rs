@@ -195,7 +195,9 @@ impl Policy {
         })
     }
 
-    fn row_action_of(
+    /// [`Policy::row_action`] with the rules already listed (callers that judge many entries
+    /// list them once).
+    pub fn row_action_of(
         rules: &[(u8, Mode, &BTreeSet<Country>)],
         row: u8,
         action: impl Fn(Mode, &BTreeSet<Country>) -> Action,

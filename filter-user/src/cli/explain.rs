@@ -58,10 +58,11 @@ pub fn run(layout: &Layout, args: &ExplainArgs) -> Result<()> {
     let policy = args.policy.to_policy()?;
     let loaded = args.data.load()?;
     let policy = loaded.policy_or_artifacts(policy);
+    let model = policy.as_ref().map(|p| Model::new(&loaded.regions, p));
     for given in addrs {
         println!(
             "{}",
-            explain_one(&loaded.regions, policy.as_ref(), given, args.port)
+            explain_one(&loaded.regions, model.as_ref(), given, args.port)
         );
     }
     Ok(())
@@ -161,7 +162,7 @@ fn live(
         };
         println!(
             "{}; kernel on {iface} for {packet_name}: {kernel}{agreement}",
-            explain_one(&artifact.regions, Some(&policy), given, port)
+            explain_one(&artifact.regions, Some(&model), given, port)
         );
     }
     if disagree > 0 {
@@ -176,7 +177,7 @@ fn live(
 /// One line of reasoning for `given`.
 fn explain_one(
     regions: &RegionSet,
-    policy: Option<&Policy>,
+    model: Option<&Model<'_>>,
     given: IpAddr,
     port: Option<PortRange>,
 ) -> String {
@@ -195,9 +196,9 @@ fn explain_one(
         ),
         None => "in no country".to_owned(),
     };
-    let verdict = policy.map_or_else(
+    let verdict = model.map_or_else(
         || "no policy given".to_owned(),
-        |p| verdict_text(regions, p, addr, port),
+        |m| verdict_text(m, addr, port),
     );
     if addr == given {
         format!("{addr}: {place}; verdict: {verdict}")
@@ -218,13 +219,8 @@ fn single_port(text: &str) -> Result<PortRange, String> {
 }
 
 /// The verdict for a packet to `port`, or, without one, for each rule of the policy.
-fn verdict_text(
-    regions: &RegionSet,
-    policy: &Policy,
-    addr: IpAddr,
-    port: Option<PortRange>,
-) -> String {
-    let model = Model::new(regions, policy);
+fn verdict_text(model: &Model<'_>, addr: IpAddr, port: Option<PortRange>) -> String {
+    let policy = model.policy;
     let packet = |transport| Packet::Ip {
         src: addr,
         icmp_error: false,
