@@ -74,8 +74,21 @@ pub fn check(
             peers.insert((client, port, true), "your SSH session".to_owned());
         }
     }
-    let listening = listening_ports();
-    for (local_addr, port, peer) in established_tcp() {
+    let sockets = tcp_sockets();
+    // Connections on a local port with a listening socket were opened by their peers.
+    let listening: std::collections::BTreeSet<u16> = sockets
+        .iter()
+        .filter(|s| s.state == TCP_LISTEN)
+        .map(|s| s.port)
+        .collect();
+    let established = sockets.iter().filter(|s| s.state == TCP_ESTABLISHED);
+    for &TcpSocket {
+        local: local_addr,
+        port,
+        remote: peer,
+        ..
+    } in established
+    {
         if local.contains(&local_addr) {
             let inbound = listening.contains(&port);
             let how = if inbound {
@@ -108,29 +121,6 @@ pub fn check(
         .collect()
 }
 
-/// Local ports with a listening TCP socket in this network namespace: connections on them
-/// were opened by their peers.
-fn listening_ports() -> std::collections::BTreeSet<u16> {
-    let mut out = std::collections::BTreeSet::new();
-    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = std::fs::read_to_string(file) {
-            for line in text.lines().skip(1) {
-                let mut fields = line.split_whitespace();
-                let local = fields.nth(1);
-                if fields.nth(1) == Some("0A") {
-                    if let Some(port) = local
-                        .and_then(|l| l.split(':').nth(1))
-                        .and_then(|p| u16::from_str_radix(p, 16).ok())
-                    {
-                        out.insert(port);
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
 /// `SSH_CONNECTION` (`client port server port`), else `SSH_CLIENT` (`client port port`):
 /// the client, the server address if known, and the server port (22 when unreadable).
 fn ssh_session() -> Option<(IpAddr, Option<IpAddr>, u16)> {
@@ -159,9 +149,21 @@ fn interface_addresses(iface: &IfaceName) -> Vec<IpAddr> {
         .unwrap_or_default()
 }
 
-/// `(local address, local port, peer)` of every established TCP connection in this network
-/// namespace.
-fn established_tcp() -> Vec<(IpAddr, u16, IpAddr)> {
+/// `/proc/net/tcp` states.
+const TCP_ESTABLISHED: u8 = 0x01;
+const TCP_LISTEN: u8 = 0x0A;
+
+/// One TCP socket of this network namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TcpSocket {
+    local: IpAddr,
+    port: u16,
+    remote: IpAddr,
+    state: u8,
+}
+
+/// Every TCP socket of this network namespace, IPv4 and IPv6.
+fn tcp_sockets() -> Vec<TcpSocket> {
     let mut out = Vec::new();
     for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
         if let Ok(text) = std::fs::read_to_string(file) {
@@ -171,15 +173,12 @@ fn established_tcp() -> Vec<(IpAddr, u16, IpAddr)> {
     out
 }
 
-/// One `/proc/net/tcp{,6}` line: `sl local:port remote:port st ...`; `None` unless the
-/// connection is established (`01`).
-fn parse_tcp_line(line: &str, v6: bool) -> Option<(IpAddr, u16, IpAddr)> {
+/// One `/proc/net/tcp{,6}` line: `sl local:port remote:port st ...`.
+fn parse_tcp_line(line: &str, v6: bool) -> Option<TcpSocket> {
     let mut fields = line.split_whitespace();
     let local = fields.nth(1)?;
     let remote = fields.next()?;
-    if fields.next()? != "01" {
-        return None;
-    }
+    let state = u8::from_str_radix(fields.next()?, 16).ok()?;
     let addr = |field: &str| -> Option<IpAddr> {
         let hex = field.split(':').next()?;
         if v6 {
@@ -196,12 +195,26 @@ fn parse_tcp_line(line: &str, v6: bool) -> Option<(IpAddr, u16, IpAddr)> {
         }
     };
     let port = u16::from_str_radix(local.split(':').nth(1)?, 16).ok()?;
-    Some((addr(local)?, port, addr(remote)?))
+    Some(TcpSocket {
+        local: addr(local)?,
+        port,
+        remote: addr(remote)?,
+        state,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn socket(local: &str, remote: &str, state: u8) -> Option<TcpSocket> {
+        Some(TcpSocket {
+            local: local.parse().unwrap(),
+            port: 22,
+            remote: remote.parse().unwrap(),
+            state,
+        })
+    }
 
     #[test]
     fn proc_net_tcp_lines_are_read_in_host_byte_order() {
@@ -209,14 +222,14 @@ mod tests {
         let v4 = "   0: 016433C6:0016 A0450251:9C40 01 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0";
         assert_eq!(
             parse_tcp_line(v4, false),
-            Some((
-                "198.51.100.1".parse().unwrap(),
-                22,
-                "81.2.69.160".parse().unwrap()
-            ))
+            socket("198.51.100.1", "81.2.69.160", TCP_ESTABLISHED)
         );
+        // A listening socket is told apart: it is no connection to cut off.
         let listening = v4.replace(" 01 ", " 0A ");
-        assert_eq!(parse_tcp_line(&listening, false), None);
+        assert_eq!(
+            parse_tcp_line(&listening, false),
+            socket("198.51.100.1", "81.2.69.160", TCP_LISTEN)
+        );
         // 2001:db8:ffff::1 <- 2001:218::1.
         let v6 = "   0: B80D01200000FFFF000000000100000:0016 18020120000000000000000001000000:9C40 01 00000000:00000000 00:00000000 00000000     0        0 1 1";
         assert_eq!(
@@ -227,11 +240,7 @@ mod tests {
         let v6 = "   0: B80D01200000FFFF0000000001000000:0016 18020120000000000000000001000000:9C40 01 00000000:00000000 00:00000000 00000000     0        0 1 1";
         assert_eq!(
             parse_tcp_line(v6, true),
-            Some((
-                "2001:db8:ffff::1".parse().unwrap(),
-                22,
-                "2001:218::1".parse().unwrap()
-            ))
+            socket("2001:db8:ffff::1", "2001:218::1", TCP_ESTABLISHED)
         );
     }
 }
