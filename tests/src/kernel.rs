@@ -98,20 +98,15 @@ impl LoadedFilter {
         self.classify_frame(&selftest::frame(src))
     }
 
-    /// Counter slot and return code the self-test program gives a frame, without counting. A
-    /// frame shorter than four bytes keeps no slot: 0 is returned for it.
+    /// Counter slot and return code the self-test program gives a frame, without counting.
     pub fn classify_frame(&mut self, frame: &[u8]) -> (u32, u32) {
-        let mut out = vec![0u8; frame.len().max(4)];
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ..TestRunOptions::new()
+        let (slot, action) =
+            selftest::judge(self.program(SELFTEST_PROGRAM), frame).expect("BPF_PROG_TEST_RUN");
+        let code = match action {
+            Some(filter_user::policy::Action::Pass) => XDP_PASS,
+            Some(filter_user::policy::Action::Drop) => XDP_DROP,
+            None => 0,
         };
-        let code = self
-            .program(SELFTEST_PROGRAM)
-            .test_run(opts)
-            .expect("BPF_PROG_TEST_RUN")
-            .return_value;
-        (u32::from_le_bytes([out[0], out[1], out[2], out[3]]), code)
+        (slot, code)
     }
 }
