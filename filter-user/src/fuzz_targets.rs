@@ -12,13 +12,13 @@ use std::{
 };
 
 use crate::{
-    artifact::{self, Artifact, Header, MAGIC},
     cli::inputs::PolicyArgs,
+    compile::artifact::{self, Artifact, Header, MAGIC},
     compile::{self, RegionSet, Span},
     data::{self, CountryField, Format, SourceData, SourceSpec},
-    download,
-    policy::Policy,
-    policy_file::PolicyFile,
+    model::policy::Policy,
+    model::policy_file::PolicyFile,
+    ops::download,
 };
 
 /// A target body: any bytes in, a panic only for a bug.
@@ -42,12 +42,12 @@ pub const TARGETS: &[(&str, Target)] = &[
 /// slot, on Ethernet and raw-IP links, under a policy that uses every rule kind.
 pub fn frame(bytes: &[u8]) {
     use crate::{
-        model::Model,
-        policy::{Mode, Tcp},
-        scope::{parse_ports, Scope, Service},
+        model::policy::{Mode, Tcp},
+        model::reference::Model,
+        model::scope::{parse_ports, Scope, Service},
     };
     static POLICY: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(|| {
-        let code = |c: &str| crate::country::Country::parse(c).expect("a country code");
+        let code = |c: &str| crate::model::country::Country::parse(c).expect("a country code");
         let mut p = Policy::new(Mode::Deny, [code("GB")].into());
         p.tcp = Tcp::Syn;
         p.dry_run = false;
@@ -326,11 +326,14 @@ fn check_policy(policy: &Policy) {
         .flatten()
         .all(|&a| a == filter_common::ACTION_PASS || a == filter_common::ACTION_DROP));
     let regions = crate::compile::RegionSet::default();
-    let model = crate::model::Model::new(&regions, policy);
+    let model = crate::model::reference::Model::new(&regions, policy);
     for net in &policy.allow_cidrs {
         for addr in [net.network(), net.broadcast()] {
             assert!(
-                matches!(model.class(addr), crate::model::Class::AllowCidr(_)),
+                matches!(
+                    model.class(addr),
+                    crate::model::reference::Class::AllowCidr(_)
+                ),
                 "{addr} in {net}"
             );
         }
@@ -339,7 +342,7 @@ fn check_policy(policy: &Policy) {
     let back: Policy = serde_json::from_slice(&json).expect("a serialised policy reads back");
     assert_eq!(&back, policy);
     let _ = policy.full_summary();
-    let _ = crate::policy::canonical_bytes(Some(policy));
+    let _ = crate::model::policy::canonical_bytes(Some(policy));
 }
 
 fn ipv4(a: u32) -> IpAddr {

@@ -8,12 +8,13 @@ use aya::{
 };
 use filter_common::{PROGRAM_NAME, RAW_IP, SELFTEST_HALF, SELFTEST_PROGRAM};
 use filter_user::{
+    compile::paint,
     compile::Prefixes,
-    maps::{FilterMaps, HalfContents, Lookup},
-    paint,
-    policy::Policy,
-    program, selftest,
-    tables::FastTables,
+    kernel::maps::{FilterMaps, HalfContents, Lookup},
+    kernel::program,
+    kernel::selftest,
+    kernel::tables::FastTables,
+    model::policy::Policy,
 };
 
 pub const XDP_DROP: u32 = 1;
@@ -103,8 +104,8 @@ impl LoadedFilter {
         let (slot, action) =
             selftest::judge(self.program(SELFTEST_PROGRAM), frame).expect("BPF_PROG_TEST_RUN");
         let code = match action {
-            Some(filter_user::policy::Action::Pass) => XDP_PASS,
-            Some(filter_user::policy::Action::Drop) => XDP_DROP,
+            Some(filter_user::model::policy::Action::Pass) => XDP_PASS,
+            Some(filter_user::model::policy::Action::Drop) => XDP_DROP,
             None => 0,
         };
         (slot, code)

@@ -16,7 +16,7 @@ use aya::{
 };
 use aya_obj::programs::XdpAttachType;
 use filter_common::{maps, Chunk, PolicyRow, PortChunk, Settings};
-use filter_user::{maps::FilterMaps, selftest};
+use filter_user::{kernel::maps::FilterMaps, kernel::selftest};
 
 use crate::{cli::Instance, kernel::XDP_DROP, kernel::XDP_PASS, netns::VethPair};
 

@@ -1,21 +1,21 @@
 //! The kernel against the reference model: over a million random and mutated frames (every
 //! header variant the parser knows, truncated at every byte), the XDP program (through
 //! BPF_PROG_TEST_RUN on the self-test entry point, which reports the counter slot) and
-//! `filter_user::model` must give the same counter slot and action, for the fast tables and
+//! `filter_user::model::reference` must give the same counter slot and action, for the fast tables and
 //! the plain tries, on Ethernet and on raw-IP links, under policies that use every part of the
 //! model.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use filter_user::{
+    compile::paint,
     compile::{RegionSet, Span},
-    country::Country,
     data::SourceInfo,
-    maps::Lookup,
-    model::{Model, Why},
-    paint,
-    policy::{Action, IcmpErrors, Mode, Policy, Tcp},
-    scope::{parse_ports, Scope, Service},
+    kernel::maps::Lookup,
+    model::country::Country,
+    model::policy::{Action, IcmpErrors, Mode, Policy, Tcp},
+    model::reference::{Model, Why},
+    model::scope::{parse_ports, Scope, Service},
 };
 use integration_tests::kernel::{LoadedFilter, XDP_DROP, XDP_PASS};
 

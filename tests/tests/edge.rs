@@ -388,7 +388,9 @@ fn explain_iface_answers_from_the_live_maps_and_fails_when_the_kernel_disagrees(
     )
     .unwrap();
     let mut row = rows.get(&u32::from(ROW_MAIN), 0).unwrap();
-    let gb = filter_user::country::Country::parse("GB").unwrap().index();
+    let gb = filter_user::model::country::Country::parse("GB")
+        .unwrap()
+        .index();
     row[usize::from(gb)] = ACTION_PASS;
     rows.set(u32::from(ROW_MAIN), row, 0).unwrap();
     let (code, out) = inst.output_text(

@@ -11,7 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use filter_user::{maps::FilterMaps, maps::Lookup, netdev::LinkLayer, program};
+use filter_user::{
+    kernel::maps::FilterMaps, kernel::maps::Lookup, kernel::netdev::LinkLayer, kernel::program,
+};
 use integration_tests::{
     cli::{country_counts, fixture, Instance},
     netns::{run, unique_name, NetNs, VethPair},

@@ -8,7 +8,7 @@ use filter_user::{
         update::{update_data, GuardArgs},
     },
     data::CountryField,
-    state::Layout,
+    ops::state::Layout,
 };
 use integration_tests::update::Attached;
 

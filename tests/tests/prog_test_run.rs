@@ -9,12 +9,12 @@ use filter_common::{
     SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN,
     UNKNOWN_COUNTRY,
 };
-use filter_user::scope::{parse_ports, Scope, Service};
+use filter_user::model::scope::{parse_ports, Scope, Service};
 use filter_user::{
     compile::Prefixes,
-    country::Country,
-    maps::Lookup,
-    policy::{Action, Mode, Policy},
+    kernel::maps::Lookup,
+    model::country::Country,
+    model::policy::{Action, Mode, Policy},
 };
 use integration_tests::frame::{ipv4_with, ipv6_with, tcp, udp_to, TCP_ACK, TCP_SYN};
 use integration_tests::{
@@ -247,7 +247,7 @@ fn ipv6_sources_that_embed_ipv4_are_judged_by_it() {
         );
         // userspace (explain, the self-test) reads the same address out of it.
         assert_eq!(
-            filter_user::policy::as_judged(src.into()),
+            filter_user::model::policy::as_judged(src.into()),
             std::net::IpAddr::V4(GB_V4),
             "{src}"
         );
@@ -478,7 +478,7 @@ fn icmp_errors_pass_by_default_and_are_judged_on_request() {
     f.expect(cut, XDP_DROP, country_slot(cc("GB"), ACTION_DROP));
 
     let mut judged = policy(Mode::Deny, &["GB", "JP"]);
-    judged.icmp_errors = filter_user::policy::IcmpErrors::Judge;
+    judged.icmp_errors = filter_user::model::policy::IcmpErrors::Judge;
     let mut f = Filter::new(&judged);
     f.expect(
         &frame::icmpv4(GB_V4, 3),
@@ -693,7 +693,7 @@ fn two_services_judge_their_ports_by_their_own_countries() {
 #[test]
 fn tcp_syn_judges_connection_attempts_only() {
     let mut p = policy(Mode::Deny, &["GB"]);
-    p.tcp = filter_user::policy::Tcp::Syn;
+    p.tcp = filter_user::model::policy::Tcp::Syn;
     let mut f = Filter::new(&p);
     let gb_drop = country_slot(cc("GB"), ACTION_DROP);
     f.expect(

@@ -143,10 +143,10 @@ fn kill_9_at_random_points_leaves_old_or_new_data_and_the_next_update_succeeds()
             "update after kill {i}: exit {code}: {out}"
         );
         assert_eq!(answering_list(&mut probe), 'A', "after kill {i}");
-        let maps = filter_user::maps::FilterMaps::open_pinned(&filter.pin_dir()).unwrap();
+        let maps = filter_user::kernel::maps::FilterMaps::open_pinned(&filter.pin_dir()).unwrap();
         let active = maps.halves[maps.active_half().unwrap()].settings().unwrap();
         assert_eq!(active.complete, 1);
-        let current = filter_user::artifact::Artifact::read(
+        let current = filter_user::compile::artifact::Artifact::read(
             &filter
                 .inst
                 .lib_dir()
@@ -156,7 +156,7 @@ fn kill_9_at_random_points_leaves_old_or_new_data_and_the_next_update_succeeds()
         .unwrap();
         assert_eq!(
             current.header.content_hash,
-            filter_user::maps::hash_hex(&active.content_hash),
+            filter_user::kernel::maps::hash_hex(&active.content_hash),
             "known-good copy matches the kernel after kill {i}"
         );
     }
@@ -569,14 +569,14 @@ fn update_all_switches_every_attached_interface_and_status_shows_the_kernel_half
 #[test]
 fn pins_from_a_build_with_other_table_shapes_are_refused() {
     use filter_common::maps::HALF;
-    use filter_user::{maps::FilterMaps, program};
+    use filter_user::{kernel::maps::FilterMaps, kernel::program};
 
     let inst = integration_tests::cli::Instance::new();
     let dir = inst.pin_root.join("eth9");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut older = program::loader(filter_user::maps::Lookup::Fast)
+    let mut older = program::loader(filter_user::kernel::maps::Lookup::Fast)
         .map_max_entries(HALF[1].v4_l1, 1 << 16)
-        .load(filter_user::program::EBPF_OBJECT)
+        .load(filter_user::kernel::program::EBPF_OBJECT)
         .unwrap();
     FilterMaps::take(&mut older, Some(&dir)).unwrap();
     let err = FilterMaps::open_pinned(&dir)
@@ -594,8 +594,8 @@ fn pins_from_a_build_with_other_table_shapes_are_refused() {
     let current_dir = inst.pin_root.join("eth8");
     std::fs::create_dir_all(&current_dir).unwrap();
     let mut current = program::load_object(
-        filter_user::maps::Lookup::Fast,
-        filter_user::netdev::LinkLayer::Ethernet,
+        filter_user::kernel::maps::Lookup::Fast,
+        filter_user::kernel::netdev::LinkLayer::Ethernet,
     )
     .unwrap();
     FilterMaps::take(&mut current, Some(&current_dir)).unwrap();

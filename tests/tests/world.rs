@@ -11,10 +11,10 @@ use std::{
 use filter_common::{country_slot, CLASS_LOCAL, UNKNOWN_COUNTRY};
 use filter_user::{
     compile::compile,
-    country::Country,
     data::{self, mmdb::Database, CountryField, SourceSpec},
-    maps::Lookup,
-    policy::{Action, Mode, Policy},
+    kernel::maps::Lookup,
+    model::country::Country,
+    model::policy::{Action, Mode, Policy},
 };
 use integration_tests::{
     cli::Instance,
@@ -63,7 +63,7 @@ fn kernel_verdicts_for_100k_random_addresses_match_direct_database_lookups() {
     let mut filter = LoadedFilter::new(&prefixes, &policy, Lookup::Fast);
     let db = Database::open(&path, CountryField::Country).unwrap();
 
-    let local = filter_user::paint::local_networks();
+    let local = filter_user::compile::paint::local_networks();
     let mut expected_slots: BTreeMap<u32, u64> = BTreeMap::new();
     for i in 0..100_000u32 {
         let r = rng.next();
@@ -85,7 +85,7 @@ fn kernel_verdicts_for_100k_random_addresses_match_direct_database_lookups() {
         };
         // The program judges an IPv6 source that embeds an IPv4 address (6to4, Teredo, ...,
         // which random addresses in 2000::/3 hit now and then) by that address.
-        let judged = filter_user::policy::as_judged(addr);
+        let judged = filter_user::model::policy::as_judged(addr);
         let country = db.country(judged).unwrap();
         // Special-purpose space is the local class, whatever the database says.
         let local = local.iter().any(|n| n.contains(&judged));

@@ -8,16 +8,19 @@ use std::{
 
 use super::inputs::{warn_uncovered, DataArgs, PolicyArgs};
 use crate::{
-    iface::IfaceName,
-    known_good::KnownGood,
-    lock::IfaceLock,
-    lockout::{self, LockOut},
-    maps::{FilterMaps, Lookup},
-    netdev::{self, LinkLayer},
-    pins::{self, PinState, LINK_PIN, PROGRAM_PIN},
-    placement, privileges, program, selftest,
-    state::{unix_now, AttachState, Layout},
-    swap::{self, Staged},
+    kernel::maps::{FilterMaps, Lookup},
+    kernel::netdev::{self, LinkLayer},
+    kernel::pins::{self, PinState, LINK_PIN, PROGRAM_PIN},
+    kernel::placement,
+    kernel::program,
+    kernel::selftest,
+    kernel::swap::{self, Staged},
+    model::iface::IfaceName,
+    ops::known_good::KnownGood,
+    ops::lock::IfaceLock,
+    ops::lockout::{self, LockOut},
+    ops::privileges,
+    ops::state::{unix_now, AttachState, Layout},
 };
 use anyhow::{bail, Context as _, Result};
 use aya::programs::{links::FdLink, ProgramError, XdpMode};
@@ -92,7 +95,7 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         }
     };
     warn_uncovered(&policy, &loaded.regions);
-    crate::scope::warn_ephemeral(&policy.scope);
+    crate::model::scope::warn_ephemeral(&policy.scope);
     let sources = loaded.regions.sources.clone();
     let artifact_path = loaded.artifact.map(|(path, _)| path);
     let staged = Staged::new(loaded.regions, policy, args.lookup)?;

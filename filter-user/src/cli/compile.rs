@@ -10,7 +10,7 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 
 use super::inputs::{warn_uncovered, DataArgs, PolicyArgs};
-use crate::{artifact::Artifact, state::unix_now, swap::check_capacity};
+use crate::{compile::artifact::Artifact, kernel::swap::check_capacity, ops::state::unix_now};
 
 #[derive(Debug, clap::Args)]
 #[command(group = super::inputs::data_required())]

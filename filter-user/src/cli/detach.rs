@@ -5,12 +5,12 @@ use std::{fs, time::Duration};
 use anyhow::Result;
 
 use crate::{
-    iface::IfaceName,
-    lock::IfaceLock,
-    pins::{self, PinState},
-    placement::{self, Placement},
-    privileges,
-    state::Layout,
+    kernel::pins::{self, PinState},
+    kernel::placement::{self, Placement},
+    model::iface::IfaceName,
+    ops::lock::IfaceLock,
+    ops::privileges,
+    ops::state::Layout,
 };
 
 #[derive(Debug, clap::Args)]

@@ -7,9 +7,9 @@ use ipnet::IpNet;
 
 use super::inputs::SourceOptions;
 use crate::{
-    changes::{Balance, Changes},
+    compile::changes::{Balance, Changes},
     compile::{cidrs_v4, cidrs_v6},
-    country::Country,
+    model::country::Country,
 };
 
 #[derive(Debug, clap::Args)]

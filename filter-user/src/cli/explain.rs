@@ -12,17 +12,17 @@ use super::{
 };
 use crate::{
     compile::RegionSet,
-    iface::IfaceName,
-    known_good::KnownGood,
-    maps::{hash_bytes, hash_hex, FilterMaps},
-    model::{Class, Model, Packet, Rule, Transport, Why, TCP_SYN},
-    pins::{self, PinState},
-    policy::{action_name, Action, Mode, Policy},
-    program,
-    scope::{mode_name, ports_text, PortRange, Proto, Scope},
-    selftest,
-    slots::Slot,
-    state::Layout,
+    kernel::maps::{hash_bytes, hash_hex, FilterMaps},
+    kernel::pins::{self, PinState},
+    kernel::program,
+    kernel::selftest,
+    kernel::slots::Slot,
+    model::iface::IfaceName,
+    model::policy::{action_name, Action, Mode, Policy},
+    model::reference::{Class, Model, Packet, Rule, Transport, Why, TCP_SYN},
+    model::scope::{mode_name, ports_text, PortRange, Proto, Scope},
+    ops::known_good::KnownGood,
+    ops::state::Layout,
 };
 
 #[derive(Debug, clap::Args)]
@@ -183,7 +183,7 @@ fn explain_one(
 ) -> String {
     // The XDP program judges a source that embeds an IPv4 address (mapped, compatible,
     // 6to4, Teredo, NAT64) by that address: so does explain, with the same function.
-    let addr = crate::policy::as_judged(given);
+    let addr = crate::model::policy::as_judged(given);
     let found = regions.lookup(addr);
     let place = match found {
         Some((start, end, country, source)) => format!(
@@ -211,7 +211,7 @@ fn explain_one(
 fn single_port(text: &str) -> Result<PortRange, String> {
     let port: PortRange = text
         .parse()
-        .map_err(|e: crate::scope::ScopeError| e.to_string())?;
+        .map_err(|e: crate::model::scope::ScopeError| e.to_string())?;
     if port.first != port.last {
         return Err("give one port, e.g. tcp/443, not a range".to_owned());
     }
@@ -289,7 +289,7 @@ fn rule_list<'p>(
     name: &str,
 ) -> (
     Mode,
-    &'p std::collections::BTreeSet<crate::country::Country>,
+    &'p std::collections::BTreeSet<crate::model::country::Country>,
 ) {
     if let Scope::Services { services, .. } = &policy.scope {
         if let Some(s) = services.iter().find(|s| s.name == name) {
@@ -309,7 +309,7 @@ fn judged(policy: &Policy, action: Action, why: &str) -> String {
 fn why(
     class: Class,
     mode: Mode,
-    countries: &std::collections::BTreeSet<crate::country::Country>,
+    countries: &std::collections::BTreeSet<crate::model::country::Country>,
 ) -> String {
     match class {
         Class::AllowCidr(net) => format!("always-pass CIDR {net}"),

@@ -11,14 +11,14 @@ use anyhow::{bail, Context as _, Result};
 use ipnet::IpNet;
 
 use crate::{
-    artifact::{self, Artifact, Header},
+    compile::artifact::{self, Artifact, Header},
     compile::{self, RegionSet},
-    country::Country,
     data::{self, CountryField, Format, SourceSpec},
-    groups::Groups,
-    policy::{Action, IcmpErrors, Mode, Policy, Tcp},
-    policy_file::PolicyFile,
-    scope::{self, PortRange, Scope, Service},
+    model::country::Country,
+    model::groups::Groups,
+    model::policy::{Action, IcmpErrors, Mode, Policy, Tcp},
+    model::policy_file::PolicyFile,
+    model::scope::{self, PortRange, Scope, Service},
 };
 
 /// Where the country data comes from: sources to compile now, or an artifact compiled earlier.
@@ -148,7 +148,7 @@ const FUTURE_SLACK_SECS: u64 = 24 * 60 * 60;
 /// make every later, honest update look older and be refused (exit 8) until `--force`: refuse
 /// it now, where the cause is visible.
 fn refuse_future_build(info: &data::SourceInfo) -> Result<()> {
-    let now = crate::state::unix_now();
+    let now = crate::ops::state::unix_now();
     if info.build_epoch > now + FUTURE_SLACK_SECS {
         bail!(
             "{}: its build date {} is in the future (this host's clock says {}); fix the file's \

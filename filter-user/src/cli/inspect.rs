@@ -10,7 +10,7 @@ use super::{
     inputs::SourceOptions,
     status::{date, describe_source},
 };
-use crate::{compile::CountryCounts, country::Country, coverage::Coverage};
+use crate::{compile::coverage::Coverage, compile::CountryCounts, model::country::Country};
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -58,7 +58,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         policy: header
             .as_ref()
             .and_then(|h| h.policy.as_ref())
-            .map(crate::policy::Policy::summary),
+            .map(crate::model::policy::Policy::summary),
         sources: regions.sources.clone(),
         ranges_v4: regions.v4.len(),
         ranges_v6: regions.v6.len(),

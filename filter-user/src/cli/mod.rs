@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::state::Layout;
+use crate::ops::state::Layout;
 
 /// Drop traffic from unwanted countries in XDP, before the kernel spends work on it.
 #[derive(Debug, Parser)]

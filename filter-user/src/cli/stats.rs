@@ -16,13 +16,13 @@ use filter_common::{
 use serde::Serialize;
 
 use crate::{
-    country::Country,
-    iface::IfaceName,
-    known_good::KnownGood,
-    maps::{hash_hex, CounterTotals, FilterMaps, Lookup},
-    metrics,
-    pins::{self, PinState},
-    state::{AttachState, Layout},
+    kernel::maps::{hash_hex, CounterTotals, FilterMaps, Lookup},
+    kernel::pins::{self, PinState},
+    model::country::Country,
+    model::iface::IfaceName,
+    ops::known_good::KnownGood,
+    ops::metrics,
+    ops::state::{AttachState, Layout},
 };
 
 #[derive(Debug, clap::Args)]
@@ -309,7 +309,7 @@ fn rates_table(iface: &IfaceName, rates: &[Rate], top: usize, secs: f64) -> Stri
     let _ = writeln!(
         out,
         "{iface} (rates over {secs:.1} s at {}):",
-        super::status::date(crate::state::unix_now())
+        super::status::date(crate::ops::state::unix_now())
     );
     let _ = writeln!(
         out,

@@ -6,12 +6,12 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::{
-    iface::IfaceName,
-    lock::IfaceLock,
-    maps::{hash_hex, FilterMaps, Lookup},
-    pins::{self, PinState},
-    placement::placement,
-    state::{AttachState, Layout},
+    kernel::maps::{hash_hex, FilterMaps, Lookup},
+    kernel::pins::{self, PinState},
+    kernel::placement::placement,
+    model::iface::IfaceName,
+    ops::lock::IfaceLock,
+    ops::state::{AttachState, Layout},
 };
 
 #[derive(Debug, clap::Args)]
@@ -156,14 +156,14 @@ fn print_text(report: &Report) {
             );
             continue;
         };
-        let cidrs = crate::policy::list_or_none;
+        let cidrs = crate::model::policy::list_or_none;
         println!(
             "{}: attached, {} mode{}, since {}",
             state.iface,
             state.mode,
             match state.link_layer {
-                crate::netdev::LinkLayer::Ethernet => "",
-                crate::netdev::LinkLayer::RawIp => " on a raw-IP link",
+                crate::kernel::netdev::LinkLayer::Ethernet => "",
+                crate::kernel::netdev::LinkLayer::RawIp => " on a raw-IP link",
             },
             date(state.attached_at)
         );
@@ -202,7 +202,7 @@ fn print_text(report: &Report) {
         println!("  scope:       {}", p.scope.summary());
         println!(
             "  classes:     local {}; icmp errors {}; tcp {}; drop samples {}",
-            crate::policy::action_name(p.local),
+            crate::model::policy::action_name(p.local),
             p.icmp_errors.name(),
             p.tcp.name(),
             if p.samples == 0 {

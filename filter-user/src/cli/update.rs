@@ -7,17 +7,19 @@ use anyhow::{bail, Context as _, Result};
 
 use super::inputs::{percent, wait_duration, DataArgs, LoadedData, PolicyArgs, PolicyChange};
 use crate::{
-    download,
-    guards::{self, Refusal, Summary},
-    iface::IfaceName,
-    known_good::KnownGood,
-    lock::IfaceLock,
-    lockout::{self, LockOut, EXIT_LOCKOUT},
-    maps::{hash_hex, FilterMaps, Lookup},
-    pins::{self, PinState},
-    placement, privileges, selftest,
-    state::{unix_now, AttachState, Layout},
-    swap::{self, Staged},
+    kernel::maps::{hash_hex, FilterMaps, Lookup},
+    kernel::pins::{self, PinState},
+    kernel::placement,
+    kernel::selftest,
+    kernel::swap::{self, Staged},
+    model::iface::IfaceName,
+    ops::download,
+    ops::guards::{self, Refusal, Summary},
+    ops::known_good::KnownGood,
+    ops::lock::IfaceLock,
+    ops::lockout::{self, LockOut, EXIT_LOCKOUT},
+    ops::privileges,
+    ops::state::{unix_now, AttachState, Layout},
 };
 
 /// Exit codes for cron (also in the README). Refusals carry theirs ([`Refusal::exit_code`]).
@@ -117,7 +119,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<LockOut>().is_some() {
         return EXIT_LOCKOUT;
     }
-    if err.downcast_ref::<crate::lock::Busy>().is_some() {
+    if err.downcast_ref::<crate::ops::lock::Busy>().is_some() {
         return EXIT_BUSY;
     }
     if err.downcast_ref::<selftest::SelftestError>().is_some() {
@@ -365,7 +367,7 @@ fn apply(
         .and_then(|c| c.header.policy.as_ref())
         .map(|p| &p.scope);
     if old_scope != Some(&staged.policy.scope) {
-        crate::scope::warn_ephemeral(&staged.policy.scope);
+        crate::model::scope::warn_ephemeral(&staged.policy.scope);
     }
     if staged.content_hash() == active_hash {
         return Ok(Outcome::Unchanged);

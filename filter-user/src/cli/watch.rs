@@ -12,11 +12,11 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use serde::Serialize;
 
 use crate::{
-    iface::IfaceName,
-    maps::FilterMaps,
-    pins::{self, PinState},
-    slots::{EntryClass, Slot, Verdict},
-    state::Layout,
+    kernel::maps::FilterMaps,
+    kernel::pins::{self, PinState},
+    kernel::slots::{EntryClass, Slot, Verdict},
+    model::iface::IfaceName,
+    ops::state::Layout,
 };
 
 #[derive(Debug, clap::Args)]

@@ -7,7 +7,7 @@ use super::{
     text::{self, parse_cidr, parse_country, Record},
     DataError, Format, SourceData,
 };
-use crate::country::Country;
+use crate::model::country::Country;
 
 pub fn load(path: &Path) -> Result<SourceData, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Io {

@@ -8,7 +8,7 @@ use super::{
     text::{is_empty_country, parse_addr, parse_cidr, parse_country, range, Line, Parsed, Record},
     AnyRange, Range,
 };
-use crate::country::Country;
+use crate::model::country::Country;
 
 pub fn parse_line(line: &Line<'_>) -> Parsed {
     let fields: Vec<&str> = line.text.split(',').map(str::trim).collect();

@@ -12,7 +12,7 @@ use maxminddb::{Reader, WithinOptions};
 use serde::{Deserialize, Serialize};
 
 use super::{text::country_code, DataError, Format, Range, SourceData, SourceInfo};
-use crate::country::Country;
+use crate::model::country::Country;
 
 mod tree;
 

@@ -16,7 +16,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::country::Country;
+use crate::model::country::Country;
 
 pub use mmdb::CountryField;
 
@@ -464,17 +464,17 @@ mod tests {
                 source: io(),
             }
             .into(),
-            crate::artifact::ArtifactError::Io {
+            crate::compile::artifact::ArtifactError::Io {
                 path: path.clone(),
                 source: io(),
             }
             .into(),
-            crate::download::DownloadError::Body {
+            crate::ops::download::DownloadError::Body {
                 url: "https://x/".to_owned(),
                 source: io(),
             }
             .into(),
-            crate::download::DownloadError::Cache { path, source: io() }.into(),
+            crate::ops::download::DownloadError::Cache { path, source: io() }.into(),
         ];
         for err in errors {
             let rendered = format!("{err:#}");

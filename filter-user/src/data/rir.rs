@@ -6,7 +6,7 @@
 //! passed over; space with no country (available, reserved) is checked, then skipped and counted.
 
 use super::text::{parse_addr, parse_country, range, Addr, Line, Parsed, Record};
-use crate::country::Country;
+use crate::model::country::Country;
 
 pub fn parse_line(line: &Line<'_>) -> Parsed {
     let fields: Vec<&str> = line.text.split('|').map(str::trim).collect();

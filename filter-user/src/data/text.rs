@@ -10,7 +10,7 @@ use std::{
 use ipnet::IpNet;
 
 use super::{mtime, AnyRange, DataError, Format, Range, SourceData, SourceInfo};
-use crate::country::Country;
+use crate::model::country::Country;
 
 /// One data line handed to a format's parser.
 pub struct Line<'a> {

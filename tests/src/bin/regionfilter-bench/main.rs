@@ -29,12 +29,12 @@ use filter_common::{maps as names, BENCH_ADDRS_ENTRIES, SELFTEST_HALF};
 use filter_user::{
     compile::{compile, RegionSet},
     data::{self, CountryField, SourceSpec},
-    maps::{FilterMaps, Lookup},
-    policy::{Action, Mode, Policy},
-    program,
-    scope::{parse_ports, Proto, Scope},
-    selftest,
-    swap::{self, Staged},
+    kernel::maps::{FilterMaps, Lookup},
+    kernel::program,
+    kernel::selftest,
+    kernel::swap::{self, Staged},
+    model::policy::{Action, Mode, Policy},
+    model::scope::{parse_ports, Proto, Scope},
 };
 use integration_tests::rng::Rng;
 
@@ -131,7 +131,7 @@ fn main() -> Result<()> {
         Mode::Deny,
         ["CN", "RU", "KP", "IR"]
             .iter()
-            .map(|c| filter_user::country::Country::parse(c).unwrap())
+            .map(|c| filter_user::model::country::Country::parse(c).unwrap())
             .collect(),
     );
     let mut rng = Rng(0x853C_49E6_748F_EA9B);
@@ -398,7 +398,7 @@ fn end_to_end(
 ) -> Result<(String, String)> {
     let denied = ["CN", "RU"];
     let prefixes = regions.prefixes();
-    let is_denied = |c: &filter_user::country::Country| denied.contains(&c.code().as_str());
+    let is_denied = |c: &filter_user::model::country::Country| denied.contains(&c.code().as_str());
     let deny: Vec<ipnet::IpNet> = prefixes
         .v4
         .iter()

@@ -118,8 +118,8 @@ mod tests {
     use super::*;
     use crate::{
         compile::compile,
-        country::Country,
         data::{Range, SourceData},
+        model::country::Country,
     };
 
     fn set(v4: &[(u32, u32)], v6: &[(u128, u128)]) -> RegionSet {

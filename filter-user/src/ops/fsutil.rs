@@ -223,9 +223,9 @@ mod tests {
     #[test]
     fn state_records_do_not_follow_a_link_at_the_old_temporary_name() {
         use crate::{
-            maps::Lookup,
-            policy::{Mode, Policy},
-            state::AttachState,
+            kernel::maps::Lookup,
+            model::policy::{Mode, Policy},
+            ops::state::AttachState,
         };
         let dir = Dir::new("state");
         let victim = dir.0.join("victim");
@@ -233,7 +233,7 @@ mod tests {
         symlink(&victim, dir.0.join("eth0.json.tmp")).unwrap();
         let state = AttachState {
             iface: "eth0".parse().unwrap(),
-            link_layer: crate::netdev::LinkLayer::Ethernet,
+            link_layer: crate::kernel::netdev::LinkLayer::Ethernet,
             netns: None,
             ifindex: 2,
             mode: "native".to_owned(),

@@ -9,6 +9,11 @@
 //! sources did. Adjacent and nested prefixes of one country end up merged because they belong
 //! to one run.
 
+pub mod artifact;
+pub mod changes;
+pub mod coverage;
+pub mod paint;
+
 use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -19,8 +24,8 @@ use rangemap::RangeInclusiveMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    country::Country,
     data::{Range, SourceData, SourceInfo},
+    model::country::Country,
 };
 
 /// An address as an integer: `u32` for IPv4, `u128` for IPv6.

@@ -11,8 +11,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    country::Country,
-    scope::{mode_name, ports_text, Scope},
+    model::country::Country,
+    model::scope::{mode_name, ports_text, Scope},
 };
 
 /// Verdict for a class of traffic.
@@ -278,7 +278,7 @@ impl Policy {
     /// The summary, with a short form of the scope (`full_summary` names it in full).
     fn summary_with(&self, short_scope: bool) -> String {
         let codes: Vec<String> = self.countries.iter().map(|c| c.code()).collect();
-        let names = |services: &[crate::scope::Service]| {
+        let names = |services: &[crate::model::scope::Service]| {
             services
                 .iter()
                 .map(|s| s.name.as_str())

@@ -11,10 +11,10 @@ use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 
 use crate::{
     compile::{RegionSet, Span},
-    country::Country,
-    model::{Model, TCP_SYN},
-    policy::{Action, Policy},
-    scope::{Proto, Scope},
+    model::country::Country,
+    model::policy::{Action, Policy},
+    model::reference::{Model, TCP_SYN},
+    model::scope::{Proto, Scope},
 };
 
 /// XDP return codes.
@@ -76,7 +76,7 @@ pub fn samples(regions: &RegionSet, policy: &Policy) -> Vec<Sample> {
     }
     // IPv6 sources that embed an IPv4 address are judged as IPv4 by the program; leave them
     // to the tests.
-    addrs.retain(|a| crate::policy::as_judged(*a) == *a);
+    addrs.retain(|a| crate::model::policy::as_judged(*a) == *a);
     // Every rule of the policy gets its share of the addresses, through a port it judges.
     let ports = rule_ports(&policy.scope);
     let model = Model::new(regions, policy);
@@ -280,7 +280,7 @@ pub fn check_pinned(
     half: usize,
     samples: &[Sample],
 ) -> anyhow::Result<()> {
-    let mut ebpf = crate::program::load_selftest(pin_dir, half)?;
+    let mut ebpf = crate::kernel::program::load_selftest(pin_dir, half)?;
     let program: &mut Xdp = ebpf
         .program_mut(filter_common::SELFTEST_PROGRAM)
         .ok_or_else(|| anyhow::anyhow!("self-test program missing from the embedded object"))?
@@ -294,7 +294,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::policy::Mode;
+    use crate::model::policy::Mode;
     use filter_common::{country_slot, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS, UNKNOWN_COUNTRY};
 
     #[test]

@@ -8,7 +8,10 @@ use std::{
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::{data::SourceInfo, iface::IfaceName, maps::Lookup, netdev::LinkLayer, policy::Policy};
+use crate::{
+    data::SourceInfo, kernel::maps::Lookup, kernel::netdev::LinkLayer, model::iface::IfaceName,
+    model::policy::Policy,
+};
 
 /// Roots for pins and state records, overridable so tests and several instances never collide.
 #[derive(Clone, Debug)]
@@ -67,7 +70,7 @@ impl Layout {
 pub struct AttachState {
     pub iface: IfaceName,
     pub ifindex: u32,
-    /// The network namespace of the attach ([`crate::netdev::netns_id`]): interface names
+    /// The network namespace of the attach ([`crate::kernel::netdev::netns_id`]): interface names
     /// are only compared with the filter's interface from inside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<u64>,
@@ -116,7 +119,7 @@ impl AttachState {
         let dir = path.parent().context("state file has no directory")?;
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         // Atomic and synced, so a reader never sees half a record, nor a crash an empty one.
-        crate::fsutil::write_atomic(path, &serde_json::to_vec_pretty(self)?)?;
+        crate::ops::fsutil::write_atomic(path, &serde_json::to_vec_pretty(self)?)?;
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::fsutil::{self, TempFile, WriteError};
+use crate::ops::fsutil::{self, TempFile, WriteError};
 
 /// `{license_key}` in a URL is replaced by this variable; with `MAXMIND_ACCOUNT_ID` also set,
 /// both are sent as HTTP basic auth (MaxMind's current download API).

@@ -17,9 +17,9 @@ use filter_common::{
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::{
-    paint::Entries,
-    policy::{IcmpErrors, Policy, Tcp},
-    tables::FastTables,
+    compile::paint::Entries,
+    kernel::tables::FastTables,
+    model::policy::{IcmpErrors, Policy, Tcp},
 };
 
 /// LPM key of an IPv4 prefix: prefix length plus the address in network byte order.

@@ -16,7 +16,7 @@ use filter_common::{
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 
-use crate::paint::{Entries, Entry};
+use crate::compile::paint::{Entries, Entry};
 
 /// The data does not fit the fixed-size tables.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -200,7 +200,7 @@ mod tests {
 
     use crate::{
         compile::{tests::Rng, Prefixes},
-        country::Country,
+        model::country::Country,
     };
 
     /// The prefixes as entries, overlaps kept: the tables resolve them as a trie would.

@@ -19,11 +19,11 @@ use filter_common::{
 use ipnet::IpNet;
 
 use crate::{
+    compile::paint::local_networks,
     compile::RegionSet,
-    country::Country,
-    paint::local_networks,
-    policy::{Action, IcmpErrors, Mode, Policy, Tcp},
-    scope::{PortRange, Proto, Scope},
+    model::country::Country,
+    model::policy::{Action, IcmpErrors, Mode, Policy, Tcp},
+    model::scope::{PortRange, Proto, Scope},
 };
 
 use filter_common::wire::{
@@ -296,7 +296,7 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// The class of a judged address (see [`crate::policy::as_judged`]).
+    /// The class of a judged address (see [`crate::model::policy::as_judged`]).
     #[must_use]
     pub fn class(&self, addr: IpAddr) -> Class {
         let longest = |nets: &[IpNet]| {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::country::{Country, UnknownCountry};
+use crate::model::country::{Country, UnknownCountry};
 
 /// Continents as MaxMind's `continent.code` assigns them (GeoNames' country table), by name.
 const CONTINENTS: &[(&str, &str)] = &[

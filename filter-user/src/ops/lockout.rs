@@ -11,9 +11,9 @@ use std::{
 
 use crate::{
     compile::RegionSet,
-    iface::IfaceName,
-    model::{Model, Packet, Transport, TCP_ACK, TCP_SYN},
-    policy::{as_judged, Action, Policy},
+    model::iface::IfaceName,
+    model::policy::{as_judged, Action, Policy},
+    model::reference::{Model, Packet, Transport, TCP_ACK, TCP_SYN},
 };
 
 /// Exit code of the refusal (also in the README).

@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use aya::{programs::Xdp, Btf, Ebpf, EbpfLoader};
 use filter_common::{maps, BENCH_MAPS, PROGRAM_NAME, RAW_IP, SELFTEST_HALF, SELFTEST_PROGRAM};
 
-use crate::{maps::Lookup, netdev::LinkLayer};
+use crate::{kernel::maps::Lookup, kernel::netdev::LinkLayer};
 
 /// The compiled XDP object, embedded at build time by `build.rs`.
 pub static EBPF_OBJECT: &[u8] =

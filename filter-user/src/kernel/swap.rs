@@ -5,13 +5,13 @@
 use anyhow::{Context as _, Result};
 
 use crate::{
-    artifact::Artifact,
+    compile::artifact::Artifact,
+    compile::paint::{self, Entries},
     compile::RegionSet,
-    maps::{hash_bytes, FilterMaps, HalfContents, Lookup},
-    paint::{self, Entries},
-    policy::Policy,
-    state::unix_now,
-    tables::FastTables,
+    kernel::maps::{hash_bytes, FilterMaps, HalfContents, Lookup},
+    kernel::tables::FastTables,
+    model::policy::Policy,
+    ops::state::unix_now,
 };
 use filter_common::REGION_MAX_ENTRIES;
 

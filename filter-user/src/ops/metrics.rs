@@ -6,10 +6,10 @@ use std::{collections::BTreeSet, fmt::Write as _};
 use filter_common::{Counter, COUNTER_SLOTS};
 
 use crate::{
-    country::Country,
-    iface::IfaceName,
-    maps::CounterTotals,
-    slots::{EntryClass, Slot, Verdict},
+    kernel::maps::CounterTotals,
+    kernel::slots::{EntryClass, Slot, Verdict},
+    model::country::Country,
+    model::iface::IfaceName,
 };
 
 /// Everything exported for one interface.

@@ -8,7 +8,7 @@ use filter_common::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{country::Country, policy::Mode};
+use crate::{model::country::Country, model::policy::Mode};
 
 /// A transport protocol with ports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -23,10 +23,10 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     compile::{CountryCounts, RegionSet, Span},
-    country::Country,
     data::SourceInfo,
-    fsutil,
-    policy::{self, Policy},
+    model::country::Country,
+    model::policy::{self, Policy},
+    ops::fsutil,
 };
 
 pub const MAGIC: &[u8; 8] = b"RGNFLTR\n";

@@ -14,8 +14,8 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
-    artifact::{Artifact, ArtifactError},
-    iface::IfaceName,
+    compile::artifact::{Artifact, ArtifactError},
+    model::iface::IfaceName,
 };
 
 pub struct KnownGood {
@@ -83,7 +83,7 @@ impl KnownGood {
         fs::rename(&next, &current)
             .with_context(|| format!("cannot write {}", current.display()))?;
         // The renames are durable only once the directory is synced.
-        crate::fsutil::sync_dir(&self.dir)
+        crate::ops::fsutil::sync_dir(&self.dir)
             .with_context(|| format!("cannot sync {}", self.dir.display()))
     }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::{
     compile::{Address, RegionSet, Span},
-    country::Country,
+    model::country::Country,
 };
 
 /// A range whose country differs between the old and the new data (`None`: no country).

@@ -10,7 +10,7 @@ use filter_common::{
     VERDICT_WOULD_DROP,
 };
 
-use crate::country::Country;
+use crate::model::country::Country;
 
 /// What a counter slot counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,9 +4,9 @@
 //! then acting "on eth1" would act on another interface.
 
 use crate::{
-    iface::IfaceName,
-    netdev,
-    state::{AttachState, Layout},
+    kernel::netdev,
+    model::iface::IfaceName,
+    ops::state::{AttachState, Layout},
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]

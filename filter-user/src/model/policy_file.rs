@@ -27,8 +27,8 @@ use serde::{de::Error as _, Deserialize, Deserializer};
 
 use crate::{
     data::parse_exception,
-    policy::{Action, IcmpErrors, Tcp},
-    scope::PortRange,
+    model::policy::{Action, IcmpErrors, Tcp},
+    model::scope::PortRange,
 };
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::{compile::RegionSet, country::Country, coverage::Coverage, policy::Policy};
+use crate::{
+    compile::coverage::Coverage, compile::RegionSet, model::country::Country, model::policy::Policy,
+};
 
 /// What the guards compare: one data set (and its policy) in numbers.
 #[derive(Clone, Debug, PartialEq)]
@@ -169,7 +171,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Mode;
+    use crate::model::policy::Mode;
 
     fn summary(v4: u64, covered_v4: u64, codes: &[&str], built: u64) -> Summary {
         Summary {

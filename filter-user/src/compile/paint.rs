@@ -11,7 +11,7 @@ use rangemap::RangeInclusiveMap;
 
 use crate::{
     compile::{cidrs_v4, cidrs_v6, country_runs, Address, Prefixes, RegionSet},
-    policy::Policy,
+    model::policy::Policy,
 };
 
 /// A table entry: a country index or a class (`filter_common::CLASS_*`).
@@ -103,7 +103,7 @@ pub fn entries(regions: &RegionSet, policy: Option<&Policy>) -> Entries {
 #[must_use]
 pub fn entries_of_prefixes(prefixes: &Prefixes, policy: Option<&Policy>) -> Entries {
     fn disjoint<N: Copy, A: Address>(
-        nets: &[(N, crate::country::Country)],
+        nets: &[(N, crate::model::country::Country)],
         len: impl Fn(&N) -> u8,
         range: impl Fn(&N) -> (A, A),
     ) -> Vec<(A, A, Entry)> {
@@ -222,7 +222,7 @@ impl Entries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{compile::tests::Rng, country::Country, policy::Mode};
+    use crate::{compile::tests::Rng, model::country::Country, model::policy::Mode};
 
     /// Reference: the first of allow, deny, local, then the longest country prefix.
     fn naive(prefixes: &Prefixes, policy: &Policy, addr: Ipv4Addr) -> Option<Entry> {

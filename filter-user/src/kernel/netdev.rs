@@ -8,7 +8,7 @@ use std::io;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::iface::IfaceName;
+use crate::model::iface::IfaceName;
 
 /// How frames on a link start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,0 +1,10 @@
+//! What a policy says: countries, named groups, the policy and its file form, port scopes, and
+//! the reference judge that says what the kernel must do with a frame.
+
+pub mod country;
+pub mod groups;
+pub mod iface;
+pub mod policy;
+pub mod policy_file;
+pub mod reference;
+pub mod scope;
