@@ -69,8 +69,8 @@ drop\t''"
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand attach" -l tcp -d 'Which TCP segments are judged: `all`, or `syn` (only connection attempts, SYN without ACK, so replies to the host\'s own connections pass) [default: all]' -r -f -a "all\t'Every segment'
 syn\t'Only connection attempts (SYN without ACK): replies to the host\'s own connections, and connections open before the filter, pass'"
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand attach" -l samples -d 'Sample dropped (and would-drop) packets for `regionfilter watch`: at most N per second and CPU; 0 turns sampling off [default: 0]' -r
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand attach" -l mode -d 'native runs in the driver (fastest); skb works on any interface' -r -f -a "native\t''
-skb\t''"
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand attach" -l mode -d 'native runs in the driver (fastest); skb works on any interface' -r -f -a "native\t'In the driver (fastest)'
+skb\t'In the generic path: works on any interface'"
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand attach" -l lookup -d 'fast: compiled arrays, 112 MiB of kernel memory whatever the data; lpm: the plain tries, several times slower per packet, memory growing with the data (about 160 MiB for the full world, under 1 MiB for a short list)' -r -f -a "fast\t'Compiled arrays (DIR-16-8-8 for IPv4, byte strides for IPv6): 112 MiB of kernel memory for both halves, preallocated; one to a few array reads per packet'
 lpm\t'The plain LPM tries: memory grows with the data, several times the cost per packet'"
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand attach" -l wait -d 'How long to wait for another command on the same interface to finish (at most 24h)' -r

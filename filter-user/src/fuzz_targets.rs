@@ -12,13 +12,13 @@ use std::{
 };
 
 use crate::{
-    cli::inputs::PolicyArgs,
     compile::artifact::{self, Artifact, Header, MAGIC},
     compile::{self, RegionSet, Span},
     data::{self, CountryField, Format, SourceData, SourceSpec},
     model::policy::Policy,
     model::policy_file::PolicyFile,
     ops::download,
+    ops::inputs::PolicyArgs,
 };
 
 /// A target body: any bytes in, a panic only for a bug.

@@ -3,12 +3,12 @@
 //! no other test creates maps while it counts.
 
 use filter_user::{
-    cli::{
-        inputs::DataArgs,
-        update::{update_data, GuardArgs},
-    },
     data::CountryField,
-    ops::state::Layout,
+    ops::{
+        inputs::{DataArgs, PolicyChange},
+        state::Layout,
+        update::{update, Guard, Outcome, Target},
+    },
 };
 use integration_tests::update::Attached;
 
@@ -53,7 +53,7 @@ fn a_thousand_updates_leak_no_maps_programs_or_memory() {
         .load()
         .unwrap()
     };
-    let guard = GuardArgs {
+    let guard = Guard {
         force: false,
         max_change: 10.0,
         wait: std::time::Duration::from_secs(5),
@@ -64,10 +64,12 @@ fn a_thousand_updates_leak_no_maps_programs_or_memory() {
         } else {
             &filter.list_a
         };
-        assert!(
-            update_data(&layout, &filter.iface.parse().unwrap(), load(list), &guard).unwrap(),
-            "update {i}"
-        );
+        let target = Target::Update {
+            data: Some(Box::new(load(list))),
+            policy: PolicyChange::Keep,
+        };
+        let outcome = update(&layout, &filter.iface.parse().unwrap(), &target, &guard).unwrap();
+        assert!(matches!(outcome, Outcome::Updated { .. }), "update {i}");
     };
     // Warm up before measuring: the heap settles about 9 MB higher within the first hundred
     // updates (then stays flat), which is not what this test is after.

@@ -9,11 +9,11 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use super::inputs::{warn_uncovered, DataArgs, PolicyArgs};
+use crate::ops::inputs::{warn_uncovered, DataArgs, PolicyArgs};
 use crate::{compile::artifact::Artifact, kernel::swap::check_capacity, ops::state::unix_now};
 
 #[derive(Debug, clap::Args)]
-#[command(group = super::inputs::data_required())]
+#[command(group = crate::ops::inputs::data_required())]
 pub struct CompileArgs {
     #[command(flatten)]
     pub data: DataArgs,

@@ -6,10 +6,8 @@ use std::{io::IsTerminal as _, net::IpAddr};
 use anyhow::{anyhow, bail, Context as _, Result};
 use aya::programs::Xdp;
 
-use super::{
-    inputs::{DataArgs, PolicyArgs},
-    status::describe_source,
-};
+use super::status::describe_source;
+use crate::ops::inputs::{DataArgs, PolicyArgs};
 use crate::{
     compile::RegionSet,
     kernel::maps::{hash_bytes, hash_hex, FilterMaps},

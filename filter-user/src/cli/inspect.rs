@@ -5,11 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{
-    diff::slash48s,
-    inputs::SourceOptions,
-    status::{date, describe_source},
-};
+use super::{diff::slash48s, status::describe_source};
+use crate::ops::{inputs::SourceOptions, state::date};
 use crate::{compile::coverage::Coverage, compile::CountryCounts, model::country::Country};
 
 #[derive(Debug, clap::Args)]

@@ -5,7 +5,6 @@ pub mod compile;
 pub mod detach;
 pub mod diff;
 pub mod explain;
-pub mod inputs;
 pub mod inspect;
 pub mod stats;
 pub mod status;
@@ -89,7 +88,7 @@ impl Cli {
         }
     }
 
-    /// Runs the verb; the result is the process exit code (see `update::exit_code` for errors).
+    /// Runs the verb; the result is the process exit code (see `ops::OpError::exit_code_of` for errors).
     pub fn run(self) -> anyhow::Result<u8> {
         let layout = self.layout();
         match self.command {

@@ -16,13 +16,12 @@ use filter_common::{
 use serde::Serialize;
 
 use crate::{
-    kernel::maps::{hash_hex, CounterTotals, FilterMaps, Lookup},
+    kernel::maps::{CounterTotals, FilterMaps},
     kernel::pins::{self, PinState},
     model::country::Country,
     model::iface::IfaceName,
-    ops::known_good::KnownGood,
     ops::metrics,
-    ops::state::{AttachState, Layout},
+    ops::state::Layout,
 };
 
 #[derive(Debug, clap::Args)]
@@ -180,7 +179,8 @@ pub fn run(layout: &Layout, args: &StatsArgs) -> Result<()> {
     if format == Format::Prometheus {
         let mut all = Vec::new();
         for iface in ifaces {
-            all.push(interface_metrics(layout, iface)?);
+            let facts = |_: &str| metrics::DataFacts::known_good(layout, &iface);
+            all.push(metrics::InterfaceMetrics::read(layout, &iface, facts)?);
         }
         print!("{}", metrics::exposition(&all));
         return Ok(());
@@ -309,7 +309,7 @@ fn rates_table(iface: &IfaceName, rates: &[Rate], top: usize, secs: f64) -> Stri
     let _ = writeln!(
         out,
         "{iface} (rates over {secs:.1} s at {}):",
-        super::status::date(crate::ops::state::unix_now())
+        crate::ops::state::date(crate::ops::state::unix_now())
     );
     let _ = writeln!(
         out,
@@ -336,35 +336,6 @@ fn rates_table(iface: &IfaceName, rates: &[Rate], top: usize, secs: f64) -> Stri
         );
     }
     out
-}
-
-/// The counters of `iface` and what its filter holds: the active half's settings from the
-/// kernel, the countries and build time of its known-good data, the time of its last switch.
-fn interface_metrics(layout: &Layout, iface: IfaceName) -> Result<metrics::InterfaceMetrics> {
-    let maps = FilterMaps::open_pinned(&layout.pin_dir(&iface))?;
-    let settings = maps.halves[maps.active_half()?].settings()?;
-    // The data's countries label series before any packet of theirs arrives; without a
-    // known-good copy only countries with traffic appear.
-    let artifact = KnownGood::new(&layout.lib_dir, &iface)
-        .current()
-        .ok()
-        .flatten();
-    let state = AttachState::load(&layout.state_file(&iface)).ok();
-    Ok(metrics::InterfaceMetrics {
-        totals: maps.counter_totals()?,
-        countries: artifact
-            .as_ref()
-            .map(|a| a.regions.countries())
-            .unwrap_or_default(),
-        data_built: artifact
-            .as_ref()
-            .and_then(|a| a.regions.sources.iter().map(|s| s.build_epoch).max()),
-        updated_at: state.map(|s| s.updated_at.unwrap_or(s.attached_at)),
-        generation: settings.generation,
-        content_hash: hash_hex(&settings.content_hash),
-        lookup: Lookup::from_kernel(settings.lookup).name(),
-        iface,
-    })
 }
 
 fn print_table(stats: &InterfaceStats) {

@@ -1,7 +1,5 @@
 //! `regionfilter status`: what is attached where, with which policy and data.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use anyhow::Result;
 use serde::Serialize;
 
@@ -11,6 +9,7 @@ use crate::{
     kernel::placement::placement,
     model::iface::IfaceName,
     ops::lock::IfaceLock,
+    ops::state::date,
     ops::state::{AttachState, Layout},
 };
 
@@ -224,9 +223,4 @@ pub(crate) fn describe_source(source: &crate::data::SourceInfo) -> String {
         source.database_type,
         date(source.build_epoch)
     )
-}
-
-/// UTC date and time of a Unix timestamp.
-pub fn date(epoch: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch)).to_string()
 }

@@ -36,10 +36,19 @@ pub fn v6_key(net: &Ipv6Net) -> Key<[u8; 16]> {
 
 /// How the program finds a source's country; fixed when the filter is attached.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Lookup {
+    #[default]
     /// Compiled arrays (DIR-16-8-8 for IPv4, byte strides for IPv6): 112 MiB of kernel memory
     /// for both halves, preallocated; one to a few array reads per packet.
     Fast,

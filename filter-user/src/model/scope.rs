@@ -397,8 +397,8 @@ pub fn warn_ephemeral(scope: &Scope) {
     };
     let hits = ephemeral_overlap(scope, range);
     if !hits.is_empty() {
-        eprintln!(
-            "warning: scoped ports {} overlap the host's ephemeral range {}-{} \
+        log::warn!(
+            "scoped ports {} overlap the host's ephemeral range {}-{} \
              (net.ipv4.ip_local_port_range): replies to the host's own connections arrive on \
              those ports and are judged by country",
             ports_text(&hits),

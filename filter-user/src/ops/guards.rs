@@ -161,8 +161,8 @@ pub fn check(
     }
     if new.built < old.built {
         refusals.push(Refusal::Older {
-            old: crate::cli::status::date(old.built),
-            new: crate::cli::status::date(new.built),
+            old: crate::ops::state::date(old.built),
+            new: crate::ops::state::date(new.built),
         });
     }
     refusals

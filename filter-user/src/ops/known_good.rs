@@ -129,7 +129,7 @@ fn read_if_present(path: &Path) -> Result<Option<Artifact>> {
         // absolute guards run and a policy-only update asks for the data once; the next
         // update writes the current format.
         Err(e @ ArtifactError::Version { .. }) => {
-            eprintln!("warning: ignoring the known-good copy: {e}");
+            log::warn!("ignoring the known-good copy: {e}");
             Ok(None)
         }
         other => Ok(Some(other?)),

@@ -5,12 +5,47 @@ use std::{collections::BTreeSet, fmt::Write as _};
 
 use filter_common::{Counter, COUNTER_SLOTS};
 
+use anyhow::Result;
+
 use crate::{
-    kernel::maps::CounterTotals,
+    compile::RegionSet,
+    kernel::maps::{hash_hex, CounterTotals, FilterMaps, Lookup},
     kernel::slots::{EntryClass, Slot, Verdict},
     model::country::Country,
     model::iface::IfaceName,
+    ops::{
+        known_good::KnownGood,
+        state::{AttachState, Layout},
+    },
 };
+
+/// What the exposition needs to know of a filter's data, kept apart from the data itself so
+/// that a scrape never reads an artifact.
+#[derive(Clone, Debug, Default)]
+pub struct DataFacts {
+    /// Countries of the loaded data: their series exist (as zeros) before any packet arrives.
+    pub countries: BTreeSet<Country>,
+    /// Newest build time of the data's sources (Unix seconds).
+    pub built: Option<u64>,
+}
+
+impl DataFacts {
+    #[must_use]
+    pub fn of(regions: &RegionSet) -> Self {
+        Self {
+            countries: regions.countries(),
+            built: regions.sources.iter().map(|s| s.build_epoch).max(),
+        }
+    }
+
+    /// The facts of `iface`'s known-good copy; `None` without one (then only countries with
+    /// traffic appear).
+    #[must_use]
+    pub fn known_good(layout: &Layout, iface: &IfaceName) -> Option<Self> {
+        let artifact = KnownGood::new(&layout.lib_dir, iface).current().ok()??;
+        Some(Self::of(&artifact.regions))
+    }
+}
 
 /// Everything exported for one interface.
 pub struct InterfaceMetrics {
@@ -26,6 +61,32 @@ pub struct InterfaceMetrics {
     pub generation: u64,
     pub content_hash: String,
     pub lookup: &'static str,
+}
+
+impl InterfaceMetrics {
+    /// The counters of `iface` and what its filter holds: the active half's settings from the
+    /// kernel, the time of its last switch, and `facts(content hash)` about its data.
+    pub fn read(
+        layout: &Layout,
+        iface: &IfaceName,
+        facts: impl FnOnce(&str) -> Option<DataFacts>,
+    ) -> Result<Self> {
+        let maps = FilterMaps::open_pinned(&layout.pin_dir(iface))?;
+        let settings = maps.halves[maps.active_half()?].settings()?;
+        let content_hash = hash_hex(&settings.content_hash);
+        let facts = facts(&content_hash).unwrap_or_default();
+        let state = AttachState::load(&layout.state_file(iface)).ok();
+        Ok(Self {
+            totals: maps.counter_totals()?,
+            countries: facts.countries,
+            data_built: facts.built,
+            updated_at: state.map(|s| s.updated_at.unwrap_or(s.attached_at)),
+            generation: settings.generation,
+            content_hash,
+            lookup: Lookup::from_kernel(settings.lookup).name(),
+            iface: iface.clone(),
+        })
+    }
 }
 
 /// The `class` label of a slot that is not a country's, or `None` for country slots.

@@ -114,6 +114,13 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// An epoch time as RFC 3339 (`2026-06-17T19:00:00Z`), as every message and record shows it.
+#[must_use]
+pub fn date(epoch: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch))
+        .to_string()
+}
+
 impl AttachState {
     pub fn save(&self, path: &Path) -> Result<()> {
         let dir = path.parent().context("state file has no directory")?;

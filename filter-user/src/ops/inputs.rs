@@ -154,8 +154,8 @@ fn refuse_future_build(info: &data::SourceInfo) -> Result<()> {
             "{}: its build date {} is in the future (this host's clock says {}); fix the file's \
              time (`touch`) or the clock, then try again",
             info.path.display(),
-            super::status::date(info.build_epoch),
-            super::status::date(now)
+            crate::ops::state::date(info.build_epoch),
+            crate::ops::state::date(now)
         );
     }
     Ok(())
@@ -185,7 +185,7 @@ pub fn absolute(path: &Path) -> PathBuf {
 /// that no record is ever dropped without a word.
 pub fn note_skipped(info: &data::SourceInfo) {
     if info.skipped > 0 {
-        eprintln!("note: {}", skipped_text(info));
+        log::info!("{}", skipped_text(info));
     }
 }
 
@@ -286,8 +286,8 @@ pub struct PolicyArgs {
 fn warn_embedded<'a>(nets: impl Iterator<Item = &'a IpNet>) {
     for net in nets {
         if let Some((prefix, name)) = data::overlapped_embedding(net) {
-            eprintln!(
-                "warning: exception {net} overlaps {prefix} ({name}), whose sources are judged \
+            log::warn!(
+                "exception {net} overlaps {prefix} ({name}), whose sources are judged \
                  by the IPv4 address they carry: the exception does not apply to them (give \
                  the IPv4 network for those)"
             );
@@ -605,12 +605,12 @@ pub fn warn_uncovered(policy: &Policy, regions: &RegionSet) {
         .map(|c| c.code())
         .collect();
     if !missing.is_empty() && missing.len() < listed.len() {
-        eprintln!(
-            "warning: the data has no prefixes for {} (listed in the policy)",
+        log::warn!(
+            "the data has no prefixes for {} (listed in the policy)",
             missing.join(",")
         );
     } else if !missing.is_empty() {
-        eprintln!("warning: the data has no prefixes for any country in the policy");
+        log::warn!("the data has no prefixes for any country in the policy");
     }
 }
 

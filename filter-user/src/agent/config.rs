@@ -1,0 +1,268 @@
+//! The agent's configuration file (TOML), checked by the code that checks the command line.
+//!
+//! ```toml
+//! refresh = "24h"                  # each wait randomised by up to `splay` (default a tenth)
+//! metrics_listen = "127.0.0.1:9877"
+//! log_format = "text"              # or "json"
+//! log_samples = 10                 # drop samples logged per second at most; 0: none
+//!
+//! [[interface]]
+//! name = "eth0"
+//! mode = "native"                  # or "skb"
+//! lookup = "fast"                  # or "lpm"
+//! db = ["/var/lib/GeoIP/GeoLite2-Country.mmdb"]   # or url (+ sha256_url), artifact, artifact_url
+//! policy = "/etc/regionfilter/policy.toml"        # or an inline table: [interface.policy]
+//! ```
+
+use std::{
+    collections::BTreeSet,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{bail, Context as _, Result};
+use serde::Deserialize;
+
+use crate::{
+    data::{CountryField, Format},
+    kernel::maps::Lookup,
+    model::{iface::IfaceName, policy::Policy, policy_file::PolicyFile},
+    ops::{
+        attach::AttachMode,
+        download,
+        inputs::{percent, DataArgs, PolicyArgs},
+    },
+};
+
+/// The metrics address when the file names none: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9877";
+/// The shortest refresh interval: a database is not rebuilt more often than this.
+pub const MIN_REFRESH: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    refresh: Option<String>,
+    splay: Option<String>,
+    metrics_listen: Option<String>,
+    #[serde(default)]
+    log_format: LogFormat,
+    log_samples: Option<u32>,
+    #[serde(default)]
+    detach_on_exit: bool,
+    max_change: Option<toml::Value>,
+    #[serde(default)]
+    interface: Vec<InterfaceFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InterfaceFile {
+    name: String,
+    #[serde(default)]
+    mode: AttachMode,
+    #[serde(default)]
+    lookup: Lookup,
+    #[serde(default)]
+    db: Vec<PathBuf>,
+    #[serde(default)]
+    format: Vec<Format>,
+    country_field: Option<CountryField>,
+    #[serde(default)]
+    prefer: Vec<PathBuf>,
+    url: Option<String>,
+    sha256_url: Option<String>,
+    artifact: Option<PathBuf>,
+    artifact_url: Option<String>,
+    policy: Option<PolicySource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum PolicySource {
+    File(PathBuf),
+    Inline(Box<PolicyFile>),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `key=value` pairs (logfmt), which journald keeps as the message.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A checked configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub refresh: Duration,
+    pub splay: Duration,
+    pub metrics_listen: SocketAddr,
+    pub log_format: LogFormat,
+    pub log_samples: u32,
+    pub detach_on_exit: bool,
+    pub max_change: f64,
+    pub interfaces: Vec<InterfaceConfig>,
+}
+
+/// One interface to keep filtered.
+#[derive(Debug)]
+pub struct InterfaceConfig {
+    pub iface: IfaceName,
+    pub mode: AttachMode,
+    pub lookup: Lookup,
+    pub source: DataSource,
+    /// `None`: the policy an artifact carries.
+    pub policy: Option<Policy>,
+}
+
+/// Where an interface's country data comes from on every refresh.
+#[derive(Debug, Clone)]
+pub enum DataSource {
+    /// Local files (`db`, or a local `artifact`), read as `--db`/`--artifact` reads them.
+    Files(DataArgs),
+    /// A database to download (cached, conditional) and compile, as `update --url` does.
+    Url {
+        url: String,
+        sha256_url: Option<String>,
+        data: DataArgs,
+    },
+    /// A compiled artifact to download.
+    ArtifactUrl(String),
+}
+
+impl Config {
+    /// Reads and checks `path`: every interface name, data option and policy. An error names
+    /// the file and the entry.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the agent config {}", path.display()))?;
+        Self::parse(&text, path.parent().unwrap_or(Path::new(".")))
+            .with_context(|| format!("agent config {}", path.display()))
+    }
+
+    /// Checks `text`; relative paths in it are taken from `dir`.
+    pub fn parse(text: &str, dir: &Path) -> Result<Self> {
+        let file: File = toml::from_str(text)?;
+        let refresh = duration("refresh", file.refresh.as_deref().unwrap_or("24h"))?;
+        if refresh < MIN_REFRESH {
+            bail!("refresh = {refresh:?}: give at least 1m");
+        }
+        let splay = match &file.splay {
+            Some(text) => duration("splay", text)?,
+            None => refresh / 10,
+        };
+        if splay > refresh {
+            bail!("splay must not be longer than refresh");
+        }
+        let listen = file.metrics_listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let metrics_listen: SocketAddr = listen.parse().with_context(|| {
+            format!("metrics_listen = {listen:?}: give an address and port, e.g. {DEFAULT_LISTEN}")
+        })?;
+        let max_change = match &file.max_change {
+            None => 10.0,
+            Some(toml::Value::Integer(n)) => percent(&n.to_string()),
+            Some(toml::Value::Float(f)) => percent(&f.to_string()),
+            Some(toml::Value::String(s)) => percent(s),
+            Some(other) => Err(format!("not a number: {other}")),
+        }
+        .map_err(|e| anyhow::anyhow!("max_change: {e}"))?;
+        let log_samples = file.log_samples.unwrap_or(10);
+        if file.interface.is_empty() {
+            bail!("no [[interface]]: name at least one interface to filter");
+        }
+        let mut seen = BTreeSet::new();
+        let mut interfaces = Vec::new();
+        for entry in file.interface {
+            let name = entry.name.clone();
+            let checked = entry
+                .check(dir)
+                .with_context(|| format!("[[interface]] {name:?}"))?;
+            if !seen.insert(checked.iface.clone()) {
+                bail!("[[interface]] {name:?} is listed twice");
+            }
+            interfaces.push(checked);
+        }
+        Ok(Self {
+            refresh,
+            splay,
+            metrics_listen,
+            log_format: file.log_format,
+            log_samples,
+            detach_on_exit: file.detach_on_exit,
+            max_change,
+            interfaces,
+        })
+    }
+}
+
+fn duration(key: &str, text: &str) -> Result<Duration> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| anyhow::anyhow!("{key} = {text:?}: {e}; give a duration such as 6h or 30m"))
+}
+
+impl InterfaceFile {
+    fn check(self, dir: &Path) -> Result<InterfaceConfig> {
+        let iface: IfaceName = self.name.parse()?;
+        let relative = |p: &PathBuf| dir.join(p);
+        let data = DataArgs {
+            db: self.db.iter().map(relative).collect(),
+            format: self.format,
+            country_field: self.country_field.unwrap_or_default(),
+            prefer: self.prefer.iter().map(relative).collect(),
+            artifact: self.artifact.as_ref().map(relative),
+        };
+        let given = [
+            !data.db.is_empty(),
+            self.url.is_some(),
+            data.artifact.is_some(),
+            self.artifact_url.is_some(),
+        ];
+        if given.iter().filter(|&&g| g).count() != 1 {
+            bail!("give exactly one of db, url, artifact or artifact_url");
+        }
+        if self.sha256_url.is_some() && self.url.is_none() {
+            bail!("sha256_url needs url");
+        }
+        for url in [&self.url, &self.sha256_url, &self.artifact_url]
+            .into_iter()
+            .flatten()
+        {
+            download::check_url(url)?;
+        }
+        let source = match (self.url, self.artifact_url) {
+            (Some(url), _) => DataSource::Url {
+                url,
+                sha256_url: self.sha256_url,
+                data,
+            },
+            (None, Some(url)) => DataSource::ArtifactUrl(url),
+            (None, None) => DataSource::Files(data),
+        };
+        let artifact_source = matches!(source, DataSource::ArtifactUrl(_))
+            || matches!(&source, DataSource::Files(d) if d.artifact.is_some());
+        // The same code as `--policy FILE`: a file, or the same keys inline.
+        let policy = match self.policy {
+            Some(PolicySource::File(path)) => PolicyArgs {
+                file: Some(dir.join(path)),
+                ..PolicyArgs::default()
+            }
+            .to_policy()?,
+            Some(PolicySource::Inline(file)) => Some(PolicyArgs::default().with_file(*file)?),
+            None => None,
+        };
+        if policy.is_none() && !artifact_source {
+            bail!("give a policy (a file path, or an inline [interface.policy] table)");
+        }
+        Ok(InterfaceConfig {
+            iface,
+            mode: self.mode,
+            lookup: self.lookup,
+            source,
+            policy,
+        })
+    }
+}

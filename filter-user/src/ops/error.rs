@@ -1,0 +1,115 @@
+//! The error every operation returns: a kind the caller can act on (exit code, log field,
+//! retry or not) beside the whole message.
+
+use crate::{
+    data::DataError,
+    kernel::selftest::SelftestError,
+    ops::{
+        guards::Refusal,
+        lock::Busy,
+        lockout::{LockOut, EXIT_LOCKOUT},
+        update::Refused,
+    },
+};
+
+/// Exit codes for cron (also in the README). Refusals carry theirs ([`Refusal::exit_code`]).
+pub const EXIT_UNCHANGED: u8 = 3;
+pub const EXIT_BUSY: u8 = 4;
+pub const EXIT_SELFTEST: u8 = 9;
+
+/// What kind of failure an operation met.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A guard refused the change (empty data, large change, older data, ...); nothing changed.
+    Refused,
+    /// The policy would drop an SSH client or an established TCP peer; nothing changed.
+    LockOut,
+    /// Another command holds the interface.
+    Busy,
+    /// The new tables judged a sample address wrongly; the old ones stay live.
+    SelfTest,
+    /// Anything else: bad input, a missing interface, a kernel error.
+    Failed,
+}
+
+impl ErrorKind {
+    /// The word the agent logs as `reason=`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::LockOut => "lockout",
+            Self::Busy => "busy",
+            Self::SelfTest => "selftest",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Displays the whole chain of `error` itself; not a `source` field, or `{:#}` would print the
+/// chain twice.
+#[derive(Debug, thiserror::Error)]
+#[error("{error:#}")]
+pub struct OpError {
+    kind: ErrorKind,
+    exit_code: u8,
+    error: anyhow::Error,
+}
+
+impl OpError {
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        self.exit_code
+    }
+
+    /// The exit code for any error a command ends with.
+    #[must_use]
+    pub fn exit_code_of(err: &anyhow::Error) -> u8 {
+        match err.downcast_ref::<Self>() {
+            Some(op) => op.exit_code,
+            None => classify(err).1,
+        }
+    }
+}
+
+impl From<anyhow::Error> for OpError {
+    fn from(error: anyhow::Error) -> Self {
+        let (kind, exit_code) = match error.downcast_ref::<Self>() {
+            Some(op) => (op.kind, op.exit_code),
+            None => classify(&error),
+        };
+        Self {
+            kind,
+            exit_code,
+            error,
+        }
+    }
+}
+
+fn classify(err: &anyhow::Error) -> (ErrorKind, u8) {
+    if let Some(refused) = err.downcast_ref::<Refused>() {
+        let code = refused.0.first().map_or(1, Refusal::exit_code);
+        return (ErrorKind::Refused, code);
+    }
+    // A source without ranges is the "empty data" refusal, caught while reading.
+    if let Some(DataError::Empty { .. } | DataError::NoCountries { .. }) =
+        err.downcast_ref::<DataError>()
+    {
+        return (ErrorKind::Refused, Refusal::Empty.exit_code());
+    }
+    if err.downcast_ref::<LockOut>().is_some() {
+        return (ErrorKind::LockOut, EXIT_LOCKOUT);
+    }
+    if err.downcast_ref::<Busy>().is_some() {
+        return (ErrorKind::Busy, EXIT_BUSY);
+    }
+    if err.downcast_ref::<SelftestError>().is_some() {
+        return (ErrorKind::SelfTest, EXIT_SELFTEST);
+    }
+    (ErrorKind::Failed, 1)
+}

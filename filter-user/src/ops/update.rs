@@ -1,0 +1,276 @@
+//! Update and rollback: replace the data or policy of an attached filter through the blue/green
+//! path, guarded, self-tested and serialised.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+
+use super::{
+    error::OpError,
+    guards::{self, Refusal, Summary},
+    inputs::{LoadedData, PolicyChange},
+    known_good::KnownGood,
+    lock::IfaceLock,
+    lockout::{self, LockOut},
+    state::{unix_now, AttachState, Layout},
+};
+use crate::{
+    kernel::{
+        maps::{hash_hex, FilterMaps, Lookup},
+        pins::{self, PinState},
+        placement, selftest,
+        swap::{self, Staged},
+    },
+    model::iface::IfaceName,
+};
+
+/// How carefully an update is applied.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    /// Apply even if a guard refuses.
+    pub force: bool,
+    /// Largest change in prefix count or coverage, per family, in percent.
+    pub max_change: f64,
+    /// How long to wait for another command on the same interface.
+    pub wait: Duration,
+}
+
+/// The interfaces regionfilter's pins say it is attached to (directories that hold nothing of
+/// regionfilter's are skipped).
+pub fn attached_interfaces(layout: &Layout) -> Result<Vec<IfaceName>> {
+    let mut all = layout.pinned_interfaces()?;
+    all.retain(|iface| {
+        !matches!(
+            pins::inspect(&layout.pin_dir(iface)),
+            Ok(PinState::Foreign | PinState::Absent)
+        )
+    });
+    Ok(all)
+}
+
+/// Guards refused the update.
+#[derive(Debug, thiserror::Error)]
+#[error("update refused, nothing changed: {}; override with --force", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct Refused(pub Vec<Refusal>);
+
+/// What to switch to.
+pub enum Target {
+    Update {
+        data: Option<Box<LoadedData>>,
+        policy: PolicyChange,
+    },
+    Rollback,
+}
+
+pub enum Outcome {
+    /// Switched. `warnings` are steps after the switch that failed; the new data is live
+    /// whatever they say.
+    Updated {
+        half: usize,
+        /// Policy, prefix counts and self-test size, for the line that reports the switch.
+        summary: String,
+        /// The content hash now live.
+        content_hash: String,
+        warnings: Vec<String>,
+    },
+    Unchanged,
+}
+
+/// Switches `iface` to `target` through the guarded, self-tested blue/green path.
+pub fn update(
+    layout: &Layout,
+    iface: &IfaceName,
+    target: &Target,
+    guard: &Guard,
+) -> Result<Outcome, OpError> {
+    apply(layout, iface, target, guard).map_err(OpError::from)
+}
+
+fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> Result<Outcome> {
+    let pin_dir = layout.pin_dir(iface);
+    // Checked before the lock too, so a refusal creates no lock file; again under the lock.
+    if matches!(
+        pins::inspect(&pin_dir)?,
+        PinState::Absent | PinState::Foreign
+    ) {
+        bail!(
+            "regionfilter is not attached to {iface} (no pins in {}); attach it first",
+            pin_dir.display()
+        );
+    }
+    let _lock = IfaceLock::acquire(&layout.lock_file(iface), guard.wait)?;
+    match pins::inspect(&pin_dir)? {
+        PinState::Attached { ifindex } => {
+            if let Some(moved) = placement::recorded(layout, iface, ifindex).describe(iface) {
+                bail!("{moved}: `regionfilter detach --iface {iface}`, then attach again");
+            }
+        }
+        PinState::Absent => bail!(
+            "regionfilter is not attached to {iface} (no pins in {}); attach it first",
+            pin_dir.display()
+        ),
+        PinState::Foreign => bail!(
+            "regionfilter is not attached to {iface}: {} holds nothing of regionfilter's",
+            pin_dir.display()
+        ),
+        PinState::Incomplete => bail!(
+            "an attach to {iface} did not finish (pins in {} without a link): nothing filters \
+             there; `regionfilter detach --iface {iface}` removes them, then attach again",
+            pin_dir.display()
+        ),
+        PinState::Gone => bail!(
+            "the interface {iface} the filter was attached to is gone (deleted, or deleted and \
+             re-created): nothing filters there; `regionfilter detach --iface {iface}` removes \
+             its pins, then attach again"
+        ),
+    }
+    let mut maps = FilterMaps::open_pinned(&pin_dir)?;
+    let active = maps.active_half()?;
+    let settings = maps.halves[active].settings()?;
+    let active_hash = hash_hex(&settings.content_hash);
+    let lookup = Lookup::from_kernel(settings.lookup);
+    let known_good = KnownGood::new(&layout.lib_dir, iface);
+    known_good.recover(&active_hash)?;
+    // The loaded data as the known-good copy has it; ignored if it is not what the kernel holds.
+    let current = known_good
+        .current()?
+        .filter(|a| a.header.content_hash == active_hash);
+
+    let (regions, policy, guarded) = match target {
+        Target::Update { data, policy } => {
+            let regions = match (data, &current) {
+                (Some(data), _) => data.regions.clone(),
+                (None, Some(current)) => current.regions.clone(),
+                (None, None) => bail!(
+                    "no known-good copy of {iface}'s loaded data in {}: give the data again with --db, --artifact or --url",
+                    layout.lib_dir.display()
+                ),
+            };
+            // What stays when no option names it: the new artifact's own policy, else the
+            // loaded one.
+            let kept = data
+                .as_ref()
+                .and_then(|d| d.policy_or_artifacts(None))
+                .or_else(|| current.as_ref().and_then(|c| c.header.policy.clone()));
+            let policy = match (policy, kept) {
+                (PolicyChange::Replace(new), _) => new.clone(),
+                (PolicyChange::Keep, Some(kept)) => kept,
+                (PolicyChange::Edit(edit), Some(kept)) => edit.apply(&kept)?,
+                (PolicyChange::Keep | PolicyChange::Edit(_), None) => bail!(
+                    "no known-good copy of {iface}'s loaded policy in {}: give the whole policy \
+                     with --policy FILE, or with --reset-policy and --allow or --deny",
+                    layout.lib_dir.display()
+                ),
+            };
+            (regions, policy, !guard.force)
+        }
+        Target::Rollback => {
+            let previous = known_good.previous()?.with_context(|| {
+                format!(
+                    "no previous known-good data for {iface} in {}: nothing to roll back to",
+                    layout.lib_dir.display()
+                )
+            })?;
+            let policy = previous
+                .header
+                .policy
+                .context("the previous known-good artifact carries no policy")?;
+            (previous.regions, policy, false)
+        }
+    };
+    // Compiling the tables first costs a fraction of a second on the "unchanged" path, and saves
+    // hashing the data twice on every real update.
+    let staged = Staged::new(regions, policy, lookup)?;
+    // Warned once, when the scope changes, not on every cron run.
+    let old_scope = current
+        .as_ref()
+        .and_then(|c| c.header.policy.as_ref())
+        .map(|p| &p.scope);
+    if old_scope != Some(&staged.policy.scope) {
+        crate::model::scope::warn_ephemeral(&staged.policy.scope);
+    }
+    if staged.content_hash() == active_hash {
+        return Ok(Outcome::Unchanged);
+    }
+    if guarded {
+        let in_force = current
+            .as_ref()
+            .and_then(|c| c.header.policy.as_ref().map(|p| (p, &c.regions)));
+        let cut_off = lockout::check(iface, &staged.policy, staged.regions(), in_force);
+        if !cut_off.is_empty() {
+            return Err(LockOut {
+                iface: iface.clone(),
+                peers: cut_off,
+            }
+            .into());
+        }
+        let old = current.as_ref().map(|c| {
+            Summary::of(
+                &c.regions,
+                usize::try_from(c.header.prefixes_v4).unwrap_or(usize::MAX),
+                usize::try_from(c.header.prefixes_v6).unwrap_or(usize::MAX),
+            )
+        });
+        let new = Summary::of(
+            staged.regions(),
+            staged.data_prefixes().0,
+            staged.data_prefixes().1,
+        );
+        let refusals = guards::check(old.as_ref(), &new, &staged.policy, guard.max_change / 100.0);
+        if !refusals.is_empty() {
+            return Err(Refused(refusals).into());
+        }
+    }
+    let samples = selftest::samples(staged.regions(), &staged.policy);
+    known_good.stage(&staged.artifact)?;
+    let installed = swap::install(&mut maps, &staged, lookup, |half| {
+        selftest::check_pinned(&pin_dir, half, &samples)
+    });
+    let half = match installed {
+        Ok(half) => half,
+        Err(err) => {
+            known_good.discard_staged();
+            return Err(err);
+        }
+    };
+    // Switched: the new data is live. What follows only keeps records, so its failures are
+    // reported as warnings and never turn this into a failure.
+    let mut warnings = Vec::new();
+    let kept = match target {
+        Target::Rollback => known_good.swap_previous(),
+        Target::Update { .. } => known_good.commit(),
+    };
+    if let Err(e) = kept {
+        warnings.push(format!(
+            "the known-good copy was not renamed into place ({e:#}); the next update repairs it"
+        ));
+    }
+    if let Err(e) = record(layout, iface, &staged) {
+        warnings.push(format!("the status record was not refreshed: {e:#}"));
+    }
+    Ok(Outcome::Updated {
+        warnings,
+        half,
+        content_hash: staged.content_hash().to_owned(),
+        summary: format!(
+            "{}; {} IPv4 and {} IPv6 prefixes; self-test passed on {} addresses",
+            staged.policy.full_summary(),
+            staged.data_prefixes().0,
+            staged.data_prefixes().1,
+            samples.len()
+        ),
+    })
+}
+
+/// Refreshes the record `status` reads; the kernel's settings stay the truth if this fails.
+fn record(layout: &Layout, iface: &IfaceName, staged: &Staged) -> Result<()> {
+    let path = layout.state_file(iface);
+    let mut state = AttachState::load(&path)?;
+    state.policy = staged.policy.clone();
+    state.sources = staged.regions().sources.clone();
+    state.content_hash = staged.content_hash().to_owned();
+    state.prefixes_v4 = staged.data_prefixes().0;
+    state.prefixes_v6 = staged.data_prefixes().1;
+    state.updated_at = Some(unix_now());
+    state.save(&path)
+}
