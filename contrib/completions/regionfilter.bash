@@ -16,6 +16,9 @@ _regionfilter() {
             ",$1")
                 cmd="regionfilter"
                 ;;
+            regionfilter,agent)
+                cmd="regionfilter__subcmd__agent"
+                ;;
             regionfilter,attach)
                 cmd="regionfilter__subcmd__attach"
                 ;;
@@ -51,6 +54,9 @@ _regionfilter() {
                 ;;
             regionfilter,watch)
                 cmd="regionfilter__subcmd__watch"
+                ;;
+            regionfilter__subcmd__help,agent)
+                cmd="regionfilter__subcmd__help__subcmd__agent"
                 ;;
             regionfilter__subcmd__help,attach)
                 cmd="regionfilter__subcmd__help__subcmd__attach"
@@ -95,12 +101,46 @@ _regionfilter() {
 
     case "${cmd}" in
         regionfilter)
-            opts="-h -V --pin-root --state-dir --lib-dir --help --version attach compile inspect diff explain update rollback detach status stats watch help"
+            opts="-h -V --pin-root --state-dir --lib-dir --help --version attach compile inspect diff explain update rollback detach status stats watch agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --pin-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lib-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regionfilter__subcmd__agent)
+            opts="-h --config --metrics-listen --detach-on-exit --json --check --pin-root --state-dir --lib-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --pin-root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -515,8 +555,22 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__help)
-            opts="attach compile inspect diff explain update rollback detach status stats watch help"
+            opts="attach compile inspect diff explain update rollback detach status stats watch agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regionfilter__subcmd__help__subcmd__agent)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

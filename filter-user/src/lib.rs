@@ -7,6 +7,7 @@
 //! attach, update, rollback, detach, guards, known-good, state, download, metrics), and the
 //! front ends `cli` (one file per verb) and `agent`.
 
+pub mod agent;
 pub mod cli;
 pub mod compile;
 pub mod data;

@@ -1,14 +1,31 @@
 use std::io::Write as _;
 
 use clap::Parser as _;
-use filter_user::{cli::Cli, ops::OpError};
+use filter_user::{
+    cli::{Cli, Command},
+    ops::OpError,
+};
 
 fn main() -> std::process::ExitCode {
     // Die quietly when the reader of our output goes away (`regionfilter stats | head`).
     // SAFETY: restoring the default disposition of a signal has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let cli = Cli::parse();
     // The library says what it noticed through `log`; a command prints it as `warning: ...` and
     // `note: ...` lines on stderr (the agent logs it as structured lines instead).
+    if !matches!(cli.command, Command::Agent(_)) {
+        init_logger();
+    }
+    match cli.run() {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(OpError::exit_code_of(&err))
+        }
+    }
+}
+
+fn init_logger() {
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("warn,filter_user=info"),
     )
@@ -22,11 +39,4 @@ fn main() -> std::process::ExitCode {
         writeln!(out, "{level}: {}", record.args())
     })
     .init();
-    match Cli::parse().run() {
-        Ok(code) => std::process::ExitCode::from(code),
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            std::process::ExitCode::from(OpError::exit_code_of(&err))
-        }
-    }
 }

@@ -1,6 +1,7 @@
 //! Test kit for regionfilter's real-kernel tests and demo: namespace and veth guards,
 //! hand-built frames, and a runner for the `regionfilter` binary.
 
+pub mod agent;
 pub mod cli;
 pub mod frame;
 pub mod http;

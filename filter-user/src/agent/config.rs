@@ -1,7 +1,8 @@
 //! The agent's configuration file (TOML), checked by the code that checks the command line.
 //!
 //! ```toml
-//! refresh = "24h"                  # each wait randomised by up to `splay` (default a tenth)
+//! refresh = "24h"                  # each wait longer by up to `splay` (default a tenth), at random
+//! retry = "5m"                     # after a failure, try again this soon
 //! metrics_listen = "127.0.0.1:9877"
 //! log_format = "text"              # or "json"
 //! log_samples = 10                 # drop samples logged per second at most; 0: none
@@ -45,6 +46,7 @@ pub const MIN_REFRESH: Duration = Duration::from_secs(60);
 struct File {
     refresh: Option<String>,
     splay: Option<String>,
+    retry: Option<String>,
     metrics_listen: Option<String>,
     #[serde(default)]
     log_format: LogFormat,
@@ -100,6 +102,8 @@ pub enum LogFormat {
 pub struct Config {
     pub refresh: Duration,
     pub splay: Duration,
+    /// How soon a failed interface is tried again.
+    pub retry: Duration,
     pub metrics_listen: SocketAddr,
     pub log_format: LogFormat,
     pub log_samples: u32,
@@ -158,12 +162,16 @@ impl Config {
         if splay > refresh {
             bail!("splay must not be longer than refresh");
         }
+        let retry = duration("retry", file.retry.as_deref().unwrap_or("5m"))?;
+        if retry < Duration::from_secs(1) {
+            bail!("retry = {retry:?}: give at least 1s");
+        }
         let listen = file.metrics_listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let metrics_listen: SocketAddr = listen.parse().with_context(|| {
             format!("metrics_listen = {listen:?}: give an address and port, e.g. {DEFAULT_LISTEN}")
         })?;
         let max_change = match &file.max_change {
-            None => 10.0,
+            None => Ok(10.0),
             Some(toml::Value::Integer(n)) => percent(&n.to_string()),
             Some(toml::Value::Float(f)) => percent(&f.to_string()),
             Some(toml::Value::String(s)) => percent(s),
@@ -189,6 +197,7 @@ impl Config {
         Ok(Self {
             refresh,
             splay,
+            retry: retry.min(refresh),
             metrics_listen,
             log_format: file.log_format,
             log_samples,

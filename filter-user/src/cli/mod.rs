@@ -1,5 +1,6 @@
 //! Command-line interface: one module per verb.
 
+pub mod agent;
 pub mod attach;
 pub mod compile;
 pub mod detach;
@@ -76,6 +77,8 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Print sampled dropped packets as they come (enable with --samples on attach or update)
     Watch(watch::WatchArgs),
+    /// Keep the configured interfaces filtered with fresh data; serve /metrics and /healthz.
+    Agent(agent::AgentArgs),
 }
 
 impl Cli {
@@ -103,6 +106,7 @@ impl Cli {
             Command::Status(args) => status::run(&layout, &args),
             Command::Stats(args) => stats::run(&layout, &args),
             Command::Watch(args) => watch::run(&layout, &args),
+            Command::Agent(args) => agent::run(layout, &args),
         }
         .map(|()| 0)
     }

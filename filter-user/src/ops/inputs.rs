@@ -24,7 +24,7 @@ use crate::{
 /// Where the country data comes from: sources to compile now, or an artifact compiled earlier.
 /// Verbs that need data require one of the two with [`data_required`]; `update` keeps the
 /// loaded data when neither is given.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct DataArgs {
     /// Country data source, repeatable: .mmdb (MaxMind, DB-IP, ip-location-db), CSV ranges,
     /// CIDR lists or RIR delegated files. Where sources overlap, the later one wins.

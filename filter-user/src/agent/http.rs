@@ -1,0 +1,145 @@
+//! The metrics endpoint: `/metrics` (Prometheus text exposition) and `/healthz` (ready when
+//! every configured interface runs its intended content).
+
+use std::{convert::Infallible, fmt::Write as _, sync::Arc};
+
+use anyhow::{Context as _, Result};
+use http_body_util::Full;
+use hyper::{
+    body::{Bytes, Incoming},
+    server::conn::http1,
+    service::service_fn,
+    Method, Request, Response, StatusCode,
+};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::{
+    log::{event, Level},
+    Shared,
+};
+use crate::ops::metrics::{exposition, InterfaceMetrics};
+
+/// Binds `shared.listen` now (so a taken port is an error at start) and serves it from a task.
+pub async fn serve(shared: Arc<Shared>) -> Result<()> {
+    let listener = TcpListener::bind(shared.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for metrics", shared.listen))?;
+    tokio::spawn(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    event(Level::Warning, "metrics_accept_failed", &[("msg", &e)]);
+                    continue;
+                }
+            };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, Infallible>(respond(&shared, &request)) }
+                });
+                // A client that hangs up mid-request is its own business.
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(())
+}
+
+fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "GET only\n".into(),
+        );
+    }
+    match request.uri().path() {
+        "/metrics" => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics(shared),
+        ),
+        "/healthz" => {
+            let waiting = shared.not_ready();
+            if waiting.is_empty() {
+                reply(StatusCode::OK, "text/plain", "ready\n".into())
+            } else {
+                let mut body = String::from("not ready:\n");
+                for (iface, why) in waiting {
+                    let _ = writeln!(body, "{iface}: {why}");
+                }
+                reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", body)
+            }
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: /metrics or /healthz\n".into(),
+        ),
+    }
+}
+
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts")
+}
+
+/// The same exposition as `stats --format prometheus` for every filter the agent keeps, then
+/// the agent's own series.
+fn metrics(shared: &Shared) -> String {
+    let statuses = shared.snapshot();
+    let mut filters = Vec::new();
+    for (iface, status) in &statuses {
+        // An interface whose filter is not attached has no counters, only the agent's series.
+        let facts = |hash: &str| {
+            status
+                .facts
+                .as_ref()
+                .filter(|(h, _)| h == hash)
+                .map(|(_, f)| f.clone())
+        };
+        if let Ok(m) = InterfaceMetrics::read(&shared.layout, iface, facts) {
+            filters.push(m);
+        }
+    }
+    let mut out = exposition(&filters);
+    let families: [(&str, &str, &str); 3] = [
+        (
+            "regionfilter_refresh_failures_total",
+            "counter",
+            "Refreshes (and reconciles) of the interface that failed since the agent started.",
+        ),
+        (
+            "regionfilter_last_refresh_success_timestamp_seconds",
+            "gauge",
+            "When the interface last reached its intended content (Unix seconds).",
+        ),
+        (
+            "regionfilter_interface_ready",
+            "gauge",
+            "1 when the interface runs the content its configuration asks for.",
+        ),
+    ];
+    for (name, kind, help) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (iface, status) in &statuses {
+            let value = match name {
+                "regionfilter_refresh_failures_total" => Some(status.failures),
+                "regionfilter_last_refresh_success_timestamp_seconds" => status.last_success,
+                _ => Some(u64::from(shared.ready(iface, status).is_ok())),
+            };
+            if let Some(value) = value {
+                let _ = writeln!(out, "{name}{{interface=\"{iface}\"}} {value}");
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,556 @@
+//! `regionfilter agent`: keeps the configured interfaces filtered with fresh data, serves
+//! metrics, and logs one structured line per event. It runs the operations the command line
+//! runs (`ops`), so a filter the agent attaches is one `status`, `update` and `detach` know.
+
+pub mod config;
+mod http;
+pub mod log;
+mod samples;
+
+use std::{
+    collections::{hash_map::RandomState, BTreeMap},
+    hash::{BuildHasher as _, Hasher as _},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, PoisonError,
+    },
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result};
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    time::{sleep_until, Instant},
+};
+
+use self::{
+    config::{Config, DataSource, InterfaceConfig},
+    log::{event, Level},
+};
+use crate::{
+    kernel::{
+        maps::{hash_hex, FilterMaps},
+        pins::{self, PinState},
+    },
+    model::iface::IfaceName,
+    ops::{
+        attach::{attach, AttachRequest},
+        detach::detach,
+        download,
+        inputs::{DataArgs, PolicyChange},
+        known_good::KnownGood,
+        metrics::DataFacts,
+        privileges,
+        state::{unix_now, AttachState, Layout},
+        update::{update, Guard, Outcome, Target},
+        OpError,
+    },
+};
+
+/// How long an operation of the agent waits for a command an operator runs on the same
+/// interface.
+const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// What the command line may override in the file.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub metrics_listen: Option<SocketAddr>,
+    pub detach_on_exit: bool,
+    pub json: bool,
+}
+
+/// What the agent knows of one configured interface, shared with the metrics endpoint.
+#[derive(Clone, Debug, Default)]
+pub struct IfaceStatus {
+    /// The content hash the configuration asks for, once reached.
+    pub intended: Option<String>,
+    pub last_success: Option<u64>,
+    pub failures: u64,
+    /// Facts about the data of a content hash, for the exposition.
+    pub facts: Option<(String, DataFacts)>,
+    pub last_error: Option<String>,
+}
+
+pub struct Shared {
+    pub layout: Layout,
+    pub listen: SocketAddr,
+    statuses: Mutex<BTreeMap<IfaceName, IfaceStatus>>,
+    /// Bumped after every pass, so the sample logger reopens the rings of new attaches.
+    pass: AtomicU64,
+}
+
+impl Shared {
+    fn statuses(&self) -> std::sync::MutexGuard<'_, BTreeMap<IfaceName, IfaceStatus>> {
+        self.statuses.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn snapshot(&self) -> Vec<(IfaceName, IfaceStatus)> {
+        self.statuses()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Whether `iface` runs its intended content now, as the kernel says.
+    pub fn ready(&self, iface: &IfaceName, status: &IfaceStatus) -> Result<(), String> {
+        let Some(intended) = &status.intended else {
+            return Err(status
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "not reconciled yet".to_owned()));
+        };
+        let active = FilterMaps::open_pinned(&self.layout.pin_dir(iface))
+            .and_then(|maps| maps.halves[maps.active_half()?].settings())
+            .map(|settings| hash_hex(&settings.content_hash))
+            .map_err(|e| format!("no filter: {e:#}"))?;
+        if &active == intended {
+            Ok(())
+        } else {
+            Err(format!(
+                "runs content {}, the configuration asks for {}",
+                short(&active),
+                short(intended)
+            ))
+        }
+    }
+
+    /// Configured interfaces that do not run their intended content, and why.
+    pub fn not_ready(&self) -> Vec<(IfaceName, String)> {
+        self.snapshot()
+            .into_iter()
+            .filter_map(|(iface, status)| self.ready(&iface, &status).err().map(|why| (iface, why)))
+            .collect()
+    }
+
+    fn set(&self, iface: &IfaceName, change: impl FnOnce(&mut IfaceStatus)) {
+        change(self.statuses().entry(iface.clone()).or_default());
+    }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+/// Runs until SIGTERM or SIGINT. Errors only for what stops it from starting.
+pub fn run(layout: Layout, config_path: &Path, overrides: &Overrides) -> Result<()> {
+    privileges::require_bpf_admin("agent")?;
+    let mut config = Config::read(config_path)?;
+    apply(&mut config, overrides);
+    log::init(config.log_format);
+    let shared = Arc::new(Shared {
+        layout,
+        listen: config.metrics_listen,
+        statuses: Mutex::new(BTreeMap::new()),
+        pass: AtomicU64::new(0),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(main_loop(shared, config, config_path.to_owned(), overrides))
+}
+
+fn apply(config: &mut Config, overrides: &Overrides) {
+    if let Some(listen) = overrides.metrics_listen {
+        config.metrics_listen = listen;
+    }
+    config.detach_on_exit |= overrides.detach_on_exit;
+    if overrides.json {
+        config.log_format = config::LogFormat::Json;
+    }
+}
+
+async fn main_loop(
+    shared: Arc<Shared>,
+    config: Config,
+    path: PathBuf,
+    overrides: &Overrides,
+) -> Result<()> {
+    // Signals are taken before anything else, so a SIGTERM during the first pass is not lost.
+    let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    http::serve(shared.clone()).await?;
+    let mut config = Arc::new(config);
+    event(
+        Level::Info,
+        "started",
+        &[
+            ("config", &path.display()),
+            ("interfaces", &config.interfaces.len()),
+            ("metrics", &shared.listen),
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = (config.log_samples > 0).then(|| {
+        samples::spawn(
+            shared.clone(),
+            config.interfaces.iter().map(|i| i.iface.clone()).collect(),
+            config.log_samples,
+            stop.clone(),
+        )
+    });
+    // At boot the pins are gone: every filter goes back from its known-good copy before any
+    // download, and only then is the service ready (`Type=notify`).
+    {
+        let (shared, config) = (shared.clone(), config.clone());
+        let _ = tokio::task::spawn_blocking(move || restore_all(&shared, &config)).await;
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let ok = pass(&shared, &config, "start").await;
+    let mut next = Instant::now() + next_wait(&config, ok);
+    loop {
+        tokio::select! {
+            () = sleep_until(next) => {
+                let ok = pass(&shared, &config, "refresh").await;
+                next = Instant::now() + next_wait(&config, ok);
+            }
+            _ = hangup.recv() => {
+                match Config::read(&path) {
+                    Ok(mut new) => {
+                        apply(&mut new, overrides);
+                        log::set_format(new.log_format);
+                        if new.metrics_listen != shared.listen {
+                            event(Level::Warning, "listen_unchanged", &[("msg", &format!(
+                                "metrics_listen changed to {}: restart the agent to move the listener from {}",
+                                new.metrics_listen, shared.listen))]);
+                        }
+                        event(Level::Info, "reloaded", &[("config", &path.display()), ("interfaces", &new.interfaces.len())]);
+                        config = Arc::new(new);
+                        if !pass(&shared, &config, "reload").await {
+                            next = next.min(Instant::now() + config.retry);
+                        }
+                    }
+                    // A bad file changes nothing: the filters and the old configuration stay.
+                    Err(e) => event(Level::Error, "config_error", &[("msg", &format!("{e:#}; keeping the running configuration"))]),
+                }
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    if config.detach_on_exit {
+        let shared = shared.clone();
+        let config = config.clone();
+        let _ = tokio::task::spawn_blocking(move || detach_all(&shared, &config)).await;
+    }
+    if let Some(sampler) = sampler {
+        let _ = tokio::task::spawn_blocking(move || sampler.join()).await;
+    }
+    event(
+        Level::Info,
+        "stopped",
+        &[(
+            "filters",
+            &if config.detach_on_exit {
+                "detached"
+            } else {
+                "left attached"
+            },
+        )],
+    );
+    Ok(())
+}
+
+/// The refresh interval plus up to `splay` at random, so a fleet does not refresh at once;
+/// after a failure, the retry interval.
+fn next_wait(config: &Config, ok: bool) -> Duration {
+    if !ok {
+        return config.retry;
+    }
+    let random = RandomState::new().build_hasher().finish();
+    let splay_ms = u64::try_from(config.splay.as_millis()).unwrap_or(u64::MAX);
+    config.refresh + Duration::from_millis(random.checked_rem(splay_ms).unwrap_or(0))
+}
+
+/// Reconciles every configured interface, one after the other; a failing one is logged and
+/// never stops the rest. True when every one succeeded.
+async fn pass(shared: &Arc<Shared>, config: &Arc<Config>, trigger: &'static str) -> bool {
+    let (shared, config) = (shared.clone(), config.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        {
+            let configured: Vec<&IfaceName> = config.interfaces.iter().map(|i| &i.iface).collect();
+            shared
+                .statuses()
+                .retain(|iface, _| configured.contains(&iface));
+        }
+        let mut ok = true;
+        for entry in &config.interfaces {
+            ok &= reconcile(&shared, &config, entry, trigger);
+        }
+        shared.pass.fetch_add(1, Ordering::Relaxed);
+        let waiting = shared.not_ready();
+        let total = config.interfaces.len();
+        event(
+            if waiting.is_empty() {
+                Level::Info
+            } else {
+                Level::Warning
+            },
+            "reconciled",
+            &[
+                ("trigger", &trigger),
+                ("ready", &(total - waiting.len())),
+                ("of", &total),
+            ],
+        );
+        ok
+    })
+    .await;
+    done.unwrap_or_else(|e| {
+        event(Level::Error, "pass_panicked", &[("msg", &e)]);
+        false
+    })
+}
+
+/// Puts back the known-good filter of every configured interface that has none attached.
+fn restore_all(shared: &Shared, config: &Config) {
+    for entry in &config.interfaces {
+        let attached = matches!(
+            pins::inspect(&shared.layout.pin_dir(&entry.iface)),
+            Ok(PinState::Attached { .. })
+        );
+        if !attached {
+            restore(&shared.layout, entry);
+        }
+    }
+}
+
+/// What one reconcile did.
+enum Done {
+    Attached,
+    Adopted,
+    Unchanged,
+    Updated { summary: String },
+}
+
+fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger: &str) -> bool {
+    let iface = &entry.iface;
+    let first = shared
+        .statuses()
+        .get(iface)
+        .is_none_or(|s| s.intended.is_none());
+    match reconcile_one(&shared.layout, config, entry, first) {
+        Ok(done) => {
+            let content = active_hash(&shared.layout, iface).unwrap_or_default();
+            let facts = DataFacts::known_good(&shared.layout, iface).unwrap_or_default();
+            shared.set(iface, |s| {
+                s.intended = Some(content.clone());
+                s.last_success = Some(unix_now());
+                s.facts = Some((content.clone(), facts));
+                s.last_error = None;
+            });
+            let (name, summary) = match done {
+                Done::Attached => ("attached", None),
+                Done::Adopted => ("adopted", None),
+                Done::Unchanged => ("unchanged", None),
+                Done::Updated { summary } => ("updated", Some(summary)),
+            };
+            let content = short(&content);
+            let mut fields: Vec<(&str, &dyn std::fmt::Display)> =
+                vec![("iface", iface), ("content", &content)];
+            if let Some(summary) = &summary {
+                fields.push(("msg", summary));
+            }
+            event(Level::Info, name, &fields);
+            warn_if_settings_differ(&shared.layout, entry);
+            true
+        }
+        Err(err) => {
+            let message = format!("{err}");
+            shared.set(iface, |s| {
+                s.failures += 1;
+                s.last_error = Some(message.clone());
+            });
+            let name = if trigger == "refresh" {
+                "refresh_failed"
+            } else {
+                "reconcile_failed"
+            };
+            event(
+                Level::Error,
+                name,
+                &[
+                    ("iface", iface),
+                    ("reason", &err.kind().name()),
+                    ("msg", &message),
+                ],
+            );
+            false
+        }
+    }
+}
+
+fn reconcile_one(
+    layout: &Layout,
+    config: &Config,
+    entry: &InterfaceConfig,
+    first: bool,
+) -> Result<Done, OpError> {
+    let iface = &entry.iface;
+    let attached = || {
+        matches!(
+            pins::inspect(&layout.pin_dir(iface)),
+            Ok(PinState::Attached { .. })
+        )
+    };
+    let mut restored = false;
+    if !attached() {
+        // After a reboot the pins are gone: put the last known-good filter back before
+        // fetching anything, so the host is protected while the data downloads.
+        restored = restore(layout, entry);
+    }
+    let data = data_args(layout, entry)?;
+    if !attached() {
+        let request = AttachRequest {
+            iface,
+            data: &data,
+            policy: entry.policy.clone(),
+            mode: entry.mode,
+            lookup: entry.lookup,
+            wait: LOCK_WAIT,
+            force: false,
+        };
+        attach(layout, &request)?;
+        return Ok(Done::Attached);
+    }
+    let loaded = data.load().map_err(OpError::from)?;
+    let target = Target::Update {
+        data: Some(Box::new(loaded)),
+        policy: entry
+            .policy
+            .clone()
+            .map_or(PolicyChange::Keep, PolicyChange::Replace),
+    };
+    let guard = Guard {
+        force: false,
+        max_change: config.max_change,
+        wait: LOCK_WAIT,
+    };
+    Ok(match update(layout, iface, &target, &guard)? {
+        Outcome::Updated { summary, .. } => Done::Updated { summary },
+        Outcome::Unchanged if first && !restored => Done::Adopted,
+        Outcome::Unchanged => Done::Unchanged,
+    })
+}
+
+/// Attaches `entry`'s known-good artifact, if it has one. Logs what happened.
+fn restore(layout: &Layout, entry: &InterfaceConfig) -> bool {
+    let iface = &entry.iface;
+    let path = KnownGood::new(&layout.lib_dir, iface).current_path();
+    if !path.exists() {
+        return false;
+    }
+    let data = DataArgs {
+        artifact: Some(path.clone()),
+        ..DataArgs::default()
+    };
+    let request = AttachRequest {
+        iface,
+        data: &data,
+        policy: None,
+        mode: entry.mode,
+        lookup: entry.lookup,
+        wait: LOCK_WAIT,
+        force: false,
+    };
+    match attach(layout, &request) {
+        Ok(done) => {
+            event(
+                Level::Info,
+                "restored",
+                &[
+                    ("iface", iface),
+                    ("content", &short(&done.state.content_hash)),
+                    ("from", &path.display()),
+                ],
+            );
+            true
+        }
+        Err(e) => {
+            event(
+                Level::Warning,
+                "restore_failed",
+                &[("iface", iface), ("reason", &e.kind().name()), ("msg", &e)],
+            );
+            false
+        }
+    }
+}
+
+/// The data options for this refresh: local files as they are, downloads fetched first.
+fn data_args(layout: &Layout, entry: &InterfaceConfig) -> Result<DataArgs, OpError> {
+    let cache = layout.lib_dir.join("downloads");
+    let fetch = |url: &str, sha: Option<&str>| -> Result<PathBuf, OpError> {
+        let fetched = download::fetch(&cache, url, sha).map_err(anyhow::Error::from)?;
+        Ok(fetched.path().to_owned())
+    };
+    Ok(match &entry.source {
+        DataSource::Files(data) => data.clone(),
+        DataSource::Url {
+            url,
+            sha256_url,
+            data,
+        } => {
+            let mut data = data.clone();
+            data.db = vec![fetch(url, sha256_url.as_deref())?];
+            data
+        }
+        DataSource::ArtifactUrl(url) => DataArgs {
+            artifact: Some(fetch(url, None)?),
+            ..DataArgs::default()
+        },
+    })
+}
+
+fn active_hash(layout: &Layout, iface: &IfaceName) -> Option<String> {
+    let maps = FilterMaps::open_pinned(&layout.pin_dir(iface)).ok()?;
+    let settings = maps.halves[maps.active_half().ok()?].settings().ok()?;
+    Some(hash_hex(&settings.content_hash))
+}
+
+/// Mode and lookup are fixed at attach: say so when the running filter has others.
+fn warn_if_settings_differ(layout: &Layout, entry: &InterfaceConfig) {
+    let iface = &entry.iface;
+    let Ok(state) = AttachState::load(&layout.state_file(iface)) else {
+        return;
+    };
+    let lookup = state.lookup;
+    if state.mode != entry.mode.name() || lookup != entry.lookup {
+        event(
+            Level::Warning,
+            "settings_differ",
+            &[
+                ("iface", iface),
+                (
+                    "msg",
+                    &format!(
+                        "runs in {} mode with {} lookup, the configuration says {} and {}: \
+                         `regionfilter detach --iface {iface}`, then reload the agent, to change them",
+                        state.mode,
+                        lookup.name(),
+                        entry.mode.name(),
+                        entry.lookup.name()
+                    ),
+                ),
+            ],
+        );
+    }
+}
+
+fn detach_all(shared: &Shared, config: &Config) {
+    for entry in &config.interfaces {
+        let iface = &entry.iface;
+        match detach(&shared.layout, iface, LOCK_WAIT) {
+            Ok(_) => event(Level::Info, "detached", &[("iface", iface)]),
+            Err(e) => event(
+                Level::Error,
+                "detach_failed",
+                &[("iface", iface), ("msg", &e)],
+            ),
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! `regionfilter agent` in the real kernel: it attaches what is missing, keeps going past an
+//! interface that fails, serves counts of real traffic at /metrics, reloads on SIGHUP (a bad
+//! file changes nothing), leaves its filters attached on SIGTERM and adopts them on restart
+//! without a switch, restores from the known-good copy when the data is unavailable, and logs
+//! drop samples within its own limit. Unit files are checked by `systemd-analyze verify`.
+
+use std::{fs, net::IpAddr, path::PathBuf, process::Command, time::Duration};
+
+use integration_tests::{
+    agent::{get, series, Agent},
+    cli::{fixture, Instance},
+    netns::{VethPair, RECEIVER_V4},
+    traffic::{self, Receiver},
+};
+
+const GB_V4: &str = "81.2.69.160";
+const SE_V4: &str = "89.160.20.130";
+const COUNT: usize = 12;
+const WAIT: Duration = Duration::from_secs(10);
+const LISTEN: &str = "127.0.0.1:9877";
+/// An interface name no test creates: the agent must fail on it and carry on.
+const MISSING: &str = "rfnosuch0";
+
+fn config(inst: &Instance, iface: &str, deny: &str, extra_iface: bool, db: &str) -> PathBuf {
+    let db_path = if db.is_empty() {
+        fixture("maxmind/GeoLite2-Country-Test.mmdb")
+    } else {
+        PathBuf::from(db)
+    };
+    let mut text = format!(
+        "metrics_listen = \"{LISTEN}\"\nlog_samples = 3\n\n\
+         [[interface]]\nname = \"{iface}\"\nmode = \"skb\"\ndb = [\"{}\"]\n\
+         [interface.policy]\ndeny = [\"{deny}\"]\nsamples = 1000\n",
+        db_path.display()
+    );
+    if extra_iface {
+        // Listed first: its failure must not keep the real interface from being filtered.
+        text = text.replacen(
+            "[[interface]]",
+            &format!(
+                "[[interface]]\nname = \"{MISSING}\"\ndb = [\"{}\"]\npolicy = {{ deny = [\"GB\"] }}\n\n[[interface]]",
+                db_path.display()
+            ),
+            1,
+        );
+    }
+    fs::create_dir_all(&inst.state_dir).unwrap();
+    let path = inst.state_dir.join("agent.toml");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+fn generation(text: &str, iface: &str) -> Option<f64> {
+    series(
+        text,
+        "regionfilter_generation",
+        &format!("interface=\"{iface}\""),
+    )
+}
+
+#[test]
+fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
+    let pair = VethPair::new("agent").unwrap();
+    for src in [GB_V4, SE_V4] {
+        pair.add_source(src.parse().unwrap()).unwrap();
+    }
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let ns = &pair.receiver;
+    let path = config(&inst, &iface, "GB", true, "");
+    let mut agent = Agent::start(&inst, ns, &path, &[]).unwrap();
+    agent
+        .wait_for(&["event=reconcile_failed", &format!("iface={MISSING}")])
+        .unwrap();
+    agent
+        .wait_for(&["event=attached", &format!("iface={iface}")])
+        .unwrap();
+    agent
+        .wait_for(&["event=reconciled", "trigger=start", "ready=1", "of=2"])
+        .unwrap();
+    assert_eq!(inst.attached(), std::slice::from_ref(&iface));
+
+    let (code, body) = get(ns, LISTEN, "/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains(MISSING), "{body}");
+
+    let rx = Receiver::bind(ns).unwrap();
+    let dst: IpAddr = RECEIVER_V4.parse().unwrap();
+    for src in [GB_V4, SE_V4] {
+        traffic::send(&pair.sender, src.parse().unwrap(), dst, src, COUNT).unwrap();
+    }
+    let got = rx.receive_until(WAIT, |got| got.get(SE_V4).copied().unwrap_or(0) >= COUNT);
+    assert_eq!(got.get(GB_V4), None, "GB is denied");
+    inst.wait_for_stats(&iface, WAIT, |s| {
+        integration_tests::cli::country_packets(s, Some("GB"), "dropped") >= COUNT as u64
+    })
+    .unwrap();
+
+    let (code, text) = get(ns, LISTEN, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    let label = |country: &str, verdict: &str| {
+        format!("interface=\"{iface}\",country=\"{country}\",verdict=\"{verdict}\"")
+    };
+    let count = COUNT as f64;
+    assert_eq!(
+        series(&text, "regionfilter_packets_total", &label("GB", "dropped")),
+        Some(count)
+    );
+    assert_eq!(
+        series(&text, "regionfilter_packets_total", &label("SE", "passed")),
+        Some(count)
+    );
+    // A country of the data with no traffic is a zero, not a missing series.
+    assert_eq!(
+        series(&text, "regionfilter_packets_total", &label("JP", "dropped")),
+        Some(0.0)
+    );
+    let on = |name: &str, i: &str| series(&text, name, &format!("interface=\"{i}\""));
+    assert_eq!(on("regionfilter_interface_ready", &iface), Some(1.0));
+    assert_eq!(on("regionfilter_interface_ready", MISSING), Some(0.0));
+    assert_eq!(
+        on("regionfilter_refresh_failures_total", MISSING),
+        Some(1.0)
+    );
+    assert_eq!(on("regionfilter_refresh_failures_total", &iface), Some(0.0));
+    assert!(
+        on(
+            "regionfilter_last_refresh_success_timestamp_seconds",
+            &iface
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert_eq!(generation(&text, &iface), Some(1.0));
+
+    // The drop samples of twelve packets in a burst, logged at most three a second.
+    agent
+        .wait_for(&["event=drop_sample", "country=GB"])
+        .unwrap();
+    agent.wait_for(&["event=samples_held_back"]).unwrap();
+
+    // A bad file: an error line, and nothing changes.
+    fs::write(&path, "refresh = \"soon\"\n").unwrap();
+    agent.signal(libc::SIGHUP);
+    agent
+        .wait_for(&["event=config_error", "keeping the running configuration"])
+        .unwrap();
+    let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
+    assert_eq!(generation(&text, &iface), Some(1.0));
+
+    // A new policy, and the missing interface gone from the file: one switch, then ready.
+    let path = config(&inst, &iface, "SE", false, "");
+    agent.signal(libc::SIGHUP);
+    agent.wait_for(&["event=reloaded"]).unwrap();
+    agent
+        .wait_for(&["event=updated", &format!("iface={iface}")])
+        .unwrap();
+    agent
+        .wait_for(&["event=reconciled", "trigger=reload", "ready=1", "of=1"])
+        .unwrap();
+    assert_eq!(
+        get(ns, LISTEN, "/healthz").unwrap(),
+        (200, "ready\n".into())
+    );
+
+    // SIGTERM leaves the filter on.
+    let (status, log) = agent.stop().unwrap();
+    assert!(status.success(), "{status}\n{}", log.join("\n"));
+    assert!(log.iter().any(|l| l.contains("event=stopped")));
+    assert_eq!(inst.attached(), std::slice::from_ref(&iface));
+
+    // A restart adopts it: no switch, no moment without filtering.
+    let mut agent = Agent::start(&inst, ns, &path, &["--detach-on-exit", "--json"]).unwrap();
+    let line = agent.wait_for(&["\"event\":\"adopted\""]).unwrap();
+    assert!(line.contains(&format!("\"iface\":\"{iface}\"")), "{line}");
+    agent
+        .wait_for(&["\"event\":\"reconciled\"", "\"ready\":\"1\""])
+        .unwrap();
+    let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
+    assert_eq!(generation(&text, &iface), Some(2.0));
+    let (status, log) = agent.stop().unwrap();
+    assert!(status.success(), "{}", log.join("\n"));
+    assert!(log.iter().any(|l| l.contains("\"event\":\"detached\"")));
+    assert!(inst.attached().is_empty());
+}
+
+#[test]
+fn at_start_the_agent_restores_the_known_good_filter_before_it_fetches_data() {
+    let pair = VethPair::new("agboot").unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let ns = &pair.receiver;
+    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
+    inst.ok(
+        Some(ns),
+        &[
+            "attach",
+            "--iface",
+            &iface,
+            "--db",
+            db.to_str().unwrap(),
+            "--mode",
+            "skb",
+            "--deny",
+            "GB",
+        ],
+    )
+    .unwrap();
+    // A reboot: the pins are gone, the known-good copy in the lib directory stays.
+    inst.ok(Some(ns), &["detach", "--iface", &iface]).unwrap();
+    assert!(inst.attached().is_empty());
+    // And the data source is unreachable.
+    let gone = inst.state_dir.join("not-downloaded-yet.mmdb");
+    let path = config(&inst, &iface, "GB", false, gone.to_str().unwrap());
+    let mut agent = Agent::start(&inst, ns, &path, &[]).unwrap();
+    agent
+        .wait_for(&["event=restored", &format!("iface={iface}")])
+        .unwrap();
+    agent
+        .wait_for(&["event=reconcile_failed", &format!("iface={iface}")])
+        .unwrap();
+    assert_eq!(inst.attached(), std::slice::from_ref(&iface));
+    let status = inst.ok(Some(ns), &["status"]).unwrap();
+    assert!(status.contains("deny GB"), "{status}");
+    let (code, body) = get(ns, LISTEN, "/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("not-downloaded-yet.mmdb"), "{body}");
+    let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
+    let on = |name: &str| series(&text, name, &format!("interface=\"{iface}\""));
+    assert_eq!(on("regionfilter_refresh_failures_total"), Some(1.0));
+    assert_eq!(on("regionfilter_interface_ready"), Some(0.0));
+    let (status, _) = agent.stop().unwrap();
+    assert!(status.success());
+    assert_eq!(inst.attached(), [iface]);
+}
+
+#[test]
+fn a_bad_config_is_refused_before_anything_starts() {
+    let inst = Instance::new();
+    fs::create_dir_all(&inst.state_dir).unwrap();
+    let path = inst.state_dir.join("agent.toml");
+    for (text, expected) in [
+        (
+            "[[interface]]\nname = \"eth0\"\ndb = [\"a.mmdb\"]\npolicy = { deny = [\"XX\"] }\n",
+            "unknown country code \"XX\"",
+        ),
+        (
+            "[[interface]]\nname = \"eth0\"\npolicy = { deny = [\"GB\"] }\n",
+            "give exactly one of db, url, artifact or artifact_url",
+        ),
+        (
+            "[[interface]]\nname = \"../etc\"\ndb = [\"a.mmdb\"]\npolicy = { deny = [\"GB\"] }\n",
+            "../etc",
+        ),
+        ("refresh = \"1s\"\n[[interface]]\nname = \"eth0\"\n", "give at least 1m"),
+        (
+            "[[interface]]\nname = \"eth0\"\nurl = \"http://example.org/x.mmdb\"\npolicy = { deny = [\"GB\"] }\n",
+            "only https:// URLs",
+        ),
+        ("metrics_listen = \"localhost\"\n", "give an address and port"),
+    ] {
+        fs::write(&path, text).unwrap();
+        for args in [&["--check"][..], &[]] {
+            let mut all = vec!["agent", "--config", path.to_str().unwrap()];
+            all.extend_from_slice(args);
+            let err = inst.fails(None, &all).unwrap();
+            assert!(err.starts_with("error: agent config"), "{text}: {err}");
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+}
+
+#[test]
+fn the_unit_files_pass_systemd_analyze_verify() {
+    let dir = std::env::temp_dir().join(integration_tests::netns::unique_name("rfunits"));
+    fs::create_dir_all(&dir).unwrap();
+    let binary = integration_tests::cli::binary();
+    let contrib = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("contrib");
+    let mut units = Vec::new();
+    for name in [
+        "regionfilter-agent.service",
+        "regionfilter-update.service",
+        "regionfilter-update.timer",
+    ] {
+        // Only the binary's path changes: verify requires the executable to exist.
+        let text = fs::read_to_string(contrib.join(name))
+            .unwrap()
+            .replace("/usr/local/bin/regionfilter", binary.to_str().unwrap());
+        fs::write(dir.join(name), text).unwrap();
+        units.push(dir.join(name));
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{stderr}");
+    // verify only warns about some mistakes: none may be about our units.
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("regionfilter"))
+        .collect();
+    assert!(ours.is_empty(), "{stderr}");
+}
