@@ -307,3 +307,122 @@ fn the_unit_files_pass_systemd_analyze_verify() {
         .collect();
     assert!(ours.is_empty(), "{stderr}");
 }
+
+/// A real Prometheus server (Debian's package) in the namespace scrapes the agent over
+/// loopback every second; its HTTP API must return the exact count of packets sent.
+#[test]
+fn a_real_prometheus_scrapes_the_agent_and_reads_the_exact_counts() {
+    let pair = VethPair::new("agprom").unwrap();
+    pair.add_source(GB_V4.parse().unwrap()).unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let ns = &pair.receiver;
+    let path = config(&inst, &iface, "GB", false, "");
+    let mut agent = Agent::start(&inst, ns, &path, &[]).unwrap();
+    agent
+        .wait_for(&["event=reconciled", "ready=1", "of=1"])
+        .unwrap();
+    let rx = Receiver::bind(ns).unwrap();
+    let dst: IpAddr = RECEIVER_V4.parse().unwrap();
+    traffic::send(&pair.sender, GB_V4.parse().unwrap(), dst, GB_V4, COUNT).unwrap();
+    inst.wait_for_stats(&iface, WAIT, |s| {
+        integration_tests::cli::country_packets(s, Some("GB"), "dropped") >= COUNT as u64
+    })
+    .unwrap();
+    drop(rx);
+
+    // promtool on what the agent serves.
+    let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
+    let checked = promtool_check(&text);
+    assert!(checked.0, "promtool: {}", checked.1);
+
+    let dir = inst.state_dir.join("prometheus");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: regionfilter\n    \
+             static_configs:\n      - targets: ['{LISTEN}']\n"
+        ),
+    )
+    .unwrap();
+    let api = "127.0.0.1:9090";
+    let server = Killed(
+        ns.command("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={api}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus (cargo xtask setup installs Debian's prometheus package)"),
+    );
+    let query = format!(
+        "/api/v1/query?query=regionfilter_packets_total%7Binterface%3D%22{iface}%22%2Ccountry%3D%22GB%22%2Cverdict%3D%22dropped%22%7D"
+    );
+    // Prometheus starts, then scrapes on its own schedule: ask until it has a sample.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    let value = loop {
+        if let Ok((200, body)) = get(ns, api, &query) {
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if let Some(v) = json["data"]["result"][0]["value"][1].as_str() {
+                break Some(v.to_owned());
+            }
+            last = body;
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    drop(server);
+    assert_eq!(
+        value,
+        Some(COUNT.to_string()),
+        "Prometheus' last answer: {last}"
+    );
+    let _ = agent.stop().unwrap();
+}
+
+/// A child process killed (and reaped) when the test ends, also on failure.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn promtool_check(text: &str) -> (bool, String) {
+    use std::io::Write as _;
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
