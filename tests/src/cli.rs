@@ -59,10 +59,22 @@ impl Instance {
     /// `regionfilter ARGS` run inside `ns` (or the current namespace).
     #[must_use]
     pub fn command(&self, ns: Option<&NetNs>, args: &[&str]) -> Command {
+        self.command_under(ns, &[], args)
+    }
+
+    /// `WRAPPER... regionfilter ARGS` (e.g. `setpriv --bounding-set=...`) inside `ns`.
+    #[must_use]
+    pub fn command_under(&self, ns: Option<&NetNs>, wrapper: &[&str], args: &[&str]) -> Command {
+        let program: std::ffi::OsString = wrapper
+            .first()
+            .map_or_else(|| binary().into(), |w| (*w).into());
         let mut cmd = match ns {
-            Some(ns) => ns.command(binary()),
-            None => Command::new(binary()),
+            Some(ns) => ns.command(&program),
+            None => Command::new(&program),
         };
+        if !wrapper.is_empty() {
+            cmd.args(&wrapper[1..]).arg(binary());
+        }
         // The lock-out guard reads the caller's SSH session: tests set it explicitly.
         cmd.env_remove("SSH_CONNECTION")
             .env_remove("SSH_CLIENT")

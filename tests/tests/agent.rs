@@ -426,3 +426,55 @@ fn promtool_check(text: &str) -> (bool, String) {
         ),
     )
 }
+
+/// The unit's `CapabilityBoundingSet` is all regionfilter needs: attach, status, update,
+/// explain and detach run under exactly that set (no CAP_SYS_ADMIN).
+#[test]
+fn the_units_capability_set_is_enough_for_every_verb() {
+    let unit = fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../contrib/regionfilter-agent.service"),
+    )
+    .unwrap();
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("the unit names its capabilities")
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    let bounding = format!("--bounding-set=-all,{}", caps.join(","));
+    let pair = VethPair::new("agcaps").unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
+    let run = |args: &[&str]| {
+        let wrapper = ["setpriv", bounding.as_str(), "--inh-caps=-all"];
+        let out = inst
+            .command_under(Some(&pair.receiver), &wrapper, args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} under {bounding}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&[
+        "attach",
+        "--iface",
+        &iface,
+        "--db",
+        db.to_str().unwrap(),
+        "--mode",
+        "skb",
+        "--deny",
+        "GB",
+    ]);
+    assert!(run(&["status"]).contains("deny GB"));
+    run(&["update", "--iface", &iface, "--deny", "GB,SE"]);
+    assert!(run(&["explain", "--iface", &iface, "81.2.69.160"]).contains("kernel on"));
+    run(&["detach", "--iface", &iface]);
+    assert!(inst.attached().is_empty());
+}

@@ -25,8 +25,10 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iptables",
     "ethtool",
     "mmdb-bin",
-    // promtool checks the Prometheus exposition `stats --format prometheus` prints.
+    // promtool checks the Prometheus exposition; the agent test scrapes with the real server.
     "prometheus",
+    // systemd-analyze verifies the unit files in contrib/.
+    "systemd",
 ];
 
 pub fn run() -> Result<()> {

@@ -1,9 +1,8 @@
 //! The metrics endpoint: `/metrics` (Prometheus text exposition) and `/healthz` (ready when
 //! every configured interface runs its intended content).
 
-use std::{convert::Infallible, fmt::Write as _, sync::Arc};
+use std::{convert::Infallible, fmt::Write as _, sync::Arc, time::Duration};
 
-use anyhow::{Context as _, Result};
 use http_body_util::Full;
 use hyper::{
     body::{Bytes, Incoming},
@@ -20,12 +19,38 @@ use super::{
 };
 use crate::ops::metrics::{exposition, InterfaceMetrics};
 
-/// Binds `shared.listen` now (so a taken port is an error at start) and serves it from a task.
-pub async fn serve(shared: Arc<Shared>) -> Result<()> {
-    let listener = TcpListener::bind(shared.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} for metrics", shared.listen))?;
+/// Serves `shared.listen` from a task. An address that cannot be bound (loopback not up yet
+/// at boot, the port taken) is logged and tried again every few seconds: filtering does not
+/// wait for metrics.
+pub fn serve(shared: Arc<Shared>) {
     tokio::spawn(async move {
+        let mut failing = false;
+        let listener = loop {
+            match TcpListener::bind(shared.listen).await {
+                Ok(listener) => break listener,
+                Err(e) => {
+                    if !failing {
+                        event(
+                            Level::Error,
+                            "metrics_unavailable",
+                            &[
+                                ("listen", &shared.listen),
+                                ("msg", &format!("{e}; trying again every {RETRY:?}")),
+                            ],
+                        );
+                        failing = true;
+                    }
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        };
+        if failing {
+            event(
+                Level::Info,
+                "metrics_listening",
+                &[("listen", &shared.listen)],
+            );
+        }
         loop {
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
@@ -47,8 +72,9 @@ pub async fn serve(shared: Arc<Shared>) -> Result<()> {
             });
         }
     });
-    Ok(())
 }
+
+const RETRY: Duration = Duration::from_secs(5);
 
 fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {

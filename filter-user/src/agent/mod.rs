@@ -172,7 +172,7 @@ async fn main_loop(
     let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    http::serve(shared.clone()).await?;
+    http::serve(shared.clone());
     let mut config = Arc::new(config);
     event(
         Level::Info,
@@ -218,6 +218,13 @@ async fn main_loop(
                                 new.metrics_listen, shared.listen))]);
                         }
                         event(Level::Info, "reloaded", &[("config", &path.display()), ("interfaces", &new.interfaces.len())]);
+                        // Taking a filter off is never a side effect of editing a file.
+                        for entry in &config.interfaces {
+                            if !new.interfaces.iter().any(|n| n.iface == entry.iface) {
+                                event(Level::Warning, "unmanaged", &[("iface", &entry.iface), ("msg", &format!(
+                                    "no longer in the configuration: its filter stays attached and is no longer refreshed; `regionfilter detach --iface {}` removes it", entry.iface))]);
+                            }
+                        }
                         config = Arc::new(new);
                         if !pass(&shared, &config, "reload").await {
                             next = next.min(Instant::now() + config.retry);

@@ -115,14 +115,21 @@ pub struct LinkPin {
 }
 
 /// The link pinned at `path` if it is an XDP link running regionfilter's program; `None` for
-/// any other object.
+/// any other object. The program is the one pinned beside the link: reading its info needs no
+/// more than CAP_BPF, where walking every loaded program would need CAP_SYS_ADMIN.
 fn our_link(path: &Path) -> Result<Option<LinkPin>> {
     let Some((prog_id, ifindex)) = xdp_link(path)? else {
         return Ok(None);
     };
-    let ours = aya::programs::loaded_programs()
-        .filter_map(Result::ok)
-        .any(|p| p.id() == prog_id && p.name_as_str() == Some(PROGRAM_NAME));
+    let is_ours = |p: &ProgramInfo| p.id() == prog_id && p.name_as_str() == Some(PROGRAM_NAME);
+    let beside = path.with_file_name(PROGRAM_PIN);
+    let ours = match ProgramInfo::from_pin(&beside) {
+        Ok(program) => is_ours(&program),
+        // No program pin (a directory another tool made): ask the kernel for every program.
+        Err(_) => aya::programs::loaded_programs()
+            .filter_map(Result::ok)
+            .any(|p| is_ours(&p)),
+    };
     Ok(ours.then_some(LinkPin { ifindex }))
 }
 
