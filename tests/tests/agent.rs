@@ -237,6 +237,15 @@ fn at_start_the_agent_restores_the_known_good_filter_before_it_fetches_data() {
 #[test]
 fn a_bad_config_is_refused_before_anything_starts() {
     let inst = Instance::new();
+    // The example in contrib/ (and the README) is a good one.
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/agent.toml");
+    let out = inst
+        .ok(
+            None,
+            &["agent", "--config", example.to_str().unwrap(), "--check"],
+        )
+        .unwrap();
+    assert!(out.ends_with("agent.toml: ok, 1 interface\n"), "{out}");
     fs::create_dir_all(&inst.state_dir).unwrap();
     let path = inst.state_dir.join("agent.toml");
     for (text, expected) in [
