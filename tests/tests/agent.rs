@@ -148,6 +148,46 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
     let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
     assert_eq!(generation(&text, &iface), Some(1.0));
 
+    // One agent per state directory.
+    let second = inst
+        .fails(Some(ns), &["agent", "--config", path.to_str().unwrap()])
+        .unwrap();
+    assert!(
+        second.contains("another regionfilter agent is running"),
+        "{second}"
+    );
+
+    // A policy the guards refuse (ZW has no prefixes in the data): the filter stays as it
+    // was, and the interface is not ready, for the refusal's reason.
+    config(&inst, &iface, "GB\", \"ZW", true, "");
+    agent.signal(libc::SIGHUP);
+    agent
+        .wait_for(&[
+            "event=reconcile_failed",
+            &format!("iface={iface}"),
+            "reason=refused",
+        ])
+        .unwrap();
+    agent
+        .wait_for(&["event=reconciled", "trigger=reload", "ready=0", "of=2"])
+        .unwrap();
+    let (code, body) = get(ns, LISTEN, "/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains(&format!("{iface}: ")) && body.contains("ZW"),
+        "{body}"
+    );
+    let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
+    assert_eq!(generation(&text, &iface), Some(1.0));
+    assert_eq!(
+        series(
+            &text,
+            "regionfilter_interface_ready",
+            &format!("interface=\"{iface}\"")
+        ),
+        Some(0.0)
+    );
+
     // A new policy, and the missing interface gone from the file: one switch, then ready.
     let path = config(&inst, &iface, "SE", false, "");
     agent.signal(libc::SIGHUP);
@@ -237,15 +277,33 @@ fn at_start_the_agent_restores_the_known_good_filter_before_it_fetches_data() {
 #[test]
 fn a_bad_config_is_refused_before_anything_starts() {
     let inst = Instance::new();
-    // The example in contrib/ (and the README) is a good one.
+    fs::create_dir_all(&inst.state_dir).unwrap();
+    // The example in contrib/ (and the README) is a good one once its database exists:
+    // `--check` also opens the local data files.
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/agent.toml");
-    let out = inst
-        .ok(
+    let err = inst
+        .fails(
             None,
             &["agent", "--config", example.to_str().unwrap(), "--check"],
         )
         .unwrap();
-    assert!(out.ends_with("agent.toml: ok, 1 interface\n"), "{out}");
+    assert!(
+        err.contains("cannot read /var/lib/GeoIP/GeoLite2-Country.mmdb"),
+        "{err}"
+    );
+    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
+    let text = fs::read_to_string(&example)
+        .unwrap()
+        .replace("/var/lib/GeoIP/GeoLite2-Country.mmdb", db.to_str().unwrap());
+    let copy = inst.state_dir.join("example.toml");
+    fs::write(&copy, text).unwrap();
+    let out = inst
+        .ok(
+            None,
+            &["agent", "--config", copy.to_str().unwrap(), "--check"],
+        )
+        .unwrap();
+    assert!(out.ends_with("example.toml: ok, 1 interface\n"), "{out}");
     fs::create_dir_all(&inst.state_dir).unwrap();
     let path = inst.state_dir.join("agent.toml");
     for (text, expected) in [
@@ -267,6 +325,11 @@ fn a_bad_config_is_refused_before_anything_starts() {
             "only https:// URLs",
         ),
         ("metrics_listen = \"localhost\"\n", "give an address and port"),
+        (
+            "[[interface]]\nname = \"eth0\"\ndb = [\"a.mmdb\"]\n[interface.policy]\ndney = [\"GB\"]\n",
+            "unknown field `dney`",
+        ),
+        ("refresh = \"500000000000y\"\n", "longer than a year"),
     ] {
         fs::write(&path, text).unwrap();
         for args in [&["--check"][..], &[]] {
@@ -397,6 +460,11 @@ fn a_real_prometheus_scrapes_the_agent_and_reads_the_exact_counts() {
         Some(COUNT.to_string()),
         "Prometheus' last answer: {last}"
     );
+    // The interface disappears: nothing filters it any more, and readiness says so.
+    ns.ip(&["link", "del", &iface]).unwrap();
+    let (code, body) = get(ns, LISTEN, "/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("is gone"), "{body}");
     let _ = agent.stop().unwrap();
 }
 

@@ -40,6 +40,8 @@ use crate::{
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9877";
 /// The shortest refresh interval: a database is not rebuilt more often than this.
 pub const MIN_REFRESH: Duration = Duration::from_secs(60);
+/// The longest interval any timer of the agent takes: a year.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,14 +79,10 @@ struct InterfaceFile {
     sha256_url: Option<String>,
     artifact: Option<PathBuf>,
     artifact_url: Option<String>,
-    policy: Option<PolicySource>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum PolicySource {
-    File(PathBuf),
-    Inline(Box<PolicyFile>),
+    /// A policy file's path, or the same keys as a table. Read as a plain value first, so a
+    /// typo in the table gets the policy file's own error (`unknown field ...`), not serde's
+    /// "no variant matched".
+    policy: Option<toml::Value>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -208,9 +206,34 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Every local data file of every interface can be opened for reading.
+    pub fn check_local_files(&self) -> Result<()> {
+        for entry in &self.interfaces {
+            let DataSource::Files(data) = &entry.source else {
+                continue;
+            };
+            for path in data.db.iter().chain(&data.artifact) {
+                std::fs::File::open(path).with_context(|| {
+                    format!(
+                        "[[interface]] {:?}: cannot read {}",
+                        entry.iface.to_string(),
+                        path.display()
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn duration(key: &str, text: &str) -> Result<Duration> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| anyhow::anyhow!("{key} = {text:?}: {e}; give a duration such as 6h or 30m"))
+    let value = humantime::parse_duration(text.trim())
+        .map_err(|e| anyhow::anyhow!("{key} = {text:?}: {e}; give a duration such as 6h or 30m"))?;
+    if value > MAX_INTERVAL {
+        bail!("{key} = {text:?}: longer than a year; give at most 366d");
+    }
+    Ok(value)
 }
 
 impl InterfaceFile {
@@ -255,12 +278,19 @@ impl InterfaceFile {
             || matches!(&source, DataSource::Files(d) if d.artifact.is_some());
         // The same code as `--policy FILE`: a file, or the same keys inline.
         let policy = match self.policy {
-            Some(PolicySource::File(path)) => PolicyArgs {
+            Some(toml::Value::String(path)) => PolicyArgs {
                 file: Some(dir.join(path)),
                 ..PolicyArgs::default()
             }
             .to_policy()?,
-            Some(PolicySource::Inline(file)) => Some(PolicyArgs::default().with_file(*file)?),
+            Some(table @ toml::Value::Table(_)) => {
+                let file: PolicyFile = table.try_into().context("[interface.policy]")?;
+                Some(PolicyArgs::default().with_file(file)?)
+            }
+            Some(other) => bail!(
+                "policy = {other}: give a policy file's path, or a table of policy keys \
+                 ([interface.policy])"
+            ),
             None => None,
         };
         if policy.is_none() && !artifact_source {

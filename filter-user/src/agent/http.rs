@@ -10,8 +10,8 @@ use hyper::{
     service::service_fn,
     Method, Request, Response, StatusCode,
 };
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpListener, sync::Semaphore, time::Instant};
 
 use super::{
     log::{event, Level},
@@ -44,29 +44,42 @@ pub fn serve(shared: Arc<Shared>) {
                 }
             }
         };
-        if failing {
-            event(
-                Level::Info,
-                "metrics_listening",
-                &[("listen", &shared.listen)],
-            );
-        }
+        let bound = listener
+            .local_addr()
+            .map_or_else(|_| shared.listen.to_string(), |a| a.to_string());
+        event(Level::Info, "metrics_listening", &[("listen", &bound)]);
+        // At most this many connections at once; one that sends no request within a few
+        // seconds is closed, so clients that connect and say nothing cannot pile up.
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut last_complaint: Option<Instant> = None;
         loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    event(Level::Warning, "metrics_accept_failed", &[("msg", &e)]);
+                    // Out of file descriptors, say: back off, and say so once a minute.
+                    if last_complaint.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                        event(Level::Warning, "metrics_accept_failed", &[("msg", &e)]);
+                        last_complaint = Some(Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
             let shared = shared.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let service = service_fn(move |request| {
                     let shared = shared.clone();
                     async move { Ok::<_, Infallible>(respond(&shared, &request)) }
                 });
                 // A client that hangs up mid-request is its own business.
                 let _ = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(5))
+                    .keep_alive(false)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
@@ -74,6 +87,7 @@ pub fn serve(shared: Arc<Shared>) {
     });
 }
 
+const MAX_CONNECTIONS: usize = 32;
 const RETRY: Duration = Duration::from_secs(5);
 
 fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>> {

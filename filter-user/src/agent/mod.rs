@@ -13,7 +13,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
         Arc, Mutex, PoisonError,
     },
     time::Duration,
@@ -22,6 +22,7 @@ use std::{
 use anyhow::{Context as _, Result};
 use tokio::{
     signal::unix::{signal, SignalKind},
+    sync::Notify,
     time::{sleep_until, Instant},
 };
 
@@ -33,6 +34,7 @@ use crate::{
     kernel::{
         maps::{hash_hex, FilterMaps},
         pins::{self, PinState},
+        placement,
     },
     model::iface::IfaceName,
     ops::{
@@ -41,6 +43,7 @@ use crate::{
         download,
         inputs::{DataArgs, PolicyChange},
         known_good::KnownGood,
+        lock::{Busy, IfaceLock},
         metrics::DataFacts,
         privileges,
         state::{unix_now, AttachState, Layout},
@@ -51,7 +54,7 @@ use crate::{
 
 /// How long an operation of the agent waits for a command an operator runs on the same
 /// interface.
-const LOCK_WAIT: Duration = Duration::from_secs(120);
+const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// What the command line may override in the file.
 #[derive(Debug, Default)]
@@ -77,8 +80,12 @@ pub struct Shared {
     pub layout: Layout,
     pub listen: SocketAddr,
     statuses: Mutex<BTreeMap<IfaceName, IfaceStatus>>,
-    /// Bumped after every pass, so the sample logger reopens the rings of new attaches.
+    /// Bumped after every pass, so the sample logger follows attaches and reloads.
     pass: AtomicU64,
+    /// Drop samples logged per second, as the current configuration says (0: none).
+    log_samples: AtomicU32,
+    /// SIGTERM or SIGINT arrived: a pass stops before its next interface.
+    stopping: AtomicBool,
 }
 
 impl Shared {
@@ -93,18 +100,33 @@ impl Shared {
             .collect()
     }
 
-    /// Whether `iface` runs its intended content now, as the kernel says.
+    /// Whether `iface` runs its intended content now, as the kernel says: the last reconcile
+    /// succeeded, the filter is on the interface its name says, and its active content is the
+    /// one that reconcile reached.
     pub fn ready(&self, iface: &IfaceName, status: &IfaceStatus) -> Result<(), String> {
+        if let Some(error) = &status.last_error {
+            return Err(error.clone());
+        }
         let Some(intended) = &status.intended else {
-            return Err(status
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "not reconciled yet".to_owned()));
+            return Err("not reconciled yet".to_owned());
         };
-        let active = FilterMaps::open_pinned(&self.layout.pin_dir(iface))
-            .and_then(|maps| maps.halves[maps.active_half()?].settings())
-            .map(|settings| hash_hex(&settings.content_hash))
-            .map_err(|e| format!("no filter: {e:#}"))?;
+        match pins::inspect(&self.layout.pin_dir(iface)) {
+            Ok(PinState::Attached { ifindex }) => {
+                if let Some(moved) =
+                    placement::recorded(&self.layout, iface, ifindex).describe(iface)
+                {
+                    return Err(moved);
+                }
+            }
+            Ok(PinState::Gone) => {
+                return Err(format!(
+                    "the interface {iface} is gone (deleted or re-created): nothing filters it"
+                ))
+            }
+            Ok(_) => return Err("no filter attached".to_owned()),
+            Err(e) => return Err(format!("{e:#}")),
+        }
+        let active = active_hash(&self.layout, iface).ok_or("cannot read the filter's maps")?;
         if &active == intended {
             Ok(())
         } else {
@@ -136,6 +158,20 @@ fn short(hash: &str) -> &str {
 /// Runs until SIGTERM or SIGINT. Errors only for what stops it from starting.
 pub fn run(layout: Layout, config_path: &Path, overrides: &Overrides) -> Result<()> {
     privileges::require_bpf_admin("agent")?;
+    // One agent per state directory: two would fight over the same filters. A directory, not
+    // a `NAME.lock` file, so no interface name can share it.
+    let lock_path = layout.state_dir.join("agent").join("lock");
+    let _instance = IfaceLock::acquire(&lock_path, Duration::ZERO).map_err(|e| {
+        if e.downcast_ref::<Busy>().is_some() {
+            anyhow::anyhow!(
+                "another regionfilter agent is running for {} (it holds {})",
+                layout.state_dir.display(),
+                lock_path.display()
+            )
+        } else {
+            e
+        }
+    })?;
     let mut config = Config::read(config_path)?;
     apply(&mut config, overrides);
     log::init(config.log_format);
@@ -144,6 +180,8 @@ pub fn run(layout: Layout, config_path: &Path, overrides: &Overrides) -> Result<
         listen: config.metrics_listen,
         statuses: Mutex::new(BTreeMap::new()),
         pass: AtomicU64::new(0),
+        log_samples: AtomicU32::new(config.log_samples),
+        stopping: AtomicBool::new(false),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -168,10 +206,24 @@ async fn main_loop(
     path: PathBuf,
     overrides: &Overrides,
 ) -> Result<()> {
-    // Signals are taken before anything else, so a SIGTERM during the first pass is not lost.
+    // Signals are taken before anything else, so a SIGTERM during the first pass is not lost;
+    // it is noticed at once, and a running pass stops before its next interface.
     let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let stop = Arc::new(Notify::new());
+    {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            shared.stopping.store(true, Ordering::Relaxed);
+            event(Level::Info, "stopping", &[("signal", &name)]);
+            stop.notify_one();
+        });
+    }
     http::serve(shared.clone());
     let mut config = Arc::new(config);
     event(
@@ -183,15 +235,7 @@ async fn main_loop(
             ("metrics", &shared.listen),
         ],
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = (config.log_samples > 0).then(|| {
-        samples::spawn(
-            shared.clone(),
-            config.interfaces.iter().map(|i| i.iface.clone()).collect(),
-            config.log_samples,
-            stop.clone(),
-        )
-    });
+    let sampler = samples::spawn(shared.clone());
     // At boot the pins are gone: every filter goes back from its known-good copy before any
     // download, and only then is the service ready (`Type=notify`).
     {
@@ -199,12 +243,12 @@ async fn main_loop(
         let _ = tokio::task::spawn_blocking(move || restore_all(&shared, &config)).await;
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    let ok = pass(&shared, &config, "start").await;
+    let mut ok = pass(&shared, &config, "start").await;
     let mut next = Instant::now() + next_wait(&config, ok);
-    loop {
+    while !shared.stopping.load(Ordering::Relaxed) {
         tokio::select! {
             () = sleep_until(next) => {
-                let ok = pass(&shared, &config, "refresh").await;
+                ok = pass(&shared, &config, if ok { "refresh" } else { "retry" }).await;
                 next = Instant::now() + next_wait(&config, ok);
             }
             _ = hangup.recv() => {
@@ -225,8 +269,10 @@ async fn main_loop(
                                     "no longer in the configuration: its filter stays attached and is no longer refreshed; `regionfilter detach --iface {}` removes it", entry.iface))]);
                             }
                         }
+                        shared.log_samples.store(new.log_samples, Ordering::Relaxed);
                         config = Arc::new(new);
-                        if !pass(&shared, &config, "reload").await {
+                        ok = pass(&shared, &config, "reload").await;
+                        if !ok {
                             next = next.min(Instant::now() + config.retry);
                         }
                     }
@@ -234,31 +280,38 @@ async fn main_loop(
                     Err(e) => event(Level::Error, "config_error", &[("msg", &format!("{e:#}; keeping the running configuration"))]),
                 }
             }
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
+            () = stop.notified() => break,
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    if config.detach_on_exit {
-        let shared = shared.clone();
-        let config = config.clone();
-        let _ = tokio::task::spawn_blocking(move || detach_all(&shared, &config)).await;
-    }
-    if let Some(sampler) = sampler {
-        let _ = tokio::task::spawn_blocking(move || sampler.join()).await;
-    }
+    let failed = if config.detach_on_exit {
+        let (shared, to_detach) = (shared.clone(), config.clone());
+        tokio::task::spawn_blocking(move || detach_all(&shared, &to_detach))
+            .await
+            .unwrap_or(config.interfaces.len())
+    } else {
+        0
+    };
+    let _ = tokio::task::spawn_blocking(move || sampler.join()).await;
+    let total = config.interfaces.len();
+    let filters = match (config.detach_on_exit, failed) {
+        (false, _) => "left attached".to_owned(),
+        (true, 0) => "detached".to_owned(),
+        (true, n) => format!("detached {} of {total}", total - n),
+    };
     event(
-        Level::Info,
+        if failed == 0 {
+            Level::Info
+        } else {
+            Level::Error
+        },
         "stopped",
-        &[(
-            "filters",
-            &if config.detach_on_exit {
-                "detached"
-            } else {
-                "left attached"
-            },
-        )],
+        &[("filters", &filters)],
     );
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {total} filters could not be detached (see the detach_failed lines)"
+        );
+    }
     Ok(())
 }
 
@@ -286,6 +339,9 @@ async fn pass(shared: &Arc<Shared>, config: &Arc<Config>, trigger: &'static str)
         }
         let mut ok = true;
         for entry in &config.interfaces {
+            if shared.stopping.load(Ordering::Relaxed) {
+                return false;
+            }
             ok &= reconcile(&shared, &config, entry, trigger);
         }
         shared.pass.fetch_add(1, Ordering::Relaxed);
@@ -372,7 +428,7 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
                 s.failures += 1;
                 s.last_error = Some(message.clone());
             });
-            let name = if trigger == "refresh" {
+            let name = if matches!(trigger, "refresh" | "retry") {
                 "refresh_failed"
             } else {
                 "reconcile_failed"
@@ -548,16 +604,29 @@ fn warn_if_settings_differ(layout: &Layout, entry: &InterfaceConfig) {
     }
 }
 
-fn detach_all(shared: &Shared, config: &Config) {
+/// Detaches every configured interface; returns how many could not be detached.
+fn detach_all(shared: &Shared, config: &Config) -> usize {
+    let mut failed = 0;
     for entry in &config.interfaces {
         let iface = &entry.iface;
+        // Nothing attached (the interface never came up): nothing to take off.
+        if matches!(
+            pins::inspect(&shared.layout.pin_dir(iface)),
+            Ok(PinState::Absent)
+        ) {
+            continue;
+        }
         match detach(&shared.layout, iface, LOCK_WAIT) {
             Ok(_) => event(Level::Info, "detached", &[("iface", iface)]),
-            Err(e) => event(
-                Level::Error,
-                "detach_failed",
-                &[("iface", iface), ("msg", &e)],
-            ),
+            Err(e) => {
+                failed += 1;
+                event(
+                    Level::Error,
+                    "detach_failed",
+                    &[("iface", iface), ("msg", &e)],
+                );
+            }
         }
     }
+    failed
 }

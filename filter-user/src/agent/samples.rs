@@ -1,11 +1,10 @@
-//! Logs the drop samples of the agent's filters, at most `per_sec` lines a second; what the
-//! limit holds back is counted and said once a second.
+//! Logs the drop samples of the agent's filters, at most `log_samples` lines a second; what
+//! the limit holds back is counted and said once a second. It follows the configuration: the
+//! interfaces and the limit are read again after every pass, and with a limit of 0 no ring is
+//! held open, so `watch` gets every sample.
 
 use std::{
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::{atomic::Ordering, Arc},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -26,20 +25,12 @@ use crate::{
     ops::samples::{decode, describe},
 };
 
-pub fn spawn(
-    shared: Arc<Shared>,
-    ifaces: Vec<IfaceName>,
-    per_sec: u32,
-    stop: Arc<AtomicBool>,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || run(&shared, &ifaces, per_sec, &stop))
+/// Runs until the agent is stopping.
+pub fn spawn(shared: Arc<Shared>) -> JoinHandle<()> {
+    std::thread::spawn(move || run(&shared))
 }
 
-fn open(
-    shared: &Shared,
-    ifaces: &[IfaceName],
-    skip_queued: bool,
-) -> Vec<(IfaceName, RingBuf<MapData>)> {
+fn open(shared: &Shared, ifaces: &[IfaceName]) -> Vec<(IfaceName, RingBuf<MapData>)> {
     let mut rings = Vec::new();
     for iface in ifaces {
         let dir = shared.layout.pin_dir(iface);
@@ -47,27 +38,36 @@ fn open(
             continue;
         }
         if let Ok(maps) = FilterMaps::open_pinned(&dir) {
-            let mut ring = maps.samples;
-            if skip_queued {
-                while ring.next().is_some() {}
-            }
-            rings.push((iface.clone(), ring));
+            rings.push((iface.clone(), maps.samples));
         }
     }
     rings
 }
 
-fn run(shared: &Shared, ifaces: &[IfaceName], per_sec: u32, stop: &AtomicBool) {
+/// CLOCK_MONOTONIC now, in the kernel's sample time unit.
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+}
+
+fn run(shared: &Shared) {
+    // Samples queued before the agent started are old news.
+    let started = monotonic_ns();
     let mut rings = Vec::new();
     let mut seen_pass = u64::MAX;
     let mut window = Instant::now();
     let (mut logged, mut held_back) = (0u32, 0u64);
-    while !stop.load(Ordering::Relaxed) {
+    let mut per_sec = 0;
+    while !shared.stopping.load(Ordering::Relaxed) {
         let pass = shared.pass.load(Ordering::Relaxed);
         if pass != seen_pass {
-            // Samples queued before the agent started are old news; those of a filter
-            // attached since are not.
-            rings = open(shared, ifaces, seen_pass == u64::MAX);
+            per_sec = shared.log_samples.load(Ordering::Relaxed);
+            let ifaces: Vec<IfaceName> = shared.snapshot().into_iter().map(|(i, _)| i).collect();
+            rings = if per_sec == 0 {
+                Vec::new()
+            } else {
+                open(shared, &ifaces)
+            };
             seen_pass = pass;
         }
         if window.elapsed() >= Duration::from_secs(1) {
@@ -83,7 +83,7 @@ fn run(shared: &Shared, ifaces: &[IfaceName], per_sec: u32, stop: &AtomicBool) {
         }
         for (iface, ring) in &mut rings {
             while let Some(item) = ring.next() {
-                let Some(sample) = decode(&item) else {
+                let Some(sample) = decode(&item).filter(|s| s.time_ns >= started) else {
                     continue;
                 };
                 if logged >= per_sec {

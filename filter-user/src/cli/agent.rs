@@ -25,7 +25,8 @@ pub struct AgentArgs {
     /// Log JSON objects instead of key=value lines.
     #[arg(long)]
     pub json: bool,
-    /// Check the configuration (every interface, data option and policy) and exit.
+    /// Check the configuration (every interface, data option and policy, and that the local
+    /// data files can be read) and exit; nothing is attached or changed.
     #[arg(long)]
     pub check: bool,
 }
@@ -33,6 +34,9 @@ pub struct AgentArgs {
 pub fn run(layout: Layout, args: &AgentArgs) -> Result<()> {
     if args.check {
         let config = agent::config::Config::read(&args.config)?;
+        // The running agent takes a missing file as that interface's failure (the others keep
+        // running, and at boot its known-good copy still goes back); a check says so now.
+        config.check_local_files()?;
         println!(
             "{}: ok, {} interface{}",
             args.config.display(),
