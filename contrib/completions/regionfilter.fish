@@ -258,7 +258,7 @@ complete -c regionfilter -n "__fish_regionfilter_using_subcommand agent" -l stat
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand agent" -l lib-dir -d 'Directory for the known-good artifacts `update` keeps and `rollback` restores' -r -F
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand agent" -l detach-on-exit -d 'Detach the configured filters when the agent stops (default: leave them attached)'
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand agent" -l json -d 'Log JSON objects instead of key=value lines'
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand agent" -l check -d 'Check the configuration (every interface, data option and policy) and exit'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand agent" -l check -d 'Check the configuration (every interface, data option and policy, and that the local data files can be read) and exit; nothing is attached or changed'
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand agent" -s h -l help -d 'Print help'
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch agent help" -f -a "attach" -d 'Load the filter with a country database and attach it to an interface'
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand help; and not __fish_seen_subcommand_from attach compile inspect diff explain update rollback detach status stats watch agent help" -f -a "compile" -d 'Compile country data (and optionally a policy) into an artifact that attach loads'
