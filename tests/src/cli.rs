@@ -114,6 +114,23 @@ impl Instance {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// `regionfilter attach --iface IFACE --db <MaxMind's test database> --mode skb POLICY...`
+    /// inside `ns`, required to succeed; returns stdout.
+    pub fn attach_test_db(&self, ns: &NetNs, iface: &str, policy: &[&str]) -> Result<String> {
+        let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
+        let mut args = vec![
+            "attach",
+            "--iface",
+            iface,
+            "--db",
+            db.to_str().expect("UTF-8 fixture path"),
+            "--mode",
+            "skb",
+        ];
+        args.extend_from_slice(policy);
+        self.ok(Some(ns), &args)
+    }
+
     /// Runs and requires failure; returns stderr.
     pub fn fails(&self, ns: Option<&NetNs>, args: &[&str]) -> Result<String> {
         let out = self.output(ns, args)?;

@@ -230,22 +230,7 @@ fn at_start_the_agent_restores_the_known_good_filter_before_it_fetches_data() {
     let inst = Instance::new();
     let iface = pair.receiver_if.clone();
     let ns = &pair.receiver;
-    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
-    inst.ok(
-        Some(ns),
-        &[
-            "attach",
-            "--iface",
-            &iface,
-            "--db",
-            db.to_str().unwrap(),
-            "--mode",
-            "skb",
-            "--deny",
-            "GB",
-        ],
-    )
-    .unwrap();
+    inst.attach_test_db(ns, &iface, &["--deny", "GB"]).unwrap();
     // A reboot: the pins are gone, the known-good copy in the lib directory stays.
     inst.ok(Some(ns), &["detach", "--iface", &iface]).unwrap();
     assert!(inst.attached().is_empty());

@@ -10,7 +10,7 @@ use std::{
 };
 
 use integration_tests::{
-    cli::{fixture, Instance},
+    cli::Instance,
     netns::{VethPair, RECEIVER_V4},
 };
 
@@ -23,12 +23,6 @@ const CONNECTED_WITHIN: Duration = Duration::from_secs(10);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-fn db() -> String {
-    fixture("maxmind/GeoLite2-Country-Test.mmdb")
-        .display()
-        .to_string()
 }
 
 fn stats_line(inst: &Instance, iface: &str, key: &str) -> u64 {
@@ -80,21 +74,10 @@ fn the_hosts_own_connections_to_a_denied_peer_work_under_a_port_scope_or_tcp_syn
         .unwrap()
         .unwrap();
     let out = inst
-        .ok(
-            ns,
-            &[
-                "attach",
-                "--iface",
-                &iface,
-                "--db",
-                &db(),
-                "--mode",
-                "skb",
-                "--deny",
-                "GB",
-                "--ports",
-                "tcp/8443",
-            ],
+        .attach_test_db(
+            &pair.receiver,
+            &iface,
+            &["--deny", "GB", "--ports", "tcp/8443"],
         )
         .unwrap();
     assert!(
@@ -182,21 +165,10 @@ fn neighbour_discovery_works_under_unknown_drop() {
         .unwrap();
     let receiver_index = ifindex(&pair.receiver, &iface);
     let sender_index = ifindex(&pair.sender, &pair.sender_if);
-    inst.ok(
-        Some(&pair.receiver),
-        &[
-            "attach",
-            "--iface",
-            &iface,
-            "--db",
-            &db(),
-            "--mode",
-            "skb",
-            "--allow",
-            "SE",
-            "--unknown",
-            "drop",
-        ],
+    inst.attach_test_db(
+        &pair.receiver,
+        &iface,
+        &["--allow", "SE", "--unknown", "drop"],
     )
     .unwrap();
     let server = pair
@@ -270,19 +242,10 @@ fn two_services_judge_their_ports_by_different_countries() {
         })
         .into();
     let out = inst
-        .ok(
-            Some(&pair.receiver),
-            &[
-                "attach",
-                "--iface",
-                &iface,
-                "--db",
-                &db(),
-                "--mode",
-                "skb",
-                "--policy",
-                policy.to_str().unwrap(),
-            ],
+        .attach_test_db(
+            &pair.receiver,
+            &iface,
+            &["--policy", policy.to_str().unwrap()],
         )
         .unwrap();
     assert!(
@@ -316,21 +279,10 @@ fn explain_iface_answers_from_the_live_maps_and_fails_when_the_kernel_disagrees(
     let inst = Instance::new();
     let iface = pair.receiver_if.clone();
     let ns = Some(&pair.receiver);
-    inst.ok(
-        ns,
-        &[
-            "attach",
-            "--iface",
-            &iface,
-            "--db",
-            &db(),
-            "--mode",
-            "skb",
-            "--deny",
-            "GB",
-            "--ports",
-            "tcp/443",
-        ],
+    inst.attach_test_db(
+        &pair.receiver,
+        &iface,
+        &["--deny", "GB", "--ports", "tcp/443"],
     )
     .unwrap();
     let out = inst

@@ -10,7 +10,7 @@ use std::{
 };
 
 use integration_tests::{
-    cli::{country_packets, fixture, Instance},
+    cli::{country_packets, Instance},
     netns::{VethPair, RECEIVER_V4},
     traffic::{self, Receiver},
 };
@@ -28,22 +28,8 @@ fn the_prometheus_exposition_passes_promtool_and_counts_what_was_sent() {
     }
     let inst = Instance::new();
     let iface = pair.receiver_if.clone();
-    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
-    inst.ok(
-        Some(&pair.receiver),
-        &[
-            "attach",
-            "--iface",
-            &iface,
-            "--db",
-            db.to_str().unwrap(),
-            "--mode",
-            "skb",
-            "--deny",
-            "GB",
-        ],
-    )
-    .unwrap();
+    inst.attach_test_db(&pair.receiver, &iface, &["--deny", "GB"])
+        .unwrap();
     let rx = Receiver::bind(&pair.receiver).unwrap();
     let dst: IpAddr = RECEIVER_V4.parse().unwrap();
     for src in [GB_V4, SE_V4] {
@@ -118,22 +104,8 @@ fn stats_watch_shows_live_rates_while_traffic_flows() {
     pair.add_source(GB_V4.parse().unwrap()).unwrap();
     let inst = Instance::new();
     let iface = pair.receiver_if.clone();
-    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
-    inst.ok(
-        Some(&pair.receiver),
-        &[
-            "attach",
-            "--iface",
-            &iface,
-            "--db",
-            db.to_str().unwrap(),
-            "--mode",
-            "skb",
-            "--deny",
-            "GB",
-        ],
-    )
-    .unwrap();
+    inst.attach_test_db(&pair.receiver, &iface, &["--deny", "GB"])
+        .unwrap();
     let dst: IpAddr = RECEIVER_V4.parse().unwrap();
     let watching = std::sync::atomic::AtomicBool::new(true);
     let out = std::thread::scope(|scope| {
@@ -177,22 +149,10 @@ fn drop_samples_hold_their_rate_limit_under_a_flood() {
     pair.add_source(GB_V4.parse().unwrap()).unwrap();
     let inst = Instance::new();
     let iface = pair.receiver_if.clone();
-    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
-    inst.ok(
-        Some(&pair.receiver),
-        &[
-            "attach",
-            "--iface",
-            &iface,
-            "--db",
-            db.to_str().unwrap(),
-            "--mode",
-            "skb",
-            "--deny",
-            "GB",
-            "--samples",
-            &RATE.to_string(),
-        ],
+    inst.attach_test_db(
+        &pair.receiver,
+        &iface,
+        &["--deny", "GB", "--samples", &RATE.to_string()],
     )
     .unwrap();
     let dst: IpAddr = RECEIVER_V4.parse().unwrap();
