@@ -32,7 +32,7 @@ use crate::{
     ops::{
         attach::AttachMode,
         download,
-        inputs::{percent, DataArgs, PolicyArgs},
+        inputs::{percent, DataArgs, PolicyArgs, DEFAULT_MAX_CHANGE},
     },
 };
 
@@ -169,7 +169,7 @@ impl Config {
             format!("metrics_listen = {listen:?}: give an address and port, e.g. {DEFAULT_LISTEN}")
         })?;
         let max_change = match &file.max_change {
-            None => Ok(10.0),
+            None => Ok(DEFAULT_MAX_CHANGE),
             Some(toml::Value::Integer(n)) => percent(&n.to_string()),
             Some(toml::Value::Float(f)) => percent(&f.to_string()),
             Some(toml::Value::String(s)) => percent(s),

@@ -17,7 +17,7 @@ use super::{
     log::{event, Level},
     Shared,
 };
-use crate::ops::metrics::{exposition, DataFacts, InterfaceMetrics};
+use crate::ops::metrics::{exposition, InterfaceMetrics};
 
 /// Serves `shared.listen` from a task. An address that cannot be bound (loopback not up yet
 /// at boot, the port taken) is logged and tried again every few seconds: filtering does not
@@ -137,18 +137,9 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<
 fn metrics(shared: &Shared) -> String {
     let statuses = shared.snapshot();
     let mut filters = Vec::new();
-    for (iface, status) in &statuses {
+    for (iface, _) in &statuses {
         // An interface whose filter is not attached has no counters, only the agent's series.
-        // Facts about the data are kept per content hash; when someone switched the filter by
-        // hand since the agent's last pass, they are read once from the known-good copy.
-        let facts = |hash: &str| {
-            if let Some((_, facts)) = status.facts.as_ref().filter(|(h, _)| h == hash) {
-                return Some(facts.clone());
-            }
-            let facts = DataFacts::known_good(&shared.layout, iface)?;
-            shared.set(iface, |s| s.facts = Some((hash.to_owned(), facts.clone())));
-            Some(facts)
-        };
+        let facts = |hash: &str| shared.facts(iface, hash);
         if let Ok(m) = InterfaceMetrics::read(&shared.layout, iface, facts) {
             filters.push(m);
         }

@@ -36,9 +36,9 @@ use crate::{
         pins::{self, PinState},
         placement,
     },
-    model::iface::IfaceName,
+    model::{iface::IfaceName, policy::Policy},
     ops::{
-        attach::{attach, AttachRequest},
+        attach::{attach, AttachRequest, Attached},
         detach::detach,
         download,
         inputs::{DataArgs, PolicyChange},
@@ -149,6 +149,18 @@ impl Shared {
     fn set(&self, iface: &IfaceName, change: impl FnOnce(&mut IfaceStatus)) {
         change(self.statuses().entry(iface.clone()).or_default());
     }
+
+    /// Facts about `iface`'s data at content `hash`, kept per hash: read from the known-good
+    /// copy once for each new hash, whether the agent switched it or someone did by hand.
+    pub fn facts(&self, iface: &IfaceName, hash: &str) -> Option<DataFacts> {
+        let kept = self.statuses().get(iface).and_then(|s| s.facts.clone());
+        if let Some((_, facts)) = kept.filter(|(h, _)| h == hash) {
+            return Some(facts);
+        }
+        let facts = DataFacts::known_good(&self.layout, iface)?;
+        self.set(iface, |s| s.facts = Some((hash.to_owned(), facts.clone())));
+        Some(facts)
+    }
 }
 
 fn short(hash: &str) -> &str {
@@ -158,9 +170,8 @@ fn short(hash: &str) -> &str {
 /// Runs until SIGTERM or SIGINT. Errors only for what stops it from starting.
 pub fn run(layout: Layout, config_path: &Path, overrides: &Overrides) -> Result<()> {
     privileges::require_bpf_admin("agent")?;
-    // One agent per state directory: two would fight over the same filters. A directory, not
-    // a `NAME.lock` file, so no interface name can share it.
-    let lock_path = layout.state_dir.join("agent").join("lock");
+    // One agent per state directory: two would fight over the same filters.
+    let lock_path = layout.agent_lock_file();
     let _instance = IfaceLock::acquire(&lock_path, Duration::ZERO).map_err(|e| {
         if e.downcast_ref::<Busy>().is_some() {
             anyhow::anyhow!(
@@ -372,13 +383,7 @@ async fn pass(shared: &Arc<Shared>, config: &Arc<Config>, trigger: &'static str)
 /// Puts back the known-good filter of every configured interface that has none attached.
 fn restore_all(shared: &Shared, config: &Config) {
     for entry in &config.interfaces {
-        let attached = matches!(
-            pins::inspect(&shared.layout.pin_dir(&entry.iface)),
-            Ok(PinState::Attached { .. })
-        );
-        if !attached {
-            restore(&shared.layout, entry);
-        }
+        restore_if_detached(&shared.layout, entry);
     }
 }
 
@@ -399,11 +404,11 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
     match reconcile_one(&shared.layout, config, entry, first) {
         Ok(done) => {
             let content = active_hash(&shared.layout, iface).unwrap_or_default();
-            let facts = DataFacts::known_good(&shared.layout, iface).unwrap_or_default();
+            // Read here, on the pass's thread, so that no scrape waits for the artifact.
+            shared.facts(iface, &content);
             shared.set(iface, |s| {
                 s.intended = Some(content.clone());
                 s.last_success = Some(unix_now());
-                s.facts = Some((content.clone(), facts));
                 s.last_error = None;
             });
             let (name, summary) = match done {
@@ -453,31 +458,12 @@ fn reconcile_one(
     entry: &InterfaceConfig,
     first: bool,
 ) -> Result<Done, OpError> {
-    let iface = &entry.iface;
-    let attached = || {
-        matches!(
-            pins::inspect(&layout.pin_dir(iface)),
-            Ok(PinState::Attached { .. })
-        )
-    };
-    let mut restored = false;
-    if !attached() {
-        // After a reboot the pins are gone: put the last known-good filter back before
-        // fetching anything, so the host is protected while the data downloads.
-        restored = restore(layout, entry);
-    }
+    // After a reboot the pins are gone: put the last known-good filter back before fetching
+    // anything, so the host is protected while the data downloads.
+    let restored = restore_if_detached(layout, entry);
     let data = data_args(layout, entry)?;
-    if !attached() {
-        let request = AttachRequest {
-            iface,
-            data: &data,
-            policy: entry.policy.clone(),
-            mode: entry.mode,
-            lookup: entry.lookup,
-            wait: LOCK_WAIT,
-            force: false,
-        };
-        attach(layout, &request)?;
+    if !pins::attached(&layout.pin_dir(&entry.iface)) {
+        attach_entry(layout, entry, &data, entry.policy.clone())?;
         return Ok(Done::Attached);
     }
     let loaded = data.load().map_err(OpError::from)?;
@@ -493,34 +479,45 @@ fn reconcile_one(
         max_change: config.max_change,
         wait: LOCK_WAIT,
     };
-    Ok(match update(layout, iface, &target, &guard)? {
+    Ok(match update(layout, &entry.iface, &target, &guard)? {
         Outcome::Updated { summary, .. } => Done::Updated { summary },
         Outcome::Unchanged if first && !restored => Done::Adopted,
         Outcome::Unchanged => Done::Unchanged,
     })
 }
 
-/// Attaches `entry`'s known-good artifact, if it has one. Logs what happened.
-fn restore(layout: &Layout, entry: &InterfaceConfig) -> bool {
+/// Attaches `entry` as its configuration says, with `data` and `policy`.
+fn attach_entry(
+    layout: &Layout,
+    entry: &InterfaceConfig,
+    data: &DataArgs,
+    policy: Option<Policy>,
+) -> Result<Attached, OpError> {
+    let request = AttachRequest {
+        iface: &entry.iface,
+        data,
+        policy,
+        mode: entry.mode,
+        lookup: entry.lookup,
+        wait: LOCK_WAIT,
+        force: false,
+    };
+    attach(layout, &request)
+}
+
+/// Attaches `entry`'s known-good artifact (with the policy it carries) when no filter is
+/// attached and there is one. Logs what happened; true when it restored.
+fn restore_if_detached(layout: &Layout, entry: &InterfaceConfig) -> bool {
     let iface = &entry.iface;
     let path = KnownGood::new(&layout.lib_dir, iface).current_path();
-    if !path.exists() {
+    if pins::attached(&layout.pin_dir(iface)) || !path.exists() {
         return false;
     }
     let data = DataArgs {
         artifact: Some(path.clone()),
         ..DataArgs::default()
     };
-    let request = AttachRequest {
-        iface,
-        data: &data,
-        policy: None,
-        mode: entry.mode,
-        lookup: entry.lookup,
-        wait: LOCK_WAIT,
-        force: false,
-    };
-    match attach(layout, &request) {
+    match attach_entry(layout, entry, &data, None) {
         Ok(done) => {
             event(
                 Level::Info,
@@ -546,7 +543,7 @@ fn restore(layout: &Layout, entry: &InterfaceConfig) -> bool {
 
 /// The data options for this refresh: local files as they are, downloads fetched first.
 fn data_args(layout: &Layout, entry: &InterfaceConfig) -> Result<DataArgs, OpError> {
-    let cache = layout.lib_dir.join("downloads");
+    let cache = layout.download_dir();
     let fetch = |url: &str, sha: Option<&str>| -> Result<PathBuf, OpError> {
         let fetched = download::fetch(&cache, url, sha).map_err(anyhow::Error::from)?;
         Ok(fetched.path().to_owned())
@@ -571,8 +568,7 @@ fn data_args(layout: &Layout, entry: &InterfaceConfig) -> Result<DataArgs, OpErr
 
 fn active_hash(layout: &Layout, iface: &IfaceName) -> Option<String> {
     let maps = FilterMaps::open_pinned(&layout.pin_dir(iface)).ok()?;
-    let settings = maps.halves[maps.active_half().ok()?].settings().ok()?;
-    Some(hash_hex(&settings.content_hash))
+    Some(hash_hex(&maps.active_settings().ok()?.content_hash))
 }
 
 /// Mode and lookup are fixed at attach: say so when the running filter has others.
@@ -581,8 +577,7 @@ fn warn_if_settings_differ(layout: &Layout, entry: &InterfaceConfig) {
     let Ok(state) = AttachState::load(&layout.state_file(iface)) else {
         return;
     };
-    let lookup = state.lookup;
-    if state.mode != entry.mode.name() || lookup != entry.lookup {
+    if state.mode != entry.mode.name() || state.lookup != entry.lookup {
         event(
             Level::Warning,
             "settings_differ",
@@ -594,7 +589,7 @@ fn warn_if_settings_differ(layout: &Layout, entry: &InterfaceConfig) {
                         "runs in {} mode with {} lookup, the configuration says {} and {}: \
                          `regionfilter detach --iface {iface}`, then reload the agent, to change them",
                         state.mode,
-                        lookup.name(),
+                        state.lookup.name(),
                         entry.mode.name(),
                         entry.lookup.name()
                     ),

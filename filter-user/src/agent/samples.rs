@@ -17,10 +17,7 @@ use super::{
     Shared,
 };
 use crate::{
-    kernel::{
-        maps::FilterMaps,
-        pins::{self, PinState},
-    },
+    kernel::{maps::FilterMaps, pins},
     model::iface::IfaceName,
     ops::samples::{decode, describe},
 };
@@ -34,7 +31,7 @@ fn open(shared: &Shared, ifaces: &[IfaceName]) -> Vec<(IfaceName, RingBuf<MapDat
     let mut rings = Vec::new();
     for iface in ifaces {
         let dir = shared.layout.pin_dir(iface);
-        if !matches!(pins::inspect(&dir), Ok(PinState::Attached { .. })) {
+        if !pins::attached(&dir) {
             continue;
         }
         if let Ok(maps) = FilterMaps::open_pinned(&dir) {

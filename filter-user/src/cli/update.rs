@@ -10,7 +10,7 @@ use crate::{
     ops::{
         download,
         error::EXIT_UNCHANGED,
-        inputs::{percent, wait_duration, DataArgs, PolicyArgs},
+        inputs::{percent, wait_duration, DataArgs, PolicyArgs, DEFAULT_MAX_CHANGE},
         privileges,
         state::Layout,
         update::{attached_interfaces, update, Guard, Outcome, Target},
@@ -66,7 +66,7 @@ pub struct GuardArgs {
     #[arg(long)]
     pub force: bool,
     /// Largest change in prefix count or address coverage, per family, accepted without --force.
-    #[arg(long, value_name = "PERCENT", default_value = "10", value_parser = percent)]
+    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_MAX_CHANGE, value_parser = percent)]
     pub max_change: f64,
     /// How long to wait for another update of the same interface to finish (at most 24h).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = wait_duration)]
@@ -101,15 +101,12 @@ fn url(text: &str) -> Result<String, String> {
 }
 
 pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
+    // Also checked by every update; here before a download is fetched for nothing.
     privileges::require_bpf_admin("update")?;
     let policy = args.policy.change(args.reset_policy, args.enforce)?;
     let mut data = args.data.clone();
     if let Some(url) = &args.url {
-        let fetched = download::fetch(
-            &layout.lib_dir.join("downloads"),
-            url,
-            args.sha256_url.as_deref(),
-        )?;
+        let fetched = download::fetch(&layout.download_dir(), url, args.sha256_url.as_deref())?;
         if let download::Fetched::NotModified(path) = &fetched {
             println!(
                 "{url}: not modified since the last download ({})",
@@ -157,7 +154,6 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
 }
 
 pub fn rollback(layout: &Layout, args: &RollbackArgs) -> Result<u8> {
-    privileges::require_bpf_admin("rollback")?;
     let guard = Guard {
         force: true,
         max_change: 0.0,

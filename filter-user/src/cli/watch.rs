@@ -50,7 +50,7 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
             continue;
         }
         let maps = FilterMaps::open_pinned(&layout.pin_dir(&iface))?;
-        let rate = maps.halves[maps.active_half()?].settings()?.samples_per_sec;
+        let rate = maps.active_settings()?.samples_per_sec;
         if rate == 0 {
             eprintln!(
                 "note: drop sampling is off on {iface}: `regionfilter update --iface {iface} --samples 20` turns it on"

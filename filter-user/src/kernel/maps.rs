@@ -220,6 +220,11 @@ impl FilterMaps {
         Ok(usize::from(half == 1))
     }
 
+    /// The settings of the half packets are judged by.
+    pub fn active_settings(&self) -> Result<Settings> {
+        self.halves[self.active_half()?].settings()
+    }
+
     /// Makes `half` the one packets see: a single map write, atomic for the program.
     pub fn set_active(&mut self, half: usize) -> Result<()> {
         let value = u32::try_from(half).expect("0 or 1");

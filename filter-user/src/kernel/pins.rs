@@ -53,6 +53,13 @@ impl PinState {
     }
 }
 
+/// Whether `dir` holds a filter attached to a live interface (an unreadable directory counts
+/// as not).
+#[must_use]
+pub fn attached(dir: &Path) -> bool {
+    matches!(inspect(dir), Ok(PinState::Attached { .. }))
+}
+
 /// Reads the state of the pin directory `dir`.
 pub fn inspect(dir: &Path) -> Result<PinState> {
     match fs::symlink_metadata(dir) {

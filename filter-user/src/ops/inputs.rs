@@ -566,6 +566,9 @@ fn network(text: &str) -> Result<IpNet, String> {
     data::parse_exception(text)
 }
 
+/// The largest change in the data, in percent, that `update` and the agent accept unforced.
+pub const DEFAULT_MAX_CHANGE: f64 = 10.0;
+
 /// `--max-change`: a finite, non-negative percentage (`10`, `2.5`, `10%`). NaN would switch the
 /// guard off (no comparison with NaN is true) and a negative limit refuse every update.
 pub fn percent(text: &str) -> Result<f64, String> {

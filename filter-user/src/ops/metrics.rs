@@ -72,7 +72,7 @@ impl InterfaceMetrics {
         facts: impl FnOnce(&str) -> Option<DataFacts>,
     ) -> Result<Self> {
         let maps = FilterMaps::open_pinned(&layout.pin_dir(iface))?;
-        let settings = maps.halves[maps.active_half()?].settings()?;
+        let settings = maps.active_settings()?;
         let content_hash = hash_hex(&settings.content_hash);
         let facts = facts(&content_hash).unwrap_or_default();
         let state = AttachState::load(&layout.state_file(iface)).ok();

@@ -41,6 +41,19 @@ impl Layout {
         self.state_dir.join(format!("{iface}.lock"))
     }
 
+    /// The lock one agent holds while it runs: in a directory, not a `NAME.lock` file, so no
+    /// interface name can share it.
+    #[must_use]
+    pub fn agent_lock_file(&self) -> PathBuf {
+        self.state_dir.join("agent").join("lock")
+    }
+
+    /// The cache of `update --url` and the agent's downloads.
+    #[must_use]
+    pub fn download_dir(&self) -> PathBuf {
+        self.lib_dir.join("downloads")
+    }
+
     /// Interfaces with a pin directory (complete or not), sorted by name. Entries whose names
     /// are not interface names are not regionfilter's and are skipped.
     pub fn pinned_interfaces(&self) -> Result<Vec<IfaceName>> {

@@ -12,6 +12,7 @@ use super::{
     known_good::KnownGood,
     lock::IfaceLock,
     lockout::{self, LockOut},
+    privileges,
     state::{unix_now, AttachState, Layout},
 };
 use crate::{
@@ -87,6 +88,10 @@ pub fn update(
 }
 
 fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> Result<Outcome> {
+    privileges::require_bpf_admin(match target {
+        Target::Update { .. } => "update",
+        Target::Rollback => "rollback",
+    })?;
     let pin_dir = layout.pin_dir(iface);
     // Checked before the lock too, so a refusal creates no lock file; again under the lock.
     if matches!(
