@@ -17,7 +17,7 @@ use super::{
     log::{event, Level},
     Shared,
 };
-use crate::ops::metrics::{exposition, InterfaceMetrics};
+use crate::ops::metrics::{exposition, interface_family, InterfaceMetrics};
 
 /// Serves `shared.listen` from a task. An address that cannot be bound (loopback not up yet
 /// at boot, the port taken) is logged and tried again every few seconds: filtering does not
@@ -145,35 +145,34 @@ fn metrics(shared: &Shared) -> String {
         }
     }
     let mut out = exposition(&filters);
-    let families: [(&str, &str, &str); 3] = [
+    interface_family(
+        &mut out,
         (
             "regionfilter_refresh_failures_total",
             "counter",
             "Refreshes (and reconciles) of the interface that failed since the agent started.",
         ),
+        statuses.iter().map(|(iface, s)| (iface, Some(s.failures))),
+    );
+    interface_family(
+        &mut out,
         (
             "regionfilter_last_refresh_success_timestamp_seconds",
             "gauge",
             "When the interface last reached its intended content (Unix seconds).",
         ),
+        statuses.iter().map(|(iface, s)| (iface, s.last_success)),
+    );
+    interface_family(
+        &mut out,
         (
             "regionfilter_interface_ready",
             "gauge",
             "1 when the interface runs the content its configuration asks for.",
         ),
-    ];
-    for (name, kind, help) in families {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (iface, status) in &statuses {
-            let value = match name {
-                "regionfilter_refresh_failures_total" => Some(status.failures),
-                "regionfilter_last_refresh_success_timestamp_seconds" => status.last_success,
-                _ => Some(u64::from(shared.ready(iface, status).is_ok())),
-            };
-            if let Some(value) = value {
-                let _ = writeln!(out, "{name}{{interface=\"{iface}\"}} {value}");
-            }
-        }
-    }
+        statuses
+            .iter()
+            .map(|(iface, s)| (iface, Some(u64::from(shared.ready(iface, s).is_ok())))),
+    );
     out
 }

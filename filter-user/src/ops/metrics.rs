@@ -136,15 +136,39 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A family's `# HELP` and `# TYPE` lines.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A family whose series carry the `interface` label alone; `None` values are left out.
+pub fn interface_family<'a>(
+    out: &mut String,
+    (name, kind, help): (&str, &str, &str),
+    rows: impl IntoIterator<Item = (&'a IfaceName, Option<u64>)>,
+) {
+    header(out, name, kind, help);
+    for (iface, value) in rows {
+        if let Some(v) = value {
+            let _ = writeln!(
+                out,
+                "{name}{{interface=\"{}\"}} {v}",
+                escape(iface.as_str())
+            );
+        }
+    }
+}
+
 /// The exposition text for every interface.
 #[must_use]
 pub fn exposition(all: &[InterfaceMetrics]) -> String {
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, rows: &dyn Fn(&mut String)| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        rows(&mut out);
-    };
+    let family =
+        |out: &mut String, name: &str, kind: &str, help: &str, rows: &dyn Fn(&mut String)| {
+            header(out, name, kind, help);
+            rows(out);
+        };
     let country_rows = |field: fn(&Counter) -> u64, name: &'static str| {
         move |out: &mut String| {
             for m in all {
@@ -182,67 +206,62 @@ pub fn exposition(all: &[InterfaceMetrics]) -> String {
         }
     };
     family(
+        &mut out,
         "regionfilter_packets_total",
         "counter",
         "Packets judged by the country of their source (country \"unknown\": in no country).",
         &country_rows(|c| c.packets, "regionfilter_packets_total"),
     );
     family(
+        &mut out,
         "regionfilter_bytes_total",
         "counter",
         "Bytes of the packets judged by the country of their source.",
         &country_rows(|c| c.bytes, "regionfilter_bytes_total"),
     );
     family(
+        &mut out,
         "regionfilter_class_packets_total",
         "counter",
         "Packets decided other than by country: exceptions, local space, non-IP, malformed, ICMP errors, out of scope, fragments, TCP not opening a connection.",
         &class_rows(|c| c.packets, "regionfilter_class_packets_total"),
     );
     family(
+        &mut out,
         "regionfilter_class_bytes_total",
         "counter",
         "Bytes of the packets decided other than by country.",
         &class_rows(|c| c.bytes, "regionfilter_class_bytes_total"),
     );
-    let gauge_rows = |value: fn(&InterfaceMetrics) -> Option<u64>, name: &'static str| {
-        move |out: &mut String| {
-            for m in all {
-                if let Some(v) = value(m) {
-                    let _ = writeln!(
-                        out,
-                        "{name}{{interface=\"{}\"}} {v}",
-                        escape(m.iface.as_str())
-                    );
-                }
-            }
-        }
-    };
-    family(
-        "regionfilter_data_build_timestamp_seconds",
-        "gauge",
-        "Build time of the newest source of the loaded data.",
-        &gauge_rows(
-            |m| m.data_built,
+    interface_family(
+        &mut out,
+        (
             "regionfilter_data_build_timestamp_seconds",
+            "gauge",
+            "Build time of the newest source of the loaded data.",
         ),
+        all.iter().map(|m| (&m.iface, m.data_built)),
     );
-    family(
-        "regionfilter_last_update_timestamp_seconds",
-        "gauge",
-        "Time of the last attach, update or rollback that switched the data.",
-        &gauge_rows(
-            |m| m.updated_at,
+    interface_family(
+        &mut out,
+        (
             "regionfilter_last_update_timestamp_seconds",
+            "gauge",
+            "Time of the last attach, update or rollback that switched the data.",
         ),
+        all.iter().map(|m| (&m.iface, m.updated_at)),
+    );
+    interface_family(
+        &mut out,
+        (
+            "regionfilter_generation",
+            "gauge",
+            "Generation of the active half (incremented by every switch).",
+        ),
+        all.iter().map(|m| (&m.iface, Some(m.generation))),
     );
     family(
-        "regionfilter_generation",
-        "gauge",
-        "Generation of the active half (incremented by every switch).",
-        &gauge_rows(|m| Some(m.generation), "regionfilter_generation"),
-    );
-    family(
+        &mut out,
         "regionfilter_content_info",
         "gauge",
         "Always 1: the content hash of the active data and policy, and the lookup.",
