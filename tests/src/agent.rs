@@ -129,12 +129,3 @@ pub fn get(ns: &NetNs, addr: &str, path: &str) -> Result<(u16, String)> {
         Ok((status, body))
     })?
 }
-
-/// The value of the series `name{labels}` in an exposition text (labels exactly as written).
-#[must_use]
-pub fn series(text: &str, name: &str, labels: &str) -> Option<f64> {
-    let prefix = format!("{name}{{{labels}}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-}

@@ -7,6 +7,7 @@ pub mod frame;
 pub mod http;
 pub mod kernel;
 pub mod netns;
+pub mod prometheus;
 pub mod rng;
 pub mod traffic;
 pub mod tun;

@@ -7,9 +7,10 @@
 use std::{fs, net::IpAddr, path::PathBuf, process::Command, time::Duration};
 
 use integration_tests::{
-    agent::{get, series, Agent},
+    agent::{get, Agent},
     cli::{fixture, Instance},
     netns::{VethPair, RECEIVER_V4},
+    prometheus::{promtool_check, series},
     traffic::{self, Receiver},
 };
 
@@ -50,7 +51,7 @@ fn config(inst: &Instance, iface: &str, deny: &str, extra_iface: bool, db: &str)
     path
 }
 
-fn generation(text: &str, iface: &str) -> Option<f64> {
+fn generation(text: &str, iface: &str) -> Option<u64> {
     series(
         text,
         "regionfilter_generation",
@@ -101,7 +102,7 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
     let label = |country: &str, verdict: &str| {
         format!("interface=\"{iface}\",country=\"{country}\",verdict=\"{verdict}\"")
     };
-    let count = COUNT as f64;
+    let count = COUNT as u64;
     assert_eq!(
         series(&text, "regionfilter_packets_total", &label("GB", "dropped")),
         Some(count)
@@ -113,25 +114,22 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
     // A country of the data with no traffic is a zero, not a missing series.
     assert_eq!(
         series(&text, "regionfilter_packets_total", &label("JP", "dropped")),
-        Some(0.0)
+        Some(0)
     );
     let on = |name: &str, i: &str| series(&text, name, &format!("interface=\"{i}\""));
-    assert_eq!(on("regionfilter_interface_ready", &iface), Some(1.0));
-    assert_eq!(on("regionfilter_interface_ready", MISSING), Some(0.0));
-    assert_eq!(
-        on("regionfilter_refresh_failures_total", MISSING),
-        Some(1.0)
-    );
-    assert_eq!(on("regionfilter_refresh_failures_total", &iface), Some(0.0));
+    assert_eq!(on("regionfilter_interface_ready", &iface), Some(1));
+    assert_eq!(on("regionfilter_interface_ready", MISSING), Some(0));
+    assert_eq!(on("regionfilter_refresh_failures_total", MISSING), Some(1));
+    assert_eq!(on("regionfilter_refresh_failures_total", &iface), Some(0));
     assert!(
         on(
             "regionfilter_last_refresh_success_timestamp_seconds",
             &iface
         )
         .unwrap()
-            > 0.0
+            > 0
     );
-    assert_eq!(generation(&text, &iface), Some(1.0));
+    assert_eq!(generation(&text, &iface), Some(1));
 
     // The drop samples of twelve packets in a burst, logged at most three a second.
     agent
@@ -146,7 +144,7 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
         .wait_for(&["event=config_error", "keeping the running configuration"])
         .unwrap();
     let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
-    assert_eq!(generation(&text, &iface), Some(1.0));
+    assert_eq!(generation(&text, &iface), Some(1));
 
     // One agent per state directory.
     let second = inst
@@ -178,14 +176,14 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
         "{body}"
     );
     let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
-    assert_eq!(generation(&text, &iface), Some(1.0));
+    assert_eq!(generation(&text, &iface), Some(1));
     assert_eq!(
         series(
             &text,
             "regionfilter_interface_ready",
             &format!("interface=\"{iface}\"")
         ),
-        Some(0.0)
+        Some(0)
     );
 
     // A new policy, and the missing interface gone from the file: one switch, then ready.
@@ -217,7 +215,7 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
         .wait_for(&["\"event\":\"reconciled\"", "\"ready\":\"1\""])
         .unwrap();
     let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
-    assert_eq!(generation(&text, &iface), Some(2.0));
+    assert_eq!(generation(&text, &iface), Some(2));
     let (status, log) = agent.stop().unwrap();
     assert!(status.success(), "{}", log.join("\n"));
     assert!(log.iter().any(|l| l.contains("\"event\":\"detached\"")));
@@ -252,8 +250,8 @@ fn at_start_the_agent_restores_the_known_good_filter_before_it_fetches_data() {
     assert!(body.contains("not-downloaded-yet.mmdb"), "{body}");
     let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
     let on = |name: &str| series(&text, name, &format!("interface=\"{iface}\""));
-    assert_eq!(on("regionfilter_refresh_failures_total"), Some(1.0));
-    assert_eq!(on("regionfilter_interface_ready"), Some(0.0));
+    assert_eq!(on("regionfilter_refresh_failures_total"), Some(1));
+    assert_eq!(on("regionfilter_interface_ready"), Some(0));
     let (status, _) = agent.stop().unwrap();
     assert!(status.success());
     assert_eq!(inst.attached(), [iface]);
@@ -390,8 +388,7 @@ fn a_real_prometheus_scrapes_the_agent_and_reads_the_exact_counts() {
 
     // promtool on what the agent serves.
     let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
-    let checked = promtool_check(&text);
-    assert!(checked.0, "promtool: {}", checked.1);
+    promtool_check(&text).unwrap();
 
     let dir = inst.state_dir.join("prometheus");
     fs::create_dir_all(&dir).unwrap();
@@ -461,32 +458,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn promtool_check(text: &str) -> (bool, String) {
-    use std::io::Write as _;
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 /// The unit's `CapabilityBoundingSet` is all regionfilter needs: attach, status, update,

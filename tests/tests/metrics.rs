@@ -2,16 +2,12 @@
 //! checked by Prometheus' own `promtool check metrics` and must carry the exact counts sent,
 //! and zeros for the data's countries without traffic.
 
-use std::{
-    io::Write as _,
-    net::IpAddr,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{net::IpAddr, time::Duration};
 
 use integration_tests::{
     cli::{country_packets, Instance},
     netns::{VethPair, RECEIVER_V4},
+    prometheus::{self, promtool_check},
     traffic::{self, Receiver},
 };
 
@@ -42,32 +38,10 @@ fn the_prometheus_exposition_passes_promtool_and_counts_what_was_sent() {
     .unwrap();
 
     let text = inst.ok(None, &["stats", "--format", "prometheus"]).unwrap();
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (cargo xtask setup installs Debian's prometheus package)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    assert!(
-        checked.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
-    let series = |name: &str, country: &str, verdict: &str| -> Option<u64> {
-        let prefix =
-            format!("{name}{{interface=\"{iface}\",country=\"{country}\",verdict=\"{verdict}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .map(|v| v.parse().unwrap())
+    promtool_check(&text).unwrap();
+    let series = |name: &str, country: &str, verdict: &str| {
+        let labels = format!("interface=\"{iface}\",country=\"{country}\",verdict=\"{verdict}\"");
+        prometheus::series(&text, name, &labels)
     };
     assert_eq!(
         series("regionfilter_packets_total", "GB", "dropped"),
