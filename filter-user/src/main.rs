@@ -19,7 +19,12 @@ fn main() -> std::process::ExitCode {
     match cli.run() {
         Ok(code) => std::process::ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            let hint = if OpError::is_forceable(&err) {
+                "; override with --force"
+            } else {
+                ""
+            };
+            eprintln!("error: {err:#}{hint}");
             std::process::ExitCode::from(OpError::exit_code_of(&err))
         }
     }

@@ -157,15 +157,21 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
 
     // A policy the guards refuse (ZW has no prefixes in the data): the filter stays as it
     // was, and the interface is not ready, for the refusal's reason.
+    // The line offers no option the agent lacks: `--force` is for a person, by hand.
     config(&inst, &iface, "GB\", \"ZW", true, "");
     agent.signal(libc::SIGHUP);
-    agent
+    let refused = agent
         .wait_for(&[
             "event=reconcile_failed",
             &format!("iface={iface}"),
             "reason=refused",
         ])
         .unwrap();
+    assert!(
+        refused.contains("hint=\"retried until the data or config changes; to accept it, run regionfilter update --force by hand\"")
+            && !refused.contains("override with --force"),
+        "{refused}"
+    );
     agent
         .wait_for(&["event=reconciled", "trigger=reload", "ready=0", "of=2"])
         .unwrap();

@@ -225,6 +225,12 @@ fn refusals_and_failures_change_nothing_and_exit_with_their_code() {
         let (code, out) = filter.update(&args);
         assert_eq!(code, want_code, "{args:?}: {out}");
         assert!(out.contains(want_text), "{args:?}: {out}");
+        // Only what `--force` would take says so (a guard's refusal, exits 6 to 8).
+        assert_eq!(
+            out.trim_end().ends_with("; override with --force"),
+            (6..=8).contains(&code),
+            "{args:?}: {out}"
+        );
         assert_eq!(filter.snapshot(), before, "{args:?} changed something");
     }
 

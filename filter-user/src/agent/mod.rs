@@ -438,19 +438,22 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
             } else {
                 "reconcile_failed"
             };
-            event(
-                Level::Error,
-                name,
-                &[
-                    ("iface", iface),
-                    ("reason", &err.kind().name()),
-                    ("msg", &message),
-                ],
-            );
+            let reason = err.kind().name();
+            let mut fields: Vec<(&str, &dyn std::fmt::Display)> =
+                vec![("iface", iface), ("reason", &reason), ("msg", &message)];
+            // The agent never forces past a guard; a person decides.
+            if err.forceable() {
+                fields.push(("hint", &FORCE_BY_HAND));
+            }
+            event(Level::Error, name, &fields);
             false
         }
     }
 }
+
+/// What a refused pass tells the operator, in place of the CLI's "override with --force".
+const FORCE_BY_HAND: &str =
+    "retried until the data or config changes; to accept it, run regionfilter update --force by hand";
 
 fn reconcile_one(
     layout: &Layout,

@@ -67,6 +67,23 @@ impl OpError {
         self.exit_code
     }
 
+    /// Whether `--force` would have gone ahead: a guard or the lock-out check refused.
+    #[must_use]
+    pub fn forceable(&self) -> bool {
+        Self::is_forceable(&self.error)
+    }
+
+    /// [`Self::forceable`] for any error a command ends with.
+    #[must_use]
+    pub fn is_forceable(err: &anyhow::Error) -> bool {
+        match err.downcast_ref::<Self>() {
+            Some(op) => op.forceable(),
+            None => {
+                err.downcast_ref::<Refused>().is_some() || err.downcast_ref::<LockOut>().is_some()
+            }
+        }
+    }
+
     /// The exit code for any error a command ends with.
     #[must_use]
     pub fn exit_code_of(err: &anyhow::Error) -> u8 {

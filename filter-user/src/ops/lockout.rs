@@ -43,7 +43,7 @@ impl fmt::Display for LockOut {
         write!(
             f,
             "refused, nothing changed: the new policy would drop {} on {}: {}; add them with \
-             --allow-cidr, or override with --force",
+             --allow-cidr",
             if self.peers.len() == 1 {
                 "a peer you are connected to"
             } else {

@@ -49,9 +49,10 @@ pub fn attached_interfaces(layout: &Layout) -> Result<Vec<IfaceName>> {
     Ok(all)
 }
 
-/// Guards refused the update.
+/// Guards refused the update. The message names no override: how to override is the front
+/// end's to say (the CLI has `--force`, the agent none).
 #[derive(Debug, thiserror::Error)]
-#[error("update refused, nothing changed: {}; override with --force", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+#[error("update refused, nothing changed: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
 pub struct Refused(pub Vec<Refusal>);
 
 /// What to switch to.
