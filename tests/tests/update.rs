@@ -347,6 +347,37 @@ fn policy_options_on_update_change_only_what_they_name() {
     assert!(out.contains("--reset-policy needs the new policy"), "{out}");
 }
 
+#[test]
+fn a_country_accepted_without_prefixes_blocks_no_refresh_but_data_losing_one_is_refused() {
+    // Neither list has KR. Once accepted (attach only warns; here an operator forces it),
+    // every later refresh that still lacks it goes ahead (the agent would otherwise be refused
+    // on every pass).
+    let filter = Attached::new("upacc");
+    let mut probe = filter.probe();
+    let (code, out) = filter.update(&["--deny", "JP,KR"]);
+    assert_eq!(code, 7, "{out}");
+    let (code, out) = filter.update(&["--deny", "JP,KR", "--force"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = filter.update(&["--db", &filter.list_b]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(answering_list(&mut probe), 'B');
+    // Newly naming a country the data lacks is still refused (a typo'd code, say).
+    let before = filter.snapshot();
+    let (code, out) = filter.update(&["--deny", "JP,KR,DE"]);
+    assert_eq!(code, 7, "{out}");
+    assert!(out.contains("names DE"), "{out}");
+    assert_eq!(filter.snapshot(), before);
+    // DE is in list A: naming it there is fine ...
+    let (code, out) = filter.update(&["--db", &filter.list_a, "--deny", "JP,KR,DE"]);
+    assert_eq!(code, 0, "{out}");
+    // ... and data that loses it is refused, while KR, never there, is not held against it.
+    let before = filter.snapshot();
+    let (code, out) = filter.update(&["--db", &filter.list_b]);
+    assert_eq!(code, 7, "{out}");
+    assert!(out.contains("names DE but"), "{out}");
+    assert_eq!(filter.snapshot(), before);
+}
+
 /// `.tar.gz` with one `.mmdb` member, as MaxMind ships databases.
 fn tar_gz(name: &str, data: &[u8]) -> Vec<u8> {
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(

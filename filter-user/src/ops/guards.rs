@@ -77,11 +77,12 @@ impl Refusal {
     }
 }
 
-/// Every guard `new` trips against `old` (the loaded data, when known). `max_change` is a
-/// share (0.1 = 10%).
+/// Every guard `new` trips against `old` (the loaded data, when known) and `old_policy` (the
+/// loaded policy, when known). `max_change` is a share (0.1 = 10%).
 #[must_use]
 pub fn check(
     old: Option<&Summary>,
+    old_policy: Option<&Policy>,
     new: &Summary,
     policy: &Policy,
     max_change: f64,
@@ -90,10 +91,19 @@ pub fn check(
     if new.prefixes_v4 + new.prefixes_v6 == 0 {
         refusals.push(Refusal::Empty);
     }
+    // A country the loaded policy already named without prefixes in the loaded data was
+    // accepted (attach warns, or someone forced it): the change does not make it worse, and
+    // refusing it would refuse every refresh after.
+    let accepted = |c: &Country| match (old, old_policy) {
+        (Some(old), Some(old_policy)) => {
+            old_policy.countries.contains(c) && !old.countries.contains(c)
+        }
+        _ => false,
+    };
     let missing: Vec<Country> = policy
         .countries
         .iter()
-        .filter(|c| !new.countries.contains(c))
+        .filter(|c| !new.countries.contains(c) && !accepted(c))
         .copied()
         .collect();
     if !missing.is_empty() {
@@ -199,14 +209,14 @@ mod tests {
     fn similar_newer_data_passes_every_guard() {
         let old = summary(100, 500, &["GB", "FR"], 10);
         let new = summary(109, 545, &["GB", "FR"], 11);
-        assert_eq!(check(Some(&old), &new, &deny(&["GB"]), 0.1), vec![]);
+        assert_eq!(check(Some(&old), None, &new, &deny(&["GB"]), 0.1), vec![]);
     }
 
     #[test]
     fn each_guard_trips_with_its_own_exit_code() {
         let old = summary(100, 500, &["GB", "FR"], 10);
         let codes = |new: &Summary, policy: &Policy| -> Vec<u8> {
-            check(Some(&old), new, policy, 0.1)
+            check(Some(&old), None, new, policy, 0.1)
                 .iter()
                 .map(Refusal::exit_code)
                 .collect()
@@ -220,7 +230,39 @@ mod tests {
         );
         assert_eq!(codes(&summary(100, 500, &["GB"], 9), &deny(&[])), vec![8]);
         // Without loaded data to compare, only the absolute guards apply.
-        assert!(check(None, &summary(500, 900, &["GB"], 1), &deny(&["GB"]), 0.1).is_empty());
+        assert!(check(
+            None,
+            None,
+            &summary(500, 900, &["GB"], 1),
+            &deny(&["GB"]),
+            0.1
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn a_country_accepted_without_prefixes_is_refused_only_when_newly_named_or_lost() {
+        let old = summary(100, 500, &["GB", "FR"], 10);
+        let missing = |old_policy: &Policy, new: &Summary, policy: &Policy| -> Vec<u8> {
+            check(Some(&old), Some(old_policy), new, policy, 0.1)
+                .iter()
+                .map(Refusal::exit_code)
+                .collect()
+        };
+        let refreshed = summary(100, 500, &["GB", "FR"], 11);
+        // ZW was named and absent before: a refresh that still lacks it goes ahead.
+        assert_eq!(
+            missing(&deny(&["GB", "ZW"]), &refreshed, &deny(&["GB", "ZW"])),
+            Vec::<u8>::new()
+        );
+        // Newly named while absent: refused, as before.
+        assert_eq!(
+            missing(&deny(&["GB"]), &refreshed, &deny(&["GB", "ZW"])),
+            vec![7]
+        );
+        // Present before, lost by the new data: refused.
+        let lost_fr = summary(100, 500, &["GB"], 11);
+        assert_eq!(missing(&deny(&["FR"]), &lost_fr, &deny(&["FR"])), vec![7]);
     }
 
     #[test]
@@ -228,6 +270,7 @@ mod tests {
         let old = summary(100, 500, &["GB"], 10);
         let refusals = check(
             Some(&old),
+            None,
             &summary(200, 500, &["GB"], 10),
             &deny(&["GB", "FR"]),
             0.1,

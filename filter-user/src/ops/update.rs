@@ -222,7 +222,14 @@ fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> 
             staged.data_prefixes().0,
             staged.data_prefixes().1,
         );
-        let refusals = guards::check(old.as_ref(), &new, &staged.policy, guard.max_change / 100.0);
+        let old_policy = current.as_ref().and_then(|c| c.header.policy.as_ref());
+        let refusals = guards::check(
+            old.as_ref(),
+            old_policy,
+            &new,
+            &staged.policy,
+            guard.max_change / 100.0,
+        );
         if !refusals.is_empty() {
             return Err(Refused(refusals).into());
         }
