@@ -213,7 +213,10 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
     assert!(log.iter().any(|l| l.contains("event=stopped")));
     assert_eq!(inst.attached(), std::slice::from_ref(&iface));
 
-    // A restart adopts it: no switch, no moment without filtering.
+    // A restart adopts it: no switch, no moment without filtering. It starts with sample
+    // logging off.
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text.replace("log_samples = 3", "log_samples = 0")).unwrap();
     let mut agent = Agent::start(&inst, ns, &path, &["--detach-on-exit", "--json"]).unwrap();
     let line = agent.wait_for(&["\"event\":\"adopted\""]).unwrap();
     assert!(line.contains(&format!("\"iface\":\"{iface}\"")), "{line}");
@@ -222,6 +225,27 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
         .unwrap();
     let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
     assert_eq!(generation(&text, &iface), Some(2));
+
+    // Logging turned on by a reload: the drops after it are logged.
+    fs::write(
+        &path,
+        fs::read_to_string(&path)
+            .unwrap()
+            .replace("log_samples = 0", "log_samples = 3"),
+    )
+    .unwrap();
+    agent.signal(libc::SIGHUP);
+    agent
+        .wait_for(&[
+            "\"event\":\"reconciled\"",
+            "\"trigger\":\"reload\"",
+            "\"ready\":\"1\"",
+        ])
+        .unwrap();
+    traffic::send(&pair.sender, SE_V4.parse().unwrap(), dst, SE_V4, COUNT).unwrap();
+    agent
+        .wait_for(&["\"event\":\"drop_sample\"", "\"country\":\"SE\""])
+        .unwrap();
     let (status, log) = agent.stop().unwrap();
     assert!(status.success(), "{}", log.join("\n"));
     assert!(log.iter().any(|l| l.contains("\"event\":\"detached\"")));
