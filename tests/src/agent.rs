@@ -77,6 +77,17 @@ impl Agent {
         self.log.iter().filter(|l| l.contains(part)).collect()
     }
 
+    /// Whether the agent has `path` open right now (it opens an interface's lock file before it
+    /// waits for the lock): a state to wait for, where a sleep would guess.
+    #[must_use]
+    pub fn has_open(&self, path: &Path) -> bool {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", self.child.id())) else {
+            return false;
+        };
+        fds.filter_map(Result::ok)
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+    }
+
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), signal) };

@@ -1,6 +1,7 @@
 //! `regionfilter agent` in the real kernel: it attaches what is missing, keeps going past an
 //! interface that fails, serves counts of real traffic at /metrics, reloads on SIGHUP (a bad
-//! file changes nothing), leaves its filters attached on SIGTERM and adopts them on restart
+//! file changes nothing), stops a pass at SIGTERM before its next interface, leaves its
+//! filters attached on SIGTERM and adopts them on restart
 //! without a switch, restores from the known-good copy when the data is unavailable, and logs
 //! drop samples within its own limit. Unit files are checked by `systemd-analyze verify`.
 
@@ -250,6 +251,82 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
     assert!(status.success(), "{}", log.join("\n"));
     assert!(log.iter().any(|l| l.contains("\"event\":\"detached\"")));
     assert!(inst.attached().is_empty());
+}
+
+#[test]
+fn sigterm_during_a_pass_stops_it_before_the_next_interface() {
+    let pair = VethPair::new("agterm").unwrap();
+    let inst = Instance::new();
+    let ns = &pair.receiver;
+    let (first, second) = (pair.receiver_if.clone(), format!("{}b", pair.receiver_if));
+    // A second interface in the same namespace (a veth pair with both ends there; no traffic).
+    ns.ip(&[
+        "link",
+        "add",
+        &second,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{second}p"),
+    ])
+    .unwrap();
+    ns.ip(&["link", "set", &second, "up"]).unwrap();
+    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
+    let entry = |iface: &str| {
+        format!(
+            "[[interface]]\nname = \"{iface}\"\nmode = \"skb\"\ndb = [\"{}\"]\npolicy = {{ deny = [\"GB\"] }}\n\n",
+            db.display()
+        )
+    };
+    fs::create_dir_all(&inst.state_dir).unwrap();
+    let path = inst.state_dir.join("agent.toml");
+    let text = format!(
+        "metrics_listen = \"{LISTEN}\"\n\n{}{}",
+        entry(&first),
+        entry(&second)
+    );
+    fs::write(&path, text).unwrap();
+    // Another command holds the first interface, so the first pass waits there.
+    let lock_path = inst.state_dir.join(format!("{first}.lock"));
+    let lock = fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    lock.lock().unwrap();
+    let mut agent = Agent::start(&inst, ns, &path, &[]).unwrap();
+    let deadline = std::time::Instant::now() + integration_tests::agent::LINE_WAIT;
+    while !agent.has_open(&lock_path) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never reached the lock"
+        );
+        std::thread::yield_now();
+    }
+    // SIGTERM is noticed at once, while the pass still waits.
+    agent.signal(libc::SIGTERM);
+    agent
+        .wait_for(&["event=stopping", "signal=SIGTERM"])
+        .unwrap();
+    drop(lock);
+    // The interface under way finishes; the next is not started, and filters stay attached.
+    let (status, log) = agent.stop().unwrap();
+    assert!(status.success(), "{status}\n{}", log.join("\n"));
+    assert!(
+        log.iter()
+            .any(|l| l.contains("event=attached") && l.contains(&format!("iface={first} "))),
+        "{}",
+        log.join("\n")
+    );
+    assert!(
+        !log.iter().any(|l| l.contains(&format!("iface={second}"))),
+        "{}",
+        log.join("\n")
+    );
+    assert_eq!(inst.attached(), std::slice::from_ref(&first));
+    inst.ok(Some(ns), &["detach", "--iface", &first]).unwrap();
 }
 
 #[test]
