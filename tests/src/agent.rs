@@ -77,6 +77,11 @@ impl Agent {
         self.log.iter().filter(|l| l.contains(part)).collect()
     }
 
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the agent has `path` open right now (it opens an interface's lock file before it
     /// waits for the lock): a state to wait for, where a sleep would guess.
     #[must_use]

@@ -3,7 +3,8 @@
 //! file changes nothing), stops a pass at SIGTERM before its next interface, leaves its
 //! filters attached on SIGTERM and adopts them on restart
 //! without a switch, restores from the known-good copy when the data is unavailable, and logs
-//! drop samples within its own limit. Unit files are checked by `systemd-analyze verify`.
+//! drop samples within its own limit, and its metrics server outlives running out of file
+//! descriptors. Unit files are checked by `systemd-analyze verify`.
 
 use std::{fs, net::IpAddr, path::PathBuf, process::Command, time::Duration};
 
@@ -327,6 +328,70 @@ fn sigterm_during_a_pass_stops_it_before_the_next_interface() {
     );
     assert_eq!(inst.attached(), std::slice::from_ref(&first));
     inst.ok(Some(ns), &["detach", "--iface", &first]).unwrap();
+}
+
+/// Sets the agent's soft limit on open files (the hard one stays: raising it back would need
+/// CAP_SYS_RESOURCE); returns the old soft limit.
+fn limit_files(pid: u32, soft: libc::rlim_t) -> libc::rlim_t {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let pid = libc::pid_t::try_from(pid).unwrap();
+    // SAFETY: prlimit(2) on our own child, with valid pointers (or null) to rlimit values.
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    let new = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: as above.
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    old.rlim_cur
+}
+
+#[test]
+fn out_of_file_descriptors_the_metrics_server_backs_off_complains_once_and_recovers() {
+    let pair = VethPair::new("agfds").unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let ns = &pair.receiver;
+    let path = config(&inst, &iface, "GB", false, "");
+    let mut agent = Agent::start(&inst, ns, &path, &[]).unwrap();
+    agent.wait_for(&["event=metrics_listening"]).unwrap();
+    agent
+        .wait_for(&["event=reconciled", "trigger=start", "ready=1"])
+        .unwrap();
+    // Room for two more descriptors, then clients enough to run out.
+    let open_now = fs::read_dir(format!("/proc/{}/fd", agent.pid()))
+        .unwrap()
+        .count() as u64;
+    let old = limit_files(agent.pid(), open_now + 2);
+    let clients = ns
+        .enter(|| {
+            (0..8)
+                .map(|_| std::net::TcpStream::connect(LISTEN).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    agent
+        .wait_for(&["event=metrics_accept_failed", "Too many open files"])
+        .unwrap();
+    // An observation window, not a synchronisation: two seconds out of descriptors, in which a
+    // server that retried without pause or complained on every retry would log tens of lines.
+    std::thread::sleep(Duration::from_secs(2));
+    drop(clients);
+    limit_files(agent.pid(), old);
+    let (code, _) = get(ns, LISTEN, "/healthz").unwrap();
+    assert_eq!(code, 200);
+    let (status, log) = agent.stop().unwrap();
+    assert!(status.success(), "{status}");
+    let complaints = log
+        .iter()
+        .filter(|l| l.contains("event=metrics_accept_failed"))
+        .count();
+    assert_eq!(complaints, 1, "{}", log.join("\n"));
 }
 
 #[test]
