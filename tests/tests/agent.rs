@@ -1,10 +1,10 @@
 //! `regionfilter agent` in the real kernel: it attaches what is missing, keeps going past an
 //! interface that fails, serves counts of real traffic at /metrics, reloads on SIGHUP (a bad
 //! file changes nothing), stops a pass at SIGTERM before its next interface, leaves its
-//! filters attached on SIGTERM and adopts them on restart
-//! without a switch, restores from the known-good copy when the data is unavailable, and logs
-//! drop samples within its own limit, and its metrics server outlives running out of file
-//! descriptors. Unit files are checked by `systemd-analyze verify`.
+//! filters attached on SIGTERM and adopts them on restart without a switch, restores from the
+//! known-good copy when the data is unavailable, logs drop samples within its own limit, and
+//! its metrics server outlives running out of file descriptors. Unit files are checked by
+//! `systemd-analyze verify`.
 
 use std::{fs, net::IpAddr, path::PathBuf, process::Command, time::Duration};
 
