@@ -2,7 +2,7 @@ use std::io::Write as _;
 
 use clap::Parser as _;
 use filter_user::{
-    cli::{Cli, Command},
+    cli::{error_line, Cli, Command},
     ops::OpError,
 };
 
@@ -19,12 +19,8 @@ fn main() -> std::process::ExitCode {
     match cli.run() {
         Ok(code) => std::process::ExitCode::from(code),
         Err(err) => {
-            let hint = if OpError::is_forceable(&err) {
-                "; override with --force"
-            } else {
-                ""
-            };
-            eprintln!("error: {err:#}{hint}");
+            let message = format!("{err:#}");
+            eprintln!("{}", error_line(&message, OpError::is_forceable(&err)));
             std::process::ExitCode::from(OpError::exit_code_of(&err))
         }
     }

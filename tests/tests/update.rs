@@ -592,6 +592,17 @@ fn update_all_switches_every_attached_interface_and_status_shows_the_kernel_half
         .inst
         .output_text(None, &["update", "--all", "--db", &first.list_b]);
     assert_eq!(code, 3, "every interface unchanged: {out}");
+    // A guard refuses on each interface, and each line says how to override it.
+    let (code, out) = first
+        .inst
+        .output_text(None, &["update", "--all", "--deny", "JP,KR"]);
+    assert_eq!(code, 7, "{out}");
+    assert_eq!(
+        out.matches("names KR but the new data has no prefixes for it; override with --force\n")
+            .count(),
+        2,
+        "{out}"
+    );
     let status = first.inst.ok(None, &["status"]).unwrap();
     assert_eq!(
         status

@@ -112,6 +112,18 @@ impl Cli {
     }
 }
 
+/// The line an error ends a command with. Unlike the agent, a person at the command line can
+/// override what a guard or the lock-out check refused, so the line says how.
+#[must_use]
+pub fn error_line(message: &str, forceable: bool) -> String {
+    let hint = if forceable {
+        "; override with --force"
+    } else {
+        ""
+    };
+    format!("error: {message}{hint}")
+}
+
 #[cfg(test)]
 mod tests {
     use clap::{error::ErrorKind, Parser as _};

@@ -144,7 +144,8 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
         match update(layout, iface, &target, &guard) {
             Ok(outcome) => all_unchanged &= report(iface, outcome)? == EXIT_UNCHANGED,
             Err(err) => {
-                eprintln!("error: {iface}: {err:#}");
+                let message = format!("{iface}: {err:#}");
+                eprintln!("{}", super::error_line(&message, err.forceable()));
                 failure.get_or_insert(err.exit_code());
                 all_unchanged = false;
             }
