@@ -48,7 +48,7 @@ use crate::{
         privileges,
         state::{unix_now, AttachState, Layout},
         update::{update, Guard, Outcome, Target},
-        OpError,
+        ErrorKind, OpError,
     },
 };
 
@@ -442,8 +442,9 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
             let mut fields: Vec<(&str, &dyn std::fmt::Display)> =
                 vec![("iface", iface), ("reason", &reason), ("msg", &message)];
             // The agent never forces past a guard; a person decides.
-            if err.forceable() {
-                fields.push(("hint", &FORCE_BY_HAND));
+            let hint = by_hand(&err);
+            if let Some(hint) = &hint {
+                fields.push(("hint", hint));
             }
             event(Level::Error, name, &fields);
             false
@@ -452,8 +453,21 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
 }
 
 /// What a refused pass tells the operator, in place of the CLI's "override with --force".
-const FORCE_BY_HAND: &str =
-    "retried until the data or config changes; to accept it, run regionfilter update --force by hand";
+fn by_hand(err: &OpError) -> Option<&'static str> {
+    if !err.forceable() {
+        return None;
+    }
+    Some(match err.kind() {
+        ErrorKind::LockOut => {
+            "retried until the config changes; list the peers in the policy's allow_cidrs, or \
+              run regionfilter attach or update with --force by hand"
+        }
+        _ => {
+            "retried until the data or config changes; to accept it, run regionfilter update \
+              --force by hand"
+        }
+    })
+}
 
 fn reconcile_one(
     layout: &Layout,
@@ -627,4 +641,30 @@ fn detach_all(shared: &Shared, config: &Config) -> usize {
         }
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{guards::Refusal, lockout::LockOut, update::Refused};
+
+    fn op(err: impl std::error::Error + Send + Sync + 'static) -> OpError {
+        OpError::from(anyhow::Error::from(err))
+    }
+
+    #[test]
+    fn refusals_get_a_hint_for_the_person_and_nothing_else_does() {
+        let refused = op(Refused(vec![Refusal::Empty]));
+        assert!(by_hand(&refused).is_some_and(|h| h.contains("regionfilter update --force")));
+        let lockout = op(LockOut {
+            iface: "eth0".parse().unwrap(),
+            peers: Vec::new(),
+        });
+        assert!(by_hand(&lockout).is_some_and(|h| h.contains("allow_cidrs")));
+        let busy = op(Busy {
+            path: "/run/regionfilter/eth0.lock".into(),
+            waited: Duration::from_secs(30),
+        });
+        assert_eq!(by_hand(&busy), None);
+    }
 }
