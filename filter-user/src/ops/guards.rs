@@ -5,7 +5,10 @@
 use std::collections::BTreeSet;
 
 use crate::{
-    compile::coverage::Coverage, compile::RegionSet, model::country::Country, model::policy::Policy,
+    compile::coverage::Coverage,
+    compile::RegionSet,
+    model::country::Country,
+    model::policy::{Mode, Policy},
 };
 
 /// What the guards compare: one data set (and its policy) in numbers.
@@ -56,6 +59,16 @@ pub enum Refusal {
     Older { old: String, new: String },
 }
 
+/// Every country a policy's rules name (the main rule's and each service's), with whether
+/// it is named in an allow-list.
+fn named(policy: &Policy) -> BTreeSet<(bool, Country)> {
+    policy
+        .rules()
+        .into_iter()
+        .flat_map(|(_, mode, countries)| countries.iter().map(move |c| (mode == Mode::Allow, *c)))
+        .collect()
+}
+
 fn codes(countries: &[Country]) -> String {
     countries
         .iter()
@@ -91,20 +104,23 @@ pub fn check(
     if new.prefixes_v4 + new.prefixes_v6 == 0 {
         refusals.push(Refusal::Empty);
     }
-    // A country the loaded policy already named without prefixes in the loaded data was
-    // accepted (attach warns, or someone forced it): the change does not make it worse, and
-    // refusing it would refuse every refresh after.
-    let accepted = |c: &Country| match (old, old_policy) {
-        (Some(old), Some(old_policy)) => {
-            old_policy.countries.contains(c) && !old.countries.contains(c)
-        }
-        _ => false,
+    // A country the loaded policy already named, in the same kind of list, without prefixes
+    // in the loaded data was accepted (attach warns, or someone forced it): the change does not
+    // make it worse, and refusing it would refuse every refresh after. Named in an allow-list
+    // instead of a deny-list, it is a new decision (it drops that whole country).
+    let accepted: BTreeSet<(bool, Country)> = match (old, old_policy) {
+        (Some(old), Some(old_policy)) => named(old_policy)
+            .into_iter()
+            .filter(|(_, c)| !old.countries.contains(c))
+            .collect(),
+        _ => BTreeSet::new(),
     };
-    let missing: Vec<Country> = policy
-        .countries
-        .iter()
-        .filter(|c| !new.countries.contains(c) && !accepted(c))
-        .copied()
+    let missing: Vec<Country> = named(policy)
+        .into_iter()
+        .filter(|named| !new.countries.contains(&named.1) && !accepted.contains(named))
+        .map(|(_, c)| c)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect();
     if !missing.is_empty() {
         refusals.push(Refusal::PolicyCountryMissing(missing));
@@ -263,6 +279,62 @@ mod tests {
         // Present before, lost by the new data: refused.
         let lost_fr = summary(100, 500, &["GB"], 11);
         assert_eq!(missing(&deny(&["FR"]), &lost_fr, &deny(&["FR"])), vec![7]);
+    }
+
+    #[test]
+    fn an_allow_list_naming_an_accepted_country_is_a_new_decision() {
+        let old = summary(100, 500, &["GB", "FR"], 10);
+        let new = summary(100, 500, &["GB", "FR"], 11);
+        let mut allow = deny(&["ZW"]);
+        allow.mode = Mode::Allow;
+        let codes: Vec<u8> = check(Some(&old), Some(&deny(&["GB", "ZW"])), &new, &allow, 0.1)
+            .iter()
+            .map(Refusal::exit_code)
+            .collect();
+        assert_eq!(codes, vec![7]);
+    }
+
+    #[test]
+    fn countries_of_services_are_guarded_like_the_main_rule() {
+        use crate::model::scope::{parse_ports, Scope, Service};
+        let with_service = |codes: &[&str]| {
+            let mut policy = deny(&["GB"]);
+            policy.scope = Scope::Services {
+                services: vec![Service {
+                    name: "web".into(),
+                    ports: parse_ports("tcp/443").unwrap(),
+                    mode: Mode::Allow,
+                    countries: codes.iter().map(|c| Country::parse(c).unwrap()).collect(),
+                }],
+                other_judged: true,
+            };
+            policy
+        };
+        let old = summary(100, 500, &["GB", "FR", "SE"], 10);
+        let text = |old_policy: &Policy, new: &Summary, policy: &Policy| -> Vec<String> {
+            check(Some(&old), Some(old_policy), new, policy, 0.1)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        // Newly named by a service: refused.
+        let same = summary(100, 500, &["GB", "FR", "SE"], 11);
+        let refused = text(&with_service(&["SE"]), &same, &with_service(&["SE", "ZM"]));
+        assert!(
+            refused.len() == 1 && refused[0].contains("names ZM"),
+            "{refused:?}"
+        );
+        // Lost by the data while a service allows it: refused.
+        let lost_fr = summary(100, 500, &["GB", "SE"], 11);
+        let refused = text(
+            &with_service(&["FR", "SE"]),
+            &lost_fr,
+            &with_service(&["FR", "SE"]),
+        );
+        assert!(
+            refused.len() == 1 && refused[0].contains("names FR"),
+            "{refused:?}"
+        );
     }
 
     #[test]
