@@ -509,6 +509,20 @@ fn the_lockout_guard_refuses_to_cut_off_connected_peers() {
         "{out}"
     );
     assert_eq!(inst.ok(None, &["status", "--json"]).unwrap(), before);
+    // Refused by a guard as well: the one refusal names both, since --force overrides both.
+    let (code, out) = inst.output_text(
+        ns,
+        &[
+            "update", "--iface", &iface, "--ports", "all", "--deny", "GB,ZW",
+        ],
+    );
+    assert_eq!(code, 10, "{out}");
+    assert!(
+        out.contains("the guards refuse it too: the policy names ZW")
+            && out.trim_end().ends_with("; override with --force"),
+        "{out}"
+    );
+    assert_eq!(inst.ok(None, &["status", "--json"]).unwrap(), before);
     let (code, out) = inst.output_text(
         ns,
         &["update", "--iface", &iface, "--ports", "all", "--force"],

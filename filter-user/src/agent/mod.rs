@@ -659,6 +659,7 @@ mod tests {
         let lockout = op(LockOut {
             iface: "eth0".parse().unwrap(),
             peers: Vec::new(),
+            also: Vec::new(),
         });
         assert!(by_hand(&lockout).is_some_and(|h| h.contains("allow_cidrs")));
         let busy = op(Busy {

@@ -116,6 +116,7 @@ fn run(layout: &Layout, request: &AttachRequest<'_>) -> Result<Attached> {
         return Err(LockOut {
             iface: iface.clone(),
             peers: cut_off,
+            also: Vec::new(),
         }
         .into());
     }

@@ -14,6 +14,7 @@ use crate::{
     model::iface::IfaceName,
     model::policy::{as_judged, Action, Policy},
     model::reference::{Model, Packet, Transport, TCP_ACK, TCP_SYN},
+    ops::guards::Refusal,
 };
 
 /// Exit code of the refusal (also in the README).
@@ -31,6 +32,9 @@ pub struct CutOff {
 pub struct LockOut {
     pub iface: IfaceName,
     pub peers: Vec<CutOff>,
+    /// What `update`'s guards refused as well: `--force` would override these too, so the
+    /// message names them.
+    pub also: Vec<Refusal>,
 }
 
 impl fmt::Display for LockOut {
@@ -42,8 +46,8 @@ impl fmt::Display for LockOut {
             .collect();
         write!(
             f,
-            "refused, nothing changed: the new policy would drop {} on {}: {}; add them with \
-             --allow-cidr",
+            "refused, nothing changed: the new policy would drop {} on {}: {}; let them through \
+             with --allow-cidr (on update it replaces the list in force: repeat the CIDRs to keep)",
             if self.peers.len() == 1 {
                 "a peer you are connected to"
             } else {
@@ -51,7 +55,12 @@ impl fmt::Display for LockOut {
             },
             self.iface,
             list.join(", ")
-        )
+        )?;
+        if !self.also.is_empty() {
+            let also: Vec<String> = self.also.iter().map(ToString::to_string).collect();
+            write!(f, "; the guards refuse it too: {}", also.join("; "))?;
+        }
+        Ok(())
     }
 }
 

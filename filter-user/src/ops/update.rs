@@ -199,17 +199,6 @@ fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> 
         return Ok(Outcome::Unchanged);
     }
     if guarded {
-        let in_force = current
-            .as_ref()
-            .and_then(|c| c.header.policy.as_ref().map(|p| (p, &c.regions)));
-        let cut_off = lockout::check(iface, &staged.policy, staged.regions(), in_force);
-        if !cut_off.is_empty() {
-            return Err(LockOut {
-                iface: iface.clone(),
-                peers: cut_off,
-            }
-            .into());
-        }
         let old = current.as_ref().map(|c| {
             Summary::of(
                 &c.regions,
@@ -230,6 +219,20 @@ fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> 
             &staged.policy,
             guard.max_change / 100.0,
         );
+        // Every reason is named at once: the lock-out (its own exit code), with whatever the
+        // guards refused too, since one `--force` would override them all.
+        let in_force = current
+            .as_ref()
+            .and_then(|c| c.header.policy.as_ref().map(|p| (p, &c.regions)));
+        let cut_off = lockout::check(iface, &staged.policy, staged.regions(), in_force);
+        if !cut_off.is_empty() {
+            return Err(LockOut {
+                iface: iface.clone(),
+                peers: cut_off,
+                also: refusals,
+            }
+            .into());
+        }
         if !refusals.is_empty() {
             return Err(Refused(refusals).into());
         }
