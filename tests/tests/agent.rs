@@ -401,9 +401,11 @@ fn at_start_the_agent_restores_the_known_good_filter_before_it_fetches_data() {
     let iface = pair.receiver_if.clone();
     let ns = &pair.receiver;
     inst.attach_test_db(ns, &iface, &["--deny", "GB"]).unwrap();
-    // A reboot: the pins are gone, the known-good copy in the lib directory stays.
+    // A reboot: the pins are gone, the known-good copy in the lib directory stays. (Detach,
+    // then drop the mark it leaves that the attachment was ended on purpose.)
     inst.ok(Some(ns), &["detach", "--iface", &iface]).unwrap();
     assert!(inst.attached().is_empty());
+    fs::remove_file(inst.lib_dir().join(&iface).join("detached")).unwrap();
     // And the data source is unreachable.
     let gone = inst.state_dir.join("not-downloaded-yet.mmdb");
     let path = config(&inst, &iface, "GB", false, gone.to_str().unwrap());
@@ -427,6 +429,42 @@ fn at_start_the_agent_restores_the_known_good_filter_before_it_fetches_data() {
     let (status, _) = agent.stop().unwrap();
     assert!(status.success());
     assert_eq!(inst.attached(), [iface]);
+}
+
+#[test]
+fn a_filter_detached_on_purpose_is_not_restored_but_attached_as_configured() {
+    let pair = VethPair::new("agdet").unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let ns = &pair.receiver;
+    inst.attach_test_db(ns, &iface, &["--deny", "GB"]).unwrap();
+    inst.ok(Some(ns), &["detach", "--iface", &iface]).unwrap();
+    // The configuration asks for another policy; the old attachment's copy must not come back.
+    let path = config(&inst, &iface, "SE", false, "");
+    let mut agent = Agent::start(&inst, ns, &path, &[]).unwrap();
+    agent
+        .wait_for(&["event=reconciled", "trigger=start", "ready=1"])
+        .unwrap();
+    assert!(
+        agent.lines_with("event=restored").is_empty(),
+        "{:?}",
+        agent.log
+    );
+    assert_eq!(
+        agent.lines_with("event=attached").len(),
+        1,
+        "{:?}",
+        agent.log
+    );
+    let status = inst.ok(Some(ns), &["status"]).unwrap();
+    assert!(
+        status.contains("deny SE") && !status.contains("deny GB"),
+        "{status}"
+    );
+    let (status, log) = agent.stop().unwrap();
+    assert!(status.success(), "{}", log.join("\n"));
+    // A new attachment drops the mark: after the next reboot, its copy is restored again.
+    assert!(!inst.lib_dir().join(&iface).join("detached").exists());
 }
 
 #[test]

@@ -526,8 +526,13 @@ fn attach_entry(
 /// attached and there is one. Logs what happened; true when it restored.
 fn restore_if_detached(layout: &Layout, entry: &InterfaceConfig) -> bool {
     let iface = &entry.iface;
-    let path = KnownGood::new(&layout.lib_dir, iface).current_path();
+    let known_good = KnownGood::new(&layout.lib_dir, iface);
+    let path = known_good.current_path();
     if pins::attached(&layout.pin_dir(iface)) || !path.exists() {
+        return false;
+    }
+    // Taken off by `detach`, not by a reboot: what comes back is what the file configures.
+    if known_good.detached() {
         return false;
     }
     let data = DataArgs {

@@ -4,7 +4,7 @@ use std::{fs, time::Duration};
 
 use anyhow::Result;
 
-use super::{error::OpError, lock::IfaceLock, privileges, state::Layout};
+use super::{error::OpError, known_good::KnownGood, lock::IfaceLock, privileges, state::Layout};
 use crate::{
     kernel::{
         pins::{self, PinState},
@@ -80,6 +80,11 @@ fn run(layout: &Layout, iface: &IfaceName, wait: Duration) -> Result<Detached> {
                 state_file.display()
             ));
         }
+    }
+    if let Err(e) = KnownGood::new(&layout.lib_dir, iface).mark_detached() {
+        warnings.push(format!(
+            "cannot mark the known-good copy as detached ({e:#}); the agent would restore it"
+        ));
     }
     if !removed.failed.is_empty() {
         warnings.push(format!(

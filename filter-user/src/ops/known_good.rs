@@ -44,6 +44,30 @@ impl KnownGood {
         self.dir.join("next.rgnf")
     }
 
+    /// Present while the attachment these copies belong to has been ended by `detach`.
+    fn detached_path(&self) -> PathBuf {
+        self.dir.join("detached")
+    }
+
+    /// Records that `detach` ended this attachment on purpose, so nothing restores it as if a
+    /// reboot had taken the pins (the copies stay, for `attach --artifact`). Nothing to record
+    /// when there are no copies.
+    pub fn mark_detached(&self) -> Result<()> {
+        if !self.current_path().exists() {
+            return Ok(());
+        }
+        Ok(crate::ops::fsutil::write_atomic(
+            &self.detached_path(),
+            b"ended by regionfilter detach\n",
+        )?)
+    }
+
+    /// Whether `detach` ended the attachment the copies belong to.
+    #[must_use]
+    pub fn detached(&self) -> bool {
+        self.detached_path().exists()
+    }
+
     /// Writes the artifact about to become active, before the switch.
     pub fn stage(&self, artifact: &Artifact) -> Result<()> {
         fs::create_dir_all(&self.dir)
@@ -52,10 +76,10 @@ impl KnownGood {
     }
 
     /// For a new attach: `artifact` becomes current and any history (a previous or staged
-    /// artifact from an earlier attachment of this name) is dropped, so `rollback` never
-    /// restores data and policy the new filter never had.
+    /// artifact from an earlier attachment of this name, and its detached mark) is dropped, so
+    /// `rollback` never restores data and policy the new filter never had.
     pub fn start(&self, artifact: &Artifact) -> Result<()> {
-        for stale in [self.previous_path(), self.next_path()] {
+        for stale in [self.previous_path(), self.next_path(), self.detached_path()] {
             match fs::remove_file(&stale) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(e).with_context(|| format!("cannot remove {}", stale.display()))
