@@ -170,7 +170,7 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
         ])
         .unwrap();
     assert!(
-        refused.contains("hint=\"retried until the data or config changes; to accept it, run regionfilter update --force by hand\"")
+        refused.contains(&format!("hint=\"retried until the data or config changes; to accept it by hand: regionfilter update --iface {iface} with the configured data and policy and --force\""))
             && !refused.contains("override with --force"),
         "{refused}"
     );

@@ -442,7 +442,7 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
             let mut fields: Vec<(&str, &dyn std::fmt::Display)> =
                 vec![("iface", iface), ("reason", &reason), ("msg", &message)];
             // The agent never forces past a guard; a person decides.
-            let hint = by_hand(&err);
+            let hint = by_hand(&err, iface);
             if let Some(hint) = &hint {
                 fields.push(("hint", hint));
             }
@@ -453,19 +453,20 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
 }
 
 /// What a refused pass tells the operator, in place of the CLI's "override with --force".
-fn by_hand(err: &OpError) -> Option<&'static str> {
+fn by_hand(err: &OpError, iface: &IfaceName) -> Option<String> {
     if !err.forceable() {
         return None;
     }
     Some(match err.kind() {
-        ErrorKind::LockOut => {
+        ErrorKind::LockOut => format!(
             "retried until the config changes; list the peers in the policy's allow_cidrs, or \
-              run regionfilter attach or update with --force by hand"
-        }
-        _ => {
-            "retried until the data or config changes; to accept it, run regionfilter update \
-              --force by hand"
-        }
+             accept it by hand: regionfilter attach (or update) --iface {iface} with the \
+             configured data and policy and --force"
+        ),
+        _ => format!(
+            "retried until the data or config changes; to accept it by hand: regionfilter \
+             update --iface {iface} with the configured data and policy and --force"
+        ),
     })
 }
 
@@ -660,17 +661,19 @@ mod tests {
     #[test]
     fn refusals_get_a_hint_for_the_person_and_nothing_else_does() {
         let refused = op(Refused(vec![Refusal::Empty]));
-        assert!(by_hand(&refused).is_some_and(|h| h.contains("regionfilter update --force")));
+        let eth0: IfaceName = "eth0".parse().unwrap();
+        assert!(by_hand(&refused, &eth0)
+            .is_some_and(|h| h.contains("regionfilter update --iface eth0 with the configured")));
         let lockout = op(LockOut {
             iface: "eth0".parse().unwrap(),
             peers: Vec::new(),
             also: Vec::new(),
         });
-        assert!(by_hand(&lockout).is_some_and(|h| h.contains("allow_cidrs")));
+        assert!(by_hand(&lockout, &eth0).is_some_and(|h| h.contains("allow_cidrs")));
         let busy = op(Busy {
             path: "/run/regionfilter/eth0.lock".into(),
             waited: Duration::from_secs(30),
         });
-        assert_eq!(by_hand(&busy), None);
+        assert_eq!(by_hand(&busy, &eth0), None);
     }
 }

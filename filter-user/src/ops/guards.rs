@@ -45,7 +45,7 @@ impl Summary {
 pub enum Refusal {
     #[error("the new data holds no prefixes at all")]
     Empty,
-    #[error("the new data changes {what} by {change:.1}% ({old} -> {new}); the limit is {limit:.1}% (--max-change)")]
+    #[error("the new data changes {what} {} ({old} -> {new}); the limit is {limit:.1}% (--max-change)", by(*.change))]
     TooDifferent {
         what: &'static str,
         old: String,
@@ -67,6 +67,15 @@ fn named(policy: &Policy) -> BTreeSet<(bool, Country)> {
         .into_iter()
         .flat_map(|(_, mode, countries)| countries.iter().map(move |c| (mode == Mode::Allow, *c)))
         .collect()
+}
+
+/// How much a compared number changed, in words: from zero, any change is no percentage.
+fn by(change: f64) -> String {
+    if change.is_finite() {
+        format!("by {change:.1}%")
+    } else {
+        "from none".to_owned()
+    }
 }
 
 fn codes(countries: &[Country]) -> String {
@@ -357,5 +366,18 @@ mod tests {
             "{text:?}"
         );
         assert!(text[1].contains("--max-change"), "{text:?}");
+        // From nothing, a change has no percentage.
+        let from_none = check(
+            Some(&summary(0, 500, &["GB"], 10)),
+            None,
+            &summary(5, 500, &["GB"], 10),
+            &deny(&["GB"]),
+            0.1,
+        );
+        let text = from_none[0].to_string();
+        assert!(
+            text.contains("IPv4 prefix count from none (0 -> 5)"),
+            "{text}"
+        );
     }
 }
