@@ -652,12 +652,49 @@ fn a_real_prometheus_scrapes_the_agent_and_reads_the_exact_counts() {
         Some(COUNT.to_string()),
         "Prometheus' last answer: {last}"
     );
-    // The interface disappears: nothing filters it any more, and readiness says so.
+    let _ = agent.stop().unwrap();
+}
+
+#[test]
+fn a_filter_lost_with_its_interface_is_put_back_when_the_interface_returns() {
+    let pair = VethPair::new("aglost").unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let ns = &pair.receiver;
+    let path = config(&inst, &iface, "GB", false, "");
+    let mut agent = Agent::start(&inst, ns, &path, &[]).unwrap();
+    agent
+        .wait_for(&["event=reconciled", "trigger=start", "ready=1"])
+        .unwrap();
+    // The interface goes: the agent notices at its next check, and cannot attach to nothing.
     ns.ip(&["link", "del", &iface]).unwrap();
+    agent
+        .wait_for(&["event=filter_lost", &format!("iface={iface}"), "is gone"])
+        .unwrap();
+    agent
+        .wait_for(&["event=reconciled", "trigger=repair", "ready=0"])
+        .unwrap();
     let (code, body) = get(ns, LISTEN, "/healthz").unwrap();
     assert_eq!(code, 503, "{body}");
-    assert!(body.contains("is gone"), "{body}");
-    let _ = agent.stop().unwrap();
+    assert!(body.contains(&format!("{iface}: ")), "{body}");
+    // It comes back (a network restart, a hotplug): filtered again at the next check, not at
+    // the next refresh a day later.
+    let peer = format!("{iface}p");
+    ns.ip(&["link", "add", &iface, "type", "veth", "peer", "name", &peer])
+        .unwrap();
+    ns.ip(&["link", "set", &iface, "up"]).unwrap();
+    agent
+        .wait_for(&["event=reconciled", "trigger=repair", "ready=1"])
+        .unwrap();
+    assert_eq!(
+        get(ns, LISTEN, "/healthz").unwrap(),
+        (200, "ready\n".into())
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&inst.ok(Some(ns), &["status", "--json"]).unwrap()).unwrap();
+    assert_eq!(status["interfaces"][0]["condition"], "attached", "{status}");
+    let (status, log) = agent.stop().unwrap();
+    assert!(status.success(), "{}", log.join("\n"));
 }
 
 /// A child process killed (and reaped) when the test ends, also on failure.

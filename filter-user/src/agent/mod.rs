@@ -33,6 +33,7 @@ use self::{
 use crate::{
     kernel::{
         maps::{hash_hex, FilterMaps},
+        netdev,
         pins::{self, PinState},
         placement,
     },
@@ -51,6 +52,11 @@ use crate::{
         ErrorKind, OpError,
     },
 };
+
+/// How often the agent looks for filters lost since their last reconcile (an interface deleted
+/// and re-created by a hotplug or a network restart, a detach by hand): a few syscalls per
+/// interface.
+const LOST_CHECK: Duration = Duration::from_secs(5);
 
 /// How long an operation of the agent waits for a command an operator runs on the same
 /// interface.
@@ -74,6 +80,9 @@ pub struct IfaceStatus {
     /// Facts about the data of a content hash, for the exposition.
     pub facts: Option<(String, DataFacts)>,
     pub last_error: Option<String>,
+    /// The index of the interface of this name when the last reconcile failed (`None`: there
+    /// was none), so a failure for want of the interface is retried once it is back.
+    pub ifindex_at_failure: Option<u32>,
 }
 
 pub struct Shared {
@@ -110,21 +119,8 @@ impl Shared {
         let Some(intended) = &status.intended else {
             return Err("not reconciled yet".to_owned());
         };
-        match pins::inspect(&self.layout.pin_dir(iface)) {
-            Ok(PinState::Attached { ifindex }) => {
-                if let Some(moved) =
-                    placement::recorded(&self.layout, iface, ifindex).describe(iface)
-                {
-                    return Err(moved);
-                }
-            }
-            Ok(PinState::Gone) => {
-                return Err(format!(
-                    "the interface {iface} is gone (deleted or re-created): nothing filters it"
-                ))
-            }
-            Ok(_) => return Err("no filter attached".to_owned()),
-            Err(e) => return Err(format!("{e:#}")),
+        if let Some(lost) = self.filter_lost(iface)? {
+            return Err(lost);
         }
         let active = active_hash(&self.layout, iface).ok_or("cannot read the filter's maps")?;
         if &active == intended {
@@ -136,6 +132,42 @@ impl Shared {
                 short(intended)
             ))
         }
+    }
+
+    /// Why `iface`'s filter is not on the interface of that name now (its interface deleted or
+    /// re-created, renamed or moved, or the filter detached), if it is not; an error when the
+    /// pins cannot be read (out of file descriptors, say), which proves nothing lost.
+    fn filter_lost(&self, iface: &IfaceName) -> Result<Option<String>, String> {
+        Ok(match pins::inspect(&self.layout.pin_dir(iface)) {
+            Ok(PinState::Attached { ifindex }) => {
+                placement::recorded(&self.layout, iface, ifindex).describe(iface)
+            }
+            Ok(PinState::Gone) => Some(format!(
+                "the interface {iface} is gone (deleted or re-created): nothing filters it"
+            )),
+            Ok(_) => Some("no filter attached".to_owned()),
+            Err(e) => return Err(format!("{e:#}")),
+        })
+    }
+
+    /// Configured interfaces whose filter has been lost (see [`Shared::filter_lost`]) since
+    /// their last reconcile succeeded, or since it failed while the interface of that name was
+    /// another or none (a network restart deletes and re-creates it): a pass puts them right,
+    /// where waiting for the next refresh would leave them open for up to a day.
+    fn lost(&self) -> Vec<(IfaceName, String)> {
+        self.snapshot()
+            .into_iter()
+            .filter(|(iface, status)| match &status.last_error {
+                None => status.intended.is_some(),
+                Some(_) => netdev::index(iface)
+                    .ok()
+                    .is_some_and(|now| Some(now) != status.ifindex_at_failure),
+            })
+            .filter_map(|(iface, _)| match self.filter_lost(&iface) {
+                Ok(Some(why)) => Some((iface, why)),
+                Ok(None) | Err(_) => None,
+            })
+            .collect()
     }
 
     /// Configured interfaces that do not run their intended content, and why.
@@ -256,11 +288,28 @@ async fn main_loop(
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let mut ok = pass(&shared, &config, "start").await;
     let mut next = Instant::now() + next_wait(&config, ok);
+    let mut watch = tokio::time::interval(LOST_CHECK);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !shared.stopping.load(Ordering::Relaxed) {
         tokio::select! {
             () = sleep_until(next) => {
                 ok = pass(&shared, &config, if ok { "refresh" } else { "retry" }).await;
                 next = Instant::now() + next_wait(&config, ok);
+            }
+            _ = watch.tick() => {
+                let lost = {
+                    let shared = shared.clone();
+                    tokio::task::spawn_blocking(move || shared.lost()).await.unwrap_or_default()
+                };
+                if !lost.is_empty() {
+                    for (iface, why) in &lost {
+                        event(Level::Warning, "filter_lost", &[("iface", iface), ("msg", why)]);
+                    }
+                    ok = pass(&shared, &config, "repair").await;
+                    if !ok {
+                        next = next.min(Instant::now() + config.retry);
+                    }
+                }
             }
             _ = hangup.recv() => {
                 match Config::read(&path) {
@@ -429,9 +478,11 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
         }
         Err(err) => {
             let message = format!("{err}");
+            let ifindex = netdev::index(iface).ok();
             shared.set(iface, |s| {
                 s.failures += 1;
                 s.last_error = Some(message.clone());
+                s.ifindex_at_failure = ifindex;
             });
             let name = if matches!(trigger, "refresh" | "retry") {
                 "refresh_failed"
