@@ -360,4 +360,15 @@ fn explain_iface_answers_from_the_live_maps_and_fails_when_the_kernel_disagrees(
         out.contains("error: the attached program and the model disagree on 1 of 2 addresses"),
         "{out}"
     );
+
+    // The interface goes: nothing filters it, so there is no kernel verdict to give.
+    pair.receiver.ip(&["link", "del", &iface]).unwrap();
+    let (code, out) = inst.output_text(ns, &["explain", "--iface", &iface, GB_V4]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "error: the interface {iface} is gone (deleted or re-created), so nothing filters it"
+        )),
+        "{out}"
+    );
 }

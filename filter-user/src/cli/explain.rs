@@ -12,6 +12,7 @@ use crate::{
     compile::RegionSet,
     kernel::maps::{hash_bytes, hash_hex, FilterMaps},
     kernel::pins::{self, PinState},
+    kernel::placement,
     kernel::program,
     kernel::selftest,
     kernel::slots::Slot,
@@ -99,8 +100,17 @@ fn live(
     port: Option<PortRange>,
 ) -> Result<()> {
     let pin_dir = layout.pin_dir(iface);
+    // A verdict from a filter that judges no packet of `iface` would answer the wrong question.
     match pins::inspect(&pin_dir)? {
-        PinState::Attached { .. } | PinState::Gone => {}
+        PinState::Attached { ifindex } => {
+            if let Some(moved) = placement::recorded(layout, iface, ifindex).describe(iface) {
+                bail!("{moved}: its verdicts are not {iface}'s; `regionfilter status` says more");
+            }
+        }
+        PinState::Gone => bail!(
+            "the interface {iface} is gone (deleted or re-created), so nothing filters it; \
+             `regionfilter detach --iface {iface}` removes the pins"
+        ),
         PinState::Absent => bail!(
             "regionfilter is not attached to {iface}; `regionfilter status` lists attached interfaces"
         ),
@@ -119,8 +129,9 @@ fn live(
         })?;
     if hash_bytes(&artifact.header.content_hash).ok() != Some(kernel_hash) {
         bail!(
-            "the known-good copy of {iface}'s data (sha256 {}) is not what the kernel holds (sha256 {}): \
-             run `regionfilter update --iface {iface}` to repair it",
+            "the known-good copy of {iface}'s data (sha256 {}) is not what the kernel holds (sha256 {}), \
+             so it was changed outside regionfilter: put the matching copy back, or run an \
+             update that changes the content, which writes it anew",
             artifact.header.content_hash,
             hash_hex(&kernel_hash)
         );
