@@ -45,7 +45,16 @@ fn attach<'a>(iface: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn status_json(inst: &Instance) -> serde_json::Value {
-    serde_json::from_str(&inst.ok(None, &["status", "--json"]).unwrap()).unwrap()
+    let text = inst.ok(None, &["status", "--json"]).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // Each entry names its interface once: a repeated key is invalid to strict parsers (and
+    // serde_json would silently keep the last).
+    assert_eq!(
+        text.matches("\"iface\"").count(),
+        status["interfaces"].as_array().unwrap().len(),
+        "{text}"
+    );
+    status
 }
 
 /// Whether an XDP program is attached to `iface` in `ns`.

@@ -25,6 +25,19 @@ struct Report {
     interfaces: Vec<InterfaceStatus>,
 }
 
+/// The attach record as `status --json` shows it: its fields beside the entry's own, without
+/// the record's `iface`, which would repeat the entry's key.
+fn record_without_iface<S: serde::Serializer>(
+    record: &Option<AttachState>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut value = serde_json::to_value(record).map_err(serde::ser::Error::custom)?;
+    if let Some(fields) = value.as_object_mut() {
+        fields.shift_remove("iface");
+    }
+    value.serialize(serializer)
+}
+
 #[derive(Serialize)]
 struct InterfaceStatus {
     iface: IfaceName,
@@ -38,7 +51,7 @@ struct InterfaceStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     moved: Option<String>,
     /// `None` when the record in the state directory is missing (e.g. /run was cleared).
-    #[serde(flatten)]
+    #[serde(flatten, serialize_with = "record_without_iface")]
     state: Option<AttachState>,
     /// What the kernel's active half says it holds; the truth if the record disagrees.
     kernel: Option<KernelView>,
