@@ -236,7 +236,7 @@ complete -c regionfilter -n "__fish_regionfilter_using_subcommand stats" -l form
 json\t''
 prometheus\t''"
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand stats" -l watch -d 'Live rates instead of totals: packets and bits per second per country, refreshed every SECS seconds (default 1), until interrupted or `--count` refreshes' -r
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand stats" -l top -d 'With `--watch`: the countries shown per interface, busiest first' -r
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand stats" -l top -d 'With `--watch`: the countries shown per interface, busiest first (0: all, as for `inspect --top`)' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand stats" -l count -d 'With `--watch`: stop after N refreshes' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand stats" -l pin-root -d 'bpffs directory holding one pin directory per attached interface' -r -F
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand stats" -l state-dir -d 'Directory for the per-interface records `status` reads' -r -F

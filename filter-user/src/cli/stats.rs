@@ -41,7 +41,8 @@ pub struct StatsArgs {
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1",
           value_parser = watch_interval, conflicts_with_all = ["json", "format"])]
     pub watch: Option<Duration>,
-    /// With `--watch`: the countries shown per interface, busiest first.
+    /// With `--watch`: the countries shown per interface, busiest first (0: all, as for
+    /// `inspect --top`).
     #[arg(long, value_name = "N", default_value_t = 10, requires = "watch")]
     pub top: usize,
     /// With `--watch`: stop after N refreshes.
@@ -304,6 +305,7 @@ fn watch(
 }
 
 fn rates_table(iface: &IfaceName, rates: &[Rate], top: usize, secs: f64) -> String {
+    let top = if top == 0 { rates.len() } else { top };
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(
@@ -329,10 +331,11 @@ fn rates_table(iface: &IfaceName, rates: &[Rate], top: usize, secs: f64) -> Stri
         );
     }
     if rates.len() > top {
+        let more = rates.len() - top;
+        let noun = if more == 1 { "country" } else { "countries" };
         let _ = writeln!(
             out,
-            "  ... {} more countries with traffic",
-            rates.len() - top
+            "  ... {more} more {noun} with traffic (--top 0 lists all)"
         );
     }
     out
@@ -390,6 +393,34 @@ fn print_table(stats: &InterfaceStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_zero_lists_every_country_and_the_rest_is_counted_in_words() {
+        let rate = |code: &str| Rate {
+            country: Some(Country::parse(code).unwrap()),
+            passed_pps: 1.0,
+            dropped_pps: 0.0,
+            would_drop_pps: 0.0,
+            bps: 8.0,
+        };
+        let rates = [rate("GB"), rate("SE"), rate("JP")];
+        let iface: IfaceName = "eth0".parse().unwrap();
+        let all = rates_table(&iface, &rates, 0, 1.0);
+        assert!(
+            all.contains("GB") && all.contains("SE") && all.contains("JP") && !all.contains("more"),
+            "{all}"
+        );
+        let one_more = rates_table(&iface, &rates, 2, 1.0);
+        assert!(
+            one_more.contains("... 1 more country with traffic (--top 0 lists all)"),
+            "{one_more}"
+        );
+        let two_more = rates_table(&iface, &rates, 1, 1.0);
+        assert!(
+            two_more.contains("... 2 more countries with traffic"),
+            "{two_more}"
+        );
+    }
 
     #[test]
     fn rates_are_deltas_per_second_busiest_first() {
