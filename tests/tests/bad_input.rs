@@ -208,6 +208,8 @@ fn cases() -> Vec<Case> {
         fails(&["update", "--iface", "{IF}", "--db", "{DIR}/future.txt"], "error: {DIR}/future.txt: its build date 2200-01-01T00:00:00Z is in the future (this host's clock says …"),
         fails(&["compile", "--db", "{DIR}/future.txt", "--out", "{DIR}/x.rgnf"], "error: {DIR}/future.txt: its build date 2200-01-01T00:00:00Z is in the future (this host's clock says …"),
         usage(&["explain", "--db", "{A}", "not-an-address"], "error: invalid value 'not-an-address' for '[ADDR]...': invalid IP address syntax"),
+        usage(&["explain", "--iface", "{IF}", "--samples", "5", "10.1.2.3"], "error: the argument '--iface <IF>' cannot be used with '--samples <N>'"),
+        usage(&["explain", "--iface", "{IF}", "--country-field", "registered", "10.1.2.3"], "error: the argument '--iface <IF>' cannot be used with '--country-field <COUNTRY_FIELD>'"),
         // Scopes, services, classes.
         usage(&["update", "--iface", "{IF}", "--ports", "tcp/0"], "error: invalid value 'tcp/0' for '--ports <LIST>': \"tcp/0\": port 0 is not a destination port; ports are 1-65535"),
         usage(&["update", "--iface", "{IF}", "--ports", "icmp/8"], "error: invalid value 'icmp/8' for '--ports <LIST>': \"icmp/8\" is not a port range: give PROTO/PORT or PROTO/FIRST-LAST, e.g. tcp/443 or udp/8000-8100 (PROTO is tcp or udp)"),

@@ -322,6 +322,26 @@ fn explain_iface_answers_from_the_live_maps_and_fails_when_the_kernel_disagrees(
         text.contains("for udp/53: pass (out of scope passed)"),
         "{text}"
     );
+    // A word that is no address: which one, shown by its start, and nothing explained.
+    let mut cmd = inst.command(ns, &["explain", "--iface", &iface]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{GB_V4}\nfoo{}\n", "x".repeat(10_000)).as_bytes())
+        .unwrap();
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(1), "{err}");
+    assert!(done.stdout.is_empty());
+    assert!(
+        err.starts_with("error: word 2 on stdin, \"fooxxx") && err.len() < 200,
+        "{err}"
+    );
 
     // Tamper with the live policy behind regionfilter's back: GB now passes in the kernel,
     // while the known-good data says drop. explain reports it and exits 1.

@@ -36,7 +36,8 @@ pub struct ExplainArgs {
     /// kernel's verdict beside it. Exits 1 if the two disagree.
     #[arg(long, value_name = "IF", conflicts_with_all = [
         "db", "artifact", "file", "allow", "deny", "allow_cidr", "deny_cidr", "unknown",
-        "malformed", "icmp_errors", "dry_run", "ports", "local", "tcp",
+        "malformed", "icmp_errors", "dry_run", "ports", "local", "tcp", "samples",
+        "country_field", "format", "prefer",
     ])]
     pub iface: Option<IfaceName>,
     /// The destination port to judge for (e.g. tcp/443): picks the service or scope rule; a
@@ -79,9 +80,17 @@ fn addresses(given: &[IpAddr]) -> Result<Vec<IpAddr>> {
     let text = std::io::read_to_string(stdin).context("cannot read addresses from stdin")?;
     let addrs = text
         .split_whitespace()
-        .map(|word| {
-            word.parse::<IpAddr>()
-                .map_err(|_| anyhow!("{word:?} on stdin is not an IP address"))
+        .enumerate()
+        .map(|(i, word)| {
+            word.parse::<IpAddr>().map_err(|_| {
+                // A long junk word is shown by its start, not echoed whole.
+                let start: String = word.chars().take(60).collect();
+                let cut = if start.len() < word.len() { "..." } else { "" };
+                anyhow!(
+                    "word {} on stdin, {start:?}{cut}, is not an IP address; nothing was explained",
+                    i + 1
+                )
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     if addrs.is_empty() {
