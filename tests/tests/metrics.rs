@@ -113,6 +113,47 @@ fn stats_watch_shows_live_rates_while_traffic_flows() {
         .map(|l| l.split_whitespace().rev().nth(2).unwrap().parse().unwrap())
         .collect();
     assert!(gb_rates.iter().any(|&r| r > 0.0), "{out}");
+
+    // The interface goes during a watch: its rates read zero, and the watch says why; the
+    // filter is detached: the watch ends (exit 1) instead of showing zeros for ever. Bounded:
+    // at most 50 refreshes of 0.2 s.
+    use std::io::BufRead as _;
+    let mut watch = inst
+        .command(
+            None,
+            &[
+                "stats", "--iface", &iface, "--watch", "0.2", "--count", "50",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut read_until = |part: &str| {
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let found = line.contains(part);
+            seen.push(line);
+            if found {
+                return;
+            }
+        }
+        panic!("no line with {part:?}: {seen:?}");
+    };
+    read_until("(rates over ");
+    pair.receiver.ip(&["link", "del", &iface]).unwrap();
+    read_until("GONE: the interface");
+    let stats = inst.stats(&iface).unwrap();
+    assert_eq!(stats["condition"], "gone", "{stats}");
+    inst.ok(Some(&pair.receiver), &["detach", "--iface", &iface])
+        .unwrap();
+    read_until("was detached: its counters are gone");
+    let done = watch.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(err.contains("every filter watched was detached"), "{err}");
 }
 
 #[test]

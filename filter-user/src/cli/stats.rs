@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::{
     kernel::maps::{CounterTotals, FilterMaps},
     kernel::pins::{self, PinState},
+    kernel::placement,
     model::country::Country,
     model::iface::IfaceName,
     ops::metrics,
@@ -73,6 +74,9 @@ pub enum Format {
 #[derive(Debug, Serialize)]
 pub struct InterfaceStats {
     pub iface: IfaceName,
+    /// `attached`, or `gone`/`moved` (as in `status`): then nothing of this interface is judged
+    /// and the counters no longer move.
+    pub condition: &'static str,
     /// Countries with traffic, most dropped packets first. `country` is `null` for unknown space.
     pub countries: Vec<CountryStats>,
     pub non_ip: Counter,
@@ -107,7 +111,7 @@ pub struct CountryStats {
 
 impl InterfaceStats {
     #[must_use]
-    pub fn from_totals(iface: &IfaceName, totals: &CounterTotals) -> Self {
+    pub fn from_totals(iface: &IfaceName, condition: &'static str, totals: &CounterTotals) -> Self {
         let slot = |s: u32| totals[s as usize];
         let mut countries: Vec<CountryStats> = (0..COUNTRY_SLOTS)
             .map(|i| u16::try_from(i).expect("COUNTRY_SLOTS fits u16"))
@@ -128,6 +132,7 @@ impl InterfaceStats {
         });
         Self {
             iface: iface.clone(),
+            condition,
             countries,
             non_ip: slot(SLOT_NON_IP),
             malformed_passed: slot(SLOT_MALFORMED_PASS),
@@ -187,9 +192,16 @@ pub fn run(layout: &Layout, args: &StatsArgs) -> Result<()> {
         return Ok(());
     }
     let mut all = Vec::new();
+    let mut notes = Vec::new();
     for iface in ifaces {
         let maps = FilterMaps::open_pinned(&layout.pin_dir(&iface))?;
-        all.push(InterfaceStats::from_totals(&iface, &maps.counter_totals()?));
+        let (condition, note) = condition(layout, &iface)?;
+        all.push(InterfaceStats::from_totals(
+            &iface,
+            condition,
+            &maps.counter_totals()?,
+        ));
+        notes.push(note);
     }
     if format == Format::Json {
         println!(
@@ -199,8 +211,8 @@ pub fn run(layout: &Layout, args: &StatsArgs) -> Result<()> {
     } else if all.is_empty() {
         println!("regionfilter is not attached to any interface");
     } else {
-        for stats in &all {
-            print_table(stats);
+        for (stats, note) in all.iter().zip(&notes) {
+            print_table(stats, note.as_deref());
         }
     }
     Ok(())
@@ -260,7 +272,7 @@ fn watch(
     top: usize,
     count: Option<u64>,
 ) -> Result<()> {
-    let maps: Vec<(IfaceName, FilterMaps)> = ifaces
+    let mut maps: Vec<(IfaceName, FilterMaps)> = ifaces
         .iter()
         .map(|iface| {
             Ok((
@@ -288,11 +300,29 @@ fn watch(
         if terminal {
             text.push_str("\x1b[H\x1b[2J");
         }
-        for ((iface, m), before) in maps.iter().zip(&mut last) {
+        // A filter detached meanwhile leaves the watch (the maps held open here would only
+        // repeat its last counts); one whose interface went is shown with why it reads zero.
+        let mut kept = Vec::new();
+        for ((iface, m), mut before) in maps.into_iter().zip(last) {
+            let (condition, note) = condition(layout, &iface)?;
+            if condition == "detached" {
+                text.push_str(&format!("{}\n", note.unwrap_or_default()));
+                continue;
+            }
             let after = m.counter_totals()?;
-            text.push_str(&rates_table(iface, &rates(before, &after, secs), top, secs));
-            *before = after;
+            text.push_str(&rates_table(
+                &iface,
+                &rates(&before, &after, secs),
+                top,
+                secs,
+            ));
+            if let Some(note) = note {
+                text.push_str(&format!("  {note}\n"));
+            }
+            before = after;
+            kept.push(((iface, m), before));
         }
+        (maps, last) = kept.into_iter().unzip();
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(text.as_bytes())?;
         if !terminal {
@@ -300,6 +330,9 @@ fn watch(
         }
         stdout.flush()?;
         refreshes += 1;
+        if maps.is_empty() {
+            bail!("every filter watched was detached");
+        }
     }
     Ok(())
 }
@@ -341,8 +374,38 @@ fn rates_table(iface: &IfaceName, rates: &[Rate], top: usize, secs: f64) -> Stri
     out
 }
 
-fn print_table(stats: &InterfaceStats) {
+/// Whether `iface`'s counters still count its packets: `attached`, or `gone`/`moved` with
+/// what an operator should read (as `status` says it); `detached` once its pins are removed.
+fn condition(layout: &Layout, iface: &IfaceName) -> Result<(&'static str, Option<String>)> {
+    Ok(match pins::inspect(&layout.pin_dir(iface))? {
+        PinState::Attached { ifindex } => {
+            match placement::recorded(layout, iface, ifindex).describe(iface) {
+                Some(moved) => (
+                    "moved",
+                    Some(format!("MOVED: {moved}; these counters are not {iface}'s")),
+                ),
+                None => ("attached", None),
+            }
+        }
+        PinState::Gone => (
+            "gone",
+            Some(format!(
+                "GONE: the interface {iface} was deleted or re-created after the attach: nothing \
+                 filters it, and these counters no longer move"
+            )),
+        ),
+        _ => (
+            "detached",
+            Some(format!("{iface} was detached: its counters are gone")),
+        ),
+    })
+}
+
+fn print_table(stats: &InterfaceStats, note: Option<&str>) {
     println!("{}:", stats.iface);
+    if let Some(note) = note {
+        println!("  {note}");
+    }
     println!(
         "  {:<8} {:<24} {:>12} {:>14} {:>12} {:>14} {:>12}",
         "COUNTRY",
