@@ -208,4 +208,51 @@ fn drop_samples_hold_their_rate_limit_under_a_flood() {
     // Nothing else was counted as a sample: the drops are all there.
     let stats = inst.stats(&iface).unwrap();
     assert_eq!(country_packets(&stats, Some("GB"), "dropped"), FLOOD as u64);
+
+    // Following: a live sample arrives, then the filter is detached and the watch ends (exit
+    // 1) instead of waiting for samples that can no longer come.
+    use std::io::BufRead as _;
+    let mut watch = inst
+        .command(None, &["watch", "--iface", &iface])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let sampled = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // A paced flow from GB until the first live sample, bounded at 10 s.
+        scope.spawn(|| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !sampled.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < deadline
+            {
+                traffic::send(&pair.sender, GB_V4.parse().unwrap(), dst, GB_V4, 5).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let first = lines.next().map(Result::unwrap);
+        sampled.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            first.as_deref().is_some_and(|l| l.contains(GB_V4)),
+            "{first:?}"
+        );
+    });
+    inst.ok(Some(&pair.receiver), &["detach", "--iface", &iface])
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = watch.kill();
+            panic!("watch still waiting 20 s after the detach");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut watch.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("every filter watched was detached"), "{err}");
 }

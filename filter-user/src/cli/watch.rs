@@ -40,14 +40,23 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
     };
     let mut rings = Vec::new();
     for iface in ifaces {
-        if !matches!(
-            pins::inspect(&layout.pin_dir(&iface))?,
-            PinState::Attached { .. }
-        ) {
-            if args.iface.is_some() {
-                bail!("regionfilter is not attached to {iface}; `regionfilter status` lists attached interfaces");
+        match pins::inspect(&layout.pin_dir(&iface))? {
+            PinState::Attached { .. } => {}
+            PinState::Gone => {
+                let gone = format!(
+                    "the interface {iface} is gone (deleted or re-created after the attach): \
+                     nothing filters it, so no samples come"
+                );
+                if args.iface.is_some() {
+                    bail!("{gone}; `regionfilter detach --iface {iface}` removes its pins");
+                }
+                eprintln!("note: {gone}");
+                continue;
             }
-            continue;
+            _ if args.iface.is_some() => bail!(
+                "regionfilter is not attached to {iface}; `regionfilter status` lists attached interfaces"
+            ),
+            _ => continue,
         }
         let maps = FilterMaps::open_pinned(&layout.pin_dir(&iface))?;
         let rate = maps.active_settings()?.samples_per_sec;
@@ -89,6 +98,24 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
         }
         if done(printed) || args.drain {
             return Ok(());
+        }
+        // A filter detached (or whose interface went) meanwhile sends nothing more: say so,
+        // and stop when none is left rather than wait for ever.
+        let before = rings.len();
+        rings.retain(|(iface, _)| {
+            let live = !matches!(
+                pins::inspect(&layout.pin_dir(iface)),
+                Ok(PinState::Absent | PinState::Gone)
+            );
+            if !live {
+                eprintln!(
+                    "note: {iface} was detached or its interface went: no more samples from it"
+                );
+            }
+            live
+        });
+        if rings.is_empty() && before > 0 {
+            bail!("every filter watched was detached");
         }
         let mut fds: Vec<PollFd<'_>> = rings
             .iter()
