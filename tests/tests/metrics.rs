@@ -37,7 +37,34 @@ fn the_prometheus_exposition_passes_promtool_and_counts_what_was_sent() {
     })
     .unwrap();
 
-    let text = inst.ok(None, &["stats", "--format", "prometheus"]).unwrap();
+    // Without the known-good copy (the wrong lib directory) the zero series cannot be known:
+    // a warning says so.
+    let elsewhere = inst.state_dir.join("no-lib");
+    let thin = inst
+        .command(None, &["stats", "--format", "prometheus"])
+        .env("REGIONFILTER_LIB_DIR", &elsewhere)
+        .output()
+        .unwrap();
+    assert!(thin.status.success());
+    let err = String::from_utf8_lossy(&thin.stderr);
+    assert!(
+        err.contains(&format!(
+            "warning: {iface}: no known-good copy in {}",
+            elsewhere.display()
+        )),
+        "{err}"
+    );
+
+    let out = inst
+        .command(None, &["stats", "--format", "prometheus"])
+        .output()
+        .unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
     promtool_check(&text).unwrap();
     let series = |name: &str, country: &str, verdict: &str| {
         let labels = format!("interface=\"{iface}\",country=\"{country}\",verdict=\"{verdict}\"");

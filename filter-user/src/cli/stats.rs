@@ -185,7 +185,20 @@ pub fn run(layout: &Layout, args: &StatsArgs) -> Result<()> {
     if format == Format::Prometheus {
         let mut all = Vec::new();
         for iface in ifaces {
-            let facts = |_: &str| metrics::DataFacts::known_good(layout, &iface);
+            let facts = |_: &str| {
+                let facts = metrics::DataFacts::known_good(layout, &iface);
+                if facts.is_none() {
+                    // Without it the series of countries with no traffic yet, and the data's
+                    // build time, are missing: say so rather than print a thinner exposition.
+                    eprintln!(
+                        "warning: {iface}: no known-good copy in {}: the exposition lacks the \
+                         data's facts and the zero series of countries without traffic \
+                         (--lib-dir or REGIONFILTER_LIB_DIR names where attach kept it)",
+                        layout.lib_dir.display()
+                    );
+                }
+                facts
+            };
             all.push(metrics::InterfaceMetrics::read(layout, &iface, facts)?);
         }
         print!("{}", metrics::exposition(&all));
