@@ -380,6 +380,14 @@ fn explain_iface_answers_from_the_live_maps_and_fails_when_the_kernel_disagrees(
         out.contains("error: the attached program and the model disagree on 1 of 2 addresses"),
         "{out}"
     );
+    // Without --port the scoped rule is asked too (tcp/443 beside udp/53), so the tampered
+    // row shows there as well.
+    let (code, out) = inst.output_text(ns, &["explain", "--iface", &iface, GB_V4]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("kernel on {iface} for udp/53: pass (out of scope passed), for tcp/443: pass (GB passed); DISAGREES with the model: drop (GB dropped)")),
+        "{out}"
+    );
 
     // The interface goes: nothing filters it, so there is no kernel verdict to give.
     pair.receiver.ip(&["link", "del", &iface]).unwrap();

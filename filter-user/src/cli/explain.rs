@@ -156,32 +156,39 @@ fn live(
         .context("self-test program missing from the embedded object")?
         .try_into()?;
     let model = Model::new(&artifact.regions, &policy);
-    let packet = port.map_or((Proto::Udp, 53), |p| (p.proto, p.first));
-    let packet_name = format!("{}/{}", packet.0.name(), packet.1);
+    let packets = probes(&policy, port);
     let mut disagree = 0;
     for &given in addrs {
-        let frame = selftest::frame_to(given, packet);
-        let (slot, action) = selftest::judge(judge, &frame)?;
-        let want = model.judge_frame(&frame, false);
-        let kernel = format!(
-            "{} ({})",
-            action.map_or("aborted", action_name),
-            Slot::of(slot)
-        );
-        let agreement = if slot == want.slot && action == Some(want.action) {
-            String::new()
-        } else {
+        let mut line = explain_one(&artifact.regions, Some(&model), given, port);
+        let mut agrees = true;
+        for (i, &packet) in packets.iter().enumerate() {
+            let frame = selftest::frame_to(given, packet);
+            let (slot, action) = selftest::judge(judge, &frame)?;
+            let want = model.judge_frame(&frame, false);
+            let kernel = format!(
+                "{} ({})",
+                action.map_or("aborted", action_name),
+                Slot::of(slot)
+            );
+            let lead = if i == 0 {
+                format!("; kernel on {iface} for ")
+            } else {
+                ", for ".to_owned()
+            };
+            line.push_str(&format!("{lead}{}/{}: {kernel}", packet.0.name(), packet.1));
+            if slot != want.slot || action != Some(want.action) {
+                agrees = false;
+                line.push_str(&format!(
+                    "; DISAGREES with the model: {} ({})",
+                    action_name(want.action),
+                    Slot::of(want.slot)
+                ));
+            }
+        }
+        if !agrees {
             disagree += 1;
-            format!(
-                "; DISAGREES with the model: {} ({})",
-                action_name(want.action),
-                Slot::of(want.slot)
-            )
-        };
-        println!(
-            "{}; kernel on {iface} for {packet_name}: {kernel}{agreement}",
-            explain_one(&artifact.regions, Some(&model), given, port)
-        );
+        }
+        println!("{line}");
     }
     if disagree > 0 {
         bail!(
@@ -190,6 +197,29 @@ fn live(
         );
     }
     Ok(())
+}
+
+/// The packets the attached program judges for each address: to `--port`, or else a UDP
+/// datagram to port 53 and one to the first port of each range the policy scopes or each
+/// service, so every rule's row in the kernel is asked, not only the one port 53 falls in.
+fn probes(policy: &Policy, port: Option<PortRange>) -> Vec<(Proto, u16)> {
+    if let Some(p) = port {
+        return vec![(p.proto, p.first)];
+    }
+    let mut packets = vec![(Proto::Udp, 53)];
+    let ranges: Vec<&PortRange> = match &policy.scope {
+        Scope::Host => Vec::new(),
+        Scope::Ports(ranges) => ranges.iter().take(1).collect(),
+        Scope::Services { services, .. } => {
+            services.iter().filter_map(|s| s.ports.first()).collect()
+        }
+    };
+    for r in ranges {
+        if !packets.contains(&(r.proto, r.first)) {
+            packets.push((r.proto, r.first));
+        }
+    }
+    packets
 }
 
 /// One line of reasoning for `given`.
