@@ -35,7 +35,7 @@ use crate::{
         maps::{hash_hex, FilterMaps},
         netdev,
         pins::{self, PinState},
-        placement,
+        placement::{self, Condition},
     },
     model::{iface::IfaceName, policy::Policy},
     ops::{
@@ -138,11 +138,10 @@ impl Shared {
     /// re-created, renamed or moved, or the filter detached), if it is not; an error when the
     /// pins cannot be read (out of file descriptors, say), which proves nothing lost.
     fn filter_lost(&self, iface: &IfaceName) -> Result<Option<String>, String> {
-        Ok(match pins::inspect(&self.layout.pin_dir(iface)) {
-            Ok(PinState::Attached { ifindex }) => {
-                placement::recorded(&self.layout, iface, ifindex).describe(iface)
-            }
-            Ok(PinState::Gone) => Some(format!(
+        Ok(match placement::condition(&self.layout, iface) {
+            Ok(Condition::Filtering) => None,
+            Ok(Condition::Moved(moved)) => Some(moved),
+            Ok(Condition::Gone) => Some(format!(
                 "the interface {iface} is gone (deleted or re-created): nothing filters it"
             )),
             Ok(_) => Some("no filter attached".to_owned()),

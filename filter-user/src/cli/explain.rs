@@ -11,8 +11,7 @@ use crate::ops::inputs::{DataArgs, PolicyArgs};
 use crate::{
     compile::RegionSet,
     kernel::maps::{hash_bytes, hash_hex, FilterMaps},
-    kernel::pins::{self, PinState},
-    kernel::placement,
+    kernel::placement::{self, Condition},
     kernel::program,
     kernel::selftest,
     kernel::slots::Slot,
@@ -110,17 +109,16 @@ fn live(
 ) -> Result<()> {
     let pin_dir = layout.pin_dir(iface);
     // A verdict from a filter that judges no packet of `iface` would answer the wrong question.
-    match pins::inspect(&pin_dir)? {
-        PinState::Attached { ifindex } => {
-            if let Some(moved) = placement::recorded(layout, iface, ifindex).describe(iface) {
-                bail!("{moved}: its verdicts are not {iface}'s; `regionfilter status` says more");
-            }
+    match placement::condition(layout, iface)? {
+        Condition::Filtering => {}
+        Condition::Moved(moved) => {
+            bail!("{moved}: its verdicts are not {iface}'s; `regionfilter status` says more")
         }
-        PinState::Gone => bail!(
+        Condition::Gone => bail!(
             "the interface {iface} is gone (deleted or re-created), so nothing filters it; \
              `regionfilter detach --iface {iface}` removes the pins"
         ),
-        PinState::Absent => bail!(
+        Condition::Absent => bail!(
             "regionfilter is not attached to {iface}; `regionfilter status` lists attached interfaces"
         ),
         other => bail!("the filter on {iface} is not usable ({other:?}): see `regionfilter status`"),

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::{
     kernel::maps::{CounterTotals, FilterMaps},
     kernel::pins::{self, PinState},
-    kernel::placement,
+    kernel::placement::{self, Condition},
     model::country::Country,
     model::iface::IfaceName,
     ops::metrics,
@@ -390,17 +390,13 @@ fn rates_table(iface: &IfaceName, rates: &[Rate], top: usize, secs: f64) -> Stri
 /// Whether `iface`'s counters still count its packets: `attached`, or `gone`/`moved` with
 /// what an operator should read (as `status` says it); `detached` once its pins are removed.
 fn condition(layout: &Layout, iface: &IfaceName) -> Result<(&'static str, Option<String>)> {
-    Ok(match pins::inspect(&layout.pin_dir(iface))? {
-        PinState::Attached { ifindex } => {
-            match placement::recorded(layout, iface, ifindex).describe(iface) {
-                Some(moved) => (
-                    "moved",
-                    Some(format!("MOVED: {moved}; these counters are not {iface}'s")),
-                ),
-                None => ("attached", None),
-            }
-        }
-        PinState::Gone => (
+    Ok(match placement::condition(layout, iface)? {
+        Condition::Filtering => ("attached", None),
+        Condition::Moved(moved) => (
+            "moved",
+            Some(format!("MOVED: {moved}; these counters are not {iface}'s")),
+        ),
+        Condition::Gone => (
             "gone",
             Some(format!(
                 "GONE: the interface {iface} was deleted or re-created after the attach: nothing \

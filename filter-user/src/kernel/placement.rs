@@ -3,8 +3,13 @@
 //! move to another namespace, or a new interface taking the old name separates the two, and
 //! then acting "on eth1" would act on another interface.
 
+use anyhow::Result;
+
 use crate::{
-    kernel::netdev,
+    kernel::{
+        netdev,
+        pins::{self, PinState},
+    },
     model::iface::IfaceName,
     ops::state::{AttachState, Layout},
 };
@@ -46,6 +51,39 @@ pub fn placement(iface: &IfaceName, ifindex: u32, record: Option<&AttachState>) 
         // Not in this namespace, where the attach happened: moved away.
         None => Placement::Moved { ifindex, now: None },
     }
+}
+
+/// What the pins named `iface` do for the interface of that name now: its pins' state, with an
+/// attached filter's placement ([`recorded`]) folded in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// The link holds the program on the interface of this name (or, seen from another
+    /// namespace than the attach's, on the interface it was attached to).
+    Filtering,
+    /// The link holds the program on an interface that no longer carries the name: where it
+    /// is, as an operator should read it ([`Placement::describe`]).
+    Moved(String),
+    /// The link's interface is gone: it filters nothing.
+    Gone,
+    /// An attach that did not finish.
+    Incomplete,
+    /// A directory holding nothing of regionfilter's.
+    Foreign,
+    /// No pins: not attached.
+    Absent,
+}
+
+/// The [`Condition`] of the pins of `iface` under `layout`.
+pub fn condition(layout: &Layout, iface: &IfaceName) -> Result<Condition> {
+    Ok(match pins::inspect(&layout.pin_dir(iface))? {
+        PinState::Attached { ifindex } => recorded(layout, iface, ifindex)
+            .describe(iface)
+            .map_or(Condition::Filtering, Condition::Moved),
+        PinState::Gone => Condition::Gone,
+        PinState::Incomplete => Condition::Incomplete,
+        PinState::Foreign => Condition::Foreign,
+        PinState::Absent => Condition::Absent,
+    })
 }
 
 /// [`placement`] with the attach's record read from `layout` (missing or unreadable records

@@ -19,7 +19,8 @@ use crate::{
     kernel::{
         maps::{hash_hex, FilterMaps, Lookup},
         pins::{self, PinState},
-        placement, selftest,
+        placement::{self, Condition},
+        selftest,
         swap::{self, Staged},
     },
     model::iface::IfaceName,
@@ -105,26 +106,25 @@ fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> 
         );
     }
     let _lock = IfaceLock::acquire(&layout.lock_file(iface), guard.wait)?;
-    match pins::inspect(&pin_dir)? {
-        PinState::Attached { ifindex } => {
-            if let Some(moved) = placement::recorded(layout, iface, ifindex).describe(iface) {
-                bail!("{moved}: `regionfilter detach --iface {iface}`, then attach again");
-            }
+    match placement::condition(layout, iface)? {
+        Condition::Filtering => {}
+        Condition::Moved(moved) => {
+            bail!("{moved}: `regionfilter detach --iface {iface}`, then attach again")
         }
-        PinState::Absent => bail!(
+        Condition::Absent => bail!(
             "regionfilter is not attached to {iface} (no pins in {}); attach it first",
             pin_dir.display()
         ),
-        PinState::Foreign => bail!(
+        Condition::Foreign => bail!(
             "regionfilter is not attached to {iface}: {} holds nothing of regionfilter's",
             pin_dir.display()
         ),
-        PinState::Incomplete => bail!(
+        Condition::Incomplete => bail!(
             "an attach to {iface} did not finish (pins in {} without a link): nothing filters \
              there; `regionfilter detach --iface {iface}` removes them, then attach again",
             pin_dir.display()
         ),
-        PinState::Gone => bail!(
+        Condition::Gone => bail!(
             "the interface {iface} the filter was attached to is gone (deleted, or deleted and \
              re-created): nothing filters there; `regionfilter detach --iface {iface}` removes \
              its pins, then attach again"
