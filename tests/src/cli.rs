@@ -2,7 +2,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
@@ -88,6 +88,27 @@ impl Instance {
     pub fn output(&self, ns: Option<&NetNs>, args: &[&str]) -> Result<Output> {
         let mut cmd = self.command(ns, args);
         cmd.output().with_context(|| format!("cannot run {cmd:?}"))
+    }
+
+    /// Runs with `input` on standard input.
+    pub fn output_with_stdin(
+        &self,
+        ns: Option<&NetNs>,
+        args: &[&str],
+        input: &str,
+    ) -> Result<Output> {
+        use std::io::Write as _;
+        let mut cmd = self.command(ns, args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().with_context(|| format!("cannot run {cmd:?}"))?;
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input.as_bytes())?;
+        Ok(child.wait_with_output()?)
     }
 
     /// Runs; returns the exit code and stdout followed by stderr.

@@ -304,18 +304,11 @@ fn explain_iface_answers_from_the_live_maps_and_fails_when_the_kernel_disagrees(
         "{out}"
     );
     assert!(lines[2].ends_with("pass (local space passed)"), "{out}");
-    // Addresses on stdin; without --port the packet is a UDP datagram to port 53, out of scope.
-    let mut cmd = inst.command(ns, &["explain", "--iface", &iface]);
-    cmd.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{GB_V4}\n").as_bytes())
+    // Addresses on stdin; without --port the packets are a UDP datagram to port 53, out of
+    // scope, and one to the scope's tcp/443.
+    let done = inst
+        .output_with_stdin(ns, &["explain", "--iface", &iface], &format!("{GB_V4}\n"))
         .unwrap();
-    let done = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&done.stdout);
     assert!(done.status.success(), "{text}");
     assert!(
@@ -323,18 +316,13 @@ fn explain_iface_answers_from_the_live_maps_and_fails_when_the_kernel_disagrees(
         "{text}"
     );
     // A word that is no address: which one, shown by its start, and nothing explained.
-    let mut cmd = inst.command(ns, &["explain", "--iface", &iface]);
-    cmd.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{GB_V4}\nfoo{}\n", "x".repeat(10_000)).as_bytes())
+    let done = inst
+        .output_with_stdin(
+            ns,
+            &["explain", "--iface", &iface],
+            &format!("{GB_V4}\nfoo{}\n", "x".repeat(10_000)),
+        )
         .unwrap();
-    let done = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&done.stderr);
     assert_eq!(done.status.code(), Some(1), "{err}");
     assert!(done.stdout.is_empty());
