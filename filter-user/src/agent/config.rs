@@ -6,6 +6,9 @@
 //! metrics_listen = "127.0.0.1:9877"
 //! log_format = "text"              # or "json"
 //! log_samples = 10                 # drop samples logged per second at most; 0: none
+//! download_timeout = "5m"          # a download not complete by then is given up
+//! download_stall = "30s"           # ... and so is one below download_min_rate over this long
+//! download_min_rate = 4096         # bytes per second
 //!
 //! [[interface]]
 //! name = "eth0"
@@ -31,7 +34,7 @@ use crate::{
     model::{iface::IfaceName, policy::Policy, policy_file::PolicyFile},
     ops::{
         attach::AttachMode,
-        download,
+        download::{self, Limits, DEFAULT_LIMITS},
         inputs::{percent, DataArgs, PolicyArgs, DEFAULT_MAX_CHANGE},
     },
 };
@@ -56,6 +59,9 @@ struct File {
     #[serde(default)]
     detach_on_exit: bool,
     max_change: Option<toml::Value>,
+    download_timeout: Option<String>,
+    download_stall: Option<String>,
+    download_min_rate: Option<u64>,
     #[serde(default)]
     interface: Vec<InterfaceFile>,
 }
@@ -107,6 +113,8 @@ pub struct Config {
     pub log_samples: u32,
     pub detach_on_exit: bool,
     pub max_change: f64,
+    /// Limits of every download (`download_timeout`, `download_stall`, `download_min_rate`).
+    pub download: Limits<'static>,
     pub interfaces: Vec<InterfaceConfig>,
 }
 
@@ -177,6 +185,7 @@ impl Config {
         }
         .map_err(|e| anyhow::anyhow!("max_change: {e}"))?;
         let log_samples = file.log_samples.unwrap_or(10);
+        let download = download_limits(&file)?;
         if file.interface.is_empty() {
             bail!("no [[interface]]: name at least one interface to filter");
         }
@@ -201,6 +210,7 @@ impl Config {
             log_samples,
             detach_on_exit: file.detach_on_exit,
             max_change,
+            download,
             interfaces,
         })
     }
@@ -225,6 +235,26 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn download_limits(file: &File) -> Result<Limits<'static>> {
+    let mut limits = DEFAULT_LIMITS;
+    if let Some(text) = &file.download_timeout {
+        limits.deadline = duration("download_timeout", text)?;
+    }
+    if let Some(text) = &file.download_stall {
+        limits.window = duration("download_stall", text)?;
+    }
+    if let Some(rate) = file.download_min_rate {
+        limits.min_rate = rate;
+    }
+    if limits.deadline < Duration::from_secs(1) || limits.window < Duration::from_secs(1) {
+        bail!("download_timeout and download_stall: give at least 1s");
+    }
+    if limits.window > limits.deadline {
+        bail!("download_stall must not be longer than download_timeout");
+    }
+    Ok(limits)
 }
 
 fn duration(key: &str, text: &str) -> Result<Duration> {

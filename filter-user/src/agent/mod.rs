@@ -1,20 +1,33 @@
 //! `regionfilter agent`: keeps the configured interfaces filtered with fresh data, serves
 //! metrics, and logs one structured line per event. It runs the operations the command line
 //! runs (`ops`), so a filter the agent attaches is one `status`, `update` and `detach` know.
+//!
+//! Tasks, so that no promise waits behind network I/O:
+//! - one [`worker`] per configured interface: its own refresh and retry timers, downloads and
+//!   switches, so a slow download holds back only its own interface;
+//! - the [`repair`] watch: every [`LOST_CHECK`] it asks the kernel whether each filter is still
+//!   on the interface of its name, and puts a lost one back from its known-good copy (local
+//!   files only);
+//! - the supervisor (here): signals, reloads, stop;
+//! - the metrics server ([`http`]) and the drop-sample logger ([`samples`]).
+//!
+//! Kernel changes go through [`Shared::switch`]: one at a time per interface, none started once
+//! the agent is stopping, and a stop waits only for the ones under way.
 
 pub mod config;
 mod http;
 pub mod log;
+mod repair;
 mod samples;
+mod worker;
 
 use std::{
-    collections::{hash_map::RandomState, BTreeMap},
-    hash::{BuildHasher as _, Hasher as _},
+    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
-        Arc, Mutex, PoisonError,
+        Arc, Condvar, Mutex, MutexGuard, PoisonError,
     },
     time::Duration,
 };
@@ -22,41 +35,33 @@ use std::{
 use anyhow::{Context as _, Result};
 use tokio::{
     signal::unix::{signal, SignalKind},
-    sync::Notify,
-    time::{sleep_until, Instant},
+    sync::{mpsc, Notify},
 };
 
 use self::{
-    config::{Config, DataSource, InterfaceConfig},
+    config::Config,
     log::{event, Level},
+    worker::Worker,
 };
 use crate::{
     kernel::{
         maps::{hash_hex, FilterMaps},
-        netdev,
-        pins::{self, PinState},
         placement::{self, Condition},
     },
-    model::{iface::IfaceName, policy::Policy},
+    model::iface::IfaceName,
     ops::{
-        attach::{attach, AttachRequest, Attached},
         detach::detach,
-        download,
-        inputs::{DataArgs, PolicyChange},
-        known_good::KnownGood,
         lock::{Busy, IfaceLock},
         metrics::DataFacts,
         privileges,
-        state::{unix_now, AttachState, Layout},
-        update::{update, Guard, Outcome, Target},
-        ErrorKind, OpError,
+        state::Layout,
     },
 };
 
-/// How often the agent looks for filters lost since their last reconcile (an interface deleted
-/// and re-created by a hotplug or a network restart, a detach by hand): a few syscalls per
-/// interface.
-const LOST_CHECK: Duration = Duration::from_secs(5);
+/// How often the agent asks the kernel whether each filter is still on the interface of its
+/// name (an interface deleted and re-created by a hotplug or a network restart, renamed, or a
+/// detach by hand): a few syscalls per interface.
+pub const LOST_CHECK: Duration = Duration::from_secs(5);
 
 /// How long an operation of the agent waits for a command an operator runs on the same
 /// interface.
@@ -80,26 +85,94 @@ pub struct IfaceStatus {
     /// Facts about the data of a content hash, for the exposition.
     pub facts: Option<(String, DataFacts)>,
     pub last_error: Option<String>,
-    /// The index of the interface of this name when the last reconcile failed (`None`: there
-    /// was none), so a failure for want of the interface is retried once it is back.
-    pub ifindex_at_failure: Option<u32>,
+    /// What the last operation that succeeded could not do (no known-good copy written, no
+    /// status record): the filter runs, but the interface is not ready until one succeeds
+    /// without them.
+    pub warnings: Vec<String>,
+    /// The last lost filter the watch acted on: what the kernel showed, and the index of the
+    /// interface of this name then. The same loss is not acted on twice; a new one is.
+    pub lost: Option<(String, Option<u32>)>,
 }
 
 pub struct Shared {
     pub layout: Layout,
     pub listen: SocketAddr,
     statuses: Mutex<BTreeMap<IfaceName, IfaceStatus>>,
-    /// Bumped after every pass, so the sample logger follows attaches and reloads.
+    /// Bumped after every reconcile, so the sample logger follows attaches and reloads.
     pass: AtomicU64,
     /// Drop samples logged per second, as the current configuration says (0: none).
     log_samples: AtomicU32,
-    /// SIGTERM or SIGINT arrived: a pass stops before its next interface.
+    /// SIGTERM or SIGINT arrived: no switch starts any more.
     stopping: AtomicBool,
+    /// One gate per interface: its kernel changes (worker and repair) one at a time.
+    gates: Mutex<BTreeMap<IfaceName, Arc<Mutex<()>>>>,
+    /// Switches under way, for the stop to wait on.
+    in_flight: Mutex<usize>,
+    idle: Condvar,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
-    fn statuses(&self) -> std::sync::MutexGuard<'_, BTreeMap<IfaceName, IfaceStatus>> {
-        self.statuses.lock().unwrap_or_else(PoisonError::into_inner)
+    fn new(layout: Layout, config: &Config) -> Self {
+        Self {
+            layout,
+            listen: config.metrics_listen,
+            statuses: Mutex::new(BTreeMap::new()),
+            pass: AtomicU64::new(0),
+            log_samples: AtomicU32::new(config.log_samples),
+            stopping: AtomicBool::new(false),
+            gates: Mutex::new(BTreeMap::new()),
+            in_flight: Mutex::new(0),
+            idle: Condvar::new(),
+        }
+    }
+
+    fn statuses(&self) -> MutexGuard<'_, BTreeMap<IfaceName, IfaceStatus>> {
+        lock(&self.statuses)
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Runs `change` (a kernel change of `iface`) unless the agent is stopping: after any other
+    /// change of the same interface by this agent, and counted, so a stop waits for it to end.
+    /// `None` when the agent is stopping and nothing ran.
+    fn switch<T>(&self, iface: &IfaceName, change: impl FnOnce() -> T) -> Option<T> {
+        let gate = lock(&self.gates).entry(iface.clone()).or_default().clone();
+        let _turn = lock(&gate);
+        {
+            let mut n = lock(&self.in_flight);
+            if self.stopping() {
+                return None;
+            }
+            *n += 1;
+        }
+        struct Done<'a>(&'a Shared);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                *lock(&self.0.in_flight) -= 1;
+                self.0.idle.notify_all();
+            }
+        }
+        let _done = Done(self);
+        Some(change())
+    }
+
+    /// Marks the agent as stopping, makes waits for another command's lock give up, and waits
+    /// (up to `limit`) for the switches under way to end; true when they did.
+    fn stop_switches(&self, limit: Duration) -> bool {
+        let n = lock(&self.in_flight);
+        self.stopping.store(true, Ordering::Relaxed);
+        IfaceLock::cancel_waits();
+        let (n, timeout) = self
+            .idle
+            .wait_timeout_while(n, limit, |n| *n > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+        *n == 0 && !timeout.timed_out()
     }
 
     pub fn snapshot(&self) -> Vec<(IfaceName, IfaceStatus)> {
@@ -110,8 +183,8 @@ impl Shared {
     }
 
     /// Whether `iface` runs its intended content now, as the kernel says: the last reconcile
-    /// succeeded, the filter is on the interface its name says, and its active content is the
-    /// one that reconcile reached.
+    /// succeeded without warnings, the kernel's link holds the interface of that name here, and
+    /// its active content is the one that reconcile reached.
     pub fn ready(&self, iface: &IfaceName, status: &IfaceStatus) -> Result<(), String> {
         if let Some(error) = &status.last_error {
             return Err(error.clone());
@@ -121,6 +194,9 @@ impl Shared {
         };
         if let Some(lost) = self.filter_lost(iface)? {
             return Err(lost);
+        }
+        if !status.warnings.is_empty() {
+            return Err(status.warnings.join("; "));
         }
         let active = active_hash(&self.layout, iface).ok_or("cannot read the filter's maps")?;
         if &active == intended {
@@ -138,35 +214,11 @@ impl Shared {
     /// re-created, renamed or moved, or the filter detached), if it is not; an error when the
     /// pins cannot be read (out of file descriptors, say), which proves nothing lost.
     fn filter_lost(&self, iface: &IfaceName) -> Result<Option<String>, String> {
-        Ok(match placement::condition(&self.layout, iface) {
+        Ok(match placement::condition_here(&self.layout, iface) {
             Ok(Condition::Filtering) => None,
-            Ok(Condition::Moved(moved)) => Some(moved),
-            Ok(Condition::Gone) => Some(format!(
-                "the interface {iface} is gone (deleted or re-created): nothing filters it"
-            )),
-            Ok(_) => Some("no filter attached".to_owned()),
+            Ok(condition) => Some(lost_reason(iface, &condition)),
             Err(e) => return Err(format!("{e:#}")),
         })
-    }
-
-    /// Configured interfaces whose filter has been lost (see [`Shared::filter_lost`]) since
-    /// their last reconcile succeeded, or since it failed while the interface of that name was
-    /// another or none (a network restart deletes and re-creates it): a pass puts them right,
-    /// where waiting for the next refresh would leave them open for up to a day.
-    fn lost(&self) -> Vec<(IfaceName, String)> {
-        self.snapshot()
-            .into_iter()
-            .filter(|(iface, status)| match &status.last_error {
-                None => status.intended.is_some(),
-                Some(_) => netdev::index(iface)
-                    .ok()
-                    .is_some_and(|now| Some(now) != status.ifindex_at_failure),
-            })
-            .filter_map(|(iface, _)| match self.filter_lost(&iface) {
-                Ok(Some(why)) => Some((iface, why)),
-                Ok(None) | Err(_) => None,
-            })
-            .collect()
     }
 
     /// Configured interfaces that do not run their intended content, and why.
@@ -191,6 +243,41 @@ impl Shared {
         let facts = DataFacts::known_good(&self.layout, iface)?;
         self.set(iface, |s| s.facts = Some((hash.to_owned(), facts.clone())));
         Some(facts)
+    }
+
+    /// Logs the summary line after an interface's reconcile or repair, and lets the sample
+    /// logger follow.
+    fn reconciled(&self, iface: &IfaceName, trigger: &str) {
+        self.pass.fetch_add(1, Ordering::Relaxed);
+        let total = self.statuses().len();
+        let waiting = self.not_ready();
+        event(
+            if waiting.is_empty() {
+                Level::Info
+            } else {
+                Level::Warning
+            },
+            "reconciled",
+            &[
+                ("iface", iface),
+                ("trigger", &trigger),
+                ("ready", &(total - waiting.len())),
+                ("of", &total),
+            ],
+        );
+    }
+}
+
+/// What an operator reads about a filter that does not filter the interface of its name.
+fn lost_reason(iface: &IfaceName, condition: &Condition) -> String {
+    match condition {
+        Condition::Filtering => String::new(),
+        Condition::Moved(moved) => moved.clone(),
+        Condition::Gone => {
+            format!("the interface {iface} is gone (deleted or re-created): nothing filters it")
+        }
+        Condition::Incomplete => "an attach did not finish: nothing filters it".to_owned(),
+        Condition::Foreign | Condition::Absent => "no filter attached".to_owned(),
     }
 }
 
@@ -217,19 +304,17 @@ pub fn run(layout: Layout, config_path: &Path, overrides: &Overrides) -> Result<
     let mut config = Config::read(config_path)?;
     apply(&mut config, overrides);
     log::init(config.log_format);
-    let shared = Arc::new(Shared {
-        layout,
-        listen: config.metrics_listen,
-        statuses: Mutex::new(BTreeMap::new()),
-        pass: AtomicU64::new(0),
-        log_samples: AtomicU32::new(config.log_samples),
-        stopping: AtomicBool::new(false),
-    });
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let shared = Arc::new(Shared::new(layout, &config));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(main_loop(shared, config, config_path.to_owned(), overrides))
+    let result = runtime.block_on(supervise(shared, config, config_path.to_owned(), overrides));
+    // Downloads still under way are abandoned, not waited for: nothing they wrote is in use
+    // until a switch, and no switch starts once stopping.
+    runtime.shutdown_background();
+    result
 }
 
 fn apply(config: &mut Config, overrides: &Overrides) {
@@ -242,14 +327,17 @@ fn apply(config: &mut Config, overrides: &Overrides) {
     }
 }
 
-async fn main_loop(
+/// How long a stop waits for the switches under way (a switch waits at most [`LOCK_WAIT`] for
+/// another command, and waits for locks end at once when stopping).
+const STOP_WAIT: Duration = Duration::from_secs(120);
+
+async fn supervise(
     shared: Arc<Shared>,
     config: Config,
     path: PathBuf,
     overrides: &Overrides,
 ) -> Result<()> {
-    // Signals are taken before anything else, so a SIGTERM during the first pass is not lost;
-    // it is noticed at once, and a running pass stops before its next interface.
+    // Signals are taken before anything else, so a SIGTERM during the first pass is not lost.
     let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -277,71 +365,76 @@ async fn main_loop(
             ("metrics", &shared.listen),
         ],
     );
+    for entry in &config.interfaces {
+        shared.set(&entry.iface, |_| {});
+    }
     let sampler = samples::spawn(shared.clone());
     // At boot the pins are gone: every filter goes back from its known-good copy before any
     // download, and only then is the service ready (`Type=notify`).
     {
         let (shared, config) = (shared.clone(), config.clone());
-        let _ = tokio::task::spawn_blocking(move || restore_all(&shared, &config)).await;
+        let _ = tokio::task::spawn_blocking(move || repair::restore_all(&shared, &config)).await;
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    let mut ok = pass(&shared, &config, "start").await;
-    let mut next = Instant::now() + next_wait(&config, ok);
-    let mut watch = tokio::time::interval(LOST_CHECK);
-    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !shared.stopping.load(Ordering::Relaxed) {
+    let (repairs_tx, mut repairs) = mpsc::unbounded_channel();
+    let mut workers: BTreeMap<IfaceName, Worker> = config
+        .interfaces
+        .iter()
+        .map(|entry| {
+            let worker = Worker::spawn(&shared, &entry.iface, &config);
+            (entry.iface.clone(), worker)
+        })
+        .collect();
+    let watch = repair::spawn_watch(shared.clone(), config.clone(), repairs_tx);
+    loop {
         tokio::select! {
-            () = sleep_until(next) => {
-                ok = pass(&shared, &config, if ok { "refresh" } else { "retry" }).await;
-                next = Instant::now() + next_wait(&config, ok);
-            }
-            _ = watch.tick() => {
-                let lost = {
-                    let shared = shared.clone();
-                    tokio::task::spawn_blocking(move || shared.lost()).await.unwrap_or_default()
-                };
-                if !lost.is_empty() {
-                    for (iface, why) in &lost {
-                        event(Level::Warning, "filter_lost", &[("iface", iface), ("msg", why)]);
-                    }
-                    ok = pass(&shared, &config, "repair").await;
-                    if !ok {
-                        next = next.min(Instant::now() + config.retry);
-                    }
+            // A lost filter the watch could not put back from local files: its worker
+            // reconciles it now, with the configured data.
+            Some(iface) = repairs.recv() => {
+                if let Some(worker) = workers.get(&iface) {
+                    worker.repair();
                 }
             }
             _ = hangup.recv() => {
-                match Config::read(&path) {
-                    Ok(mut new) => {
-                        apply(&mut new, overrides);
-                        log::set_format(new.log_format);
-                        if new.metrics_listen != shared.listen {
-                            event(Level::Warning, "listen_unchanged", &[("msg", &format!(
-                                "metrics_listen changed to {}: restart the agent to move the listener from {}",
-                                new.metrics_listen, shared.listen))]);
-                        }
-                        event(Level::Info, "reloaded", &[("config", &path.display()), ("interfaces", &new.interfaces.len())]);
-                        // Taking a filter off is never a side effect of editing a file.
-                        for entry in &config.interfaces {
-                            if !new.interfaces.iter().any(|n| n.iface == entry.iface) {
-                                event(Level::Warning, "unmanaged", &[("iface", &entry.iface), ("msg", &format!(
-                                    "no longer in the configuration: its filter stays attached and is no longer refreshed; `regionfilter detach --iface {}` removes it", entry.iface))]);
-                            }
-                        }
-                        shared.log_samples.store(new.log_samples, Ordering::Relaxed);
-                        config = Arc::new(new);
-                        ok = pass(&shared, &config, "reload").await;
-                        if !ok {
-                            next = next.min(Instant::now() + config.retry);
+                let Some(new) = reload(&shared, &config, &path, overrides) else { continue };
+                config = new;
+                watch.reconfigure(config.clone());
+                let configured: Vec<&IfaceName> = config.interfaces.iter().map(|i| &i.iface).collect();
+                // Workers of interfaces no longer configured end after what they are doing.
+                workers.retain(|iface, _| configured.contains(&iface));
+                shared.statuses().retain(|iface, _| configured.contains(&iface));
+                for entry in &config.interfaces {
+                    shared.set(&entry.iface, |_| {});
+                    match workers.get(&entry.iface) {
+                        Some(worker) => worker.reload(&config),
+                        None => {
+                            let worker = Worker::spawn(&shared, &entry.iface, &config);
+                            workers.insert(entry.iface.clone(), worker);
                         }
                     }
-                    // A bad file changes nothing: the filters and the old configuration stay.
-                    Err(e) => event(Level::Error, "config_error", &[("msg", &format!("{e:#}; keeping the running configuration"))]),
                 }
             }
             () = stop.notified() => break,
         }
     }
+    // The switches under way finish; downloads are abandoned; nothing new starts.
+    let finished = {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || shared.stop_switches(STOP_WAIT))
+            .await
+            .unwrap_or(false)
+    };
+    if !finished {
+        event(
+            Level::Error,
+            "stop_timeout",
+            &[(
+                "msg",
+                &format!("a switch did not end within {STOP_WAIT:?}; stopping anyway"),
+            )],
+        );
+    }
+    drop(workers);
     let failed = if config.detach_on_exit {
         let (shared, to_detach) = (shared.clone(), config.clone());
         tokio::task::spawn_blocking(move || detach_all(&shared, &to_detach))
@@ -374,302 +467,75 @@ async fn main_loop(
     Ok(())
 }
 
-/// The refresh interval plus up to `splay` at random, so a fleet does not refresh at once;
-/// after a failure, the retry interval.
-fn next_wait(config: &Config, ok: bool) -> Duration {
-    if !ok {
-        return config.retry;
-    }
-    let random = RandomState::new().build_hasher().finish();
-    let splay_ms = u64::try_from(config.splay.as_millis()).unwrap_or(u64::MAX);
-    config.refresh + Duration::from_millis(random.checked_rem(splay_ms).unwrap_or(0))
-}
-
-/// Reconciles every configured interface, one after the other; a failing one is logged and
-/// never stops the rest. True when every one succeeded.
-async fn pass(shared: &Arc<Shared>, config: &Arc<Config>, trigger: &'static str) -> bool {
-    let (shared, config) = (shared.clone(), config.clone());
-    let done = tokio::task::spawn_blocking(move || {
-        {
-            let configured: Vec<&IfaceName> = config.interfaces.iter().map(|i| &i.iface).collect();
-            shared
-                .statuses()
-                .retain(|iface, _| configured.contains(&iface));
-        }
-        let mut ok = true;
-        for entry in &config.interfaces {
-            if shared.stopping.load(Ordering::Relaxed) {
-                return false;
-            }
-            ok &= reconcile(&shared, &config, entry, trigger);
-        }
-        shared.pass.fetch_add(1, Ordering::Relaxed);
-        let waiting = shared.not_ready();
-        let total = config.interfaces.len();
-        event(
-            if waiting.is_empty() {
-                Level::Info
-            } else {
-                Level::Warning
-            },
-            "reconciled",
-            &[
-                ("trigger", &trigger),
-                ("ready", &(total - waiting.len())),
-                ("of", &total),
-            ],
-        );
-        ok
-    })
-    .await;
-    done.unwrap_or_else(|e| {
-        event(Level::Error, "pass_panicked", &[("msg", &e)]);
-        false
-    })
-}
-
-/// Puts back the known-good filter of every configured interface that has none attached.
-fn restore_all(shared: &Shared, config: &Config) {
-    for entry in &config.interfaces {
-        restore_if_detached(&shared.layout, entry);
-    }
-}
-
-/// What one reconcile did.
-enum Done {
-    Attached,
-    Adopted,
-    Unchanged,
-    Updated { summary: String },
-}
-
-fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger: &str) -> bool {
-    let iface = &entry.iface;
-    let first = shared
-        .statuses()
-        .get(iface)
-        .is_none_or(|s| s.intended.is_none());
-    match reconcile_one(&shared.layout, config, entry, first) {
-        Ok(done) => {
-            let content = active_hash(&shared.layout, iface).unwrap_or_default();
-            // Read here, on the pass's thread, so that no scrape waits for the artifact.
-            shared.facts(iface, &content);
-            shared.set(iface, |s| {
-                s.intended = Some(content.clone());
-                s.last_success = Some(unix_now());
-                s.last_error = None;
-            });
-            let (name, summary) = match done {
-                Done::Attached => ("attached", None),
-                Done::Adopted => ("adopted", None),
-                Done::Unchanged => ("unchanged", None),
-                Done::Updated { summary } => ("updated", Some(summary)),
-            };
-            let content = short(&content);
-            let mut fields: Vec<(&str, &dyn std::fmt::Display)> =
-                vec![("iface", iface), ("content", &content)];
-            if let Some(summary) = &summary {
-                fields.push(("msg", summary));
-            }
-            event(Level::Info, name, &fields);
-            warn_if_settings_differ(&shared.layout, entry);
-            true
-        }
-        Err(err) => {
-            let message = format!("{err}");
-            let ifindex = netdev::index(iface).ok();
-            shared.set(iface, |s| {
-                s.failures += 1;
-                s.last_error = Some(message.clone());
-                s.ifindex_at_failure = ifindex;
-            });
-            let name = if matches!(trigger, "refresh" | "retry") {
-                "refresh_failed"
-            } else {
-                "reconcile_failed"
-            };
-            let reason = err.kind().name();
-            let mut fields: Vec<(&str, &dyn std::fmt::Display)> =
-                vec![("iface", iface), ("reason", &reason), ("msg", &message)];
-            // The agent never forces past a guard; a person decides.
-            let hint = by_hand(&err, iface);
-            if let Some(hint) = &hint {
-                fields.push(("hint", hint));
-            }
-            event(Level::Error, name, &fields);
-            false
-        }
-    }
-}
-
-/// What a refused pass tells the operator, in place of the CLI's "override with --force".
-fn by_hand(err: &OpError, iface: &IfaceName) -> Option<String> {
-    if !err.forceable() {
-        return None;
-    }
-    Some(match err.kind() {
-        ErrorKind::LockOut => format!(
-            "retried until the config changes; list the peers in the policy's allow_cidrs, or \
-             accept it by hand: regionfilter attach (or update) --iface {iface} with the \
-             configured data and policy and --force"
-        ),
-        _ => format!(
-            "retried until the data or config changes; to accept it by hand: regionfilter \
-             update --iface {iface} with the configured data and policy and --force"
-        ),
-    })
-}
-
-fn reconcile_one(
-    layout: &Layout,
+/// Reads the file again on SIGHUP; `None` (and the running configuration kept) when it is bad.
+fn reload(
+    shared: &Shared,
     config: &Config,
-    entry: &InterfaceConfig,
-    first: bool,
-) -> Result<Done, OpError> {
-    // After a reboot the pins are gone: put the last known-good filter back before fetching
-    // anything, so the host is protected while the data downloads.
-    let restored = restore_if_detached(layout, entry);
-    let data = data_args(layout, entry)?;
-    if !pins::attached(&layout.pin_dir(&entry.iface)) {
-        attach_entry(layout, entry, &data, entry.policy.clone())?;
-        return Ok(Done::Attached);
-    }
-    let loaded = data.load().map_err(OpError::from)?;
-    let target = Target::Update {
-        data: Some(Box::new(loaded)),
-        policy: entry
-            .policy
-            .clone()
-            .map_or(PolicyChange::Keep, PolicyChange::Replace),
-    };
-    let guard = Guard {
-        force: false,
-        max_change: config.max_change,
-        wait: LOCK_WAIT,
-    };
-    Ok(match update(layout, &entry.iface, &target, &guard)? {
-        Outcome::Updated { summary, .. } => Done::Updated { summary },
-        Outcome::Unchanged if first && !restored => Done::Adopted,
-        Outcome::Unchanged => Done::Unchanged,
-    })
-}
-
-/// Attaches `entry` as its configuration says, with `data` and `policy`.
-fn attach_entry(
-    layout: &Layout,
-    entry: &InterfaceConfig,
-    data: &DataArgs,
-    policy: Option<Policy>,
-) -> Result<Attached, OpError> {
-    let request = AttachRequest {
-        iface: &entry.iface,
-        data,
-        policy,
-        mode: entry.mode,
-        lookup: entry.lookup,
-        wait: LOCK_WAIT,
-        force: false,
-    };
-    attach(layout, &request)
-}
-
-/// Attaches `entry`'s known-good artifact (with the policy it carries) when no filter is
-/// attached and there is one. Logs what happened; true when it restored.
-fn restore_if_detached(layout: &Layout, entry: &InterfaceConfig) -> bool {
-    let iface = &entry.iface;
-    let known_good = KnownGood::new(&layout.lib_dir, iface);
-    let path = known_good.current_path();
-    if pins::attached(&layout.pin_dir(iface)) || !path.exists() {
-        return false;
-    }
-    // Taken off by `detach`, not by a reboot: what comes back is what the file configures.
-    if known_good.detached() {
-        return false;
-    }
-    let data = DataArgs {
-        artifact: Some(path.clone()),
-        ..DataArgs::default()
-    };
-    match attach_entry(layout, entry, &data, None) {
-        Ok(done) => {
-            event(
-                Level::Info,
-                "restored",
-                &[
-                    ("iface", iface),
-                    ("content", &short(&done.state.content_hash)),
-                    ("from", &path.display()),
-                ],
-            );
-            true
-        }
+    path: &Path,
+    overrides: &Overrides,
+) -> Option<Arc<Config>> {
+    let mut new = match Config::read(path) {
+        Ok(new) => new,
+        // A bad file changes nothing: the filters and the old configuration stay.
         Err(e) => {
             event(
-                Level::Warning,
-                "restore_failed",
-                &[("iface", iface), ("reason", &e.kind().name()), ("msg", &e)],
+                Level::Error,
+                "config_error",
+                &[("msg", &format!("{e:#}; keeping the running configuration"))],
             );
-            false
+            return None;
+        }
+    };
+    apply(&mut new, overrides);
+    log::set_format(new.log_format);
+    if new.metrics_listen != shared.listen {
+        event(
+            Level::Warning,
+            "listen_unchanged",
+            &[(
+                "msg",
+                &format!(
+                    "metrics_listen changed to {}: restart the agent to move the listener from {}",
+                    new.metrics_listen, shared.listen
+                ),
+            )],
+        );
+    }
+    event(
+        Level::Info,
+        "reloaded",
+        &[
+            ("config", &path.display()),
+            ("interfaces", &new.interfaces.len()),
+        ],
+    );
+    // Taking a filter off is never a side effect of editing a file.
+    for entry in &config.interfaces {
+        if !new.interfaces.iter().any(|n| n.iface == entry.iface) {
+            event(
+                Level::Warning,
+                "unmanaged",
+                &[
+                    ("iface", &entry.iface),
+                    (
+                        "msg",
+                        &format!(
+                            "no longer in the configuration: its filter stays attached and is no \
+                             longer refreshed; `regionfilter detach --iface {}` removes it",
+                            entry.iface
+                        ),
+                    ),
+                ],
+            );
         }
     }
-}
-
-/// The data options for this refresh: local files as they are, downloads fetched first.
-fn data_args(layout: &Layout, entry: &InterfaceConfig) -> Result<DataArgs, OpError> {
-    let cache = layout.download_dir();
-    let fetch = |url: &str, sha: Option<&str>| -> Result<PathBuf, OpError> {
-        let fetched = download::fetch(&cache, url, sha).map_err(anyhow::Error::from)?;
-        Ok(fetched.path().to_owned())
-    };
-    Ok(match &entry.source {
-        DataSource::Files(data) => data.clone(),
-        DataSource::Url {
-            url,
-            sha256_url,
-            data,
-        } => {
-            let mut data = data.clone();
-            data.db = vec![fetch(url, sha256_url.as_deref())?];
-            data
-        }
-        DataSource::ArtifactUrl(url) => DataArgs {
-            artifact: Some(fetch(url, None)?),
-            ..DataArgs::default()
-        },
-    })
+    shared.log_samples.store(new.log_samples, Ordering::Relaxed);
+    Some(Arc::new(new))
 }
 
 fn active_hash(layout: &Layout, iface: &IfaceName) -> Option<String> {
     let maps = FilterMaps::open_pinned(&layout.pin_dir(iface)).ok()?;
     Some(hash_hex(&maps.active_settings().ok()?.content_hash))
-}
-
-/// Mode and lookup are fixed at attach: say so when the running filter has others.
-fn warn_if_settings_differ(layout: &Layout, entry: &InterfaceConfig) {
-    let iface = &entry.iface;
-    let Ok(state) = AttachState::load(&layout.state_file(iface)) else {
-        return;
-    };
-    if state.mode != entry.mode.name() || state.lookup != entry.lookup {
-        event(
-            Level::Warning,
-            "settings_differ",
-            &[
-                ("iface", iface),
-                (
-                    "msg",
-                    &format!(
-                        "runs in {} mode with {} lookup, the configuration says {} and {}: \
-                         `regionfilter detach --iface {iface}`, then reload the agent, to change them",
-                        state.mode,
-                        state.lookup.name(),
-                        entry.mode.name(),
-                        entry.lookup.name()
-                    ),
-                ),
-            ],
-        );
-    }
 }
 
 /// Detaches every configured interface; returns how many could not be detached.
@@ -679,8 +545,8 @@ fn detach_all(shared: &Shared, config: &Config) -> usize {
         let iface = &entry.iface;
         // Nothing attached (the interface never came up): nothing to take off.
         if matches!(
-            pins::inspect(&shared.layout.pin_dir(iface)),
-            Ok(PinState::Absent)
+            placement::condition(&shared.layout, iface),
+            Ok(Condition::Absent)
         ) {
             continue;
         }
@@ -697,33 +563,4 @@ fn detach_all(shared: &Shared, config: &Config) -> usize {
         }
     }
     failed
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ops::{guards::Refusal, lockout::LockOut, update::Refused};
-
-    fn op(err: impl std::error::Error + Send + Sync + 'static) -> OpError {
-        OpError::from(anyhow::Error::from(err))
-    }
-
-    #[test]
-    fn refusals_get_a_hint_for_the_person_and_nothing_else_does() {
-        let refused = op(Refused(vec![Refusal::Empty]));
-        let eth0: IfaceName = "eth0".parse().unwrap();
-        assert!(by_hand(&refused, &eth0)
-            .is_some_and(|h| h.contains("regionfilter update --iface eth0 with the configured")));
-        let lockout = op(LockOut {
-            iface: "eth0".parse().unwrap(),
-            peers: Vec::new(),
-            also: Vec::new(),
-        });
-        assert!(by_hand(&lockout, &eth0).is_some_and(|h| h.contains("allow_cidrs")));
-        let busy = op(Busy {
-            path: "/run/regionfilter/eth0.lock".into(),
-            waited: Duration::from_secs(30),
-        });
-        assert_eq!(by_hand(&busy, &eth0), None);
-    }
 }

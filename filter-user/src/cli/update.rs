@@ -106,7 +106,17 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
     let policy = args.policy.change(args.reset_policy, args.enforce)?;
     let mut data = args.data.clone();
     if let Some(url) = &args.url {
-        let fetched = download::fetch(&layout.download_dir(), url, args.sha256_url.as_deref())?;
+        let expect = download::Expect::Data {
+            format: (args.data.format.len() == 1).then(|| args.data.format[0]),
+            country_field: args.data.country_field,
+        };
+        let fetched = download::fetch(
+            &layout.download_dir(),
+            url,
+            args.sha256_url.as_deref(),
+            expect,
+            &download::DEFAULT_LIMITS,
+        )?;
         if let download::Fetched::NotModified(path) = &fetched {
             println!(
                 "{url}: not modified since the last download ({})",
@@ -180,8 +190,11 @@ fn report(iface: &IfaceName, outcome: Outcome) -> Result<u8> {
             }
             Ok(0)
         }
-        Outcome::Unchanged => {
-            println!("{iface}: unchanged (same content hash as the loaded data); nothing written");
+        Outcome::Unchanged { warnings } => {
+            println!("{iface}: unchanged (same content hash as the loaded data); nothing switched");
+            for warning in warnings {
+                eprintln!("warning: {iface}: {warning}");
+            }
             Ok(EXIT_UNCHANGED)
         }
     }

@@ -86,6 +86,30 @@ pub fn condition(layout: &Layout, iface: &IfaceName) -> Result<Condition> {
     })
 }
 
+/// [`condition`] for a caller that works in the namespace of the attach it checks (the agent):
+/// "filtering" only when the kernel's link holds the interface that carries the name here now.
+/// The record is not consulted, so a missing or stale one can never make a filter on another
+/// interface read as filtering this one.
+pub fn condition_here(layout: &Layout, iface: &IfaceName) -> Result<Condition> {
+    Ok(match pins::inspect(&layout.pin_dir(iface))? {
+        PinState::Attached { ifindex } if netdev::index(iface).ok() == Some(ifindex) => {
+            Condition::Filtering
+        }
+        PinState::Attached { ifindex } => Condition::Moved(match netdev::name_of(ifindex) {
+            Some(now) => format!(
+                "the filter attached as {iface} is on interface index {ifindex}, which is now named {now}; {iface} is not filtered"
+            ),
+            None => format!(
+                "the filter attached as {iface} is on interface index {ifindex}, which is not {iface} in this network namespace; {iface} is not filtered"
+            ),
+        }),
+        PinState::Gone => Condition::Gone,
+        PinState::Incomplete => Condition::Incomplete,
+        PinState::Foreign => Condition::Foreign,
+        PinState::Absent => Condition::Absent,
+    })
+}
+
 /// [`placement`] with the attach's record read from `layout` (missing or unreadable records
 /// leave only the kernel's view).
 #[must_use]

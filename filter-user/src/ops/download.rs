@@ -7,23 +7,70 @@
 
 use std::{
     fs,
-    io::{Read as _, Write as _},
+    io::{Read, Write as _},
+    os::unix::fs::OpenOptionsExt as _,
     path::{Path, PathBuf},
-    time::Duration,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
 };
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::ops::fsutil::{self, TempFile, WriteError};
+use crate::{
+    compile::artifact::Artifact,
+    data::{self, CountryField, Format},
+    ops::fsutil::{self, TempFile, WriteError},
+};
 
 /// `{license_key}` in a URL is replaced by this variable; with `MAXMIND_ACCOUNT_ID` also set,
 /// both are sent as HTTP basic auth (MaxMind's current download API).
 pub const LICENSE_KEY_ENV: &str = "MAXMIND_LICENSE_KEY";
 pub const ACCOUNT_ID_ENV: &str = "MAXMIND_ACCOUNT_ID";
-/// Whole-transfer limit, generous for a 100 MB database on a slow link.
-const TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long and how slowly a download may run, and how large it may be, before it is given
+/// up with nothing replaced.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits<'a> {
+    /// The whole transfer, the checksum file included.
+    pub deadline: Duration,
+    /// Bytes per second the body must average over every `window` (a stalled server sends
+    /// nothing for a whole window and is given up after it).
+    pub min_rate: u64,
+    pub window: Duration,
+    /// Largest body, and largest database unpacked from an archive.
+    pub max_bytes: u64,
+    /// Set when the process is stopping: the transfer ends within one read.
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+/// 5 minutes, 4 KiB/s over 30 s windows, 1 GiB.
+pub const DEFAULT_LIMITS: Limits<'static> = Limits {
+    deadline: Duration::from_secs(300),
+    min_rate: 4096,
+    window: Duration::from_secs(30),
+    max_bytes: 1 << 30,
+    cancel: None,
+};
+
+impl Default for Limits<'_> {
+    fn default() -> Self {
+        DEFAULT_LIMITS
+    }
+}
+
+/// What a download must turn out to be before it replaces the cached copy.
+#[derive(Clone, Copy, Debug)]
+pub enum Expect {
+    /// Country data, read as `--db` reads it.
+    Data {
+        format: Option<Format>,
+        country_field: CountryField,
+    },
+    /// A compiled artifact.
+    Artifact,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
@@ -48,6 +95,25 @@ pub enum DownloadError {
         got: u64,
         expected: u64,
     },
+    #[error("download of {url} given up: {got} bytes in the last {window:?}, below the minimum of {min_rate} bytes/s")]
+    TooSlow {
+        url: String,
+        got: u64,
+        window: Duration,
+        min_rate: u64,
+    },
+    #[error("download of {url} given up: not complete within {deadline:?}")]
+    Deadline { url: String, deadline: Duration },
+    #[error("download of {url} given up: {what} is larger than the limit of {limit} bytes")]
+    TooLarge {
+        url: String,
+        what: &'static str,
+        limit: u64,
+    },
+    #[error("download of {url} cancelled: the agent is stopping")]
+    Cancelled { url: String },
+    #[error("{url} is not usable data, the cached copy was kept: {why}")]
+    NotData { url: String, why: String },
     #[error("checksum mismatch for {url}: {checksum_url} says {expected}, the download is {got}")]
     Checksum {
         url: String,
@@ -74,6 +140,10 @@ struct Meta {
     file: String,
     etag: Option<String>,
     last_modified: Option<String>,
+    /// SHA-256 of the body as downloaded (the archive, for an archive), so a checksum URL
+    /// configured later is checked against a copy the server answers 304 for.
+    #[serde(default)]
+    body_sha256: Option<String>,
 }
 
 /// Where the database is, and whether the server sent a new copy.
@@ -93,11 +163,15 @@ impl Fetched {
     }
 }
 
-/// Fetches `url` (and checks it against `sha256_url`) into `<cache_root>/<hash of url>/`.
+/// Fetches `url` (and checks it against `sha256_url`) into `<cache_root>/<hash of url>/`,
+/// within `limits`. A new copy replaces the cached one only once it is complete, verified and
+/// read as what `expect` says; the copy it replaces is removed.
 pub fn fetch(
     cache_root: &Path,
     url: &str,
     sha256_url: Option<&str>,
+    expect: Expect,
+    limits: &Limits<'_>,
 ) -> Result<Fetched, DownloadError> {
     let real_url = with_license_key(url)?;
     let checksum_url = sha256_url.map(with_license_key).transpose()?;
@@ -107,12 +181,20 @@ pub fn fetch(
         source,
     };
     fs::create_dir_all(&dir).map_err(cache)?;
+    // One fetch of a URL at a time (two interfaces, or the agent and a cron job): under the
+    // lock, temporary files are a killed fetch's leftovers and can go.
+    let _lock = cache_lock(&dir).map_err(cache)?;
+    remove_leftovers(&dir);
     let meta: Option<Meta> = fs::read(dir.join("meta.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .filter(|m: &Meta| dir.join(&m.file).exists());
+    // A checksum now asked for that the cached copy was never checked against: no
+    // conditional request, so the body comes again and is checked.
+    let meta = meta.filter(|m| checksum_url.is_none() || m.body_sha256.is_some());
 
-    let mut request = agent(&real_url).get(&real_url);
+    let started = Instant::now();
+    let mut request = agent(&real_url, limits).get(&real_url);
     if let Some(auth) = basic_auth() {
         request = request.header("Authorization", auth);
     }
@@ -124,10 +206,22 @@ pub fn fetch(
             request = request.header("If-Modified-Since", date);
         }
     }
-    let mut response = request.call().map_err(|e| transport(url, e))?;
+    let mut response = request.call().map_err(|e| transport(url, e, limits))?;
     let status = response.status().as_u16();
     if status == 304 {
         if let Some(meta) = meta {
+            if let (Some(checksum_url), Some(body)) = (&checksum_url, &meta.body_sha256) {
+                let expected =
+                    fetch_checksum(checksum_url, sha256_url.unwrap_or_default(), limits)?;
+                if &expected != body {
+                    return Err(DownloadError::Checksum {
+                        url: url.to_owned(),
+                        checksum_url: sha256_url.unwrap_or_default().to_owned(),
+                        expected,
+                        got: body.clone(),
+                    });
+                }
+            }
             return Ok(Fetched::NotModified(dir.join(meta.file)));
         }
     }
@@ -146,28 +240,135 @@ pub fn fetch(
     };
     let (etag, last_modified) = (header("etag"), header("last-modified"));
     let expected_len = header("content-length").and_then(|v| v.parse::<u64>().ok());
+    if expected_len.is_some_and(|n| n > limits.max_bytes) {
+        return Err(DownloadError::TooLarge {
+            url: url.to_owned(),
+            what: "the announced body",
+            limit: limits.max_bytes,
+        });
+    }
 
     // Body into a temporary file, hashing as it goes.
     let mut partial = TempFile::new_for(&dir.join("download"))?;
-    let file = partial.file();
-    let mut hasher = Sha256::new();
     let mut reader = response.body_mut().as_reader();
+    let body_sha256 = receive(
+        &mut reader,
+        partial.file(),
+        url,
+        expected_len,
+        limits,
+        started,
+    )?;
+    if let Some(checksum_url) = &checksum_url {
+        let expected = fetch_checksum(checksum_url, sha256_url.unwrap_or_default(), limits)?;
+        if body_sha256 != expected {
+            return Err(DownloadError::Checksum {
+                url: url.to_owned(),
+                checksum_url: sha256_url.unwrap_or_default().to_owned(),
+                expected,
+                got: body_sha256,
+            });
+        }
+    }
+
+    // Unpack archives; keep the database's own file name so format detection sees it.
+    let name = file_name(url);
+    let (source, file) = if is_tar_gz(&name, partial.path()) {
+        let mut unpacked = TempFile::new_for(&dir.join("unpacked"))?;
+        let member = unpack_mmdb(partial.path(), unpacked.file(), limits.max_bytes)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::FileTooLarge => DownloadError::TooLarge {
+                    url: url.to_owned(),
+                    what: "the database in the archive",
+                    limit: limits.max_bytes,
+                },
+                _ => cache(e),
+            })?
+            .ok_or_else(|| DownloadError::NoDatabaseInArchive {
+                url: url.to_owned(),
+            })?;
+        (unpacked, member)
+    } else {
+        (partial, name)
+    };
+    let final_path = dir.join(&file);
+    // A garbage body (an error page with status 200, a captive portal) never replaces the
+    // good copy: it must read as the data it stands for first.
+    accept(source.path(), &final_path, expect).map_err(|why| DownloadError::NotData {
+        url: url.to_owned(),
+        why,
+    })?;
+    let meta_new = Meta {
+        file: file.clone(),
+        etag,
+        last_modified,
+        body_sha256: Some(body_sha256),
+    };
+    source.persist(&final_path)?;
+    save_meta(&dir, &meta_new)?;
+    // The copy this one replaces, under another name: old cache files do not pile up.
+    if let Some(old) = meta.filter(|m| m.file != file) {
+        let _ = fs::remove_file(dir.join(old.file));
+    }
+    Ok(Fetched::New(final_path))
+}
+
+/// Copies the body to `out` within `limits`; returns its SHA-256.
+fn receive(
+    reader: &mut impl Read,
+    out: &mut fs::File,
+    url: &str,
+    expected_len: Option<u64>,
+    limits: &Limits<'_>,
+    started: Instant,
+) -> Result<String, DownloadError> {
+    let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut got = 0u64;
+    let (mut window_start, mut window_bytes) = (Instant::now(), 0u64);
     let progress = progress_bar(url, expected_len);
     loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|source| DownloadError::Body {
+        if limits.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(DownloadError::Cancelled {
                 url: url.to_owned(),
-                source,
-            })?;
+            });
+        }
+        let n = match reader.read(&mut buf) {
+            Ok(n) => n,
+            Err(source) => return Err(body_error(url, source, limits, started)),
+        };
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).map_err(cache)?;
+        out.write_all(&buf[..n])
+            .map_err(|source| DownloadError::Cache {
+                path: url.into(),
+                source,
+            })?;
         got += n as u64;
+        if got > limits.max_bytes {
+            return Err(DownloadError::TooLarge {
+                url: url.to_owned(),
+                what: "the body",
+                limit: limits.max_bytes,
+            });
+        }
+        window_bytes += n as u64;
+        if window_start.elapsed() >= limits.window {
+            let floor = limits
+                .min_rate
+                .saturating_mul(limits.window.as_secs().max(1));
+            if window_bytes < floor {
+                return Err(DownloadError::TooSlow {
+                    url: url.to_owned(),
+                    got: window_bytes,
+                    window: limits.window,
+                    min_rate: limits.min_rate,
+                });
+            }
+            (window_start, window_bytes) = (Instant::now(), 0);
+        }
         progress.set_position(got);
     }
     progress.finish_with_message(format!("downloaded {url}"));
@@ -180,41 +381,86 @@ pub fn fetch(
             });
         }
     }
-    if let Some(checksum_url) = &checksum_url {
-        let expected = fetch_checksum(checksum_url, sha256_url.unwrap_or_default())?;
-        let actual = hex::encode(hasher.finalize());
-        if actual != expected {
-            return Err(DownloadError::Checksum {
-                url: url.to_owned(),
-                checksum_url: sha256_url.unwrap_or_default().to_owned(),
-                expected,
-                got: actual,
-            });
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// A read that failed: the deadline, a whole window without a byte, or the connection.
+fn body_error(
+    url: &str,
+    source: std::io::Error,
+    limits: &Limits<'_>,
+    started: Instant,
+) -> DownloadError {
+    if started.elapsed() >= limits.deadline {
+        return DownloadError::Deadline {
+            url: url.to_owned(),
+            deadline: limits.deadline,
+        };
+    }
+    let timed_out = source.kind() == std::io::ErrorKind::TimedOut
+        || source
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<ureq::Error>())
+            .is_some_and(|e| matches!(e, ureq::Error::Timeout(_)));
+    if timed_out {
+        return DownloadError::TooSlow {
+            url: url.to_owned(),
+            got: 0,
+            window: limits.window,
+            min_rate: limits.min_rate,
+        };
+    }
+    DownloadError::Body {
+        url: url.to_owned(),
+        source,
+    }
+}
+
+/// Reads the downloaded `file` (to be named `name`) as `expect` says.
+fn accept(file: &Path, name: &Path, expect: Expect) -> Result<(), String> {
+    match expect {
+        Expect::Artifact => Artifact::read(file).map(drop).map_err(|e| e.to_string()),
+        Expect::Data {
+            format,
+            country_field,
+        } => {
+            let bytes = fs::read(file).map_err(|e| e.to_string())?;
+            let spec = data::SourceSpec {
+                path: name.to_owned(),
+                format,
+                country_field,
+            };
+            data::load_bytes(&spec, &bytes)
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
     }
+}
 
-    // Unpack archives; keep the database's own file name so format detection sees it.
-    let name = file_name(url);
-    let (source, file) = if is_tar_gz(&name, partial.path()) {
-        let mut unpacked = TempFile::new_for(&dir.join("unpacked"))?;
-        let member = unpack_mmdb(partial.path(), unpacked.file())
-            .map_err(cache)?
-            .ok_or_else(|| DownloadError::NoDatabaseInArchive {
-                url: url.to_owned(),
-            })?;
-        (unpacked, member)
-    } else {
-        (partial, name)
+/// The cache directory's lock, held for one fetch.
+fn cache_lock(dir: &Path) -> std::io::Result<fs::File> {
+    let file = fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dir.join("lock"))?;
+    file.lock()?;
+    Ok(file)
+}
+
+/// Removes the temporary files a killed fetch left (`.<name>.<pid>.<n>.tmp`).
+fn remove_leftovers(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
     };
-    let meta_new = Meta {
-        file: file.clone(),
-        etag,
-        last_modified,
-    };
-    let final_path = dir.join(&file);
-    source.persist(&final_path)?;
-    save_meta(&dir, &meta_new)?;
-    Ok(Fetched::New(final_path))
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Replaces the cache's `meta.json` atomically: a crash never leaves it half written.
@@ -229,20 +475,28 @@ fn save_meta(dir: &Path, meta: &Meta) -> Result<(), WriteError> {
 /// downloads redirect to storage) can never take the request, a license key in its query or
 /// basic-auth credentials, to plain http. A plain-http URL (loopback only) follows no redirect
 /// at all: one could lead anywhere, in clear.
-fn agent(url: &str) -> ureq::Agent {
+fn agent(url: &str, limits: &Limits<'_>) -> ureq::Agent {
     let plain = url
         .get(..7)
         .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
     ureq::Agent::config_builder()
         .https_only(!plain)
         .max_redirects(if plain { 0 } else { 10 })
-        .timeout_global(Some(TIMEOUT))
+        .timeout_global(Some(limits.deadline))
+        // A server that sends nothing for a whole window is too slow whatever came before.
+        .timeout_per_read(Some(limits.window))
         .http_status_as_error(false)
         .build()
         .into()
 }
 
-fn transport(url: &str, error: ureq::Error) -> DownloadError {
+fn transport(url: &str, error: ureq::Error, limits: &Limits<'_>) -> DownloadError {
+    if matches!(error, ureq::Error::Timeout(ureq::Timeout::Global)) {
+        return DownloadError::Deadline {
+            url: url.to_owned(),
+            deadline: limits.deadline,
+        };
+    }
     DownloadError::Transport {
         url: url.to_owned(),
         source: Box::new(error),
@@ -331,12 +585,18 @@ fn progress_bar(shown_url: &str, total: Option<u64>) -> indicatif::ProgressBar {
     bar
 }
 
-fn fetch_checksum(real_url: &str, shown_url: &str) -> Result<String, DownloadError> {
-    let mut request = agent(real_url).get(real_url);
+fn fetch_checksum(
+    real_url: &str,
+    shown_url: &str,
+    limits: &Limits<'_>,
+) -> Result<String, DownloadError> {
+    let mut request = agent(real_url, limits).get(real_url);
     if let Some(auth) = basic_auth() {
         request = request.header("Authorization", auth);
     }
-    let mut response = request.call().map_err(|e| transport(shown_url, e))?;
+    let mut response = request
+        .call()
+        .map_err(|e| transport(shown_url, e, limits))?;
     let status = response.status().as_u16();
     if status != 200 {
         return Err(DownloadError::Status {
@@ -346,8 +606,10 @@ fn fetch_checksum(real_url: &str, shown_url: &str) -> Result<String, DownloadErr
     }
     let text = response
         .body_mut()
+        .with_config()
+        .limit(64 * 1024)
         .read_to_string()
-        .map_err(|e| transport(shown_url, e))?;
+        .map_err(|e| transport(shown_url, e, limits))?;
     parse_checksum(&text).ok_or_else(|| DownloadError::BadChecksumFile {
         checksum_url: shown_url.to_owned(),
     })
@@ -386,8 +648,10 @@ fn is_tar_gz(name: &str, path: &Path) -> bool {
         .is_ok_and(|()| magic == [0x1f, 0x8b])
 }
 
-/// Copies the first `*.mmdb` member of a `.tar.gz` to `out`; returns its file name.
-fn unpack_mmdb(archive: &Path, out: &mut fs::File) -> std::io::Result<Option<String>> {
+/// Copies the first `*.mmdb` member of a `.tar.gz` to `out`, refusing (`FileTooLarge`) one
+/// that says or turns out to be larger than `limit`; returns its file name.
+fn unpack_mmdb(archive: &Path, out: &mut fs::File, limit: u64) -> std::io::Result<Option<String>> {
+    let too_large = || std::io::Error::from(std::io::ErrorKind::FileTooLarge);
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(archive)?));
     for entry in tar.entries()? {
         let mut entry = entry?;
@@ -396,8 +660,15 @@ fn unpack_mmdb(archive: &Path, out: &mut fs::File) -> std::io::Result<Option<Str
             continue;
         };
         if name.ends_with(".mmdb") {
+            if entry.header().size()? > limit {
+                return Err(too_large());
+            }
             let name = name.to_owned();
-            std::io::copy(&mut entry, out)?;
+            // The header's size is the archive's word; the bytes are counted too.
+            let copied = std::io::copy(&mut (&mut entry).take(limit + 1), out)?;
+            if copied > limit {
+                return Err(too_large());
+            }
             return Ok(Some(name));
         }
     }
@@ -411,15 +682,19 @@ mod tests {
     #[test]
     fn https_downloads_never_follow_a_redirect_to_plain_http() {
         for url in ["https://download.example/db", "HTTPS://download.example/db"] {
-            assert!(agent(url).config().https_only(), "{url}");
+            assert!(agent(url, &DEFAULT_LIMITS).config().https_only(), "{url}");
         }
-        assert!(!agent("http://127.0.0.1:8080/db").config().https_only());
+        assert!(!agent("http://127.0.0.1:8080/db", &DEFAULT_LIMITS)
+            .config()
+            .https_only());
         assert_eq!(
-            agent("http://127.0.0.1:8080/db").config().max_redirects(),
+            agent("http://127.0.0.1:8080/db", &DEFAULT_LIMITS)
+                .config()
+                .max_redirects(),
             0
         );
         assert!(
-            agent("https://download.example/db")
+            agent("https://download.example/db", &DEFAULT_LIMITS)
                 .config()
                 .max_redirects()
                 > 0
@@ -468,6 +743,7 @@ mod tests {
             file: "db.mmdb".to_owned(),
             etag: Some("\"v1\"".to_owned()),
             last_modified: None,
+            body_sha256: None,
         };
         let err = save_meta(&dir, &meta).unwrap_err();
         assert!(matches!(err, WriteError::NotRegular { .. }), "{err}");
@@ -547,5 +823,327 @@ mod tests {
         std::env::remove_var(LICENSE_KEY_ENV);
         assert!(!err.contains("s3cret"), "{err}");
         assert!(err.starts_with(url), "{err}");
+    }
+
+    /// A loopback HTTP/1.1 server for one test: each connection gets `reply(request head)`,
+    /// written by `send` (so a test can trickle or stall), until the server is dropped.
+    struct Server {
+        addr: std::net::SocketAddr,
+        stop: std::sync::Arc<AtomicBool>,
+    }
+
+    type Send = dyn Fn(&str, &mut std::net::TcpStream, &AtomicBool) + std::marker::Send + Sync;
+
+    impl Server {
+        fn start(
+            send: impl Fn(&str, &mut std::net::TcpStream, &AtomicBool)
+                + std::marker::Send
+                + Sync
+                + 'static,
+        ) -> Self {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let stop = std::sync::Arc::new(AtomicBool::new(false));
+            let send: std::sync::Arc<Send> = std::sync::Arc::new(send);
+            let flag = stop.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(mut stream) = stream else { continue };
+                    let (send, flag) = (send.clone(), flag.clone());
+                    std::thread::spawn(move || {
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                            if stream.read_exact(&mut byte).is_err() {
+                                return;
+                            }
+                            head.push(byte[0]);
+                        }
+                        send(&String::from_utf8_lossy(&head), &mut stream, &flag);
+                    });
+                }
+            });
+            Self { addr, stop }
+        }
+
+        fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.addr)
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            let _ = std::net::TcpStream::connect(self.addr);
+        }
+    }
+
+    fn headers(stream: &mut std::net::TcpStream, status: u16, length: usize, extra: &str) {
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Length: {length}\r\n{extra}\r\n"
+        );
+    }
+
+    /// Sends `chunk` bytes every `every` until `total` or the server stops (bounded: at most
+    /// 60 s).
+    fn trickle(stream: &mut std::net::TcpStream, stop: &AtomicBool, chunk: usize, every: Duration) {
+        let until = Instant::now() + Duration::from_secs(60);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+            if stream.write_all(&vec![b'x'; chunk]).is_err() {
+                return;
+            }
+            std::thread::sleep(every);
+        }
+    }
+
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("rf-dl-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn fast_limits() -> Limits<'static> {
+        Limits {
+            deadline: Duration::from_secs(20),
+            min_rate: 4096,
+            window: Duration::from_secs(1),
+            max_bytes: 1 << 20,
+            cancel: None,
+        }
+    }
+
+    const ANY_DATA: Expect = Expect::Data {
+        format: None,
+        country_field: CountryField::Country,
+    };
+
+    fn test_db() -> Vec<u8> {
+        fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/maxmind/GeoLite2-Country-Test.mmdb"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_server_that_stalls_or_trickles_is_given_up_within_the_window() {
+        let cache = Scratch::new("slow");
+        let stall = Server::start(|_, s, stop| {
+            headers(s, 200, 1 << 20, "");
+            trickle(s, stop, 0, Duration::from_millis(50));
+        });
+        let started = Instant::now();
+        let err = fetch(
+            &cache.0,
+            &stall.url("/db.mmdb"),
+            None,
+            ANY_DATA,
+            &fast_limits(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, DownloadError::TooSlow { .. }), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        // 100 bytes every 100 ms: 1 KB/s, under the 4 KiB/s floor.
+        let slow = Server::start(|_, s, stop| {
+            headers(s, 200, 1 << 20, "");
+            trickle(s, stop, 100, Duration::from_millis(100));
+        });
+        let err = fetch(
+            &cache.0,
+            &slow.url("/db.mmdb"),
+            None,
+            ANY_DATA,
+            &fast_limits(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("below the minimum of 4096 bytes/s"),
+            "{err}"
+        );
+        // Nothing was cached, and no temporary file was left.
+        let left: Vec<_> = fs::read_dir(&cache.0)
+            .unwrap()
+            .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.iter().all(|n| n == "lock"), "{left:?}");
+    }
+
+    #[test]
+    fn a_download_fast_enough_but_endless_meets_the_deadline_and_a_cancel_ends_one() {
+        let cache = Scratch::new("deadline");
+        let endless = Server::start(|_, s, stop| {
+            headers(s, 200, 1 << 30, "");
+            trickle(s, stop, 8192, Duration::from_millis(20));
+        });
+        let limits = Limits {
+            deadline: Duration::from_secs(2),
+            max_bytes: 1 << 30,
+            ..fast_limits()
+        };
+        let err = fetch(&cache.0, &endless.url("/db.mmdb"), None, ANY_DATA, &limits).unwrap_err();
+        assert!(matches!(err, DownloadError::Deadline { .. }), "{err}");
+        let cancel = AtomicBool::new(true);
+        let limits = Limits {
+            cancel: Some(&cancel),
+            max_bytes: 1 << 30,
+            ..fast_limits()
+        };
+        let err = fetch(&cache.0, &endless.url("/db.mmdb"), None, ANY_DATA, &limits).unwrap_err();
+        assert!(matches!(err, DownloadError::Cancelled { .. }), "{err}");
+    }
+
+    #[test]
+    fn garbage_never_replaces_the_cached_copy_and_a_replaced_copy_is_removed() {
+        let cache = Scratch::new("garbage");
+        let db = test_db();
+        let served = std::sync::Arc::new(std::sync::Mutex::new(db.clone()));
+        let body = served.clone();
+        let server = Server::start(move |_, s, _| {
+            let body = body.lock().unwrap().clone();
+            headers(s, 200, body.len(), "");
+            let _ = s.write_all(&body);
+        });
+        let first = fetch(
+            &cache.0,
+            &server.url("/db.mmdb"),
+            None,
+            ANY_DATA,
+            &fast_limits(),
+        )
+        .unwrap();
+        assert_eq!(fs::read(first.path()).unwrap(), db);
+        *served.lock().unwrap() = b"<html>maintenance</html>".to_vec();
+        let err = fetch(
+            &cache.0,
+            &server.url("/db.mmdb"),
+            None,
+            ANY_DATA,
+            &fast_limits(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, DownloadError::NotData { .. }), "{err}");
+        assert_eq!(
+            fs::read(first.path()).unwrap(),
+            db,
+            "the good copy was replaced"
+        );
+        // A temporary file a killed fetch left behind goes at the next fetch.
+        let dir = first.path().parent().unwrap().to_owned();
+        fs::write(dir.join(".download.1.0.tmp"), b"partial").unwrap();
+        *served.lock().unwrap() = db.clone();
+        fetch(
+            &cache.0,
+            &server.url("/db.mmdb"),
+            None,
+            ANY_DATA,
+            &fast_limits(),
+        )
+        .unwrap();
+        assert!(!dir.join(".download.1.0.tmp").exists());
+        // The same URL whose database now has another name (an archive's member, say): the
+        // old file does not stay behind.
+        let mut names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["db.mmdb", "lock", "meta.json"]);
+    }
+
+    #[test]
+    fn a_checksum_configured_later_is_checked_against_a_304_copy() {
+        let cache = Scratch::new("sum304");
+        let db = test_db();
+        let good = hex::encode(Sha256::digest(&db));
+        let sum = std::sync::Arc::new(std::sync::Mutex::new(good.clone()));
+        let said = sum.clone();
+        let server = Server::start(move |head, s, _| {
+            if head.starts_with("GET /db.mmdb.sha256") {
+                let text = format!("{}  db.mmdb\n", said.lock().unwrap());
+                headers(s, 200, text.len(), "");
+                let _ = s.write_all(text.as_bytes());
+            } else if head.contains("If-None-Match") || head.contains("if-none-match") {
+                headers(s, 304, 0, "ETag: \"v1\"\r\n");
+            } else {
+                headers(s, 200, db.len(), "ETag: \"v1\"\r\n");
+                let _ = s.write_all(&db);
+            }
+        });
+        let url = server.url("/db.mmdb");
+        let sum_url = server.url("/db.mmdb.sha256");
+        assert!(matches!(
+            fetch(&cache.0, &url, None, ANY_DATA, &fast_limits()).unwrap(),
+            Fetched::New(_)
+        ));
+        assert!(matches!(
+            fetch(&cache.0, &url, Some(&sum_url), ANY_DATA, &fast_limits()).unwrap(),
+            Fetched::NotModified(_)
+        ));
+        *sum.lock().unwrap() = "b".repeat(64);
+        let err = fetch(&cache.0, &url, Some(&sum_url), ANY_DATA, &fast_limits()).unwrap_err();
+        assert!(matches!(err, DownloadError::Checksum { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_compressed_database_larger_than_the_limit_is_refused_while_unpacking() {
+        let cache = Scratch::new("bomb");
+        // 4 MiB of zeros in an archive of a few KiB, over a 1 MiB limit.
+        let mut archive = Vec::new();
+        {
+            let gz = flate2::write::GzEncoder::new(&mut archive, flate2::Compression::best());
+            let mut tar = tar::Builder::new(gz);
+            let zeros = vec![0u8; 4 << 20];
+            let mut header = tar::Header::new_gnu();
+            header.set_size(zeros.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, "GeoLite2-Country.mmdb", zeros.as_slice())
+                .unwrap();
+            tar.into_inner().unwrap().finish().unwrap();
+        }
+        assert!(archive.len() < 64 << 10, "{}", archive.len());
+        let server = Server::start(move |_, s, _| {
+            headers(s, 200, archive.len(), "");
+            let _ = s.write_all(&archive);
+        });
+        let err = fetch(
+            &cache.0,
+            &server.url("/db.tar.gz"),
+            None,
+            ANY_DATA,
+            &fast_limits(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DownloadError::TooLarge {
+                    what: "the database in the archive",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

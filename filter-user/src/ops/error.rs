@@ -6,7 +6,7 @@ use crate::{
     kernel::selftest::SelftestError,
     ops::{
         guards::Refusal,
-        lock::Busy,
+        lock::{Busy, Cancelled},
         lockout::{LockOut, EXIT_LOCKOUT},
         update::Refused,
     },
@@ -122,7 +122,7 @@ fn classify(err: &anyhow::Error) -> (ErrorKind, u8) {
     if err.downcast_ref::<LockOut>().is_some() {
         return (ErrorKind::LockOut, EXIT_LOCKOUT);
     }
-    if err.downcast_ref::<Busy>().is_some() {
+    if err.downcast_ref::<Busy>().is_some() || err.downcast_ref::<Cancelled>().is_some() {
         return (ErrorKind::Busy, EXIT_BUSY);
     }
     if err.downcast_ref::<SelftestError>().is_some() {

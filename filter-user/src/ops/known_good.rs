@@ -62,6 +62,17 @@ impl KnownGood {
         )?)
     }
 
+    /// Takes back [`Self::mark_detached`]: the attachment did not end on purpose (the agent
+    /// moved a filter whose interface was renamed away).
+    pub fn clear_detached(&self) -> Result<()> {
+        match fs::remove_file(self.detached_path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", self.detached_path().display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether `detach` ended the attachment the copies belong to.
     #[must_use]
     pub fn detached(&self) -> bool {
@@ -90,6 +101,24 @@ impl KnownGood {
         self.stage(artifact)?;
         let (current, next) = (self.current_path(), self.next_path());
         fs::rename(&next, &current).with_context(|| format!("cannot write {}", current.display()))
+    }
+
+    /// For an update that found the kernel already running `artifact`: makes it the current
+    /// copy when the current one is missing, damaged or another content (a full disk, a bit
+    /// flip, a copy by hand), keeping the previous copy. True when it wrote one.
+    pub fn ensure_current(&self, artifact: &Artifact) -> Result<bool> {
+        let current = self.current_path();
+        let good = Artifact::read(&current)
+            .is_ok_and(|a| a.header.content_hash == artifact.header.content_hash);
+        if good {
+            return Ok(false);
+        }
+        self.stage(artifact)?;
+        fs::rename(self.next_path(), &current)
+            .with_context(|| format!("cannot write {}", current.display()))?;
+        crate::ops::fsutil::sync_dir(&self.dir)
+            .with_context(|| format!("cannot sync {}", self.dir.display()))?;
+        Ok(true)
     }
 
     /// Drops a staged artifact that never became active.
@@ -149,10 +178,15 @@ fn read_if_present(path: &Path) -> Result<Option<Artifact>> {
         return Ok(None);
     }
     match Artifact::read(path) {
-        // Written by an older regionfilter (an upgrade): as if there were no copy, so only the
-        // absolute guards run and a policy-only update asks for the data once; the next
-        // update writes the current format.
-        Err(e @ ArtifactError::Version { .. }) => {
+        // Written by an older regionfilter (an upgrade), or damaged (a bit flip, a truncation):
+        // as if there were no copy, so only the absolute guards run, a policy-only update asks
+        // for the data once, and the next update writes a good copy. A damaged copy never
+        // blocks moving to good data.
+        Err(
+            e @ (ArtifactError::Version { .. }
+            | ArtifactError::Damaged { .. }
+            | ArtifactError::NotAnArtifact(_)),
+        ) => {
             log::warn!("ignoring the known-good copy: {e}");
             Ok(None)
         }

@@ -7,6 +7,7 @@ use std::{
     fs::{self, File, TryLockError},
     os::unix::fs::OpenOptionsExt as _,
     path::Path,
+    sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
@@ -19,6 +20,16 @@ pub struct Busy {
     pub path: String,
     pub waited: Duration,
 }
+
+/// The process is stopping and waits no more for locks (see [`IfaceLock::cancel_waits`]).
+#[derive(Debug, thiserror::Error)]
+#[error("stopping: gave up waiting for {path}, which another regionfilter command holds; nothing was changed")]
+pub struct Cancelled {
+    pub path: String,
+}
+
+/// Set once by [`IfaceLock::cancel_waits`].
+static CANCEL_WAITS: AtomicBool = AtomicBool::new(false);
 
 /// Held until dropped.
 pub struct IfaceLock {
@@ -52,6 +63,12 @@ impl IfaceLock {
                     return Err(e).with_context(|| format!("cannot lock {}", path.display()))
                 }
             }
+            if CANCEL_WAITS.load(Ordering::Relaxed) {
+                return Err(Cancelled {
+                    path: path.display().to_string(),
+                }
+                .into());
+            }
             if started.elapsed() >= wait {
                 return Err(Busy {
                     path: path.display().to_string(),
@@ -61,6 +78,13 @@ impl IfaceLock {
             }
             std::thread::sleep(RETRY);
         }
+    }
+
+    /// Makes every wait for a lock in this process, now and later, give up within one retry
+    /// (`Cancelled`): a stopping agent finishes the switch under way, and starts none that
+    /// still waits for another command. A lock already held is not affected.
+    pub fn cancel_waits() {
+        CANCEL_WAITS.store(true, Ordering::Relaxed);
     }
 
     /// Whether some process holds the lock right now, without creating anything (for

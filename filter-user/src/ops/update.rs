@@ -76,7 +76,9 @@ pub enum Outcome {
         content_hash: String,
         warnings: Vec<String>,
     },
-    Unchanged,
+    /// The kernel already runs this content. `warnings`: the known-good copy, missing or
+    /// damaged, could not be written again.
+    Unchanged { warnings: Vec<String> },
 }
 
 /// Switches `iface` to `target` through the guarded, self-tested blue/green path.
@@ -196,7 +198,21 @@ fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> 
         crate::model::scope::warn_ephemeral(&staged.policy.scope);
     }
     if staged.content_hash() == active_hash {
-        return Ok(Outcome::Unchanged);
+        // A known-good copy lost to a full disk or damaged is written again now, or a reboot
+        // would have nothing (or the wrong thing) to restore.
+        let warnings = match known_good.ensure_current(&staged.artifact) {
+            Ok(wrote) => {
+                if wrote {
+                    log::info!("wrote the missing or damaged known-good copy of {iface} again");
+                }
+                Vec::new()
+            }
+            Err(e) => vec![format!(
+                "no known-good copy of the running content could be written ({e:#}); after a \
+                 reboot nothing would be restored"
+            )],
+        };
+        return Ok(Outcome::Unchanged { warnings });
     }
     if guarded {
         let old = current.as_ref().map(|c| {
