@@ -133,3 +133,69 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<String>>) -> std:
     out.write_all(&reply.body[..sent])?;
     out.flush()
 }
+
+/// A server inside a test namespace (the agent's loopback) that answers every request with
+/// headers announcing a large body, a few bytes of it, and then nothing until it is dropped:
+/// a download that stalls. Each connection is held at most [`STALL_LIMIT`].
+pub struct Stall {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    /// Requests received so far.
+    pub requests: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+pub const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Stall {
+    pub fn start_in(ns: &crate::netns::NetNs) -> anyhow::Result<Self> {
+        let listener = ns.enter(|| TcpListener::bind("127.0.0.1:0"))??;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (flag, count) = (stop.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if flag.load(Ordering::Acquire) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (flag, count) = (flag.clone(), count.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                        line.clear();
+                    }
+                    count.fetch_add(1, Ordering::AcqRel);
+                    let mut out = stream;
+                    let _ = write!(
+                        out,
+                        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 100000000\r\n\r\nMMDB"
+                    );
+                    let _ = out.flush();
+                    let until = std::time::Instant::now() + STALL_LIMIT;
+                    // Held open, sending nothing, until the test ends.
+                    while !flag.load(Ordering::Acquire) && std::time::Instant::now() < until {
+                        std::thread::park_timeout(std::time::Duration::from_millis(100));
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            stop,
+            requests,
+        })
+    }
+
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}

@@ -267,41 +267,63 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
     assert!(inst.attached().is_empty());
 }
 
-#[test]
-fn sigterm_during_a_pass_stops_it_before_the_next_interface() {
-    let pair = VethPair::new("agterm").unwrap();
-    let inst = Instance::new();
-    let ns = &pair.receiver;
-    let (first, second) = (pair.receiver_if.clone(), format!("{}b", pair.receiver_if));
-    // A second interface in the same namespace (a veth pair with both ends there; no traffic).
+/// A second interface in `ns`: a veth pair with both ends there (no traffic).
+fn add_veth(ns: &integration_tests::netns::NetNs, name: &str) {
     ns.ip(&[
         "link",
         "add",
-        &second,
+        name,
         "type",
         "veth",
         "peer",
         "name",
-        &format!("{second}p"),
+        &format!("{name}p"),
     ])
     .unwrap();
-    ns.ip(&["link", "set", &second, "up"]).unwrap();
-    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
-    let entry = |iface: &str| {
-        format!(
-            "[[interface]]\nname = \"{iface}\"\nmode = \"skb\"\ndb = [\"{}\"]\npolicy = {{ deny = [\"GB\"] }}\n\n",
-            db.display()
-        )
-    };
+    ns.ip(&["link", "set", name, "up"]).unwrap();
+}
+
+fn entry(iface: &str, source: &str) -> String {
+    format!(
+        "[[interface]]\nname = \"{iface}\"\nmode = \"skb\"\n{source}\npolicy = {{ deny = [\"GB\"] }}\n\n"
+    )
+}
+
+fn db_source() -> String {
+    format!(
+        "db = [\"{}\"]",
+        fixture("maxmind/GeoLite2-Country-Test.mmdb").display()
+    )
+}
+
+/// Polls `done` until it holds, failing after the agent's line wait.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + integration_tests::agent::LINE_WAIT;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::yield_now();
+    }
+}
+
+/// Interfaces progress independently: one whose first attach waits for another command's
+/// lock holds back neither the other interface nor SIGTERM, which ends the wait (nothing
+/// changed on that interface) instead of waiting for the lock.
+#[test]
+fn one_interface_held_by_another_command_holds_back_neither_the_other_nor_a_stop() {
+    let pair = VethPair::new("agterm").unwrap();
+    let inst = Instance::new();
+    let ns = &pair.receiver;
+    let (first, second) = (pair.receiver_if.clone(), format!("{}b", pair.receiver_if));
+    add_veth(ns, &second);
     fs::create_dir_all(&inst.state_dir).unwrap();
     let path = inst.state_dir.join("agent.toml");
     let text = format!(
         "metrics_listen = \"{LISTEN}\"\n\n{}{}",
-        entry(&first),
-        entry(&second)
+        entry(&first, &db_source()),
+        entry(&second, &db_source())
     );
     fs::write(&path, text).unwrap();
-    // Another command holds the first interface, so the first pass waits there.
+    // Another command holds the first interface, so its first attach waits there.
     let lock_path = inst.state_dir.join(format!("{first}.lock"));
     let lock = fs::File::options()
         .create(true)
@@ -311,36 +333,242 @@ fn sigterm_during_a_pass_stops_it_before_the_next_interface() {
         .unwrap();
     lock.lock().unwrap();
     let mut agent = Agent::start(&inst, ns, &path, &[]).unwrap();
-    let deadline = std::time::Instant::now() + integration_tests::agent::LINE_WAIT;
-    while !agent.has_open(&lock_path) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent never reached the lock"
-        );
-        std::thread::yield_now();
-    }
-    // SIGTERM is noticed at once, while the pass still waits.
-    agent.signal(libc::SIGTERM);
     agent
-        .wait_for(&["event=stopping", "signal=SIGTERM"])
+        .wait_for(&["event=attached", &format!("iface={second} ")])
         .unwrap();
-    drop(lock);
-    // The interface under way finishes; the next is not started, and filters stay attached.
+    wait_until("the agent reached the lock", || agent.has_open(&lock_path));
+    let asked = std::time::Instant::now();
     let (status, log) = agent.stop().unwrap();
+    let took = asked.elapsed();
     assert!(status.success(), "{status}\n{}", log.join("\n"));
     assert!(
-        log.iter()
+        log.iter().any(|l| l.contains("event=stopping")),
+        "{}",
+        log.join("\n")
+    );
+    // LOCK_WAIT is 30 s: a stop that waited for the lock would take that long.
+    assert!(took < Duration::from_secs(20), "the stop took {took:?}");
+    assert!(
+        !log.iter()
             .any(|l| l.contains("event=attached") && l.contains(&format!("iface={first} "))),
         "{}",
         log.join("\n")
     );
+    drop(lock);
+    assert_eq!(inst.attached(), std::slice::from_ref(&second));
+    inst.ok(Some(ns), &["detach", "--iface", &second]).unwrap();
+}
+
+/// A download that stalls (a real loopback server that sends headers and then nothing) holds
+/// back only its own interface: the other is attached, a SIGHUP is handled, a filter lost
+/// with its interface is put back from its known-good copy, and SIGTERM ends the agent at
+/// once, all while the download still hangs.
+#[test]
+fn a_stalled_download_holds_back_no_other_interface_nor_signals_nor_repairs() {
+    let pair = VethPair::new("agstall").unwrap();
+    let inst = Instance::new();
+    let ns = &pair.receiver;
+    let local = pair.receiver_if.clone();
+    let slow = format!("{local}s");
+    add_veth(ns, &slow);
+    let server = integration_tests::http::Stall::start_in(ns).unwrap();
+    fs::create_dir_all(&inst.state_dir).unwrap();
+    let path = inst.state_dir.join("agent.toml");
+    // Limits far beyond the test: the download hangs for as long as the test runs.
+    let text = format!(
+        "metrics_listen = \"{LISTEN}\"\ndownload_timeout = \"1h\"\ndownload_stall = \"30m\"\n\n{}{}",
+        entry(&slow, &format!("url = \"{}\"", server.url("/db.mmdb"))),
+        entry(&local, &db_source())
+    );
+    fs::write(&path, text).unwrap();
+    let mut agent = Agent::start(&inst, ns, &path, &[]).unwrap();
+    agent
+        .wait_for(&["event=reconciled", &format!("iface={local} "), "ready=1"])
+        .unwrap();
+    wait_until("the slow download started", || {
+        server.requests.load(std::sync::atomic::Ordering::Acquire) > 0
+    });
+    agent.signal(libc::SIGHUP);
+    agent.wait_for(&["event=reloaded"]).unwrap();
+    agent
+        .wait_for(&[
+            "event=reconciled",
+            &format!("iface={local} "),
+            "trigger=reload",
+        ])
+        .unwrap();
+    // The filtered interface is deleted and re-created (a network restart).
+    ns.ip(&["link", "del", &local]).unwrap();
+    agent
+        .wait_for(&["event=filter_lost", &format!("iface={local} "), "is gone"])
+        .unwrap();
+    add_veth(ns, &local);
+    agent
+        .wait_for(&["event=restored", &format!("iface={local} ")])
+        .unwrap();
+    agent
+        .wait_for(&[
+            "event=reconciled",
+            &format!("iface={local} "),
+            "trigger=repair",
+        ])
+        .unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&inst.ok(Some(ns), &["status", "--json"]).unwrap()).unwrap();
+    assert_eq!(status["interfaces"][0]["iface"], local.as_str(), "{status}");
+    assert_eq!(status["interfaces"][0]["condition"], "attached", "{status}");
+    let (code, body) = get(ns, LISTEN, "/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
     assert!(
-        !log.iter().any(|l| l.contains(&format!("iface={second}"))),
+        body.contains(&format!("{slow}: not reconciled yet"))
+            && !body.contains(&format!("{local}:")),
+        "{body}"
+    );
+    assert!(server.requests.load(std::sync::atomic::Ordering::Acquire) >= 1);
+    let asked = std::time::Instant::now();
+    let (status, log) = agent.stop().unwrap();
+    let took = asked.elapsed();
+    assert!(status.success(), "{status}\n{}", log.join("\n"));
+    assert!(took < Duration::from_secs(20), "the stop took {took:?}");
+    assert!(
+        !log.iter()
+            .any(|l| l.contains(&format!("iface={slow} ")) && l.contains("event=attached")),
         "{}",
         log.join("\n")
     );
-    assert_eq!(inst.attached(), std::slice::from_ref(&first));
-    inst.ok(Some(ns), &["detach", "--iface", &first]).unwrap();
+    assert_eq!(inst.attached(), std::slice::from_ref(&local));
+    inst.ok(Some(ns), &["detach", "--iface", &local]).unwrap();
+}
+
+/// An interface renamed away and a new one created under the configured name: the filter
+/// follows the name. Meanwhile the interface is not ready, even with the status record gone
+/// (readiness comes from the kernel's link, not from a record's absence).
+#[test]
+fn a_filter_renamed_away_follows_its_name_and_readiness_comes_from_the_kernel() {
+    let (_pair, inst, mut agent) = ready_agent("agrename");
+    let (iface, ns) = (_pair.receiver_if.clone(), &_pair.receiver);
+    fs::remove_file(inst.state_dir.join(format!("{iface}.json"))).unwrap();
+    let away = format!("{iface}x");
+    ns.ip(&["link", "set", &iface, "down"]).unwrap();
+    ns.ip(&["link", "set", &iface, "name", &away]).unwrap();
+    agent
+        .wait_for(&[
+            "event=filter_lost",
+            &format!("iface={iface} "),
+            &format!("now named {away}"),
+        ])
+        .unwrap();
+    let (code, body) = get(ns, LISTEN, "/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
+    assert_eq!(
+        series(
+            &text,
+            "regionfilter_interface_ready",
+            &format!("interface=\"{iface}\"")
+        ),
+        Some(0)
+    );
+    add_veth(ns, &iface);
+    agent
+        .wait_for(&["event=moved_off", &format!("iface={iface} ")])
+        .unwrap();
+    agent
+        .wait_for(&[
+            "event=reconciled",
+            &format!("iface={iface} "),
+            "trigger=repair",
+            "ready=1",
+        ])
+        .unwrap();
+    assert_eq!(
+        get(ns, LISTEN, "/healthz").unwrap(),
+        (200, "ready\n".into())
+    );
+    // The program is on the new interface, and off the renamed one.
+    let xdp_on = |name: &str| ns.ip(&["link", "show", name]).unwrap().contains("xdp");
+    assert!(xdp_on(&iface) && !xdp_on(&away));
+    let (status, log) = agent.stop().unwrap();
+    assert!(status.success(), "{}", log.join("\n"));
+    inst.ok(Some(ns), &["detach", "--iface", &iface]).unwrap();
+}
+
+/// A pass that failed (a refused policy) and then a detach by hand: the watch sees it at its
+/// next check (5 s), not at the retry minutes later.
+#[test]
+fn a_detach_by_hand_after_a_failed_pass_is_seen_at_the_next_check() {
+    let (pair, inst, mut agent) = ready_agent("agfailed");
+    let (iface, ns) = (pair.receiver_if.clone(), &pair.receiver);
+    config(&inst, &iface, "GB\", \"ZW", false, "");
+    agent.signal(libc::SIGHUP);
+    agent
+        .wait_for(&[
+            "event=reconcile_failed",
+            &format!("iface={iface} "),
+            "reason=refused",
+        ])
+        .unwrap();
+    inst.ok(Some(ns), &["detach", "--iface", &iface]).unwrap();
+    agent
+        .wait_for(&["event=filter_lost", &format!("iface={iface} ")])
+        .unwrap();
+    agent
+        .wait_for(&["event=attached", &format!("iface={iface} ")])
+        .unwrap();
+    assert_eq!(inst.attached(), std::slice::from_ref(&iface));
+    let (status, log) = agent.stop().unwrap();
+    assert!(status.success(), "{}", log.join("\n"));
+}
+
+/// A damaged current known-good copy: the restore at start falls back to the previous one.
+#[test]
+fn at_start_a_damaged_current_copy_falls_back_to_the_previous_one() {
+    let pair = VethPair::new("agdamage").unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    let ns = &pair.receiver;
+    inst.attach_test_db(ns, &iface, &["--deny", "GB"]).unwrap();
+    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
+    inst.ok(
+        Some(ns),
+        &[
+            "update",
+            "--iface",
+            &iface,
+            "--db",
+            db.to_str().unwrap(),
+            "--reset-policy",
+            "--deny",
+            "SE",
+        ],
+    )
+    .unwrap();
+    inst.ok(Some(ns), &["detach", "--iface", &iface]).unwrap();
+    let copies = inst.lib_dir().join(&iface);
+    fs::remove_file(copies.join("detached")).unwrap();
+    let current = copies.join("current.rgnf");
+    let mut bytes = fs::read(&current).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    fs::write(&current, bytes).unwrap();
+    let gone = inst.state_dir.join("not-downloaded-yet.mmdb");
+    let path = config(&inst, &iface, "GB", false, gone.to_str().unwrap());
+    let mut agent = Agent::start(&inst, ns, &path, &[]).unwrap();
+    agent
+        .wait_for(&[
+            "event=restore_skipped",
+            &format!("iface={iface} "),
+            "current.rgnf",
+        ])
+        .unwrap();
+    let restored = agent
+        .wait_for(&["event=restored", &format!("iface={iface} ")])
+        .unwrap();
+    assert!(restored.contains("previous.rgnf"), "{restored}");
+    assert_eq!(inst.attached(), std::slice::from_ref(&iface));
+    let (status, _) = agent.stop().unwrap();
+    assert!(status.success());
+    inst.ok(Some(ns), &["detach", "--iface", &iface]).unwrap();
 }
 
 /// Sets the agent's soft limit on open files (the hard one stays: raising it back would need
