@@ -981,3 +981,45 @@ fn the_units_capability_set_is_enough_for_every_verb() {
     run(&["detach", "--iface", &iface]);
     assert!(inst.attached().is_empty());
 }
+
+/// The known-good copy cannot be written (here a file stands where its directory goes, as a
+/// full or read-only lib directory would fail): the agent says so, and the interface is not
+/// ready until a later pass writes the copy.
+#[test]
+fn a_known_good_copy_that_cannot_be_written_is_logged_and_keeps_the_interface_not_ready() {
+    let pair = VethPair::new("agnocopy").unwrap();
+    let inst = Instance::new();
+    let (iface, ns) = (pair.receiver_if.clone(), &pair.receiver);
+    fs::create_dir_all(inst.lib_dir()).unwrap();
+    let blocker = inst.lib_dir().join(&iface);
+    fs::write(&blocker, b"not a directory").unwrap();
+    fs::create_dir_all(&inst.state_dir).unwrap();
+    let path = inst.state_dir.join("agent.toml");
+    fs::write(
+        &path,
+        format!(
+            "metrics_listen = \"{LISTEN}\"\nretry = \"1s\"\n\n{}",
+            entry(&iface, &db_source())
+        ),
+    )
+    .unwrap();
+    let mut agent = Agent::start(&inst, ns, &path, &[]).unwrap();
+    agent
+        .wait_for(&["event=incomplete", &format!("iface={iface} "), "known-good"])
+        .unwrap();
+    let (code, body) = get(ns, LISTEN, "/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("known-good"), "{body}");
+    fs::remove_file(&blocker).unwrap();
+    agent
+        .wait_for(&["event=reconciled", &format!("iface={iface} "), "ready=1"])
+        .unwrap();
+    assert!(blocker.join("current.rgnf").exists());
+    assert_eq!(
+        get(ns, LISTEN, "/healthz").unwrap(),
+        (200, "ready\n".into())
+    );
+    let (status, log) = agent.stop().unwrap();
+    assert!(status.success(), "{}", log.join("\n"));
+    inst.ok(Some(ns), &["detach", "--iface", &iface]).unwrap();
+}

@@ -296,6 +296,41 @@ fn rollback_restores_the_previous_data_and_policy_only_updates_keep_the_data() {
     assert!(status.contains("deny FR"), "{status}");
 }
 
+/// A damaged current known-good copy (a bit flip, a truncation) never blocks moving to good
+/// data: an update with the data given goes ahead (only the absolute guards can run), and an
+/// unchanged one writes the copy again.
+#[test]
+fn a_damaged_known_good_copy_never_blocks_an_update_and_is_written_again() {
+    let filter = Attached::new("updamage");
+    let mut probe = filter.probe();
+    let current = filter
+        .inst
+        .lib_dir()
+        .join(&filter.iface)
+        .join("current.rgnf");
+    let good = std::fs::read(&current).unwrap();
+    // Truncated: an unchanged update writes it again (exit 3, nothing switched).
+    std::fs::write(&current, &good[..good.len() / 2]).unwrap();
+    let (code, out) = filter.update(&["--db", &filter.list_a]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("wrote the missing or damaged known-good copy"),
+        "{out}"
+    );
+    // A bit flip: an update to other data switches.
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    std::fs::write(&current, &flipped).unwrap();
+    let (code, out) = filter.update(&["--db", &filter.list_b]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(answering_list(&mut probe), 'B');
+    assert_ne!(std::fs::read(&current).unwrap(), flipped);
+    // Whole again: a policy-only update, which needs the copy's data, goes through.
+    let (code, out) = filter.update(&["--deny", "FR"]);
+    assert_eq!(code, 0, "{out}");
+}
+
 #[test]
 fn policy_options_on_update_change_only_what_they_name() {
     // Attached with a management exception and `--unknown drop` (plus the POLICY deny-list).

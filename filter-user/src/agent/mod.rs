@@ -229,8 +229,17 @@ impl Shared {
             .collect()
     }
 
+    /// Starts keeping a status for `iface` (a configured interface).
+    fn track(&self, iface: &IfaceName) {
+        self.statuses().entry(iface.clone()).or_default();
+    }
+
+    /// Changes the status of `iface`, if it is still configured: a reconcile that ends after a
+    /// reload dropped its interface leaves no status behind.
     fn set(&self, iface: &IfaceName, change: impl FnOnce(&mut IfaceStatus)) {
-        change(self.statuses().entry(iface.clone()).or_default());
+        if let Some(status) = self.statuses().get_mut(iface) {
+            change(status);
+        }
     }
 
     /// Facts about `iface`'s data at content `hash`, kept per hash: read from the known-good
@@ -366,7 +375,7 @@ async fn supervise(
         ],
     );
     for entry in &config.interfaces {
-        shared.set(&entry.iface, |_| {});
+        shared.track(&entry.iface);
     }
     let sampler = samples::spawn(shared.clone());
     // At boot the pins are gone: every filter goes back from its known-good copy before any
@@ -404,7 +413,7 @@ async fn supervise(
                 workers.retain(|iface, _| configured.contains(&iface));
                 shared.statuses().retain(|iface, _| configured.contains(&iface));
                 for entry in &config.interfaces {
-                    shared.set(&entry.iface, |_| {});
+                    shared.track(&entry.iface);
                     match workers.get(&entry.iface) {
                         Some(worker) => worker.reload(&config),
                         None => {

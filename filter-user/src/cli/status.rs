@@ -211,7 +211,11 @@ fn print_text(report: &Report) {
         println!("  always pass: {}", cidrs(&state.policy.allow_cidrs));
         println!("  always drop: {}", cidrs(&state.policy.deny_cidrs));
         let p = &state.policy;
-        println!("  scope:       {}", p.scope.summary());
+        let scope = p.scope.summary();
+        println!(
+            "  scope:       {}",
+            scope.strip_prefix("scope ").unwrap_or(&scope)
+        );
         println!(
             "  classes:     local {}; icmp errors {}; tcp {}; drop samples {}",
             crate::model::policy::action_name(p.local),

@@ -18,6 +18,7 @@ use crate::{
 };
 
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("new_policy").args(["file", "allow", "deny"]).multiple(true))]
 pub struct UpdateArgs {
     /// Interface to update.
     #[arg(
@@ -48,8 +49,9 @@ pub struct UpdateArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// Replace the whole policy with the one the options describe (parts they do not name go
-    /// back to their defaults: no exceptions, unknown pass, malformed pass).
-    #[arg(long)]
+    /// back to their defaults: no exceptions, unknown pass, malformed pass). Needs --allow,
+    /// --deny or --policy.
+    #[arg(long, requires = "new_policy")]
     pub reset_policy: bool,
     /// End a dry run: enforce the loaded policy, keeping data and counters (one atomic switch).
     #[arg(long, conflicts_with = "dry_run")]

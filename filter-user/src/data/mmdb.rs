@@ -170,11 +170,23 @@ fn ip_net(ip: IpAddr, prefix: u8) -> IpNet {
     IpNet::new(ip, prefix).expect("maxminddb yields valid prefix lengths")
 }
 
-/// Maps a reader error to [`DataError::Corrupt`] naming `path`.
+/// Maps a reader error to [`DataError::Corrupt`] naming `path`, or to
+/// [`DataError::NotMaps`] when a record decodes as something other than a map: a well-formed
+/// database of another kind, which no download would repair.
 fn corrupt_at(path: &Path) -> impl Fn(maxminddb::MaxMindDbError) -> DataError + '_ {
-    move |source| DataError::Corrupt {
-        path: path.to_owned(),
-        source,
+    move |source| match &source {
+        maxminddb::MaxMindDbError::Decoding { message, .. }
+            if message.starts_with("expected map") =>
+        {
+            DataError::NotMaps {
+                path: path.to_owned(),
+                source,
+            }
+        }
+        _ => DataError::Corrupt {
+            path: path.to_owned(),
+            source,
+        },
     }
 }
 
@@ -475,6 +487,20 @@ mod tests {
             let err = load(&fixture(name), CountryField::Country).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    /// A well-formed database whose records are plain strings is no country database: it is
+    /// named as such, not called corrupt (no download would repair it).
+    #[test]
+    fn records_that_are_not_maps_are_not_called_corrupt() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/generated/string-records.mmdb");
+        let err = load(&path, CountryField::Country).unwrap_err();
+        assert!(matches!(err, DataError::NotMaps { .. }), "{err}");
+        assert!(
+            err.to_string().contains("is not a country database"),
+            "{err}"
+        );
     }
 
     #[test]

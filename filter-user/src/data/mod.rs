@@ -118,6 +118,11 @@ pub enum DataError {
         path: PathBuf,
         source: maxminddb::MaxMindDbError,
     },
+    #[error("database {path} is not a country database: its records are not maps ({source}); give a country or city database (MaxMind, DB-IP, ip-location-db)")]
+    NotMaps {
+        path: PathBuf,
+        source: maxminddb::MaxMindDbError,
+    },
     #[error("database {path} ({database_type}) has no country data: no network carries {fields}")]
     NoCountries {
         path: PathBuf,

@@ -159,7 +159,15 @@ fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> 
             let kept = data
                 .as_ref()
                 .and_then(|d| d.policy_or_artifacts(None))
-                .or_else(|| current.as_ref().and_then(|c| c.header.policy.clone()));
+                .or_else(|| current.as_ref().and_then(|c| c.header.policy.clone()))
+                // Without a usable copy (damaged, lost to a full disk), the status record's
+                // policy, when it is the one the kernel runs.
+                .or_else(|| {
+                    AttachState::load(&layout.state_file(iface))
+                        .ok()
+                        .filter(|r| r.content_hash == active_hash)
+                        .map(|r| r.policy)
+                });
             let policy = match (policy, kept) {
                 (PolicyChange::Replace(new), _) => new.clone(),
                 (PolicyChange::Keep, Some(kept)) => kept,
