@@ -574,20 +574,25 @@ fn at_start_a_damaged_current_copy_falls_back_to_the_previous_one() {
 /// Sets the agent's soft limit on open files (the hard one stays: raising it back would need
 /// CAP_SYS_RESOURCE); returns the old soft limit.
 fn limit_files(pid: u32, soft: libc::rlim_t) -> libc::rlim_t {
+    limit(pid, libc::RLIMIT_NOFILE, soft)
+}
+
+/// Sets the soft limit `resource` of `pid`; returns the old one.
+fn limit(pid: u32, resource: libc::__rlimit_resource_t, soft: libc::rlim_t) -> libc::rlim_t {
     let mut old = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     let pid = libc::pid_t::try_from(pid).unwrap();
     // SAFETY: prlimit(2) on our own child, with valid pointers (or null) to rlimit values.
-    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) };
+    let rc = unsafe { libc::prlimit(pid, resource, std::ptr::null(), &mut old) };
     assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
     let new = libc::rlimit {
         rlim_cur: soft,
         rlim_max: old.rlim_max,
     };
     // SAFETY: as above.
-    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
+    let rc = unsafe { libc::prlimit(pid, resource, &new, std::ptr::null_mut()) };
     assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
     old.rlim_cur
 }
@@ -1022,4 +1027,57 @@ fn a_known_good_copy_that_cannot_be_written_is_logged_and_keeps_the_interface_no
     let (status, log) = agent.stop().unwrap();
     assert!(status.success(), "{}", log.join("\n"));
     inst.ok(Some(ns), &["detach", "--iface", &iface]).unwrap();
+}
+
+/// Under a low address-space limit an attach would die of a failed allocation (the full-world
+/// tables aborted the process at 128 MiB): attach refuses with the limit named and nothing
+/// attached, and the agent refuses to start (it could only die at its first attach).
+#[test]
+fn a_low_address_space_limit_is_refused_with_its_name_not_an_abort() {
+    let pair = VethPair::new("agaslimit").unwrap();
+    let inst = Instance::new();
+    let (iface, ns) = (pair.receiver_if.clone(), &pair.receiver);
+    let low = ["prlimit", "--as=268435456"];
+    let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
+    let out = inst
+        .command_under(
+            Some(ns),
+            &low,
+            &[
+                "attach",
+                "--iface",
+                &iface,
+                "--mode",
+                "skb",
+                "--db",
+                db.to_str().unwrap(),
+                "--deny",
+                "GB",
+            ],
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("address-space limit of at least 512 MiB") && text.contains("has 256 MiB"),
+        "{text}"
+    );
+    assert!(inst.attached().is_empty());
+    let path = config(&inst, &iface, "GB", false, "");
+    let out = inst
+        .command_under(
+            Some(ns),
+            &low,
+            &["agent", "--config", path.to_str().unwrap()],
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("regionfilter agent needs an address-space limit"),
+        "{text}"
+    );
+    assert!(inst.attached().is_empty());
 }

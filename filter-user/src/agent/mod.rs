@@ -297,6 +297,9 @@ fn short(hash: &str) -> &str {
 /// Runs until SIGTERM or SIGINT. Errors only for what stops it from starting.
 pub fn run(layout: Layout, config_path: &Path, overrides: &Overrides) -> Result<()> {
     privileges::require_bpf_admin("agent")?;
+    // Checked again by every attach and update (a limit lowered while it runs is a logged
+    // failure); here so an agent that could only die at its first attach does not start.
+    privileges::require_address_space("agent")?;
     // One agent per state directory: two would fight over the same filters.
     let lock_path = layout.agent_lock_file();
     let _instance = IfaceLock::acquire(&lock_path, Duration::ZERO).map_err(|e| {

@@ -217,6 +217,21 @@ fn probes(policy: &Policy, port: Option<PortRange>) -> Vec<(Proto, u16)> {
             packets.push((r.proto, r.first));
         }
     }
+    // And one to a port no rule names, so the top-level rule (or the out-of-scope pass) is
+    // asked too: udp/53 may itself be a service's port.
+    let scoped = policy.scope.port_ranges();
+    let named = |&(proto, port): &(Proto, u16)| {
+        scoped
+            .iter()
+            .any(|r| r.proto == proto && (r.first..=r.last).contains(&port))
+    };
+    if !scoped.is_empty() && packets.iter().all(named) {
+        let free = [Proto::Udp, Proto::Tcp]
+            .into_iter()
+            .flat_map(|proto| (1..=u16::MAX).map(move |port| (proto, port)))
+            .find(|packet| !named(packet));
+        packets.extend(free);
+    }
     packets
 }
 
@@ -371,5 +386,27 @@ fn why(
             },
             mode_name(mode)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With udp/53 inside a service, the probes used to ask only the services' rows: a wrong
+    /// top-level row went unseen.
+    #[test]
+    fn live_probes_ask_the_top_level_rule_when_services_cover_udp_53() {
+        let file: crate::model::policy_file::PolicyFile = toml::from_str(
+            "deny = [\"GB\"]\n[[service]]\nname = \"dns\"\nports = [\"udp/1-100\"]\ndeny = [\"SE\"]\n",
+        )
+        .unwrap();
+        let policy = crate::ops::inputs::PolicyArgs::default()
+            .with_file(file)
+            .unwrap();
+        assert_eq!(
+            probes(&policy, None),
+            [(Proto::Udp, 53), (Proto::Udp, 1), (Proto::Udp, 101)]
+        );
     }
 }

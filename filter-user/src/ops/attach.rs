@@ -89,6 +89,7 @@ pub fn attach(layout: &Layout, request: &AttachRequest<'_>) -> Result<Attached, 
 
 fn run(layout: &Layout, request: &AttachRequest<'_>) -> Result<Attached> {
     privileges::require_bpf_admin("attach")?;
+    privileges::require_address_space("attach")?;
     let iface = request.iface;
     let ifindex = netdev::index(iface)?;
     let layer = netdev::link_layer(iface)?;

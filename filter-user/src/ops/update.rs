@@ -96,6 +96,7 @@ fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> 
         Target::Update { .. } => "update",
         Target::Rollback => "rollback",
     })?;
+    privileges::require_address_space("update")?;
     let pin_dir = layout.pin_dir(iface);
     // Checked before the lock too, so a refusal creates no lock file; again under the lock.
     if matches!(
