@@ -9,7 +9,10 @@ use aya::programs::Xdp;
 use super::status::describe_source;
 use crate::ops::inputs::{DataArgs, PolicyArgs};
 use crate::{
-    compile::RegionSet,
+    compile::{
+        paint::{self, Entries},
+        RegionSet,
+    },
     kernel::maps::{hash_bytes, hash_hex, FilterMaps},
     kernel::placement::{self, Condition},
     kernel::program,
@@ -58,10 +61,11 @@ pub fn run(layout: &Layout, args: &ExplainArgs) -> Result<()> {
     let loaded = args.data.load()?;
     let policy = loaded.policy_or_artifacts(policy);
     let model = policy.as_ref().map(|p| Model::new(&loaded.regions, p));
+    let painted = paint::entries(&loaded.regions, policy.as_ref());
     for given in addrs {
         println!(
             "{}",
-            explain_one(&loaded.regions, model.as_ref(), given, args.port)
+            explain_one(&loaded.regions, &painted, model.as_ref(), given, args.port)
         );
     }
     Ok(())
@@ -154,10 +158,11 @@ fn live(
         .context("self-test program missing from the embedded object")?
         .try_into()?;
     let model = Model::new(&artifact.regions, &policy);
+    let painted = paint::entries(&artifact.regions, Some(&policy));
     let packets = probes(&policy, port);
     let mut disagree = 0;
     for &given in addrs {
-        let mut line = explain_one(&artifact.regions, Some(&model), given, port);
+        let mut line = explain_one(&artifact.regions, &painted, Some(&model), given, port);
         let mut agrees = true;
         for (i, &packet) in packets.iter().enumerate() {
             let frame = selftest::frame_to(given, packet);
@@ -238,6 +243,7 @@ fn probes(policy: &Policy, port: Option<PortRange>) -> Vec<(Proto, u16)> {
 /// One line of reasoning for `given`.
 fn explain_one(
     regions: &RegionSet,
+    painted: &Entries,
     model: Option<&Model<'_>>,
     given: IpAddr,
     port: Option<PortRange>,
@@ -250,8 +256,9 @@ fn explain_one(
         Some((start, end, country, source)) => format!(
             "{country} ({name}), range {start}-{end}, kernel prefix {prefix}, from {from}",
             name = country.name().unwrap_or("code unknown to regionfilter"),
-            prefix = regions
-                .kernel_prefix(addr)
+            // The kernel's own prefix: an exception or local space may split the data's.
+            prefix = painted
+                .prefix_of(addr)
                 .map_or_else(String::new, |p| p.to_string()),
             from = describe_source(source),
         ),
@@ -408,5 +415,32 @@ mod tests {
             probes(&policy, None),
             [(Proto::Udp, 53), (Proto::Udp, 1), (Proto::Udp, 101)]
         );
+    }
+
+    /// An exception splits the data's prefix in the kernel: explain names the kernel's prefix
+    /// (it used to print the data's, 81.2.69.160/27, which the kernel does not hold).
+    #[test]
+    fn the_kernel_prefix_is_the_one_an_exception_split_off() {
+        let data = DataArgs {
+            db: vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fixtures/maxmind/GeoLite2-Country-Test.mmdb")],
+            ..DataArgs::default()
+        };
+        let regions = data.load().unwrap().regions;
+        let policy = PolicyArgs {
+            deny: Some("GB".to_owned()),
+            allow_cidr: vec!["81.2.69.128/26".parse().unwrap()],
+            ..PolicyArgs::default()
+        }
+        .to_policy()
+        .unwrap()
+        .unwrap();
+        let model = Model::new(&regions, &policy);
+        let painted = paint::entries(&regions, Some(&policy));
+        let addr: IpAddr = "81.2.69.160".parse().unwrap();
+        let line = explain_one(&regions, &painted, Some(&model), addr, None);
+        assert!(line.contains("kernel prefix 81.2.69.128/26,"), "{line}");
+        let line = explain_one(&regions, &paint::entries(&regions, None), None, addr, None);
+        assert!(line.contains("kernel prefix 81.2.69.160/27,"), "{line}");
     }
 }

@@ -201,6 +201,30 @@ fn coalesce<A: Address>(ranges: Vec<(A, A, Entry)>) -> Vec<(A, A, Entry)> {
 }
 
 impl Entries {
+    /// The prefix the kernel's tables hold `addr` under: exceptions and local space split the
+    /// data's prefixes, so this can be longer than the data's own.
+    #[must_use]
+    pub fn prefix_of(&self, addr: std::net::IpAddr) -> Option<IpNet> {
+        fn find<N: Copy, A: Copy + Ord>(
+            nets: &[(N, Entry)],
+            addr: A,
+            first: impl Fn(&N) -> A,
+            contains: impl Fn(&N, &A) -> bool,
+        ) -> Option<N> {
+            let after = nets.partition_point(|(n, _)| first(n) <= addr);
+            let &(net, _) = nets.get(after.checked_sub(1)?)?;
+            contains(&net, &addr).then_some(net)
+        }
+        match addr {
+            std::net::IpAddr::V4(a) => {
+                find(&self.v4, a, Ipv4Net::network, |n, a| n.contains(a)).map(IpNet::V4)
+            }
+            std::net::IpAddr::V6(a) => {
+                find(&self.v6, a, Ipv6Net::network, |n, a| n.contains(a)).map(IpNet::V6)
+            }
+        }
+    }
+
     /// The entry for `addr` by plain membership (the prefixes are disjoint).
     #[must_use]
     pub fn entry_v4(&self, addr: Ipv4Addr) -> Option<Entry> {
