@@ -210,7 +210,7 @@ complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l sta
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l lib-dir -d 'Directory for the known-good artifacts `update` keeps and `rollback` restores' -r -F
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l all -d 'Update every attached interface'
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l dry-run -d 'Judge and count every packet, drops as "would drop", but drop nothing (see what a policy would do before enforcing it; `update --enforce` switches to enforcing)'
-complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l reset-policy -d 'Replace the whole policy with the one the options describe (parts they do not name go back to their defaults: no exceptions, unknown pass, malformed pass)'
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l reset-policy -d 'Replace the whole policy with the one the options describe (parts they do not name go back to their defaults: no exceptions, unknown pass, malformed pass). Needs --allow, --deny or --policy'
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l enforce -d 'End a dry run: enforce the loaded policy, keeping data and counters (one atomic switch)'
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l force -d 'Apply the update even if a guard refuses it (empty data, large change, policy country without prefixes, older build date, a policy that would drop your SSH session or an established TCP peer of the interface)'
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -s h -l help -d 'Print help (see more with \'--help\')'
