@@ -520,7 +520,8 @@ fn a_detach_by_hand_after_a_failed_pass_is_seen_at_the_next_check() {
     assert!(status.success(), "{}", log.join("\n"));
 }
 
-/// A damaged current known-good copy: the restore at start falls back to the previous one.
+/// A damaged current known-good copy: the restore at start falls back to the previous one, and
+/// judges its data by the configured policy.
 #[test]
 fn at_start_a_damaged_current_copy_falls_back_to_the_previous_one() {
     let pair = VethPair::new("agdamage").unwrap();
@@ -551,8 +552,10 @@ fn at_start_a_damaged_current_copy_falls_back_to_the_previous_one() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     fs::write(&current, bytes).unwrap();
+    // The configuration now says JP: the restored data is judged by it, not by the policy
+    // the copy was written under (deny GB).
     let gone = inst.state_dir.join("not-downloaded-yet.mmdb");
-    let path = config(&inst, &iface, "GB", false, gone.to_str().unwrap());
+    let path = config(&inst, &iface, "JP", false, gone.to_str().unwrap());
     let mut agent = Agent::start(&inst, ns, &path, &[]).unwrap();
     agent
         .wait_for(&[
@@ -564,8 +567,13 @@ fn at_start_a_damaged_current_copy_falls_back_to_the_previous_one() {
     let restored = agent
         .wait_for(&["event=restored", &format!("iface={iface} ")])
         .unwrap();
-    assert!(restored.contains("previous.rgnf"), "{restored}");
+    assert!(
+        restored.contains("previous.rgnf") && restored.contains("policy=configured"),
+        "{restored}"
+    );
     assert_eq!(inst.attached(), std::slice::from_ref(&iface));
+    let status = inst.ok(Some(ns), &["status"]).unwrap();
+    assert!(status.contains("deny JP"), "{status}");
     let (status, _) = agent.stop().unwrap();
     assert!(status.success());
     inst.ok(Some(ns), &["detach", "--iface", &iface]).unwrap();
