@@ -676,6 +676,16 @@ fn at_start_the_agent_restores_the_known_good_filter_before_it_fetches_data() {
     let on = |name: &str| series(&text, name, &format!("interface=\"{iface}\""));
     assert_eq!(on("regionfilter_refresh_failures_total"), Some(1));
     assert_eq!(on("regionfilter_interface_ready"), Some(0));
+    // Restored but never refreshed, it is watched all the same: lost with its interface, it is
+    // put back when the interface returns.
+    ns.ip(&["link", "del", &iface]).unwrap();
+    agent
+        .wait_for(&["event=filter_lost", &format!("iface={iface} ")])
+        .unwrap();
+    add_veth(ns, &iface);
+    agent
+        .wait_for(&["event=restored", &format!("iface={iface} ")])
+        .unwrap();
     let (status, _) = agent.stop().unwrap();
     assert!(status.success());
     assert_eq!(inst.attached(), [iface]);

@@ -89,6 +89,9 @@ pub struct IfaceStatus {
     /// status record): the filter runs, but the interface is not ready until one succeeds
     /// without them.
     pub warnings: Vec<String>,
+    /// The agent has had a filter on this interface (restored or reconciled): the watch keeps
+    /// it there.
+    pub watched: bool,
     /// The last lost filter the watch acted on: what the kernel showed, and the index of the
     /// interface of this name then. The same loss is not acted on twice; a new one is.
     pub lost: Option<(String, Option<u32>)>,

@@ -27,7 +27,11 @@ use crate::{
 /// Puts back the known-good filter of every configured interface that has none attached.
 pub fn restore_all(shared: &Shared, config: &Config) {
     for entry in &config.interfaces {
-        let _ = shared.switch(&entry.iface, || restore_if_detached(&shared.layout, entry));
+        let restored = shared.switch(&entry.iface, || restore_if_detached(&shared.layout, entry));
+        if restored == Some(true) {
+            // Watched from now on, even while downloads for its first pass fail.
+            shared.set(&entry.iface, |s| s.watched = true);
+        }
     }
 }
 
@@ -159,7 +163,7 @@ fn check(shared: &Shared, config: &Config) -> Vec<IfaceName> {
             continue;
         };
         // Never filtered by this agent: its worker is attaching it.
-        if status.intended.is_none() {
+        if !status.watched {
             continue;
         }
         let condition = match placement::condition_here(&shared.layout, iface) {

@@ -167,6 +167,7 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
                 s.last_error = None;
                 s.warnings.clone_from(&warnings);
                 s.lost = None;
+                s.watched = true;
             });
             let content = short(&content);
             let mut fields: Vec<(&str, &dyn std::fmt::Display)> =
