@@ -531,6 +531,103 @@ fn the_lockout_guard_refuses_to_cut_off_connected_peers() {
     drop(client);
 }
 
+/// The lock-out guard sees connections as the host has them: an IPv4 client of a dual-stack
+/// listener (listed IPv4-mapped in /proc/net/tcp6), and a client on the interface's link-local
+/// address, whom `--local drop` would cut off.
+#[test]
+fn the_lockout_guard_sees_dual_stack_and_link_local_connections() {
+    use std::net::{SocketAddr, SocketAddrV6, TcpListener, TcpStream};
+    const CONNECT_WITHIN: Duration = Duration::from_secs(5);
+    let pair = VethPair::new("lockds").unwrap();
+    pair.add_source(ip(GB_V4)).unwrap();
+    let iface = pair.receiver_if.clone();
+    // Link-local addresses without duplicate address detection, so they are usable at once.
+    pair.receiver
+        .ip(&["addr", "add", "fe80::7/64", "dev", &iface, "nodad"])
+        .unwrap();
+    pair.sender
+        .ip(&["addr", "add", "fe80::5/64", "dev", &pair.sender_if, "nodad"])
+        .unwrap();
+    let inst = Instance::new();
+    let ns = Some(&pair.receiver);
+    // One dual-stack listener ([::], IPV6_V6ONLY off: the namespace's default) for both.
+    let listener = pair
+        .receiver
+        .enter(|| TcpListener::bind("[::]:2222"))
+        .unwrap()
+        .unwrap();
+    let v4_client = pair
+        .sender
+        .enter(|| TcpStream::connect_timeout(&(ip(RECEIVER_V4), 2222).into(), CONNECT_WITHIN))
+        .unwrap()
+        .unwrap();
+    let (_v4_server, peer) = listener.accept().unwrap();
+    assert_eq!(
+        peer.ip(),
+        ip(&format!("::ffff:{GB_V4}")),
+        "the listener is dual-stack, so the kernel lists the connection in /proc/net/tcp6"
+    );
+    let out = inst
+        .output(ns, &attach_args(&iface, &["--deny", "GB", "--mode", "skb"]))
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(10), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{GB_V4} (established TCP connection to {RECEIVER_V4}:2222)"
+        )),
+        "{err}"
+    );
+    assert!(inst.attached().is_empty(), "a refused attach left pins");
+
+    // A client on the link-local address: under --local drop its reconnect would be dropped.
+    let link: serde_json::Value = serde_json::from_str(
+        &pair
+            .sender
+            .ip(&["-j", "link", "show", &pair.sender_if])
+            .unwrap(),
+    )
+    .unwrap();
+    let sender_index = u32::try_from(link[0]["ifindex"].as_u64().unwrap()).unwrap();
+    let target = SocketAddr::V6(SocketAddrV6::new(
+        "fe80::7".parse().unwrap(),
+        2222,
+        0,
+        sender_index,
+    ));
+    let ll_client = pair
+        .sender
+        .enter(|| TcpStream::connect_timeout(&target, CONNECT_WITHIN))
+        .unwrap()
+        .unwrap();
+    let (_ll_server, ll_peer) = listener.accept().unwrap();
+    assert!(
+        matches!(ll_peer.ip(), IpAddr::V6(a) if a.segments()[0] == 0xfe80),
+        "{ll_peer}"
+    );
+    let local_drop = attach_args(
+        &iface,
+        &["--deny", "SE", "--local", "drop", "--mode", "skb"],
+    );
+    let out = inst.output(ns, &local_drop).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(10), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{} (established TCP connection to [fe80::7]:2222)",
+            ll_peer.ip()
+        )) && !err.contains(GB_V4),
+        "{err}"
+    );
+    assert!(inst.attached().is_empty(), "a refused attach left pins");
+    // `--local pass` (the default) cuts neither.
+    let out = inst
+        .output(ns, &attach_args(&iface, &["--deny", "SE", "--mode", "skb"]))
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    drop((v4_client, ll_client));
+}
+
 /// A router in a denied country tells the receiver that a path's MTU is 1280 (ICMPv6 packet too
 /// big). By default the error passes and the kernel lowers the path MTU; with
 /// `--icmp-errors judge` it is dropped like the rest of that country's traffic.

@@ -1,6 +1,7 @@
 //! What a policy says: countries, named groups, the policy and its file form, port scopes, and
 //! the reference judge that says what the kernel must do with a frame.
 
+pub mod cidr_index;
 pub mod country;
 pub mod groups;
 pub mod iface;

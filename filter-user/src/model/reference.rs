@@ -21,6 +21,7 @@ use ipnet::IpNet;
 use crate::{
     compile::paint::local_networks,
     compile::RegionSet,
+    model::cidr_index::CidrIndex,
     model::country::Country,
     model::policy::{Action, IcmpErrors, Mode, Policy, Tcp},
     model::scope::{PortRange, Proto, Scope},
@@ -280,7 +281,11 @@ pub struct Decision {
 pub struct Model<'a> {
     pub regions: &'a RegionSet,
     pub policy: &'a Policy,
-    local: Vec<IpNet>,
+    /// The always-pass, always-drop and local CIDRs, indexed: a scan of the exceptions for
+    /// every judged address made the self-test quadratic in their number.
+    allow: CidrIndex,
+    deny: CidrIndex,
+    local: CidrIndex,
     /// The policy's rules, listed once rather than for every packet.
     rules: Vec<(u8, Mode, &'a BTreeSet<Country>)>,
 }
@@ -291,7 +296,9 @@ impl<'a> Model<'a> {
         Self {
             regions,
             policy,
-            local: local_networks(),
+            allow: CidrIndex::new(&policy.allow_cidrs),
+            deny: CidrIndex::new(&policy.deny_cidrs),
+            local: CidrIndex::new(&local_networks()),
             rules: policy.rules(),
         }
     }
@@ -299,19 +306,13 @@ impl<'a> Model<'a> {
     /// The class of a judged address (see [`crate::model::policy::as_judged`]).
     #[must_use]
     pub fn class(&self, addr: IpAddr) -> Class {
-        let longest = |nets: &[IpNet]| {
-            nets.iter()
-                .filter(|n| n.contains(&addr))
-                .max_by_key(|n| n.prefix_len())
-                .copied()
-        };
-        if let Some(net) = longest(&self.policy.allow_cidrs) {
+        if let Some(net) = self.allow.longest(addr) {
             return Class::AllowCidr(net);
         }
-        if let Some(net) = longest(&self.policy.deny_cidrs) {
+        if let Some(net) = self.deny.longest(addr) {
             return Class::DenyCidr(net);
         }
-        if let Some(net) = longest(&self.local) {
+        if let Some(net) = self.local.longest(addr) {
             return Class::Local(net);
         }
         self.regions
@@ -489,5 +490,64 @@ mod tests {
         assert_eq!(transport, Transport::Fragment);
         assert_eq!(parse(&f[..30], false), Packet::Malformed);
         assert_eq!(parse(&f[14..], true), parse(&f, false));
+    }
+
+    /// The class as it was found before the exceptions were indexed: a scan of each list.
+    fn class_by_scan(model: &Model<'_>, addr: IpAddr) -> Class {
+        let longest = |nets: &[IpNet]| {
+            nets.iter()
+                .filter(|n| n.contains(&addr))
+                .max_by_key(|n| n.prefix_len())
+                .copied()
+        };
+        if let Some(net) = longest(&model.policy.allow_cidrs) {
+            return Class::AllowCidr(net);
+        }
+        if let Some(net) = longest(&model.policy.deny_cidrs) {
+            return Class::DenyCidr(net);
+        }
+        if let Some(net) = longest(&local_networks()) {
+            return Class::Local(net);
+        }
+        model
+            .regions
+            .country_of(addr)
+            .map_or(Class::Unknown, Class::Country)
+    }
+
+    #[test]
+    fn classes_from_the_index_are_those_of_a_scan() {
+        let mut rng = crate::compile::tests::Rng(0x0c1a_55e5);
+        // Overlapping exceptions around 10/8 (local space) and 11/8, both families.
+        let net = |rng: &mut crate::compile::tests::Rng| -> IpNet {
+            let r = rng.next();
+            if r.is_multiple_of(4) {
+                let addr = Ipv6Addr::from((0xfd00u128 << 112) | u128::from(r >> 8) << 64);
+                IpNet::new(IpAddr::V6(addr), u8::try_from(r % 97).unwrap() + 7)
+                    .unwrap()
+                    .trunc()
+            } else {
+                let addr =
+                    Ipv4Addr::from(0x0a00_0000 | (u32::try_from(r >> 40).unwrap() & 0x01ff_ffff));
+                IpNet::new(IpAddr::V4(addr), u8::try_from(r % 25).unwrap() + 8)
+                    .unwrap()
+                    .trunc()
+            }
+        };
+        let regions = RegionSet::default();
+        for _ in 0..50 {
+            let mut policy = Policy::new(Mode::Deny, BTreeSet::new());
+            policy.allow_cidrs = (0..rng.next() % 20).map(|_| net(&mut rng)).collect();
+            policy.deny_cidrs = (0..rng.next() % 20).map(|_| net(&mut rng)).collect();
+            let model = Model::new(&regions, &policy);
+            for _ in 0..500 {
+                let probe = net(&mut rng);
+                let addr = match probe {
+                    IpNet::V4(n) => IpAddr::V4(n.broadcast()),
+                    IpNet::V6(n) => IpAddr::V6(n.network()),
+                };
+                assert_eq!(model.class(addr), class_by_scan(&model, addr), "{addr}");
+            }
+        }
     }
 }

@@ -533,6 +533,51 @@ fn control_plane(
         writeln!(report, "| {step} | {fast} | {lpm} |")?;
     }
     writeln!(report, "\nAn update is dominated by filling the inactive half (one syscall per trie prefix and per table chunk); packets see the change at the single `ACTIVE` write.")?;
+    report.push_str(&exceptions(regions, policy)?);
+    Ok(report)
+}
+
+/// Exception counts whose attach is timed.
+const EXCEPTION_COUNTS: [usize; 2] = [10_000, 100_000];
+
+/// Attach with many exception CIDRs, which used to grow with their square (the self-test's
+/// reference model scanned every exception for each of the five samples per exception).
+fn exceptions(regions: &RegionSet, policy: &Policy) -> Result<String> {
+    let mut report = String::new();
+    writeln!(
+        report,
+        "\n### Attach with many exception CIDRs\n\n\
+         Distinct /32s at random even addresses of 100.0.0.0/14, alternately always-pass and \
+         always-drop, on the policy above. Timed: staging (painting, tables), loading the object, the \
+         self-test's samples and expected verdicts, and the first load (write one half, run the self-test on \
+         five addresses per exception in the kernel, switch): what `attach` does after reading \
+         the data. Scattered /32s need table chunks and trie prefixes of their own; see the \
+         README for the limits. Median of {CONTROL_RUNS} runs (min-max).\n"
+    )?;
+    writeln!(report, "| exceptions | fast | lpm |\n|---|---|---|")?;
+    for count in EXCEPTION_COUNTS {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ count as u64);
+        let mut picked = BTreeSet::new();
+        while picked.len() < count {
+            // 100.0.0.0/14: 2^17 even addresses.
+            picked.insert((100u32 << 24) | (rng.next() as u32 & 0x3_fffe));
+        }
+        let mut with = policy.clone();
+        for (i, addr) in picked.into_iter().enumerate() {
+            let net = ipnet::IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(addr), 32)?);
+            if i % 2 == 0 {
+                with.allow_cidrs.push(net);
+            } else {
+                with.deny_cidrs.push(net);
+            }
+        }
+        let mut cells = Vec::new();
+        for lookup in [Lookup::Fast, Lookup::Lpm] {
+            let time = timed(|| Bench::load(regions, &with, lookup).map(drop))?;
+            cells.push(time.range(|v| format!("{v:.2} s")));
+        }
+        writeln!(report, "| {count} | {} | {} |", cells[0], cells[1])?;
+    }
     Ok(report)
 }
 
