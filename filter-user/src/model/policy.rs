@@ -332,13 +332,26 @@ pub fn as_judged(addr: IpAddr) -> IpAddr {
 /// `none`, or the CIDRs joined by commas.
 #[must_use]
 pub fn list_or_none(nets: &[IpNet]) -> String {
-    if nets.is_empty() {
-        "none".to_owned()
-    } else {
-        nets.iter()
+    // A one-line summary stays one line: tens of thousands of exceptions are counted, not
+    // listed (`status --json` and the policy file list them all).
+    const LISTED: usize = 8;
+    match nets.len() {
+        0 => "none".to_owned(),
+        n if n <= LISTED => nets
+            .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
-            .join(",")
+            .join(","),
+        n => format!(
+            "{} CIDRs ({},... and {} more)",
+            n,
+            nets[..LISTED]
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            n - LISTED
+        ),
     }
 }
 
@@ -445,6 +458,23 @@ impl<'de> Deserialize<'de> for Country {
 
 #[cfg(test)]
 mod tests {
+    /// 100,000 exceptions made `attach` print megabytes on its one summary line.
+    #[test]
+    fn long_exception_lists_are_counted_not_listed() {
+        let nets: Vec<IpNet> = (0..100_000u32)
+            .map(|i| IpNet::V4(ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(i << 8), 24).unwrap()))
+            .collect();
+        let text = list_or_none(&nets);
+        assert!(text.len() < 200, "{}", text.len());
+        assert!(
+            text.starts_with("100000 CIDRs (0.0.0.0/24,0.0.1.0/24,"),
+            "{text}"
+        );
+        assert!(text.ends_with("and 99992 more)"), "{text}");
+        assert_eq!(list_or_none(&nets[..2]), "0.0.0.0/24,0.0.1.0/24");
+        assert_eq!(list_or_none(&[]), "none");
+    }
+
     use super::*;
 
     fn policy(mode: Mode, codes: &[&str], unknown: Action) -> Policy {
