@@ -12,6 +12,7 @@ use filter_common::{
         ETH_P_8021AD, ETH_P_8021Q, IPPROTO_AH, IPPROTO_DSTOPTS, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS,
         IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_ROUTING, MAX_VLAN_TAGS, VLAN_HLEN,
     },
+    Embedding, Nat64Prefixes,
 };
 
 /// Where the source address sits in a frame without VLAN tags (the benchmark rewrites it there).
@@ -35,6 +36,9 @@ pub struct Source {
 pub enum SourceKind {
     V4,
     V6,
+    /// An IPv6 source in `64:ff9b:1::/48` outside every declared translator prefix: its IPv4
+    /// address cannot be read ([`Embedding::UndeclaredNat64`]).
+    UndeclaredNat64,
     /// Truncated or malformed Ethernet/VLAN/IP headers.
     Malformed,
     /// Not IPv4 or IPv6 (ARP, LLDP, ...).
@@ -70,6 +74,27 @@ impl Source {
             kind: SourceKind::V6,
             icmp_error,
             addr,
+        }
+    }
+
+    /// A source that embeds an IPv4 address (mapped, compatible, 6to4, Teredo, NAT64 under
+    /// the well-known or a declared prefix) is judged by that address, and counted under its
+    /// country: the IPv6 data leaves those ranges out, and as unknown IPv6 space they would
+    /// pass a deny-list. Done once the half is known, because the declared NAT64 prefixes are
+    /// part of its policy.
+    #[inline(always)]
+    pub fn resolve_embedding(&mut self, nat64: &Nat64Prefixes) {
+        if self.kind != SourceKind::V6 {
+            return;
+        }
+        match embedded_ipv4(&self.addr, nat64) {
+            Embedding::Ipv4(v4) => {
+                self.kind = SourceKind::V4;
+                self.addr = [0; 16];
+                self.addr[..4].copy_from_slice(&v4);
+            }
+            Embedding::UndeclaredNat64 => self.kind = SourceKind::UndeclaredNat64,
+            Embedding::None => {}
         }
     }
 
@@ -229,14 +254,8 @@ fn ipv6(ctx: &XdpContext, offset: usize) -> (Source, Transport) {
         && transport.proto == IPPROTO_ICMPV6
         && transport.complete
         && matches!(transport.flags, 1..=4);
-    // A source that embeds an IPv4 address (mapped, compatible, 6to4, Teredo, NAT64) is
-    // judged by that address, and counted under its country: the IPv6 data leaves those
-    // ranges out, and as unknown IPv6 space they would pass a deny-list.
-    let source = match embedded_ipv4(&src) {
-        Some(v4) => Source::v4(v4, icmp_error),
-        None => Source::v6(src, icmp_error),
-    };
-    (source, transport)
+    // The embedded IPv4 address is read once the half is known (`resolve_embedding`).
+    (Source::v6(src, icmp_error), transport)
 }
 
 /// The EtherType after the Ethernet header and up to two VLAN tags, and where the next header

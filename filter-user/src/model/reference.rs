@@ -11,10 +11,10 @@ use std::{
 };
 
 use filter_common::{
-    country_slot, embedded_ipv4, would_drop_slot, CLASS_EXCEPTION_DROP, CLASS_EXCEPTION_PASS,
+    country_slot, would_drop_slot, Nat64Prefixes, CLASS_EXCEPTION_DROP, CLASS_EXCEPTION_PASS,
     CLASS_LOCAL, MAX_EXT_HEADERS, ROW_FIRST_SERVICE, ROW_MAIN, ROW_OUT_OF_SCOPE, ROW_STRICT,
     SLOT_FRAGMENT_PASS, SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS,
-    SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, UNKNOWN_COUNTRY,
+    SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, SLOT_UNDECLARED_NAT64_DROP, UNKNOWN_COUNTRY,
 };
 use ipnet::IpNet;
 
@@ -22,7 +22,7 @@ use crate::{
     compile::paint::local_networks,
     compile::RegionSet,
     model::country::Country,
-    model::policy::{Action, IcmpErrors, Mode, Policy, Tcp},
+    model::policy::{judged_with, Action, IcmpErrors, Judged, Mode, Policy, Tcp},
     model::scope::{PortRange, Proto, Scope},
 };
 
@@ -41,7 +41,8 @@ pub enum Packet {
     /// Truncated or malformed link or IP headers.
     Malformed,
     Ip {
-        /// The address judged: the source, or the IPv4 address it embeds.
+        /// The source address as the frame carries it; the model reads the IPv4 address an
+        /// IPv6 source embeds under the policy's NAT64 prefixes ([`Policy::judged`]).
         src: IpAddr,
         icmp_error: bool,
         transport: Transport,
@@ -186,16 +187,13 @@ fn ipv6(frame: &[u8], offset: usize) -> Packet {
         }
         _ => transport(frame, next, at),
     });
-    let icmp_error = next == IPPROTO_ICMPV6
-        && !matches!(transport, Transport::Fragment | Transport::Unknown)
-        && frame
-            .get(at..at + 4)
-            .is_some_and(|icmp| matches!(icmp[0], 1..=4));
-    let src = embedded_ipv4(&src).map_or(IpAddr::V6(Ipv6Addr::from(src)), |v4| {
-        IpAddr::V4(Ipv4Addr::from(v4))
-    });
+    let icmp_type = (next == IPPROTO_ICMPV6
+        && !matches!(transport, Transport::Fragment | Transport::Unknown))
+    .then(|| frame.get(at..at + 4).map(|icmp| icmp[0]))
+    .flatten();
+    let icmp_error = icmp_type.is_some_and(|t| matches!(t, 1..=4));
     Packet::Ip {
-        src,
+        src: IpAddr::V6(Ipv6Addr::from(src)),
         icmp_error,
         transport,
     }
@@ -259,10 +257,15 @@ pub enum Why {
     NonIp,
     Malformed,
     IcmpError,
+    /// An IPv6 source in `64:ff9b:1::/48` outside every declared NAT64 prefix.
+    UndeclaredNat64,
     OutOfScope,
     Fragment,
     TcpNotSyn,
-    Judged { rule: Rule, class: Class },
+    Judged {
+        rule: Rule,
+        class: Class,
+    },
 }
 
 /// The program's verdict on one packet.
@@ -283,6 +286,8 @@ pub struct Model<'a> {
     local: Vec<IpNet>,
     /// The policy's rules, listed once rather than for every packet.
     rules: Vec<(u8, Mode, &'a BTreeSet<Country>)>,
+    /// The declared NAT64 prefixes as the kernel holds them.
+    nat64: Nat64Prefixes,
 }
 
 impl<'a> Model<'a> {
@@ -293,7 +298,15 @@ impl<'a> Model<'a> {
             policy,
             local: local_networks(),
             rules: policy.rules(),
+            nat64: policy.nat64_table(),
         }
+    }
+
+    /// What a source is judged as: itself, the IPv4 address it embeds, or an undeclared
+    /// NAT64 source ([`filter_common::embedded_ipv4`], the function the program runs).
+    #[must_use]
+    pub fn judged(&self, src: IpAddr) -> Judged {
+        judged_with(src, &self.nat64)
     }
 
     /// The class of a judged address (see [`crate::model::policy::as_judged`]).
@@ -367,6 +380,16 @@ impl<'a> Model<'a> {
         let row = match self.row(transport) {
             Ok(row) => row,
             Err((slot, why)) => return (slot, Action::Pass, why),
+        };
+        let src = match self.judged(src) {
+            Judged::Addr(addr) => addr,
+            Judged::UndeclaredNat64 => {
+                return (
+                    SLOT_UNDECLARED_NAT64_DROP,
+                    Action::Drop,
+                    Why::UndeclaredNat64,
+                )
+            }
         };
         let class = self.class(src);
         let entry = class.entry();

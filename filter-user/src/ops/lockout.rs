@@ -12,7 +12,7 @@ use std::{
 use crate::{
     compile::RegionSet,
     model::iface::IfaceName,
-    model::policy::{as_judged, Action, Policy},
+    model::policy::{Action, Policy},
     model::reference::{Model, Packet, Transport, TCP_ACK, TCP_SYN},
     ops::guards::Refusal,
 };
@@ -114,7 +114,7 @@ pub fn check(
         // a lock-out. A connection the host opened is judged by the peer's replies to it.
         let segment = if inbound { TCP_SYN } else { TCP_ACK };
         let packet = Packet::Ip {
-            src: as_judged(peer),
+            src: peer,
             icmp_error: false,
             transport: Transport::Tcp(Some((port, segment))),
         };
