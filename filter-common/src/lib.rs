@@ -201,6 +201,15 @@ pub mod wire {
     /// TCP flags the filter reads.
     pub const TCP_SYN: u8 = 0x02;
     pub const TCP_ACK: u8 = 0x10;
+    /// Neighbour discovery (RFC 4861): ICMPv6 router solicitation (133), router
+    /// advertisement, neighbour solicitation, neighbour advertisement and redirect (137).
+    pub const ICMPV6_NDP_FIRST: u8 = 133;
+    pub const ICMPV6_NDP_LAST: u8 = 137;
+    /// The only hop limit a valid neighbour discovery message has: no router forwarded it, so
+    /// it comes from the link itself (RFC 4861, section 6.1.1 and following).
+    pub const NDP_HOP_LIMIT: u8 = 255;
+    /// Where the hop limit sits in the IPv6 header.
+    pub const IPV6_HOP_LIMIT_OFFSET: usize = 7;
 }
 
 /// Action stored in the policy array and the config.
@@ -284,8 +293,11 @@ pub const SLOT_TCP_NOT_SYN: u32 = SPECIAL_BASE + 7;
 /// they are dropped (would-drop in a dry run) when judged.
 pub const SLOT_UNDECLARED_NAT64_DROP: u32 = SPECIAL_BASE + 8;
 pub const SLOT_UNDECLARED_NAT64_WOULD_DROP: u32 = SPECIAL_BASE + 9;
+/// Neighbour discovery (ICMPv6 133-137 with hop limit 255, so from the link itself): passed
+/// whatever the source, so the host keeps its neighbours and routers under any policy.
+pub const SLOT_NDP_PASS: u32 = SPECIAL_BASE + 10;
 /// Total number of counter slots.
-pub const COUNTER_SLOTS: u32 = SPECIAL_BASE + 10;
+pub const COUNTER_SLOTS: u32 = SPECIAL_BASE + 11;
 
 /// Counter slot of an entry (country or class) verdict.
 #[inline(always)]
@@ -566,7 +578,7 @@ mod tests {
             would_drop_slot(SLOT_UNDECLARED_NAT64_DROP),
             SLOT_UNDECLARED_NAT64_WOULD_DROP
         );
-        assert_eq!(COUNTER_SLOTS, SLOT_UNDECLARED_NAT64_WOULD_DROP + 1);
+        assert_eq!(COUNTER_SLOTS, SLOT_NDP_PASS + 1);
     }
 
     fn v6(text: &str) -> [u8; 16] {

@@ -11,8 +11,8 @@ use filter_common::{
     would_drop_slot, Settings, ACTION_DROP, ACTION_PASS, FLAG_DRY_RUN, FLAG_JUDGE_ICMP_ERRORS,
     FLAG_SCOPE, FLAG_TCP_SYN_ONLY, LOOKUP_LPM, PORTS_UDP, ROW_MAIN, ROW_OUT_OF_SCOPE, ROW_STRICT,
     SLOT_FRAGMENT_PASS, SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS,
-    SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, SLOT_UNDECLARED_NAT64_DROP, TABLE_CHUNK,
-    TABLE_LPM, UNKNOWN_COUNTRY, V6_TABLE_BYTES,
+    SLOT_NDP_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, SLOT_UNDECLARED_NAT64_DROP,
+    TABLE_CHUNK, TABLE_LPM, UNKNOWN_COUNTRY, V6_TABLE_BYTES,
 };
 
 use crate::{
@@ -73,6 +73,8 @@ fn decide<H: Half>(settings: &Settings, source: &Source, transport: Transport) -
         SourceKind::Malformed => return (SLOT_MALFORMED_PASS, ACTION_PASS),
         SourceKind::NonIp => return (SLOT_NON_IP, ACTION_PASS),
         _ if source.icmp_error && !judge_icmp => return (SLOT_ICMP_ERROR_PASS, ACTION_PASS),
+        // Hop limit 255: from the link itself, whatever the address says.
+        _ if source.ndp => return (SLOT_NDP_PASS, ACTION_PASS),
         SourceKind::V4 | SourceKind::V6 | SourceKind::UndeclaredNat64 => {}
     }
     let row = match rule_row::<H>(settings, transport) {

@@ -9,8 +9,9 @@ pub use filter_common::wire::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPRO
 use filter_common::{
     embedded_ipv4,
     wire::{
-        ETH_P_8021AD, ETH_P_8021Q, IPPROTO_AH, IPPROTO_DSTOPTS, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS,
-        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_ROUTING, MAX_VLAN_TAGS, VLAN_HLEN,
+        ETH_P_8021AD, ETH_P_8021Q, ICMPV6_NDP_FIRST, ICMPV6_NDP_LAST, IPPROTO_AH, IPPROTO_DSTOPTS,
+        IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_ROUTING,
+        IPV6_HOP_LIMIT_OFFSET, MAX_VLAN_TAGS, NDP_HOP_LIMIT, VLAN_HLEN,
     },
     Embedding, Nat64Prefixes,
 };
@@ -28,6 +29,9 @@ pub struct Source {
     /// An ICMP or ICMPv6 error message (destination unreachable, packet too big, time
     /// exceeded, parameter problem) from this source: passed unless the policy judges them.
     pub icmp_error: bool,
+    /// A neighbour discovery message (ICMPv6 133-137, complete header) with hop limit 255:
+    /// it comes from the link itself, so it passes whatever its source.
+    pub ndp: bool,
     /// The address judged; IPv4 in the first four bytes, the rest zero.
     pub addr: [u8; 16],
 }
@@ -49,11 +53,13 @@ impl Source {
     const MALFORMED: Self = Self {
         kind: SourceKind::Malformed,
         icmp_error: false,
+        ndp: false,
         addr: [0; 16],
     };
     const NON_IP: Self = Self {
         kind: SourceKind::NonIp,
         icmp_error: false,
+        ndp: false,
         addr: [0; 16],
     };
 
@@ -64,15 +70,17 @@ impl Source {
         Self {
             kind: SourceKind::V4,
             icmp_error,
+            ndp: false,
             addr,
         }
     }
 
     #[inline(always)]
-    fn v6(addr: [u8; 16], icmp_error: bool) -> Self {
+    fn v6(addr: [u8; 16], icmp_error: bool, ndp: bool) -> Self {
         Self {
             kind: SourceKind::V6,
             icmp_error,
+            ndp,
             addr,
         }
     }
@@ -249,13 +257,17 @@ fn ipv6(ctx: &XdpContext, offset: usize) -> (Source, Transport) {
     if version >> 4 != 6 {
         return (Source::MALFORMED, Transport::UNKNOWN);
     }
+    let hop_limit = header.read::<u8>(IPV6_HOP_LIMIT_OFFSET);
     let transport = ipv6_transport(ctx, header.read::<u8>(6), offset + IPV6_HLEN);
-    let icmp_error = transport.kind == TransportKind::At
+    let icmpv6 = transport.kind == TransportKind::At
         && transport.proto == IPPROTO_ICMPV6
-        && transport.complete
-        && matches!(transport.flags, 1..=4);
+        && transport.complete;
+    let icmp_error = icmpv6 && matches!(transport.flags, 1..=4);
+    let ndp = icmpv6
+        && hop_limit == NDP_HOP_LIMIT
+        && (ICMPV6_NDP_FIRST..=ICMPV6_NDP_LAST).contains(&transport.flags);
     // The embedded IPv4 address is read once the half is known (`resolve_embedding`).
-    (Source::v6(src, icmp_error), transport)
+    (Source::v6(src, icmp_error, ndp), transport)
 }
 
 /// The EtherType after the Ethernet header and up to two VLAN tags, and where the next header

@@ -6,8 +6,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use filter_common::{
     country_slot, Counter, ACTION_DROP, ACTION_PASS, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS,
     SLOT_FRAGMENT_PASS, SLOT_ICMP_ERROR_PASS, SLOT_LOCAL_DROP, SLOT_LOCAL_PASS,
-    SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN,
-    SLOT_UNDECLARED_NAT64_DROP, SLOT_UNDECLARED_NAT64_WOULD_DROP, UNKNOWN_COUNTRY,
+    SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NDP_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE,
+    SLOT_TCP_NOT_SYN, SLOT_UNDECLARED_NAT64_DROP, SLOT_UNDECLARED_NAT64_WOULD_DROP,
+    UNKNOWN_COUNTRY,
 };
 use filter_user::model::scope::{parse_ports, Scope, Service};
 use filter_user::{
@@ -395,6 +396,54 @@ fn local_use_nat64_outside_every_declared_prefix_is_dropped_and_counted_apart() 
         XDP_DROP,
         SLOT_UNDECLARED_NAT64_DROP,
     );
+}
+
+/// Neighbour discovery (RS, RA, NS, NA, redirect) with hop limit 255 comes from the link
+/// itself: it passes from a global address in a denied country, counted apart. With another
+/// hop limit, or cut before its ICMPv6 header is complete, it is judged by its source.
+#[test]
+fn neighbour_discovery_passes_only_with_hop_limit_255() {
+    let mut f = Filter::new(&policy(Mode::Deny, &["KR"]));
+    let kr = v6("2001:218:1::5");
+    let with_hop_limit = |t: u8, hop_limit: u8| {
+        let mut frame = frame::icmpv6(kr, t, &[]);
+        frame[14 + 7] = hop_limit;
+        frame
+    };
+    for t in 133..=137 {
+        f.expect(&with_hop_limit(t, 255), XDP_PASS, SLOT_NDP_PASS);
+        f.expect(
+            &with_hop_limit(t, 64),
+            XDP_DROP,
+            country_slot(cc("KR"), ACTION_DROP),
+        );
+    }
+    // Echo requests are not neighbour discovery, whatever their hop limit.
+    f.expect(
+        &with_hop_limit(128, 255),
+        XDP_DROP,
+        country_slot(cc("KR"), ACTION_DROP),
+    );
+    // Behind extension headers, still neighbour discovery; cut before the ICMPv6 header ends,
+    // judged by the source.
+    let mut ext = frame::icmpv6(kr, 135, &[0]);
+    ext[14 + 7] = 255;
+    f.expect(&ext, XDP_PASS, SLOT_NDP_PASS);
+    let ns = with_hop_limit(135, 255);
+    f.expect(
+        &ns[..14 + 40 + 3],
+        XDP_DROP,
+        country_slot(cc("KR"), ACTION_DROP),
+    );
+    // From link-local space under `--local drop` too.
+    let mut strict = policy(Mode::Allow, &["SE"]);
+    strict.local = Action::Drop;
+    let mut f = Filter::new(&strict);
+    let mut ll = frame::icmpv6(v6("fe80::1"), 136, &[]);
+    ll[14 + 7] = 255;
+    f.expect(&ll, XDP_PASS, SLOT_NDP_PASS);
+    ll[14 + 7] = 64;
+    f.expect(&ll, XDP_DROP, SLOT_LOCAL_DROP);
 }
 
 #[test]

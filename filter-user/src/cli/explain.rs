@@ -288,6 +288,7 @@ fn verdict_text(model: &Model<'_>, given: IpAddr, port: Option<PortRange>) -> St
     let packet = |transport| Packet::Ip {
         src: given,
         icmp_error: false,
+        ndp: false,
         transport,
     };
     const UNDECLARED: &str = "undeclared NAT64 source: declare its translator's prefix with \

@@ -14,7 +14,8 @@ use filter_common::{
     country_slot, would_drop_slot, Nat64Prefixes, CLASS_EXCEPTION_DROP, CLASS_EXCEPTION_PASS,
     CLASS_LOCAL, MAX_EXT_HEADERS, ROW_FIRST_SERVICE, ROW_MAIN, ROW_OUT_OF_SCOPE, ROW_STRICT,
     SLOT_FRAGMENT_PASS, SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS,
-    SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, SLOT_UNDECLARED_NAT64_DROP, UNKNOWN_COUNTRY,
+    SLOT_NDP_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, SLOT_UNDECLARED_NAT64_DROP,
+    UNKNOWN_COUNTRY,
 };
 use ipnet::IpNet;
 
@@ -27,9 +28,9 @@ use crate::{
 };
 
 use filter_common::wire::{
-    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_AH, IPPROTO_DSTOPTS,
-    IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_ROUTING, IPPROTO_TCP,
-    IPPROTO_UDP, MAX_VLAN_TAGS,
+    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, ICMPV6_NDP_FIRST, ICMPV6_NDP_LAST,
+    IPPROTO_AH, IPPROTO_DSTOPTS, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_ICMP, IPPROTO_ICMPV6,
+    IPPROTO_ROUTING, IPPROTO_TCP, IPPROTO_UDP, IPV6_HOP_LIMIT_OFFSET, MAX_VLAN_TAGS, NDP_HOP_LIMIT,
 };
 pub use filter_common::wire::{TCP_ACK, TCP_SYN};
 
@@ -45,6 +46,8 @@ pub enum Packet {
         /// IPv6 source embeds under the policy's NAT64 prefixes ([`Policy::judged`]).
         src: IpAddr,
         icmp_error: bool,
+        /// Neighbour discovery (ICMPv6 133-137, complete header) with hop limit 255.
+        ndp: bool,
         transport: Transport,
     },
 }
@@ -121,6 +124,7 @@ fn ipv4(frame: &[u8], offset: usize) -> Packet {
         return Packet::Ip {
             src,
             icmp_error: false,
+            ndp: false,
             transport: Transport::Fragment,
         };
     }
@@ -133,6 +137,7 @@ fn ipv4(frame: &[u8], offset: usize) -> Packet {
     Packet::Ip {
         src,
         icmp_error,
+        ndp: false,
         transport: transport(frame, proto, at),
     }
 }
@@ -192,9 +197,12 @@ fn ipv6(frame: &[u8], offset: usize) -> Packet {
     .then(|| frame.get(at..at + 4).map(|icmp| icmp[0]))
     .flatten();
     let icmp_error = icmp_type.is_some_and(|t| matches!(t, 1..=4));
+    let ndp = header[IPV6_HOP_LIMIT_OFFSET] == NDP_HOP_LIMIT
+        && icmp_type.is_some_and(|t| (ICMPV6_NDP_FIRST..=ICMPV6_NDP_LAST).contains(&t));
     Packet::Ip {
         src: IpAddr::V6(Ipv6Addr::from(src)),
         icmp_error,
+        ndp,
         transport,
     }
 }
@@ -257,6 +265,8 @@ pub enum Why {
     NonIp,
     Malformed,
     IcmpError,
+    /// Neighbour discovery with hop limit 255: from the link itself.
+    NeighbourDiscovery,
     /// An IPv6 source in `64:ff9b:1::/48` outside every declared NAT64 prefix.
     UndeclaredNat64,
     OutOfScope,
@@ -360,7 +370,7 @@ impl<'a> Model<'a> {
 
     fn decide(&self, packet: &Packet) -> (u32, Action, Why) {
         let p = self.policy;
-        let (src, icmp_error, transport) = match *packet {
+        let (src, icmp_error, ndp, transport) = match *packet {
             Packet::NonIp => return (SLOT_NON_IP, Action::Pass, Why::NonIp),
             Packet::Malformed => {
                 return match p.malformed {
@@ -371,11 +381,15 @@ impl<'a> Model<'a> {
             Packet::Ip {
                 src,
                 icmp_error,
+                ndp,
                 transport,
-            } => (src, icmp_error, transport),
+            } => (src, icmp_error, ndp, transport),
         };
         if icmp_error && p.icmp_errors == IcmpErrors::Pass {
             return (SLOT_ICMP_ERROR_PASS, Action::Pass, Why::IcmpError);
+        }
+        if ndp {
+            return (SLOT_NDP_PASS, Action::Pass, Why::NeighbourDiscovery);
         }
         let row = match self.row(transport) {
             Ok(row) => row,

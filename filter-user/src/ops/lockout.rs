@@ -116,6 +116,7 @@ pub fn check(
         let packet = Packet::Ip {
             src: peer,
             icmp_error: false,
+            ndp: false,
             transport: Transport::Tcp(Some((port, segment))),
         };
         Model::new(regions, policy).judge(&packet).action == Action::Drop
