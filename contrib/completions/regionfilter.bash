@@ -161,7 +161,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__attach)
-            opts="-h --iface --source --db --format --country-field --prefer --artifact --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --mode --lookup --wait --force --pin-root --state-dir --lib-dir --help"
+            opts="-h --iface --source --db --format --country-field --prefer --artifact --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --nat64-prefix --mode --lookup --wait --force --pin-root --state-dir --lib-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -243,6 +243,10 @@ _regionfilter() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --nat64-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --mode)
                     COMPREPLY=($(compgen -W "native skb" -- "${cur}"))
                     return 0
@@ -275,7 +279,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__compile)
-            opts="-h --source --db --format --country-field --prefer --artifact --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --out --pin-root --state-dir --lib-dir --help"
+            opts="-h --source --db --format --country-field --prefer --artifact --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --nat64-prefix --out --pin-root --state-dir --lib-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -350,6 +354,10 @@ _regionfilter() {
                     return 0
                     ;;
                 --samples)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nat64-prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -449,7 +457,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__explain)
-            opts="-h --source --db --format --country-field --prefer --artifact --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --iface --port --pin-root --state-dir --lib-dir --help"
+            opts="-h --source --db --format --country-field --prefer --artifact --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --nat64-prefix --iface --port --pin-root --state-dir --lib-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -524,6 +532,10 @@ _regionfilter() {
                     return 0
                     ;;
                 --samples)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nat64-prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -895,7 +907,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__update)
-            opts="-h --iface --all --source --db --format --country-field --prefer --artifact --url --sha256-url --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --reset-policy --enforce --force --max-change --wait --pin-root --state-dir --lib-dir --help"
+            opts="-h --iface --all --source --db --format --country-field --prefer --artifact --url --sha256-url --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --nat64-prefix --reset-policy --enforce --force --max-change --wait --pin-root --state-dir --lib-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -982,6 +994,10 @@ _regionfilter() {
                     return 0
                     ;;
                 --samples)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nat64-prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -31,6 +31,102 @@ pub const fn country_code(index: u16) -> Option<[u8; 2]> {
     Some([b'A' + (i / 26) as u8, b'A' + (i % 26) as u8])
 }
 
+/// Most NAT64 translator prefixes a policy can declare (`--nat64-prefix`).
+pub const MAX_NAT64_PREFIXES: usize = 4;
+
+/// A declared NAT64 translator prefix (RFC 6052): the prefix bytes under their mask, and the
+/// length, which picks the layout the IPv4 address is read with. `len == 0`: an unused entry
+/// (userspace packs the declared ones first).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Nat64Prefix {
+    /// The first 12 bytes of the prefix, host bits zero (no layout needs more than /96).
+    pub prefix: [u8; 12],
+    /// `0xff` for each byte the prefix covers, `0` after it.
+    pub mask: [u8; 12],
+    /// 32, 40, 48, 56, 64 or 96.
+    pub len: u32,
+}
+
+/// The prefix lengths RFC 6052 defines a layout for.
+pub const NAT64_PREFIX_LENS: [u8; 6] = [32, 40, 48, 56, 64, 96];
+
+impl Nat64Prefix {
+    /// The entry for `prefix/len`; `None` when `len` is not an RFC 6052 length or host bits
+    /// are set.
+    #[must_use]
+    pub fn new(prefix: [u8; 16], len: u8) -> Option<Self> {
+        let mut i = 0;
+        let mut known = false;
+        while i < NAT64_PREFIX_LENS.len() {
+            known |= NAT64_PREFIX_LENS[i] == len;
+            i += 1;
+        }
+        if !known {
+            return None;
+        }
+        let bytes = usize::from(len / 8);
+        if prefix[bytes..].iter().any(|&b| b != 0) {
+            return None;
+        }
+        let mut entry = Self {
+            len: u32::from(len),
+            ..Self::default()
+        };
+        entry.prefix.copy_from_slice(&prefix[..12]);
+        entry.mask[..bytes].fill(0xff);
+        Some(entry)
+    }
+
+    /// Whether `a` lies in this prefix (never for an unused entry).
+    #[inline(always)]
+    #[must_use]
+    pub fn contains(&self, a: &[u8; 16]) -> bool {
+        // Three 32-bit words under the mask: cheap, and no loop for the verifier to walk.
+        let word =
+            |b: &[u8; 12], i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let addr = [
+            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11],
+        ];
+        self.len != 0
+            && word(&addr, 0) & word(&self.mask, 0) == word(&self.prefix, 0)
+            && word(&addr, 4) & word(&self.mask, 4) == word(&self.prefix, 4)
+            && word(&addr, 8) & word(&self.mask, 8) == word(&self.prefix, 8)
+    }
+
+    /// The IPv4 address `a` carries under this prefix's RFC 6052 layout: the 32 bits after
+    /// the prefix, skipping bits 64-71 (the `u` octet, byte 8); for /96, the last 32 bits.
+    #[inline(always)]
+    #[must_use]
+    pub fn ipv4_of(&self, a: &[u8; 16]) -> [u8; 4] {
+        match self.len {
+            32 => [a[4], a[5], a[6], a[7]],
+            40 => [a[5], a[6], a[7], a[9]],
+            48 => [a[6], a[7], a[9], a[10]],
+            56 => [a[7], a[9], a[10], a[11]],
+            64 => [a[9], a[10], a[11], a[12]],
+            _ => [a[12], a[13], a[14], a[15]],
+        }
+    }
+}
+
+/// The declared translator prefixes of one half (`Settings::nat64`).
+pub type Nat64Prefixes = [Nat64Prefix; MAX_NAT64_PREFIXES];
+
+/// What an IPv6 source is judged as ([`embedded_ipv4`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Embedding {
+    /// No IPv4 inside: judged as the IPv6 address it is.
+    None,
+    /// Judged, and counted, as this IPv4 address.
+    Ipv4([u8; 4]),
+    /// In the NAT64 local-use prefix `64:ff9b:1::/48` but in no declared translator prefix:
+    /// which layout (RFC 6052 /48, /56, /64 or /96) put the IPv4 address where is unknown, so
+    /// the address cannot be read, and a client could pick the layout that shows an allowed
+    /// address. Dropped, counted apart (`SLOT_UNDECLARED_NAT64_DROP`).
+    UndeclaredNat64,
+}
+
 /// The IPv4 address an IPv6 source carries in one of the standard embeddings, so the program
 /// (and userspace, through this same function) judges it by that address:
 ///
@@ -38,36 +134,48 @@ pub const fn country_code(index: u16) -> Option<[u8; 2]> {
 ///   accepts; `::` and `::1` excluded);
 /// - `2002:aabb:ccdd::/48` (6to4: the address follows the prefix);
 /// - `2001:0::/32` (Teredo: the client's address, inverted, in the last 32 bits);
+/// - the translator prefixes the policy declares (`nat64`, RFC 6052 layouts for /32, /40,
+///   /48, /56, /64 and /96), inside `64:ff9b:1::/48` or anywhere else;
 /// - `64:ff9b::/96` (NAT64 well-known prefix: the last 32 bits);
-/// - `64:ff9b:1::/48` (NAT64 local use, RFC 8215), read with RFC 6052's /48 layout: bits
-///   48-63 and 72-87 (bits 64-71 are the reserved `u` octet).
+/// - the rest of `64:ff9b:1::/48` (NAT64 local use, RFC 8215) is
+///   [`Embedding::UndeclaredNat64`].
 #[inline(always)]
 #[must_use]
-pub fn embedded_ipv4(a: &[u8; 16]) -> Option<[u8; 4]> {
+pub fn embedded_ipv4(a: &[u8; 16], nat64: &Nat64Prefixes) -> Embedding {
     let last = [a[12], a[13], a[14], a[15]];
     if a[0] == 0x20 && a[1] == 0x02 {
-        return Some([a[2], a[3], a[4], a[5]]);
+        return Embedding::Ipv4([a[2], a[3], a[4], a[5]]);
     }
     if a[0] == 0x20 && a[1] == 0x01 && a[2] == 0 && a[3] == 0 {
-        return Some([!a[12], !a[13], !a[14], !a[15]]);
+        return Embedding::Ipv4([!a[12], !a[13], !a[14], !a[15]]);
+    }
+    // Userspace refuses declared prefixes that overlap each other or the built-in
+    // embeddings, so at most one matches and the order does not matter.
+    for prefix in nat64 {
+        if prefix.len == 0 {
+            break;
+        }
+        if prefix.contains(a) {
+            return Embedding::Ipv4(prefix.ipv4_of(a));
+        }
     }
     if a[0] == 0 && a[1] == 0x64 && a[2] == 0xff && a[3] == 0x9b && a[4] == 0 {
         if a[5] == 0 && a[6..12] == [0; 6] {
-            return Some(last);
+            return Embedding::Ipv4(last);
         }
         if a[5] == 1 {
-            return Some([a[6], a[7], a[9], a[10]]);
+            return Embedding::UndeclaredNat64;
         }
-        return None;
+        return Embedding::None;
     }
     if a[..10] != [0; 10] {
-        return None;
+        return Embedding::None;
     }
     match (a[10], a[11]) {
-        (0xff, 0xff) => Some(last),
+        (0xff, 0xff) => Embedding::Ipv4(last),
         // ::a.b.c.d, but not the unspecified address or loopback.
-        (0, 0) if u32::from_be_bytes(last) > 1 => Some(last),
-        _ => None,
+        (0, 0) if u32::from_be_bytes(last) > 1 => Embedding::Ipv4(last),
+        _ => Embedding::None,
     }
 }
 
@@ -93,6 +201,15 @@ pub mod wire {
     /// TCP flags the filter reads.
     pub const TCP_SYN: u8 = 0x02;
     pub const TCP_ACK: u8 = 0x10;
+    /// Neighbour discovery (RFC 4861): ICMPv6 router solicitation (133), router
+    /// advertisement, neighbour solicitation, neighbour advertisement and redirect (137).
+    pub const ICMPV6_NDP_FIRST: u8 = 133;
+    pub const ICMPV6_NDP_LAST: u8 = 137;
+    /// The only hop limit a valid neighbour discovery message has: no router forwarded it, so
+    /// it comes from the link itself (RFC 4861, section 6.1.1 and following).
+    pub const NDP_HOP_LIMIT: u8 = 255;
+    /// Where the hop limit sits in the IPv6 header.
+    pub const IPV6_HOP_LIMIT_OFFSET: usize = 7;
 }
 
 /// Action stored in the policy array and the config.
@@ -171,8 +288,16 @@ pub const SLOT_OUT_OF_SCOPE: u32 = SPECIAL_BASE + 5;
 pub const SLOT_FRAGMENT_PASS: u32 = SPECIAL_BASE + 6;
 /// TCP segments other than a connection attempt (SYN without ACK) under `tcp syn`: passed.
 pub const SLOT_TCP_NOT_SYN: u32 = SPECIAL_BASE + 7;
+/// IPv6 sources in the NAT64 local-use prefix `64:ff9b:1::/48` outside every declared
+/// translator prefix ([`Embedding::UndeclaredNat64`]): their IPv4 address cannot be read, so
+/// they are dropped (would-drop in a dry run) when judged.
+pub const SLOT_UNDECLARED_NAT64_DROP: u32 = SPECIAL_BASE + 8;
+pub const SLOT_UNDECLARED_NAT64_WOULD_DROP: u32 = SPECIAL_BASE + 9;
+/// Neighbour discovery (ICMPv6 133-137 with hop limit 255, so from the link itself): passed
+/// whatever the source, so the host keeps its neighbours and routers under any policy.
+pub const SLOT_NDP_PASS: u32 = SPECIAL_BASE + 10;
 /// Total number of counter slots.
-pub const COUNTER_SLOTS: u32 = SPECIAL_BASE + 8;
+pub const COUNTER_SLOTS: u32 = SPECIAL_BASE + 11;
 
 /// Counter slot of an entry (country or class) verdict.
 #[inline(always)]
@@ -226,6 +351,8 @@ pub struct Settings {
     pub generation: u64,
     /// SHA-256 of the data and policy in this half (`artifact::content_hash_of`); userspace only.
     pub content_hash: [u8; 32],
+    /// The NAT64 translator prefixes the policy declares, packed first ([`embedded_ipv4`]).
+    pub nat64: Nat64Prefixes,
 }
 
 /// `Settings::flags`: ICMP error messages are judged by their source like any packet (the
@@ -447,6 +574,155 @@ mod tests {
             would_drop_slot(SLOT_EXCEPTION_DROP),
             SLOT_EXCEPTION_WOULD_DROP
         );
-        assert_eq!(COUNTER_SLOTS, SLOT_TCP_NOT_SYN + 1);
+        assert_eq!(
+            would_drop_slot(SLOT_UNDECLARED_NAT64_DROP),
+            SLOT_UNDECLARED_NAT64_WOULD_DROP
+        );
+        assert_eq!(COUNTER_SLOTS, SLOT_NDP_PASS + 1);
+    }
+
+    fn v6(text: &str) -> [u8; 16] {
+        // A tiny parser for full or `::`-compressed hex groups, enough for the tests (no std).
+        let mut groups = [0u16; 8];
+        let (head, tail) = match text.find("::") {
+            Some(i) => (&text[..i], Some(&text[i + 2..])),
+            None => (text, None),
+        };
+        let parse = |part: &str, out: &mut [u16; 8], at: usize| -> usize {
+            let mut n = 0;
+            for (i, g) in part.split(':').filter(|g| !g.is_empty()).enumerate() {
+                out[at + i] = u16::from_str_radix(g, 16).unwrap();
+                n += 1;
+            }
+            n
+        };
+        parse(head, &mut groups, 0);
+        if let Some(tail) = tail {
+            let count = tail.split(':').filter(|g| !g.is_empty()).count();
+            parse(tail, &mut groups, 8 - count);
+        }
+        let mut out = [0u8; 16];
+        for (i, g) in groups.iter().enumerate() {
+            out[2 * i..2 * i + 2].copy_from_slice(&g.to_be_bytes());
+        }
+        out
+    }
+
+    fn declared(list: &[(&str, u8)]) -> Nat64Prefixes {
+        let mut out = Nat64Prefixes::default();
+        for (slot, &(prefix, len)) in out.iter_mut().zip(list) {
+            *slot = Nat64Prefix::new(v6(prefix), len).unwrap();
+        }
+        out
+    }
+
+    /// RFC 6052, section 2.4: 192.0.2.33 under each prefix length, as the RFC writes it.
+    const RFC6052_EXAMPLES: [(&str, u8, &str); 6] = [
+        ("2001:db8::", 32, "2001:db8:c000:221::"),
+        ("2001:db8:100::", 40, "2001:db8:1c0:2:21::"),
+        ("2001:db8:122::", 48, "2001:db8:122:c000:2:2100::"),
+        ("2001:db8:122:300::", 56, "2001:db8:122:3c0:0:221::"),
+        ("2001:db8:122:344::", 64, "2001:db8:122:344:c0:2:2100:0"),
+        ("2001:db8:122:344::", 96, "2001:db8:122:344::c000:221"),
+    ];
+
+    #[test]
+    fn every_rfc6052_layout_reads_the_rfc_examples() {
+        for (prefix, len, addr) in RFC6052_EXAMPLES {
+            let nat64 = declared(&[(prefix, len)]);
+            assert_eq!(
+                embedded_ipv4(&v6(addr), &nat64),
+                Embedding::Ipv4([192, 0, 2, 33]),
+                "{prefix}/{len}"
+            );
+            // Undeclared, the same address is plain IPv6.
+            assert_eq!(
+                embedded_ipv4(&v6(addr), &Nat64Prefixes::default()),
+                Embedding::None
+            );
+        }
+    }
+
+    #[test]
+    fn the_u_octet_is_skipped_whatever_it_holds() {
+        for (prefix, len, addr) in RFC6052_EXAMPLES {
+            let nat64 = declared(&[(prefix, len)]);
+            let mut a = v6(addr);
+            if len <= 64 {
+                // Bits 64-71 lie after the prefix: a set u octet must not move the address.
+                a[8] = 0xa5;
+            }
+            assert_eq!(
+                embedded_ipv4(&a, &nat64),
+                Embedding::Ipv4([192, 0, 2, 33]),
+                "{prefix}/{len} with u = {:#x}",
+                a[8]
+            );
+        }
+    }
+
+    #[test]
+    fn local_use_nat64_needs_a_declared_prefix() {
+        let gb = [81, 2, 69, 160];
+        // Inside 64:ff9b:1::/48 with nothing declared: unreadable, whatever the layout.
+        let any_layout = v6("64:ff9b:1:5102:45:a000::");
+        assert_eq!(
+            embedded_ipv4(&any_layout, &Nat64Prefixes::default()),
+            Embedding::UndeclaredNat64
+        );
+        // Each length declared inside it reads its own layout; the rest stays unreadable.
+        let cases: [(&str, u8, &str); 4] = [
+            ("64:ff9b:1::", 48, "64:ff9b:1:5102:45:a000::"),
+            ("64:ff9b:1:ab00::", 56, "64:ff9b:1:ab51:2:45a0::"),
+            ("64:ff9b:1:abcd::", 64, "64:ff9b:1:abcd:51:245:a000:0"),
+            ("64:ff9b:1:0:0:1::", 96, "64:ff9b:1::1:5102:45a0"),
+        ];
+        for (prefix, len, addr) in cases {
+            let nat64 = declared(&[(prefix, len)]);
+            assert_eq!(
+                embedded_ipv4(&v6(addr), &nat64),
+                Embedding::Ipv4(gb),
+                "{prefix}/{len}"
+            );
+            if len > 48 {
+                assert_eq!(
+                    embedded_ipv4(&v6("64:ff9b:1:1234::1"), &nat64),
+                    Embedding::UndeclaredNat64
+                );
+            }
+        }
+        // Four at once, packed: each reads its own.
+        let all = declared(&[
+            ("64:ff9b:1:ab00::", 56),
+            ("64:ff9b:1:abcd::", 64),
+            ("64:ff9b:1:0:0:1::", 96),
+            ("2001:db8:64::", 96),
+        ]);
+        assert_eq!(
+            embedded_ipv4(&v6("64:ff9b:1::1:5102:45a0"), &all),
+            Embedding::Ipv4(gb)
+        );
+        assert_eq!(
+            embedded_ipv4(&v6("2001:db8:64::5102:45a0"), &all),
+            Embedding::Ipv4(gb)
+        );
+        // The well-known prefix stays built in, and 64:ff9b::/32 outside both stays IPv6.
+        assert_eq!(
+            embedded_ipv4(&v6("64:ff9b::5102:45a0"), &Nat64Prefixes::default()),
+            Embedding::Ipv4(gb)
+        );
+        assert_eq!(
+            embedded_ipv4(&v6("64:ff9b:2::1"), &Nat64Prefixes::default()),
+            Embedding::None
+        );
+    }
+
+    #[test]
+    fn only_rfc6052_lengths_without_host_bits_are_prefixes() {
+        for len in [0, 8, 31, 33, 47, 63, 80, 95, 97, 128] {
+            assert_eq!(Nat64Prefix::new(v6("64:ff9b:1::"), len), None, "/{len}");
+        }
+        assert_eq!(Nat64Prefix::new(v6("64:ff9b:1::1"), 96), None);
+        assert!(Nat64Prefix::new(v6("64:ff9b:1::1:0:0"), 96).is_some());
     }
 }

@@ -11,8 +11,8 @@ use filter_common::{
     would_drop_slot, Settings, ACTION_DROP, ACTION_PASS, FLAG_DRY_RUN, FLAG_JUDGE_ICMP_ERRORS,
     FLAG_SCOPE, FLAG_TCP_SYN_ONLY, LOOKUP_LPM, PORTS_UDP, ROW_MAIN, ROW_OUT_OF_SCOPE, ROW_STRICT,
     SLOT_FRAGMENT_PASS, SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS,
-    SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, TABLE_CHUNK, TABLE_LPM, UNKNOWN_COUNTRY,
-    V6_TABLE_BYTES,
+    SLOT_NDP_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, SLOT_UNDECLARED_NAT64_DROP,
+    TABLE_CHUNK, TABLE_LPM, UNKNOWN_COUNTRY, V6_TABLE_BYTES,
 };
 
 use crate::{
@@ -28,9 +28,10 @@ pub struct Verdict {
     pub sample_rate: u32,
 }
 
-/// The counter slot and action for a frame, judged by half `H`.
+/// The counter slot and action for a frame, judged by half `H`. An IPv6 source that embeds
+/// an IPv4 address becomes that address here (the half's declared NAT64 prefixes decide).
 #[inline(always)]
-pub fn judge<H: Half>(source: &Source, transport: Transport) -> Verdict {
+pub fn judge<H: Half>(source: &mut Source, transport: Transport) -> Verdict {
     let Some(settings) = H::settings().get(0) else {
         return Verdict {
             slot: SLOT_MALFORMED_PASS,
@@ -38,6 +39,7 @@ pub fn judge<H: Half>(source: &Source, transport: Transport) -> Verdict {
             sample_rate: 0,
         };
     };
+    source.resolve_embedding(&settings.nat64);
     let (slot, action) = decide::<H>(settings, source, transport);
     if action != ACTION_DROP {
         return Verdict {
@@ -70,15 +72,19 @@ fn decide<H: Half>(settings: &Settings, source: &Source, transport: Transport) -
         }
         SourceKind::Malformed => return (SLOT_MALFORMED_PASS, ACTION_PASS),
         SourceKind::NonIp => return (SLOT_NON_IP, ACTION_PASS),
-        SourceKind::V4 | SourceKind::V6 if source.icmp_error && !judge_icmp => {
-            return (SLOT_ICMP_ERROR_PASS, ACTION_PASS)
-        }
-        SourceKind::V4 | SourceKind::V6 => {}
+        _ if source.icmp_error && !judge_icmp => return (SLOT_ICMP_ERROR_PASS, ACTION_PASS),
+        // Hop limit 255: from the link itself, whatever the address says.
+        _ if source.ndp => return (SLOT_NDP_PASS, ACTION_PASS),
+        SourceKind::V4 | SourceKind::V6 | SourceKind::UndeclaredNat64 => {}
     }
     let row = match rule_row::<H>(settings, transport) {
         Ok(row) => row,
         Err(slot) => return (slot, ACTION_PASS),
     };
+    // Its IPv4 address cannot be read: no layout may let a denied client choose its verdict.
+    if source.kind == SourceKind::UndeclaredNat64 {
+        return (SLOT_UNDECLARED_NAT64_DROP, ACTION_DROP);
+    }
     let entry = if source.kind == SourceKind::V4 {
         entry_v4::<H>(settings, source.v4_addr())
     } else {

@@ -46,11 +46,11 @@ pub fn regionfilter(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn filter(ctx: &XdpContext) -> u32 {
-    let (source, transport) = parse::packet(ctx);
+    let (mut source, transport) = parse::packet(ctx);
     // One read of ACTIVE per packet: the whole verdict comes from one half.
     let verdict = match ACTIVE.get(0) {
-        Some(&1) => judge::<Half1>(&source, transport),
-        _ => judge::<Half0>(&source, transport),
+        Some(&1) => judge::<Half1>(&mut source, transport),
+        _ => judge::<Half0>(&mut source, transport),
     };
     count(ctx, verdict.slot);
     if verdict.sample_rate != 0 {
@@ -64,13 +64,13 @@ fn filter(ctx: &XdpContext) -> u32 {
 /// action. Never attached: `update` runs it with BPF_PROG_TEST_RUN before switching halves.
 #[xdp(frags)]
 pub fn regionfilter_selftest(ctx: XdpContext) -> u32 {
-    let (source, transport) = parse::packet(&ctx);
+    let (mut source, transport) = parse::packet(&ctx);
     // SAFETY: a plain read of a load-time constant.
     let half = unsafe { core::ptr::read_volatile(&SELFTEST_HALF) };
     let verdict = if half == 1 {
-        judge::<Half1>(&source, transport)
+        judge::<Half1>(&mut source, transport)
     } else {
-        judge::<Half0>(&source, transport)
+        judge::<Half0>(&mut source, transport)
     };
     parse::write(&ctx, 0, verdict.slot.to_le_bytes());
     xdp_verdict(verdict.action)

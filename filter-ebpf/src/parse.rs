@@ -9,9 +9,11 @@ pub use filter_common::wire::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPRO
 use filter_common::{
     embedded_ipv4,
     wire::{
-        ETH_P_8021AD, ETH_P_8021Q, IPPROTO_AH, IPPROTO_DSTOPTS, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS,
-        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_ROUTING, MAX_VLAN_TAGS, VLAN_HLEN,
+        ETH_P_8021AD, ETH_P_8021Q, ICMPV6_NDP_FIRST, ICMPV6_NDP_LAST, IPPROTO_AH, IPPROTO_DSTOPTS,
+        IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_ROUTING,
+        IPV6_HOP_LIMIT_OFFSET, MAX_VLAN_TAGS, NDP_HOP_LIMIT, VLAN_HLEN,
     },
+    Embedding, Nat64Prefixes,
 };
 
 /// Where the source address sits in a frame without VLAN tags (the benchmark rewrites it there).
@@ -27,6 +29,9 @@ pub struct Source {
     /// An ICMP or ICMPv6 error message (destination unreachable, packet too big, time
     /// exceeded, parameter problem) from this source: passed unless the policy judges them.
     pub icmp_error: bool,
+    /// A neighbour discovery message (ICMPv6 133-137, complete header) with hop limit 255:
+    /// it comes from the link itself, so it passes whatever its source.
+    pub ndp: bool,
     /// The address judged; IPv4 in the first four bytes, the rest zero.
     pub addr: [u8; 16],
 }
@@ -35,6 +40,9 @@ pub struct Source {
 pub enum SourceKind {
     V4,
     V6,
+    /// An IPv6 source in `64:ff9b:1::/48` outside every declared translator prefix: its IPv4
+    /// address cannot be read ([`Embedding::UndeclaredNat64`]).
+    UndeclaredNat64,
     /// Truncated or malformed Ethernet/VLAN/IP headers.
     Malformed,
     /// Not IPv4 or IPv6 (ARP, LLDP, ...).
@@ -45,11 +53,13 @@ impl Source {
     const MALFORMED: Self = Self {
         kind: SourceKind::Malformed,
         icmp_error: false,
+        ndp: false,
         addr: [0; 16],
     };
     const NON_IP: Self = Self {
         kind: SourceKind::NonIp,
         icmp_error: false,
+        ndp: false,
         addr: [0; 16],
     };
 
@@ -60,16 +70,39 @@ impl Source {
         Self {
             kind: SourceKind::V4,
             icmp_error,
+            ndp: false,
             addr,
         }
     }
 
     #[inline(always)]
-    fn v6(addr: [u8; 16], icmp_error: bool) -> Self {
+    fn v6(addr: [u8; 16], icmp_error: bool, ndp: bool) -> Self {
         Self {
             kind: SourceKind::V6,
             icmp_error,
+            ndp,
             addr,
+        }
+    }
+
+    /// A source that embeds an IPv4 address (mapped, compatible, 6to4, Teredo, NAT64 under
+    /// the well-known or a declared prefix) is judged by that address, and counted under its
+    /// country: the IPv6 data leaves those ranges out, and as unknown IPv6 space they would
+    /// pass a deny-list. Done once the half is known, because the declared NAT64 prefixes are
+    /// part of its policy.
+    #[inline(always)]
+    pub fn resolve_embedding(&mut self, nat64: &Nat64Prefixes) {
+        if self.kind != SourceKind::V6 {
+            return;
+        }
+        match embedded_ipv4(&self.addr, nat64) {
+            Embedding::Ipv4(v4) => {
+                self.kind = SourceKind::V4;
+                self.addr = [0; 16];
+                self.addr[..4].copy_from_slice(&v4);
+            }
+            Embedding::UndeclaredNat64 => self.kind = SourceKind::UndeclaredNat64,
+            Embedding::None => {}
         }
     }
 
@@ -224,19 +257,17 @@ fn ipv6(ctx: &XdpContext, offset: usize) -> (Source, Transport) {
     if version >> 4 != 6 {
         return (Source::MALFORMED, Transport::UNKNOWN);
     }
+    let hop_limit = header.read::<u8>(IPV6_HOP_LIMIT_OFFSET);
     let transport = ipv6_transport(ctx, header.read::<u8>(6), offset + IPV6_HLEN);
-    let icmp_error = transport.kind == TransportKind::At
+    let icmpv6 = transport.kind == TransportKind::At
         && transport.proto == IPPROTO_ICMPV6
-        && transport.complete
-        && matches!(transport.flags, 1..=4);
-    // A source that embeds an IPv4 address (mapped, compatible, 6to4, Teredo, NAT64) is
-    // judged by that address, and counted under its country: the IPv6 data leaves those
-    // ranges out, and as unknown IPv6 space they would pass a deny-list.
-    let source = match embedded_ipv4(&src) {
-        Some(v4) => Source::v4(v4, icmp_error),
-        None => Source::v6(src, icmp_error),
-    };
-    (source, transport)
+        && transport.complete;
+    let icmp_error = icmpv6 && matches!(transport.flags, 1..=4);
+    let ndp = icmpv6
+        && hop_limit == NDP_HOP_LIMIT
+        && (ICMPV6_NDP_FIRST..=ICMPV6_NDP_LAST).contains(&transport.flags);
+    // The embedded IPv4 address is read once the half is known (`resolve_embedding`).
+    (Source::v6(src, icmp_error, ndp), transport)
 }
 
 /// The EtherType after the Ethernet header and up to two VLAN tags, and where the next header

@@ -5,7 +5,9 @@
 //! the plain tries, on Ethernet and on raw-IP links, under policies that use every part of the
 //! model.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::Ipv6Net;
 
 use filter_user::{
     compile::paint,
@@ -14,13 +16,13 @@ use filter_user::{
     kernel::maps::Lookup,
     model::country::Country,
     model::policy::{Action, IcmpErrors, Mode, Policy, Tcp},
-    model::reference::{Model, Why},
+    model::reference::{parse, Model, Packet, Why},
     model::scope::{parse_ports, Scope, Service},
 };
 use integration_tests::kernel::{LoadedFilter, XDP_DROP, XDP_PASS};
 
 /// Frames per (policy, lookup, link) run; 5 policies x 2 lookups, one of them also raw IP.
-const FRAMES_PER_RUN: usize = 100_000;
+const FRAMES_PER_RUN: usize = 150_000;
 
 /// Deterministic xorshift, so a failure reproduces.
 struct Rng(u64);
@@ -97,6 +99,24 @@ fn service(name: &str, ports: &str, mode: Mode, codes: &[&str]) -> Service {
     }
 }
 
+/// NAT64 translator prefixes the policies declare: every RFC 6052 length, inside the local-use
+/// prefix 64:ff9b:1::/48 and outside it; the first four for the `host` policy, the next two
+/// for `ports`, the last two for `services` (the others declare none).
+const NAT64_PREFIXES: &[&str] = &[
+    "64:ff9b:1:ab00::/56",
+    "64:ff9b:1:cd01::/64",
+    "64:ff9b:1:0:0:1::/96",
+    "2001:db8::/32",
+    "64:ff9b:1::/48",
+    "2001:db8:100::/40",
+    "2001:db8:122:300::/56",
+    "64:ff9b:1:abcd::/64",
+];
+
+fn nat64(list: &[&str]) -> Vec<Ipv6Net> {
+    list.iter().map(|p| p.parse().unwrap()).collect()
+}
+
 /// Policies that between them use every part of the model.
 fn policies() -> Vec<(&'static str, Policy)> {
     let base = |mode, codes: &[&str]| Policy::new(mode, codes.iter().map(|c| code(c)).collect());
@@ -112,6 +132,7 @@ fn policies() -> Vec<(&'static str, Policy)> {
         "2001:218:0:1::/64".parse().unwrap(),
     ];
     host.icmp_errors = IcmpErrors::Judge;
+    host.nat64_prefixes = nat64(&NAT64_PREFIXES[..4]);
 
     let mut ports = base(Mode::Allow, &["US", "SE"]);
     ports.scope = Scope::Ports(parse_ports("tcp/443,udp/443,tcp/8000-8100").unwrap());
@@ -119,6 +140,7 @@ fn policies() -> Vec<(&'static str, Policy)> {
     ports.local = Action::Drop;
     ports.dry_run = true;
     ports.allow_cidrs = vec!["9.9.9.0/24".parse().unwrap()];
+    ports.nat64_prefixes = nat64(&NAT64_PREFIXES[4..6]);
 
     let mut services = base(Mode::Deny, &["JP"]);
     services.scope = Scope::Services {
@@ -131,6 +153,7 @@ fn policies() -> Vec<(&'static str, Policy)> {
     };
     services.malformed = Action::Drop;
     services.unknown = Action::Drop;
+    services.nat64_prefixes = nat64(&NAT64_PREFIXES[6..]);
 
     let mut only_services = base(Mode::Deny, &[]);
     only_services.scope = Scope::Services {
@@ -209,7 +232,7 @@ fn v6_sources(rng: &mut Rng) -> Ipv6Addr {
         0xff02_0000_0000_0000_0000_0000_0000_0001,
     ];
     let v4 = u128::from(u32::from(v4_sources(rng)));
-    match rng.below(9) {
+    match rng.below(12) {
         0 => Ipv6Addr::from(rng.pick(EDGES)),
         1 => Ipv6Addr::from(rng.pick(EDGES) ^ u128::from(rng.next() as u16)),
         2 => Ipv6Addr::from(u128::from(rng.next()) << 64 | u128::from(rng.next())),
@@ -221,6 +244,26 @@ fn v6_sources(rng: &mut Rng) -> Ipv6Addr {
             0x2001_0000u128 << 96 | u128::from(rng.next() as u32) << 32 | (!v4 & 0xffff_ffff),
         ),
         7 => Ipv6Addr::from(0x0064_ff9b_u128 << 96 | v4),
+        // Inside a declared prefix (of this policy or another), with the layout of its
+        // length, sometimes a set u octet and bits after the address.
+        9 | 10 => {
+            let prefix: Ipv6Net = rng.pick(NAT64_PREFIXES).parse().unwrap();
+            let v4 = Ipv4Addr::from(u32::try_from(v4).unwrap());
+            let mut a = filter_user::kernel::selftest::embed_nat64(prefix, v4).octets();
+            if rng.chance(30) && prefix.prefix_len() <= 64 {
+                a[8] = rng.next() as u8;
+            }
+            let after = match prefix.prefix_len() {
+                96 => 16,
+                len => usize::from(len / 8) + 5,
+            };
+            if rng.chance(30) && after < 16 {
+                a[after + rng.below(16 - after)] = rng.next() as u8;
+            }
+            Ipv6Addr::from(a)
+        }
+        // Anywhere in the local-use prefix 64:ff9b:1::/48.
+        11 => Ipv6Addr::from(0x0064_ff9b_0001u128 << 80 | u128::from(rng.next()) << 16),
         _ => {
             let o = u32::try_from(v4).unwrap().to_be_bytes();
             Ipv6Addr::from([
@@ -258,7 +301,7 @@ fn transport(rng: &mut Rng, v6: bool) -> (u8, Vec<u8>) {
         }
         3 => {
             let icmp_type = if v6 {
-                rng.pick(&[1u8, 2, 3, 4, 128, 129, 135, 136, 0])
+                rng.pick(&[1u8, 2, 3, 4, 128, 129, 133, 134, 135, 136, 137, 0])
             } else {
                 rng.pick(&[0u8, 3, 8, 11, 12, 5, 13])
             };
@@ -294,7 +337,9 @@ fn frame(rng: &mut Rng, raw_ip: bool) -> Vec<u8> {
             .map(|_| rng.pick(&[0u8, 43, 60, 44, 51]))
             .collect();
         let first = ext.first().copied().unwrap_or(proto);
-        f.extend_from_slice(&[0x60, 0, 0, 0, 0, 0, first, 64]);
+        // Hop limit 255 (neighbour discovery must have it) or what a router left.
+        let hop_limit = rng.pick(&[64u8, 255, 255, 254, 1]);
+        f.extend_from_slice(&[0x60, 0, 0, 0, 0, 0, first, hop_limit]);
         f.extend_from_slice(&v6_sources(rng).octets());
         f.extend_from_slice(&[
             0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
@@ -363,6 +408,32 @@ const MIN_FRAME: usize = 14;
 struct Seen(std::collections::BTreeMap<String, usize>);
 
 impl Seen {
+    /// Counts a source judged by its country through a declared NAT64 prefix, by the prefix
+    /// length and the verdict, so every layout is seen both dropping and passing.
+    fn add_nat64(&mut self, policy: &Policy, frame: &[u8], raw_ip: bool, why: &Why, drop: bool) {
+        let Packet::Ip {
+            src: IpAddr::V6(src),
+            ..
+        } = parse(frame, raw_ip)
+        else {
+            return;
+        };
+        let Why::Judged {
+            class: filter_user::model::reference::Class::Country(_),
+            ..
+        } = why
+        else {
+            return;
+        };
+        if let Some(p) = policy.nat64_prefixes.iter().find(|p| p.contains(&src)) {
+            let verdict = if drop { "drop" } else { "pass" };
+            *self
+                .0
+                .entry(format!("nat64/{}/{verdict}", p.prefix_len()))
+                .or_default() += 1;
+        }
+    }
+
     fn add(&mut self, why: &Why) {
         let kind = match why {
             Why::Judged { rule, class } => {
@@ -409,6 +480,13 @@ fn compare(
             frame
         );
         seen.add(&want.why);
+        seen.add_nat64(
+            policy,
+            frame,
+            raw_ip,
+            &want.why,
+            want.verdict == Action::Drop,
+        );
         *checked += 1;
     };
     while checked < FRAMES_PER_RUN {
@@ -463,6 +541,21 @@ fn the_kernel_and_the_reference_model_agree_on_a_million_frames() {
         "Service(\"ssh\")/Country",
         "Service(\"dns\")/Country",
         "Service(\"web\")/DenyCidr",
+        "UndeclaredNat64",
+        "NeighbourDiscovery",
+        // A denied and an allowed IPv4 address under every RFC 6052 layout.
+        "nat64/32/drop",
+        "nat64/32/pass",
+        "nat64/40/drop",
+        "nat64/40/pass",
+        "nat64/48/drop",
+        "nat64/48/pass",
+        "nat64/56/drop",
+        "nat64/56/pass",
+        "nat64/64/drop",
+        "nat64/64/pass",
+        "nat64/96/drop",
+        "nat64/96/pass",
     ];
     for kind in expected {
         let n = seen.0.get(kind).copied().unwrap_or(0);

@@ -775,3 +775,70 @@ fn a_dry_run_then_enforce() {
     assert_eq!(gb("dropped"), COUNT as u64, "{stats}");
     assert_eq!(gb("would_drop"), COUNT as u64, "counters kept: {stats}");
 }
+
+/// Neighbour discovery from a global address in a denied country: the receiver resolves an
+/// on-link neighbour whose only address is in JP, which `--deny JP` refuses. The neighbour
+/// advertisement comes from that global address with hop limit 255, so it passes (counted
+/// as neighbour discovery) and the entry becomes REACHABLE; the neighbour's data is still
+/// dropped.
+#[test]
+fn neighbour_discovery_from_a_denied_global_address_keeps_the_neighbour() {
+    let pair = VethPair::new("ndp").unwrap();
+    pair.add_source(ip(JP_V6)).unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    inst.ok(
+        Some(&pair.receiver),
+        &attach_args(&iface, &["--deny", "JP", "--mode", "skb"]),
+    )
+    .unwrap();
+    let neigh = || {
+        pair.receiver
+            .ip(&["-6", "neigh", "show", JP_V6, "dev", &iface])
+            .unwrap()
+    };
+    // No entry to begin with; then one datagram towards the neighbour makes the receiver
+    // solicit it (the receiver's default route is on the link).
+    pair.receiver
+        .ip(&["-6", "neigh", "flush", "dev", &iface])
+        .unwrap();
+    assert!(!neigh().contains("REACHABLE"), "{}", neigh());
+    pair.receiver
+        .enter(|| {
+            let s = std::net::UdpSocket::bind((RECEIVER_V6, 0))?;
+            s.send_to(b"probe", (JP_V6, 9))
+        })
+        .unwrap()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !neigh().contains("REACHABLE") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        neigh().contains("REACHABLE"),
+        "the neighbour {JP_V6} was not resolved: {}",
+        neigh()
+    );
+    let stats = inst
+        .wait_for_stats(&iface, WAIT, |s| {
+            s["ndp_passed"]["packets"].as_u64() >= Some(1)
+        })
+        .unwrap();
+    assert!(
+        stats["ndp_passed"]["packets"].as_u64() >= Some(1),
+        "{stats}"
+    );
+    // The neighbour's own traffic is still judged: its datagrams do not arrive.
+    let got = exchange(&pair, &[JP_V6], &[]);
+    assert_eq!(got.get(JP_V6), None, "{got:?}");
+    let stats = inst
+        .wait_for_stats(&iface, WAIT, |s| {
+            country_counts(s, Some("JP")).1 >= COUNT as u64
+        })
+        .unwrap();
+    assert_eq!(
+        country_counts(&stats, Some("JP")),
+        (0, COUNT as u64),
+        "{stats}"
+    );
+}

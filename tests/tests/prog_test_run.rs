@@ -6,7 +6,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use filter_common::{
     country_slot, Counter, ACTION_DROP, ACTION_PASS, SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS,
     SLOT_FRAGMENT_PASS, SLOT_ICMP_ERROR_PASS, SLOT_LOCAL_DROP, SLOT_LOCAL_PASS,
-    SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN,
+    SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_NDP_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE,
+    SLOT_TCP_NOT_SYN, SLOT_UNDECLARED_NAT64_DROP, SLOT_UNDECLARED_NAT64_WOULD_DROP,
     UNKNOWN_COUNTRY,
 };
 use filter_user::model::scope::{parse_ports, Scope, Service};
@@ -234,10 +235,8 @@ fn ipv6_sources_that_embed_ipv4_are_judged_by_it() {
         Ipv6Addr::from([
             0x20, 0x01, 0, 0, 65, 54, 227, 120, 0x80, 0, 0xf2, 0x27, ia, ib, ic, id,
         ]),
-        // NAT64 well-known prefix 64:ff9b::/96.
+        // NAT64 well-known prefix 64:ff9b::/96 (local-use prefixes: the tests below).
         Ipv6Addr::from([0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, a, b, c, d]),
-        // NAT64 local use 64:ff9b:1::/48 (RFC 6052 /48 layout: octet 8 is u = 0).
-        Ipv6Addr::from([0, 0x64, 0xff, 0x9b, 0, 1, a, b, 0, c, d, 0, 0, 0, 0, 0]),
     ];
     for src in gb_forms {
         f.expect(
@@ -274,6 +273,177 @@ fn ipv6_sources_that_embed_ipv4_are_judged_by_it() {
             country_slot(UNKNOWN_COUNTRY, ACTION_PASS),
         );
     }
+}
+
+/// Declared NAT64 translator prefixes, one per RFC 6052 length (four per policy at most, so
+/// two policies): a denied IPv4 address embedded with each layout is dropped and counted under
+/// its country, an allowed one passes, whatever the `u` octet (bits 64-71) holds.
+const NAT64_DECLARED: [&[&str]; 2] = [
+    &[
+        "2001:db8::/32",
+        "2001:db9:100::/40",
+        "64:ff9b:1::/48",
+        "2001:db9:200:300::/56",
+    ],
+    &[
+        "64:ff9b:1:ab00::/56",
+        "64:ff9b:1:cd01::/64",
+        "64:ff9b:1:0:0:1::/96",
+        "2001:db8:64::/96",
+    ],
+];
+
+fn nat64_policy(prefixes: &[&str]) -> Policy {
+    let mut p = policy(Mode::Deny, &["GB"]);
+    p.nat64_prefixes = prefixes.iter().map(|p| p.parse().unwrap()).collect();
+    p
+}
+
+#[test]
+fn declared_nat64_prefixes_of_every_length_are_read_with_their_layout() {
+    use filter_user::kernel::selftest::embed_nat64;
+    let mut lengths = std::collections::BTreeSet::new();
+    for declared in NAT64_DECLARED {
+        let p = nat64_policy(declared);
+        let mut f = Filter::new(&p);
+        for prefix in declared {
+            let prefix: ipnet::Ipv6Net = prefix.parse().unwrap();
+            lengths.insert(prefix.prefix_len());
+            for u in [0u8, 0xa5] {
+                let with_u = |a: Ipv6Addr| {
+                    let mut o = a.octets();
+                    if prefix.prefix_len() <= 64 {
+                        o[8] = u;
+                    }
+                    Ipv6Addr::from(o)
+                };
+                let gb = with_u(embed_nat64(prefix, GB_V4));
+                let se = with_u(embed_nat64(prefix, SE_V4));
+                f.expect(
+                    &frame::ipv6(&[], gb, 16),
+                    XDP_DROP,
+                    country_slot(cc("GB"), ACTION_DROP),
+                );
+                f.expect(
+                    &frame::ipv6(&[], se, 16),
+                    XDP_PASS,
+                    country_slot(cc("SE"), ACTION_PASS),
+                );
+                // Userspace (explain, the self-test, the model) reads the same address.
+                assert_eq!(
+                    p.judged(gb.into()),
+                    filter_user::model::policy::Judged::Addr(GB_V4.into()),
+                    "{gb} under {prefix}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        lengths.into_iter().collect::<Vec<_>>(),
+        [32, 40, 48, 56, 64, 96]
+    );
+}
+
+/// A source in the local-use prefix 64:ff9b:1::/48 outside every declared prefix cannot be
+/// read (a client could pick the layout that shows an allowed address): it is dropped, denied
+/// or allowed IPv4 alike, counted apart; a dry run counts it as would-drop. ICMP errors and
+/// packets out of a port scope pass as always.
+#[test]
+fn local_use_nat64_outside_every_declared_prefix_is_dropped_and_counted_apart() {
+    // With nothing declared, RFC 6052's /48 layout shows GB, and another layout SE.
+    let [a, b, c, d] = GB_V4.octets();
+    let gb_48 = Ipv6Addr::from([0, 0x64, 0xff, 0x9b, 0, 1, a, b, 0, c, d, 0, 0, 0, 0, 0]);
+    let [a, b, c, d] = SE_V4.octets();
+    let se_96 = Ipv6Addr::from([0, 0x64, 0xff, 0x9b, 0, 1, 0, 0, 0, 0, 0, 0, a, b, c, d]);
+    let mut f = Filter::new(&policy(Mode::Deny, &["GB"]));
+    for src in [gb_48, se_96] {
+        f.expect(
+            &frame::ipv6(&[], src, 16),
+            XDP_DROP,
+            SLOT_UNDECLARED_NAT64_DROP,
+        );
+    }
+    f.expect(
+        &frame::icmpv6(se_96, 2, &[]),
+        XDP_PASS,
+        SLOT_ICMP_ERROR_PASS,
+    );
+    // Outside the declared ones of a policy that declares some.
+    let mut f = Filter::new(&nat64_policy(NAT64_DECLARED[1]));
+    f.expect(
+        &frame::ipv6(&[], v6("64:ff9b:1:1234::5102:45a0"), 16),
+        XDP_DROP,
+        SLOT_UNDECLARED_NAT64_DROP,
+    );
+    let mut dry = nat64_policy(NAT64_DECLARED[1]);
+    dry.dry_run = true;
+    let mut f = Filter::new(&dry);
+    f.expect(
+        &frame::ipv6(&[], gb_48, 16),
+        XDP_PASS,
+        SLOT_UNDECLARED_NAT64_WOULD_DROP,
+    );
+    let mut scoped = policy(Mode::Deny, &["GB"]);
+    scoped.scope = Scope::Ports(parse_ports("udp/443").unwrap());
+    let mut f = Filter::new(&scoped);
+    f.expect(
+        &ipv6_with(gb_48, UDP, &udp_to(53), &[]),
+        XDP_PASS,
+        SLOT_OUT_OF_SCOPE,
+    );
+    f.expect(
+        &ipv6_with(gb_48, UDP, &udp_to(443), &[]),
+        XDP_DROP,
+        SLOT_UNDECLARED_NAT64_DROP,
+    );
+}
+
+/// Neighbour discovery (RS, RA, NS, NA, redirect) with hop limit 255 comes from the link
+/// itself: it passes from a global address in a denied country, counted apart. With another
+/// hop limit, or cut before its ICMPv6 header is complete, it is judged by its source.
+#[test]
+fn neighbour_discovery_passes_only_with_hop_limit_255() {
+    let mut f = Filter::new(&policy(Mode::Deny, &["KR"]));
+    let kr = v6("2001:218:1::5");
+    let with_hop_limit = |t: u8, hop_limit: u8| {
+        let mut frame = frame::icmpv6(kr, t, &[]);
+        frame[14 + 7] = hop_limit;
+        frame
+    };
+    for t in 133..=137 {
+        f.expect(&with_hop_limit(t, 255), XDP_PASS, SLOT_NDP_PASS);
+        f.expect(
+            &with_hop_limit(t, 64),
+            XDP_DROP,
+            country_slot(cc("KR"), ACTION_DROP),
+        );
+    }
+    // Echo requests are not neighbour discovery, whatever their hop limit.
+    f.expect(
+        &with_hop_limit(128, 255),
+        XDP_DROP,
+        country_slot(cc("KR"), ACTION_DROP),
+    );
+    // Behind extension headers, still neighbour discovery; cut before the ICMPv6 header ends,
+    // judged by the source.
+    let mut ext = frame::icmpv6(kr, 135, &[0]);
+    ext[14 + 7] = 255;
+    f.expect(&ext, XDP_PASS, SLOT_NDP_PASS);
+    let ns = with_hop_limit(135, 255);
+    f.expect(
+        &ns[..14 + 40 + 3],
+        XDP_DROP,
+        country_slot(cc("KR"), ACTION_DROP),
+    );
+    // From link-local space under `--local drop` too.
+    let mut strict = policy(Mode::Allow, &["SE"]);
+    strict.local = Action::Drop;
+    let mut f = Filter::new(&strict);
+    let mut ll = frame::icmpv6(v6("fe80::1"), 136, &[]);
+    ll[14 + 7] = 255;
+    f.expect(&ll, XDP_PASS, SLOT_NDP_PASS);
+    ll[14 + 7] = 64;
+    f.expect(&ll, XDP_DROP, SLOT_LOCAL_DROP);
 }
 
 #[test]

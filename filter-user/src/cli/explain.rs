@@ -19,7 +19,7 @@ use crate::{
     kernel::selftest,
     kernel::slots::Slot,
     model::iface::IfaceName,
-    model::policy::{action_name, Action, Mode, Policy},
+    model::policy::{action_name, judged_with, Action, Judged, Mode, Policy},
     model::reference::{Class, Model, Packet, Rule, Transport, Why, TCP_SYN},
     model::scope::{mode_name, ports_text, PortRange, Proto, Scope},
     ops::known_good::KnownGood,
@@ -39,7 +39,7 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "IF", conflicts_with_all = [
         "db", "artifact", "file", "allow", "deny", "allow_cidr", "deny_cidr", "unknown",
         "malformed", "icmp_errors", "dry_run", "ports", "local", "tcp", "samples",
-        "country_field", "format", "prefer",
+        "nat64_prefix", "country_field", "format", "prefer",
     ])]
     pub iface: Option<IfaceName>,
     /// The destination port to judge for (e.g. tcp/443): picks the service or scope rule; a
@@ -249,8 +249,25 @@ fn explain_one(
     port: Option<PortRange>,
 ) -> String {
     // The XDP program judges a source that embeds an IPv4 address (mapped, compatible,
-    // 6to4, Teredo, NAT64) by that address: so does explain, with the same function.
-    let addr = crate::model::policy::as_judged(given);
+    // 6to4, Teredo, NAT64) by that address: so does explain, with the same function and the
+    // policy's declared NAT64 prefixes.
+    let judged = model.map_or_else(
+        || judged_with(given, &filter_common::Nat64Prefixes::default()),
+        |m| m.judged(given),
+    );
+    let addr = match judged {
+        Judged::Addr(addr) => addr,
+        Judged::UndeclaredNat64 => {
+            let verdict = model.map_or_else(
+                || "no policy given".to_owned(),
+                |m| verdict_text(m, given, port),
+            );
+            return format!(
+                "{given} (in the NAT64 local-use prefix 64:ff9b:1::/48 but in no declared \
+                 --nat64-prefix, so the IPv4 address it carries cannot be read): verdict: {verdict}"
+            );
+        }
+    };
     let found = regions.lookup(addr);
     let place = match found {
         Some((start, end, country, source)) => format!(
@@ -266,7 +283,7 @@ fn explain_one(
     };
     let verdict = model.map_or_else(
         || "no policy given".to_owned(),
-        |m| verdict_text(m, addr, port),
+        |m| verdict_text(m, given, port),
     );
     if addr == given {
         format!("{addr}: {place}; verdict: {verdict}")
@@ -286,14 +303,18 @@ fn single_port(text: &str) -> Result<PortRange, String> {
     Ok(port)
 }
 
-/// The verdict for a packet to `port`, or, without one, for each rule of the policy.
-fn verdict_text(model: &Model<'_>, addr: IpAddr, port: Option<PortRange>) -> String {
+/// The verdict for a packet from `given` to `port`, or, without one, for each rule of the
+/// policy.
+fn verdict_text(model: &Model<'_>, given: IpAddr, port: Option<PortRange>) -> String {
     let policy = model.policy;
     let packet = |transport| Packet::Ip {
-        src: addr,
+        src: given,
         icmp_error: false,
+        ndp: false,
         transport,
     };
+    const UNDECLARED: &str = "undeclared NAT64 source: declare its translator's prefix with \
+                              --nat64-prefix to judge it by its IPv4 address";
     if let Some(range) = port {
         let transport = match range.proto {
             Proto::Tcp => Transport::Tcp(Some((range.first, TCP_SYN))),
@@ -302,6 +323,7 @@ fn verdict_text(model: &Model<'_>, addr: IpAddr, port: Option<PortRange>) -> Str
         let decision = model.judge(&packet(transport));
         return match decision.why {
             Why::OutOfScope => format!("pass ({range} is out of the policy's scope)"),
+            Why::UndeclaredNat64 => judged(policy, decision.verdict, UNDECLARED),
             Why::Judged { rule, class } => {
                 let (label, (mode, countries)) = match &rule {
                     Rule::Service(name) => (format!("service {name}: "), rule_list(policy, name)),
@@ -316,10 +338,12 @@ fn verdict_text(model: &Model<'_>, addr: IpAddr, port: Option<PortRange>) -> Str
             other => format!("pass ({other:?})"),
         };
     }
-    let class = model.class(addr);
+    let class = match model.judged(given) {
+        Judged::Addr(addr) => Some(model.class(addr)),
+        Judged::UndeclaredNat64 => None,
+    };
     let mut parts = Vec::new();
     for (row, mode, countries) in policy.rules() {
-        let action = policy.row_action(row, class.entry());
         let label = match &policy.scope {
             Scope::Host => String::new(),
             Scope::Ports(ports) => format!("{}: ", ports_text(ports)),
@@ -332,11 +356,15 @@ fn verdict_text(model: &Model<'_>, addr: IpAddr, port: Option<PortRange>) -> Str
                 }
             }
         };
-        parts.push(judged(
-            policy,
-            action,
-            &format!("{label}{}", why(class, mode, countries)),
-        ));
+        // Every rule that judges drops an undeclared NAT64 source.
+        let (action, reason) = match class {
+            Some(class) => (
+                policy.row_action(row, class.entry()),
+                why(class, mode, countries),
+            ),
+            None => (Action::Drop, UNDECLARED.to_owned()),
+        };
+        parts.push(judged(policy, action, &format!("{label}{reason}")));
     }
     if matches!(
         policy.scope,

@@ -10,8 +10,9 @@ use filter_common::{
     country_slot, would_drop_slot, Counter, ACTION_DROP, ACTION_PASS, COUNTRY_SLOTS,
     SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS, SLOT_EXCEPTION_WOULD_DROP, SLOT_FRAGMENT_PASS,
     SLOT_ICMP_ERROR_PASS, SLOT_LOCAL_DROP, SLOT_LOCAL_PASS, SLOT_LOCAL_WOULD_DROP,
-    SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_MALFORMED_WOULD_DROP, SLOT_NON_IP,
-    SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN,
+    SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_MALFORMED_WOULD_DROP, SLOT_NDP_PASS,
+    SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, SLOT_UNDECLARED_NAT64_DROP,
+    SLOT_UNDECLARED_NAT64_WOULD_DROP,
 };
 use serde::Serialize;
 
@@ -98,6 +99,11 @@ pub struct InterfaceStats {
     pub fragments_passed: Counter,
     /// TCP segments other than connection attempts under `--tcp syn`.
     pub tcp_not_syn_passed: Counter,
+    /// Neighbour discovery (ICMPv6 133-137 with hop limit 255), passed whatever the source.
+    pub ndp_passed: Counter,
+    /// Sources in 64:ff9b:1::/48 outside every declared NAT64 prefix.
+    pub undeclared_nat64_dropped: Counter,
+    pub undeclared_nat64_would_drop: Counter,
 }
 
 #[derive(Debug, Serialize)]
@@ -148,6 +154,9 @@ impl InterfaceStats {
             out_of_scope: slot(SLOT_OUT_OF_SCOPE),
             fragments_passed: slot(SLOT_FRAGMENT_PASS),
             tcp_not_syn_passed: slot(SLOT_TCP_NOT_SYN),
+            ndp_passed: slot(SLOT_NDP_PASS),
+            undeclared_nat64_dropped: slot(SLOT_UNDECLARED_NAT64_DROP),
+            undeclared_nat64_would_drop: slot(SLOT_UNDECLARED_NAT64_WOULD_DROP),
         }
     }
 }
@@ -459,6 +468,12 @@ fn print_table(stats: &InterfaceStats, note: Option<&str>) {
         stats.out_of_scope.packets,
         stats.fragments_passed.packets,
         stats.tcp_not_syn_passed.packets
+    );
+    println!(
+        "  neighbour discovery passed {}; undeclared NAT64 dropped {} would drop {}",
+        stats.ndp_passed.packets,
+        stats.undeclared_nat64_dropped.packets,
+        stats.undeclared_nat64_would_drop.packets
     );
 }
 

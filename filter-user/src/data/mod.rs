@@ -173,8 +173,12 @@ pub fn parse_exception(text: &str) -> Result<ipnet::IpNet, String> {
     let net = parse_network(text)?;
     if let ipnet::IpNet::V6(v6) = net {
         let (first, last) = (v6.network(), v6.broadcast());
+        // With no NAT64 prefix declared: an undeclared local-use NAT64 source is never judged
+        // by its address either (it is dropped), so an exception there could never match.
         let embeds = |a: std::net::Ipv6Addr| {
-            filter_common::embedded_ipv4(&a.octets()).is_some() || a.to_ipv4_mapped().is_some()
+            filter_common::embedded_ipv4(&a.octets(), &filter_common::Nat64Prefixes::default())
+                != filter_common::Embedding::None
+                || a.to_ipv4_mapped().is_some()
         };
         if embeds(first) && embeds(last) {
             return Err(format!(

@@ -306,6 +306,7 @@ impl HalfMaps {
             samples_per_sec: policy.samples,
             generation: contents.generation,
             content_hash: contents.content_hash,
+            nat64: policy.nat64_table(),
         };
         self.settings
             .set(0, settings, 0)

@@ -76,7 +76,20 @@ pub fn samples(regions: &RegionSet, policy: &Policy) -> Vec<Sample> {
     }
     // IPv6 sources that embed an IPv4 address are judged as IPv4 by the program; leave them
     // to the tests.
-    addrs.retain(|a| crate::model::policy::as_judged(*a) == *a);
+    addrs.retain(|a| policy.judged(*a) == crate::model::policy::Judged::Addr(*a));
+    // Except under each declared NAT64 prefix: the IPv4 addresses sampled so far, embedded
+    // with its layout, check that the half holds the prefix the policy declares.
+    let v4: Vec<Ipv4Addr> = addrs
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(_) => None,
+        })
+        .take(NAT64_SAMPLES)
+        .collect();
+    for prefix in &policy.nat64_prefixes {
+        addrs.extend(v4.iter().map(|a| IpAddr::V6(embed_nat64(*prefix, *a))));
+    }
     // Every rule of the policy gets its share of the addresses, through a port it judges.
     let ports = rule_ports(&policy.scope);
     let model = Model::new(regions, policy);
@@ -85,6 +98,25 @@ pub fn samples(regions: &RegionSet, policy: &Policy) -> Vec<Sample> {
         .enumerate()
         .map(|(i, addr)| expected(&model, addr, ports[i % ports.len()]))
         .collect()
+}
+
+/// IPv4 addresses embedded under each declared NAT64 prefix.
+const NAT64_SAMPLES: usize = 16;
+
+/// `v4` inside `prefix` with RFC 6052's layout for its length: the 32 bits after the prefix,
+/// skipping bits 64-71 (the `u` octet, zero); for /96 the last 32 bits.
+#[must_use]
+pub fn embed_nat64(prefix: ipnet::Ipv6Net, v4: Ipv4Addr) -> Ipv6Addr {
+    let mut a = prefix.network().octets();
+    let mut at = usize::from(prefix.prefix_len() / 8);
+    for byte in v4.octets() {
+        if at == 8 {
+            at += 1;
+        }
+        a[at] = byte;
+        at += 1;
+    }
+    Ipv6Addr::from(a)
 }
 
 /// A destination port for each rule of a scope: the first port of each range it names and a

@@ -6,7 +6,8 @@ use std::fmt;
 use filter_common::{
     CLASS_EXCEPTION_DROP, CLASS_EXCEPTION_PASS, CLASS_LOCAL, ENTRY_SLOTS, SLOT_FRAGMENT_PASS,
     SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_MALFORMED_WOULD_DROP,
-    SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, UNKNOWN_COUNTRY, VERDICT_DROP, VERDICT_PASS,
+    SLOT_NDP_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, SLOT_UNDECLARED_NAT64_DROP,
+    SLOT_UNDECLARED_NAT64_WOULD_DROP, UNKNOWN_COUNTRY, VERDICT_DROP, VERDICT_PASS,
     VERDICT_WOULD_DROP,
 };
 
@@ -26,6 +27,10 @@ pub enum Slot {
     OutOfScope,
     FragmentPassed,
     TcpNotSynPassed,
+    /// A source in `64:ff9b:1::/48` outside every declared NAT64 prefix: dropped or would drop.
+    UndeclaredNat64(Verdict),
+    /// Neighbour discovery with hop limit 255, passed.
+    NdpPassed,
     /// A slot number this build does not use.
     Unused(u32),
 }
@@ -94,6 +99,9 @@ impl Slot {
             SLOT_OUT_OF_SCOPE => Self::OutOfScope,
             SLOT_FRAGMENT_PASS => Self::FragmentPassed,
             SLOT_TCP_NOT_SYN => Self::TcpNotSynPassed,
+            SLOT_UNDECLARED_NAT64_DROP => Self::UndeclaredNat64(Verdict::Dropped),
+            SLOT_UNDECLARED_NAT64_WOULD_DROP => Self::UndeclaredNat64(Verdict::WouldDrop),
+            SLOT_NDP_PASS => Self::NdpPassed,
             other => Self::Unused(other),
         }
     }
@@ -118,6 +126,8 @@ impl fmt::Display for Slot {
             Self::OutOfScope => f.write_str("out of scope passed"),
             Self::FragmentPassed => f.write_str("fragment passed"),
             Self::TcpNotSynPassed => f.write_str("TCP not opening a connection passed"),
+            Self::UndeclaredNat64(v) => write!(f, "undeclared NAT64 {}", v.name()),
+            Self::NdpPassed => f.write_str("neighbour discovery passed"),
             Self::Unused(n) => write!(f, "unused slot {n}"),
         }
     }

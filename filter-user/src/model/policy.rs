@@ -2,12 +2,13 @@
 
 use std::{collections::BTreeSet, net::IpAddr};
 
+use filter_common::{Embedding, Nat64Prefix, Nat64Prefixes, MAX_NAT64_PREFIXES};
 use filter_common::{
     PolicyRow, ACTION_DROP, ACTION_PASS, CLASS_EXCEPTION_DROP, CLASS_EXCEPTION_PASS, CLASS_LOCAL,
     COUNTRY_SLOTS, ENTRY_SLOTS, POLICY_ROWS, ROW_FIRST_SERVICE, ROW_MAIN, ROW_STRICT,
     UNKNOWN_COUNTRY,
 };
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -73,6 +74,10 @@ pub struct Policy {
     /// Dropped and would-drop packets sampled for `watch`, per second and CPU; 0: off.
     #[serde(default)]
     pub samples: u32,
+    /// NAT64 translator prefixes in use (RFC 6052 lengths), whose sources are judged by the
+    /// IPv4 address each one's layout puts where; validated by [`check_nat64_prefixes`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nat64_prefixes: Vec<Ipv6Net>,
 }
 
 fn pass() -> Action {
@@ -141,7 +146,20 @@ impl Policy {
             tcp: Tcp::All,
             scope: Scope::Host,
             samples: 0,
+            nat64_prefixes: vec![],
         }
+    }
+
+    /// The declared NAT64 prefixes as the kernel's settings hold them, packed first.
+    #[must_use]
+    pub fn nat64_table(&self) -> Nat64Prefixes {
+        nat64_table(&self.nat64_prefixes)
+    }
+
+    /// What the program judges a source as under this policy's NAT64 prefixes.
+    #[must_use]
+    pub fn judged(&self, addr: IpAddr) -> Judged {
+        judged_with(addr, &self.nat64_table())
     }
 
     /// The action of one rule (`mode` and `countries`) for a table entry: countries by the
@@ -248,7 +266,7 @@ impl Policy {
     #[must_use]
     pub fn full_summary(&self) -> String {
         format!(
-            "{}; always pass {}; always drop {}; local {}; {}; icmp errors {}; tcp {}{}; {}",
+            "{}; always pass {}; always drop {}; local {}; {}; icmp errors {}; tcp {}{}{}; {}",
             self.summary_with(false),
             list_or_none(&self.allow_cidrs),
             list_or_none(&self.deny_cidrs),
@@ -256,6 +274,19 @@ impl Policy {
             self.scope.summary(),
             self.icmp_errors.name(),
             self.tcp.name(),
+            // Named only when declared, so the line of every other policy stays as it was.
+            if self.nat64_prefixes.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; nat64 {}",
+                    self.nat64_prefixes
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            },
             if self.samples == 0 {
                 String::new()
             } else {
@@ -317,16 +348,136 @@ impl Policy {
     }
 }
 
-/// The address the XDP program judges for source `addr`: the IPv4 address an IPv6 source
-/// embeds ([`filter_common::embedded_ipv4`]), or the address itself.
+/// What the XDP program judges a source as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judged {
+    /// This address: the source, or the IPv4 address it embeds.
+    Addr(IpAddr),
+    /// An IPv6 source in `64:ff9b:1::/48` outside every declared NAT64 prefix: its IPv4
+    /// address cannot be read, so it is dropped when judged.
+    UndeclaredNat64,
+}
+
+/// [`Policy::judged`] for a table of declared prefixes ([`filter_common::embedded_ipv4`], the
+/// function the program runs).
+#[must_use]
+pub fn judged_with(addr: IpAddr, nat64: &Nat64Prefixes) -> Judged {
+    match addr {
+        IpAddr::V6(v6) => match filter_common::embedded_ipv4(&v6.octets(), nat64) {
+            Embedding::Ipv4(v4) => Judged::Addr(IpAddr::V4(v4.into())),
+            Embedding::UndeclaredNat64 => Judged::UndeclaredNat64,
+            Embedding::None => Judged::Addr(addr),
+        },
+        IpAddr::V4(_) => Judged::Addr(addr),
+    }
+}
+
+/// The address the XDP program judges for source `addr` with no NAT64 prefix declared: the
+/// IPv4 address an IPv6 source embeds, or the address itself (also for an undeclared
+/// local-use NAT64 source, which is dropped before any lookup).
 #[must_use]
 pub fn as_judged(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => {
-            filter_common::embedded_ipv4(&v6.octets()).map_or(addr, |v4| IpAddr::V4(v4.into()))
-        }
-        IpAddr::V4(_) => addr,
+    match judged_with(addr, &Nat64Prefixes::default()) {
+        Judged::Addr(a) => a,
+        Judged::UndeclaredNat64 => addr,
     }
+}
+
+/// The kernel's table of declared NAT64 prefixes; entries past [`MAX_NAT64_PREFIXES`] or
+/// with another length are left out (the policy was checked when it was made).
+#[must_use]
+pub fn nat64_table(prefixes: &[Ipv6Net]) -> Nat64Prefixes {
+    let mut table = Nat64Prefixes::default();
+    let entries = prefixes
+        .iter()
+        .filter_map(|p| Nat64Prefix::new(p.network().octets(), p.prefix_len()));
+    for (slot, entry) in table.iter_mut().zip(entries) {
+        *slot = entry;
+    }
+    table
+}
+
+/// IPv6 space whose sources already carry IPv4 by a fixed rule: a declared prefix may not
+/// overlap it (it would give one address two readings).
+const BUILT_IN_EMBEDDINGS: &[(&str, &str)] = &[
+    ("::/96", "IPv4-compatible addresses"),
+    ("::ffff:0:0/96", "IPv4-mapped addresses"),
+    (
+        "64:ff9b::/96",
+        "the NAT64 well-known prefix, which is built in",
+    ),
+    ("2001::/32", "Teredo"),
+    ("2002::/16", "6to4"),
+];
+
+/// Why one `--nat64-prefix` value is not a translator prefix: a length RFC 6052 has no layout
+/// for, host bits, IPv4, or overlap with a built-in embedding.
+///
+/// # Errors
+///
+/// The message says what to give instead.
+pub fn parse_nat64_prefix(text: &str) -> Result<Ipv6Net, String> {
+    let text = text.trim();
+    let net: IpNet = text.parse().map_err(|_| {
+        format!("{text:?} is not an IPv6 prefix (expected e.g. 64:ff9b:1:abcd::/64)")
+    })?;
+    let IpNet::V6(net) = net else {
+        return Err(format!(
+            "{text} is IPv4: a NAT64 prefix is IPv6, e.g. 64:ff9b:1:abcd::/64"
+        ));
+    };
+    if !filter_common::NAT64_PREFIX_LENS.contains(&net.prefix_len()) {
+        return Err(format!(
+            "{text}: a NAT64 prefix is /32, /40, /48, /56, /64 or /96 (RFC 6052 defines no other \
+             layout), not /{}",
+            net.prefix_len()
+        ));
+    }
+    if net.trunc() != net {
+        return Err(format!(
+            "{text} has host bits set; did you mean {}?",
+            net.trunc()
+        ));
+    }
+    for (builtin, name) in BUILT_IN_EMBEDDINGS {
+        let builtin: Ipv6Net = builtin.parse().expect("a valid built-in prefix");
+        if builtin.contains(&net) || net.contains(&builtin) {
+            return Err(format!(
+                "{text} overlaps {builtin} ({name}), whose sources are already judged by the \
+                 IPv4 address they carry"
+            ));
+        }
+    }
+    Ok(net)
+}
+
+/// Checks a policy's declared NAT64 prefixes as a set: at most [`MAX_NAT64_PREFIXES`], none
+/// inside another (a source there would have two layouts to choose from).
+///
+/// # Errors
+///
+/// Says which prefixes to remove.
+pub fn check_nat64_prefixes(prefixes: &[Ipv6Net]) -> Result<(), String> {
+    let mut seen: Vec<Ipv6Net> = Vec::new();
+    for p in prefixes {
+        if seen.contains(p) {
+            continue;
+        }
+        if let Some(other) = seen.iter().find(|o| o.contains(p) || p.contains(*o)) {
+            return Err(format!(
+                "NAT64 prefixes {other} and {p} overlap: a source in both would have two \
+                 layouts; declare the one the translator uses"
+            ));
+        }
+        seen.push(*p);
+    }
+    if seen.len() > MAX_NAT64_PREFIXES {
+        return Err(format!(
+            "{} NAT64 prefixes declared: at most {MAX_NAT64_PREFIXES} are supported",
+            seen.len()
+        ));
+    }
+    Ok(())
 }
 
 /// `none`, or the CIDRs joined by commas.
@@ -402,6 +553,13 @@ pub fn canonical_bytes(policy: Option<&Policy>) -> Vec<u8> {
     }
     if p.samples != 0 {
         out.push_str(&format!("samples {}\n", p.samples));
+    }
+    if !p.nat64_prefixes.is_empty() {
+        let set: BTreeSet<String> = p.nat64_prefixes.iter().map(ToString::to_string).collect();
+        out.push_str(&format!(
+            "nat64 {}\n",
+            set.into_iter().collect::<Vec<_>>().join(",")
+        ));
     }
     match &p.scope {
         Scope::Host => {}
@@ -510,6 +668,48 @@ mod tests {
         assert_eq!(
             canonical_bytes(None),
             b"regionfilter-policy-v1\nnone\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn nat64_prefixes_are_hashed_only_when_declared_and_checked_one_by_one() {
+        let p = policy(Mode::Deny, &["RU"], Action::Pass);
+        let before = canonical_bytes(Some(&p));
+        let mut declared = p.clone();
+        declared.nat64_prefixes = vec![
+            parse_nat64_prefix("64:ff9b:1:abcd::/64").unwrap(),
+            parse_nat64_prefix("2001:db8:64::/96").unwrap(),
+        ];
+        let text = String::from_utf8(canonical_bytes(Some(&declared))).unwrap();
+        assert!(
+            text.ends_with("nat64 2001:db8:64::/96,64:ff9b:1:abcd::/64\n"),
+            "{text}"
+        );
+        assert_eq!(canonical_bytes(Some(&p)), before);
+        let err = |t: &str| parse_nat64_prefix(t).unwrap_err();
+        assert_eq!(
+            err("64:ff9b:1::/50"),
+            "64:ff9b:1::/50: a NAT64 prefix is /32, /40, /48, /56, /64 or /96 (RFC 6052 defines \
+             no other layout), not /50"
+        );
+        assert_eq!(
+            err("64:ff9b:1::1/96"),
+            "64:ff9b:1::1/96 has host bits set; did you mean 64:ff9b:1::/96?"
+        );
+        assert!(err("192.0.2.0/24").contains("is IPv4"));
+        assert!(err("64:ff9b::/96").contains("the NAT64 well-known prefix, which is built in"));
+        assert!(err("64:ff9b::/32").contains("overlaps 64:ff9b::/96"));
+        assert!(err("2002:1::/32").contains("6to4"));
+        assert!(err("nonsense").contains("is not an IPv6 prefix"));
+        // Judged by the declared layout; the rest of the local-use prefix is unreadable.
+        let gb: IpAddr = "81.2.69.160".parse().unwrap();
+        assert_eq!(
+            declared.judged("64:ff9b:1:abcd:51:245:a000:0".parse().unwrap()),
+            Judged::Addr(gb)
+        );
+        assert_eq!(
+            declared.judged("64:ff9b:1:1::1".parse().unwrap()),
+            Judged::UndeclaredNat64
         );
     }
 

@@ -9,6 +9,7 @@
 //! tcp = "all"                      # or "syn": judge TCP only on connection attempts
 //! allow_cidrs = ["192.0.2.0/24"]
 //! deny_cidrs = []
+//! nat64_prefixes = ["64:ff9b:1:abcd::/64"]   # NAT64 translators in use (RFC 6052 lengths)
 //!
 //! [groups]
 //! sanctioned = ["CU", "IR", "KP", "SY"]
@@ -22,12 +23,12 @@
 use std::{collections::BTreeMap, path::Path};
 
 use anyhow::{Context as _, Result};
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 use serde::{de::Error as _, Deserialize, Deserializer};
 
 use crate::{
     data::parse_exception,
-    model::policy::{Action, IcmpErrors, Tcp},
+    model::policy::{parse_nat64_prefix, Action, IcmpErrors, Tcp},
     model::scope::PortRange,
 };
 
@@ -55,6 +56,9 @@ pub struct PolicyFile {
     pub allow_cidrs: Vec<IpNet>,
     #[serde(default, deserialize_with = "networks")]
     pub deny_cidrs: Vec<IpNet>,
+    /// NAT64 translator prefixes in use (`--nat64-prefix`).
+    #[serde(default, deserialize_with = "nat64_prefixes")]
+    pub nat64_prefixes: Vec<Ipv6Net>,
     /// Group name → country codes or built-in groups.
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
@@ -66,6 +70,14 @@ fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D:
     Vec::<String>::deserialize(deserializer)?
         .iter()
         .map(|text| parse_exception(text).map_err(D::Error::custom))
+        .collect()
+}
+
+/// Translator prefixes by the rule `--nat64-prefix` follows, refused with the line.
+fn nat64_prefixes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Ipv6Net>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|text| parse_nat64_prefix(text).map_err(D::Error::custom))
         .collect()
 }
 
@@ -166,6 +178,29 @@ mod tests {
             PolicyFile::parse("deny = [\"CN\"]\nports = [\"tcp/443\", \"tcp/0\"]\n").unwrap_err()
         );
         assert!(err.starts_with("line 2") && err.contains("port 0"), "{err}");
+    }
+
+    #[test]
+    fn nat64_prefixes_are_read_and_bad_lengths_name_the_line() {
+        let file = PolicyFile::parse(
+            "deny = [\"CN\"]\nnat64_prefixes = [\"64:ff9b:1:abcd::/64\", \"2001:db8:64::/96\"]\n",
+        )
+        .unwrap();
+        assert_eq!(file.nat64_prefixes.len(), 2);
+        assert_eq!(file.nat64_prefixes[0].to_string(), "64:ff9b:1:abcd::/64");
+        let err = format!(
+            "{:#}",
+            PolicyFile::parse("deny = [\"CN\"]\nnat64_prefixes = [\"64:ff9b:1::/52\"]\n")
+                .unwrap_err()
+        );
+        assert!(err.starts_with("line 2"), "{err}");
+        assert!(
+            err.contains(
+                "64:ff9b:1::/52: a NAT64 prefix is /32, /40, /48, /56, /64 or /96 (RFC 6052 \
+                 defines no other layout), not /52"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

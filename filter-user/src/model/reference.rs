@@ -11,10 +11,11 @@ use std::{
 };
 
 use filter_common::{
-    country_slot, embedded_ipv4, would_drop_slot, CLASS_EXCEPTION_DROP, CLASS_EXCEPTION_PASS,
+    country_slot, would_drop_slot, Nat64Prefixes, CLASS_EXCEPTION_DROP, CLASS_EXCEPTION_PASS,
     CLASS_LOCAL, MAX_EXT_HEADERS, ROW_FIRST_SERVICE, ROW_MAIN, ROW_OUT_OF_SCOPE, ROW_STRICT,
     SLOT_FRAGMENT_PASS, SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS,
-    SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, UNKNOWN_COUNTRY,
+    SLOT_NDP_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, SLOT_UNDECLARED_NAT64_DROP,
+    UNKNOWN_COUNTRY,
 };
 use ipnet::IpNet;
 
@@ -23,14 +24,14 @@ use crate::{
     compile::RegionSet,
     model::cidr_index::CidrIndex,
     model::country::Country,
-    model::policy::{Action, IcmpErrors, Mode, Policy, Tcp},
+    model::policy::{judged_with, Action, IcmpErrors, Judged, Mode, Policy, Tcp},
     model::scope::{PortRange, Proto, Scope},
 };
 
 use filter_common::wire::{
-    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_AH, IPPROTO_DSTOPTS,
-    IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_ROUTING, IPPROTO_TCP,
-    IPPROTO_UDP, MAX_VLAN_TAGS,
+    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, ICMPV6_NDP_FIRST, ICMPV6_NDP_LAST,
+    IPPROTO_AH, IPPROTO_DSTOPTS, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_ICMP, IPPROTO_ICMPV6,
+    IPPROTO_ROUTING, IPPROTO_TCP, IPPROTO_UDP, IPV6_HOP_LIMIT_OFFSET, MAX_VLAN_TAGS, NDP_HOP_LIMIT,
 };
 pub use filter_common::wire::{TCP_ACK, TCP_SYN};
 
@@ -42,9 +43,12 @@ pub enum Packet {
     /// Truncated or malformed link or IP headers.
     Malformed,
     Ip {
-        /// The address judged: the source, or the IPv4 address it embeds.
+        /// The source address as the frame carries it; the model reads the IPv4 address an
+        /// IPv6 source embeds under the policy's NAT64 prefixes ([`Policy::judged`]).
         src: IpAddr,
         icmp_error: bool,
+        /// Neighbour discovery (ICMPv6 133-137, complete header) with hop limit 255.
+        ndp: bool,
         transport: Transport,
     },
 }
@@ -121,6 +125,7 @@ fn ipv4(frame: &[u8], offset: usize) -> Packet {
         return Packet::Ip {
             src,
             icmp_error: false,
+            ndp: false,
             transport: Transport::Fragment,
         };
     }
@@ -133,6 +138,7 @@ fn ipv4(frame: &[u8], offset: usize) -> Packet {
     Packet::Ip {
         src,
         icmp_error,
+        ndp: false,
         transport: transport(frame, proto, at),
     }
 }
@@ -187,17 +193,17 @@ fn ipv6(frame: &[u8], offset: usize) -> Packet {
         }
         _ => transport(frame, next, at),
     });
-    let icmp_error = next == IPPROTO_ICMPV6
-        && !matches!(transport, Transport::Fragment | Transport::Unknown)
-        && frame
-            .get(at..at + 4)
-            .is_some_and(|icmp| matches!(icmp[0], 1..=4));
-    let src = embedded_ipv4(&src).map_or(IpAddr::V6(Ipv6Addr::from(src)), |v4| {
-        IpAddr::V4(Ipv4Addr::from(v4))
-    });
+    let icmp_type = (next == IPPROTO_ICMPV6
+        && !matches!(transport, Transport::Fragment | Transport::Unknown))
+    .then(|| frame.get(at..at + 4).map(|icmp| icmp[0]))
+    .flatten();
+    let icmp_error = icmp_type.is_some_and(|t| matches!(t, 1..=4));
+    let ndp = header[IPV6_HOP_LIMIT_OFFSET] == NDP_HOP_LIMIT
+        && icmp_type.is_some_and(|t| (ICMPV6_NDP_FIRST..=ICMPV6_NDP_LAST).contains(&t));
     Packet::Ip {
-        src,
+        src: IpAddr::V6(Ipv6Addr::from(src)),
         icmp_error,
+        ndp,
         transport,
     }
 }
@@ -260,10 +266,17 @@ pub enum Why {
     NonIp,
     Malformed,
     IcmpError,
+    /// Neighbour discovery with hop limit 255: from the link itself.
+    NeighbourDiscovery,
+    /// An IPv6 source in `64:ff9b:1::/48` outside every declared NAT64 prefix.
+    UndeclaredNat64,
     OutOfScope,
     Fragment,
     TcpNotSyn,
-    Judged { rule: Rule, class: Class },
+    Judged {
+        rule: Rule,
+        class: Class,
+    },
 }
 
 /// The program's verdict on one packet.
@@ -288,6 +301,8 @@ pub struct Model<'a> {
     local: CidrIndex,
     /// The policy's rules, listed once rather than for every packet.
     rules: Vec<(u8, Mode, &'a BTreeSet<Country>)>,
+    /// The declared NAT64 prefixes as the kernel holds them.
+    nat64: Nat64Prefixes,
 }
 
 impl<'a> Model<'a> {
@@ -300,7 +315,15 @@ impl<'a> Model<'a> {
             deny: CidrIndex::new(&policy.deny_cidrs),
             local: CidrIndex::new(&local_networks()),
             rules: policy.rules(),
+            nat64: policy.nat64_table(),
         }
+    }
+
+    /// What a source is judged as: itself, the IPv4 address it embeds, or an undeclared
+    /// NAT64 source ([`filter_common::embedded_ipv4`], the function the program runs).
+    #[must_use]
+    pub fn judged(&self, src: IpAddr) -> Judged {
+        judged_with(src, &self.nat64)
     }
 
     /// The class of a judged address (see [`crate::model::policy::as_judged`]).
@@ -348,7 +371,7 @@ impl<'a> Model<'a> {
 
     fn decide(&self, packet: &Packet) -> (u32, Action, Why) {
         let p = self.policy;
-        let (src, icmp_error, transport) = match *packet {
+        let (src, icmp_error, ndp, transport) = match *packet {
             Packet::NonIp => return (SLOT_NON_IP, Action::Pass, Why::NonIp),
             Packet::Malformed => {
                 return match p.malformed {
@@ -359,15 +382,29 @@ impl<'a> Model<'a> {
             Packet::Ip {
                 src,
                 icmp_error,
+                ndp,
                 transport,
-            } => (src, icmp_error, transport),
+            } => (src, icmp_error, ndp, transport),
         };
         if icmp_error && p.icmp_errors == IcmpErrors::Pass {
             return (SLOT_ICMP_ERROR_PASS, Action::Pass, Why::IcmpError);
         }
+        if ndp {
+            return (SLOT_NDP_PASS, Action::Pass, Why::NeighbourDiscovery);
+        }
         let row = match self.row(transport) {
             Ok(row) => row,
             Err((slot, why)) => return (slot, Action::Pass, why),
+        };
+        let src = match self.judged(src) {
+            Judged::Addr(addr) => addr,
+            Judged::UndeclaredNat64 => {
+                return (
+                    SLOT_UNDECLARED_NAT64_DROP,
+                    Action::Drop,
+                    Why::UndeclaredNat64,
+                )
+            }
         };
         let class = self.class(src);
         let entry = class.entry();

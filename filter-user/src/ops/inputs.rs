@@ -7,8 +7,8 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{bail, Context as _, Result};
-use ipnet::IpNet;
+use anyhow::{anyhow, bail, Context as _, Result};
+use ipnet::{IpNet, Ipv6Net};
 
 use crate::{
     compile::artifact::{self, Artifact, Header},
@@ -16,7 +16,9 @@ use crate::{
     data::{self, CountryField, Format, SourceSpec},
     model::country::Country,
     model::groups::Groups,
-    model::policy::{Action, IcmpErrors, Mode, Policy, Tcp},
+    model::policy::{
+        check_nat64_prefixes, parse_nat64_prefix, Action, IcmpErrors, Mode, Policy, Tcp,
+    },
     model::policy_file::PolicyFile,
     model::scope::{self, PortRange, Scope, Service},
 };
@@ -279,6 +281,12 @@ pub struct PolicyArgs {
     /// and CPU; 0 turns sampling off [default: 0].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_SAMPLES)))]
     pub samples: Option<u32>,
+    /// A NAT64 translator prefix in use (repeatable, at most 4): sources in it are judged by
+    /// the IPv4 address RFC 6052's layout for its length puts where (/32, /40, /48, /56, /64
+    /// or /96). Sources in 64:ff9b:1::/48 outside every declared prefix are dropped;
+    /// 64:ff9b::/96 is always read.
+    #[arg(long = "nat64-prefix", value_name = "PREFIX", value_parser = parse_nat64_prefix)]
+    pub nat64_prefix: Vec<Ipv6Net>,
 }
 
 /// Warns about exception CIDRs that cover IPv4-carrying IPv6 space: the program judges those
@@ -340,6 +348,7 @@ impl PolicyArgs {
                 && self.local.is_none()
                 && self.tcp.is_none()
                 && self.samples.is_none()
+                && self.nat64_prefix.is_empty()
                 && !self.dry_run =>
             {
                 return Ok(None)
@@ -428,13 +437,19 @@ impl PolicyArgs {
         let cidrs = |from_file: &[IpNet], flags: &[IpNet]| -> Vec<IpNet> {
             from_file.iter().chain(flags).copied().collect()
         };
+        // Like the CIDRs, the file's and the flags' prefixes add up.
+        let nat64_prefixes = nat64_list(&file.nat64_prefixes, &self.nat64_prefix)?;
+        let allow_cidrs = cidrs(&file.allow_cidrs, &self.allow_cidr);
+        let deny_cidrs = cidrs(&file.deny_cidrs, &self.deny_cidr);
+        warn_nat64_exceptions(&nat64_prefixes, allow_cidrs.iter().chain(&deny_cidrs));
         Ok(Policy {
             mode,
             countries,
             unknown: self.unknown.or(file.unknown).unwrap_or(Action::Pass),
             malformed: self.malformed.or(file.malformed).unwrap_or(Action::Pass),
-            allow_cidrs: cidrs(&file.allow_cidrs, &self.allow_cidr),
-            deny_cidrs: cidrs(&file.deny_cidrs, &self.deny_cidr),
+            allow_cidrs,
+            deny_cidrs,
+            nat64_prefixes,
             icmp_errors: self.icmp_errors.or(file.icmp_errors).unwrap_or_default(),
             dry_run: self.dry_run,
             local: self.local.or(file.local).unwrap_or(Action::Pass),
@@ -447,6 +462,34 @@ impl PolicyArgs {
                 n => n,
             },
         })
+    }
+}
+
+/// The declared NAT64 prefixes of the file and the flags together, deduplicated and checked
+/// as a set ([`check_nat64_prefixes`]).
+fn nat64_list(from_file: &[Ipv6Net], flags: &[Ipv6Net]) -> Result<Vec<Ipv6Net>> {
+    let mut list: Vec<Ipv6Net> = Vec::new();
+    for p in from_file.iter().chain(flags) {
+        if !list.contains(p) {
+            list.push(*p);
+        }
+    }
+    check_nat64_prefixes(&list).map_err(|e| anyhow!(e))?;
+    Ok(list)
+}
+
+/// Warns about exception CIDRs that overlap a declared NAT64 prefix: its sources are judged
+/// by the IPv4 address they carry, so the exception does not apply to them.
+fn warn_nat64_exceptions<'a>(nat64: &[Ipv6Net], nets: impl Iterator<Item = &'a IpNet>) {
+    for net in nets {
+        let IpNet::V6(v6) = net else { continue };
+        if let Some(prefix) = nat64.iter().find(|p| p.contains(v6) || v6.contains(*p)) {
+            log::warn!(
+                "exception {net} overlaps the declared NAT64 prefix {prefix}, whose sources are \
+                 judged by the IPv4 address they carry: the exception does not apply to them \
+                 (give the IPv4 network for those)"
+            );
+        }
     }
 }
 
@@ -475,6 +518,7 @@ pub struct PolicyEdit {
     pub local: Option<Action>,
     pub tcp: Option<Tcp>,
     pub samples: Option<u32>,
+    pub nat64_prefixes: Option<Vec<Ipv6Net>>,
 }
 
 impl PolicyEdit {
@@ -506,6 +550,9 @@ impl PolicyEdit {
         }
         if let Some(nets) = &self.deny_cidrs {
             policy.deny_cidrs.clone_from(nets);
+        }
+        if let Some(prefixes) = &self.nat64_prefixes {
+            policy.nat64_prefixes.clone_from(prefixes);
         }
         policy.unknown = self.unknown.unwrap_or(policy.unknown);
         policy.malformed = self.malformed.unwrap_or(policy.malformed);
@@ -552,6 +599,11 @@ impl PolicyArgs {
             local: self.local,
             tcp: self.tcp,
             samples: self.samples,
+            nat64_prefixes: if self.nat64_prefix.is_empty() {
+                None
+            } else {
+                Some(nat64_list(&[], &self.nat64_prefix)?)
+            },
         };
         Ok(if edit == PolicyEdit::default() {
             PolicyChange::Keep
@@ -759,6 +811,66 @@ mod tests {
         };
         assert!(new.allow_cidrs.is_empty() && new.unknown == Action::Pass);
         assert!(PolicyArgs::default().change(true, false).is_err());
+    }
+
+    #[test]
+    fn nat64_prefixes_add_up_are_checked_as_a_set_and_an_update_replaces_them() {
+        let p = |t: &str| parse_nat64_prefix(t).unwrap();
+        let args = PolicyArgs {
+            deny: Some("GB".to_owned()),
+            nat64_prefix: vec![p("64:ff9b:1:abcd::/64"), p("2001:db8:64::/96")],
+            ..PolicyArgs::default()
+        };
+        let policy = args.to_policy().unwrap().unwrap();
+        assert_eq!(policy.nat64_prefixes.len(), 2);
+        assert!(policy
+            .full_summary()
+            .contains("; nat64 64:ff9b:1:abcd::/64,2001:db8:64::/96; enforcing"));
+        // Overlapping declarations, and more than the kernel holds, are refused.
+        let overlap = PolicyArgs {
+            deny: Some("GB".to_owned()),
+            nat64_prefix: vec![p("64:ff9b:1::/48"), p("64:ff9b:1:abcd::/64")],
+            ..PolicyArgs::default()
+        };
+        assert_eq!(
+            overlap.to_policy().unwrap_err().to_string(),
+            "NAT64 prefixes 64:ff9b:1::/48 and 64:ff9b:1:abcd::/64 overlap: a source in both \
+             would have two layouts; declare the one the translator uses"
+        );
+        let five = PolicyArgs {
+            deny: Some("GB".to_owned()),
+            nat64_prefix: (1..=5).map(|i| p(&format!("64:ff9b:1:{i}::/64"))).collect(),
+            ..PolicyArgs::default()
+        };
+        assert_eq!(
+            five.to_policy().unwrap_err().to_string(),
+            "5 NAT64 prefixes declared: at most 4 are supported"
+        );
+        // On update the given list replaces the one in force; other options keep it.
+        let PolicyChange::Edit(edit) = PolicyArgs {
+            nat64_prefix: vec![p("64:ff9b:1:0:0:1::/96")],
+            ..PolicyArgs::default()
+        }
+        .change(false, false)
+        .unwrap() else {
+            panic!("not an edit")
+        };
+        assert_eq!(
+            edit.apply(&policy).unwrap().nat64_prefixes,
+            [p("64:ff9b:1:0:0:1::/96")]
+        );
+        let PolicyChange::Edit(edit) = PolicyArgs {
+            deny: Some("SE".to_owned()),
+            ..PolicyArgs::default()
+        }
+        .change(false, false)
+        .unwrap() else {
+            panic!("not an edit")
+        };
+        assert_eq!(
+            edit.apply(&policy).unwrap().nat64_prefixes,
+            policy.nat64_prefixes
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::{
 use crate::{
     compile::RegionSet,
     model::iface::IfaceName,
-    model::policy::{as_judged, Action, Policy},
+    model::policy::{Action, Policy},
     model::reference::{Model, Packet, Transport, TCP_ACK, TCP_SYN},
     ops::guards::Refusal,
 };
@@ -153,8 +153,9 @@ fn cut_off(
         // a lock-out. A connection the host opened is judged by the peer's replies to it.
         let segment = if inbound { TCP_SYN } else { TCP_ACK };
         let packet = Packet::Ip {
-            src: as_judged(peer),
+            src: peer,
             icmp_error: false,
+            ndp: false,
             transport: Transport::Tcp(Some((port, segment))),
         };
         model.judge(&packet).action == Action::Drop

@@ -104,6 +104,8 @@ fn class_label(slot: Slot) -> Option<(&'static str, Verdict)> {
         Slot::OutOfScope => ("out_of_scope", Verdict::Passed),
         Slot::FragmentPassed => ("fragment", Verdict::Passed),
         Slot::TcpNotSynPassed => ("tcp_not_syn", Verdict::Passed),
+        Slot::UndeclaredNat64(verdict) => ("undeclared_nat64", verdict),
+        Slot::NdpPassed => ("neighbour_discovery", Verdict::Passed),
         Slot::Unused(_) => return None,
     })
 }
@@ -112,10 +114,14 @@ fn class_label(slot: Slot) -> Option<(&'static str, Verdict)> {
 /// cannot are left out rather than exported as eternal zeros.
 fn class_slot_used(class: &str, verdict: Verdict) -> bool {
     match class {
-        "always_pass" | "non_ip" | "icmp_error" | "out_of_scope" | "fragment" | "tcp_not_syn" => {
-            verdict == Verdict::Passed
-        }
-        "always_drop" => verdict != Verdict::Passed,
+        "always_pass"
+        | "non_ip"
+        | "icmp_error"
+        | "out_of_scope"
+        | "fragment"
+        | "tcp_not_syn"
+        | "neighbour_discovery" => verdict == Verdict::Passed,
+        "always_drop" | "undeclared_nat64" => verdict != Verdict::Passed,
         _ => true,
     }
 }
@@ -223,7 +229,7 @@ pub fn exposition(all: &[InterfaceMetrics]) -> String {
         &mut out,
         "regionfilter_class_packets_total",
         "counter",
-        "Packets decided other than by country: exceptions, local space, non-IP, malformed, ICMP errors, out of scope, fragments, TCP not opening a connection.",
+        "Packets decided other than by country: exceptions, local space, non-IP, malformed, ICMP errors, out of scope, fragments, TCP not opening a connection, neighbour discovery, undeclared NAT64.",
         &class_rows(|c| c.packets, "regionfilter_class_packets_total"),
     );
     family(

@@ -21,7 +21,7 @@ pub struct SampleLine {
     /// The source's country; `null` when the reason is not the country.
     pub country: Option<String>,
     /// `country`, `unknown` (in no country), `exception` (always-drop CIDR), `local`,
-    /// `malformed`.
+    /// `malformed`, `undeclared_nat64` (in 64:ff9b:1::/48 outside every declared prefix).
     pub reason: &'static str,
     /// `dropped` or `would_drop` (a dry run).
     pub verdict: &'static str,
@@ -73,6 +73,7 @@ pub fn describe(iface: &IfaceName, s: &DropSample) -> SampleLine {
             EntryClass::Local => ("local", None, verdict),
         },
         Slot::Malformed(verdict) => ("malformed", None, verdict),
+        Slot::UndeclaredNat64(verdict) => ("undeclared_nat64", None, verdict),
         _ => ("other", None, Verdict::Dropped),
     };
     let protocol = match s.proto {
