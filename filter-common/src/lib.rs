@@ -296,8 +296,11 @@ pub const SLOT_UNDECLARED_NAT64_WOULD_DROP: u32 = SPECIAL_BASE + 9;
 /// Neighbour discovery (ICMPv6 133-137 with hop limit 255, so from the link itself): passed
 /// whatever the source, so the host keeps its neighbours and routers under any policy.
 pub const SLOT_NDP_PASS: u32 = SPECIAL_BASE + 10;
+/// Drop samples the budget allowed but the `SAMPLES` ring had no room for (no reader kept up):
+/// not a verdict, the packets are counted in their own slots too.
+pub const SLOT_SAMPLES_LOST: u32 = SPECIAL_BASE + 11;
 /// Total number of counter slots.
-pub const COUNTER_SLOTS: u32 = SPECIAL_BASE + 11;
+pub const COUNTER_SLOTS: u32 = SPECIAL_BASE + 12;
 
 /// Counter slot of an entry (country or class) verdict.
 #[inline(always)]
@@ -578,7 +581,7 @@ mod tests {
             would_drop_slot(SLOT_UNDECLARED_NAT64_DROP),
             SLOT_UNDECLARED_NAT64_WOULD_DROP
         );
-        assert_eq!(COUNTER_SLOTS, SLOT_NDP_PASS + 1);
+        assert_eq!(COUNTER_SLOTS, SLOT_SAMPLES_LOST + 1);
     }
 
     fn v6(text: &str) -> [u8; 16] {

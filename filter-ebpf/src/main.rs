@@ -109,7 +109,7 @@ pub fn bench_filter(ctx: XdpContext) -> u32 {
 
 /// Counts the verdict in its per-CPU slot.
 #[inline(always)]
-fn count(ctx: &XdpContext, slot: u32) {
+pub(crate) fn count(ctx: &XdpContext, slot: u32) {
     if let Some(counter) = COUNTERS.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
         let counter = unsafe { &mut *counter };

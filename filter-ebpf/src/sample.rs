@@ -9,7 +9,7 @@ use aya_ebpf::{
     maps::{PerCpuArray, RingBuf},
     programs::XdpContext,
 };
-use filter_common::{DropSample, SampleBudget, SAMPLES_RING_BYTES};
+use filter_common::{DropSample, SampleBudget, SAMPLES_RING_BYTES, SLOT_SAMPLES_LOST};
 
 use crate::parse::{Source, SourceKind, Transport, TransportKind, IPPROTO_TCP, IPPROTO_UDP};
 
@@ -40,7 +40,10 @@ pub fn sample(ctx: &XdpContext, source: &Source, transport: Transport, slot: u32
     }
     budget.credit_ns = credit - cost;
     let Some(mut entry) = SAMPLES.reserve::<DropSample>(0) else {
-        return; // the ring is full: no reader is keeping up
+        // The ring is full: no reader is keeping up. Counted, so `watch` and the metrics can
+        // say how many samples were lost.
+        crate::count(ctx, SLOT_SAMPLES_LOST);
+        return;
     };
     let ports = transport.kind == TransportKind::At
         && transport.complete

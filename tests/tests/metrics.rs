@@ -283,3 +283,52 @@ fn drop_samples_hold_their_rate_limit_under_a_flood() {
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("every filter watched was detached"), "{err}");
 }
+
+/// With no reader, a flood fills the samples ring: what it had no room for is counted, and
+/// `watch`, `stats` and the metrics say how many (they used to vanish without a word).
+#[test]
+fn samples_lost_to_a_full_ring_are_counted_and_said() {
+    const FLOOD: usize = 12_000;
+    let pair = VethPair::new("sampfull").unwrap();
+    pair.add_source(GB_V4.parse().unwrap()).unwrap();
+    let inst = Instance::new();
+    let iface = pair.receiver_if.clone();
+    // A budget no flood here can spend: every drop is offered to the ring.
+    inst.attach_test_db(
+        &pair.receiver,
+        &iface,
+        &["--deny", "GB", "--samples", "100000"],
+    )
+    .unwrap();
+    let dst: IpAddr = RECEIVER_V4.parse().unwrap();
+    traffic::send(&pair.sender, GB_V4.parse().unwrap(), dst, GB_V4, FLOOD).unwrap();
+    inst.wait_for_stats(&iface, WAIT, |s| {
+        country_packets(s, Some("GB"), "dropped") >= FLOOD as u64
+    })
+    .unwrap();
+    let stats = inst.stats(&iface).unwrap();
+    let lost = stats["samples_lost"].as_u64().unwrap();
+    let out = inst
+        .output(None, &["watch", "--iface", &iface, "--drain", "--json"])
+        .unwrap();
+    let kept = String::from_utf8_lossy(&out.stdout).lines().count() as u64;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(lost > 0 && kept > 0, "lost {lost}, kept {kept}");
+    assert_eq!(lost + kept, FLOOD as u64, "lost {lost}, kept {kept}");
+    assert!(
+        err.contains(&format!("{lost} drop samples lost (the ring was full")),
+        "{err}"
+    );
+    let text = inst
+        .ok(
+            None,
+            &["stats", "--iface", &iface, "--format", "prometheus"],
+        )
+        .unwrap();
+    assert!(
+        text.contains(&format!(
+            "regionfilter_samples_lost_total{{interface=\"{iface}\"}} {lost}"
+        )),
+        "{text}"
+    );
+}

@@ -104,6 +104,8 @@ pub struct InterfaceStats {
     /// Sources in 64:ff9b:1::/48 outside every declared NAT64 prefix.
     pub undeclared_nat64_dropped: Counter,
     pub undeclared_nat64_would_drop: Counter,
+    /// Drop samples lost because the ring was full (not packets of a verdict).
+    pub samples_lost: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -157,6 +159,7 @@ impl InterfaceStats {
             ndp_passed: slot(SLOT_NDP_PASS),
             undeclared_nat64_dropped: slot(SLOT_UNDECLARED_NAT64_DROP),
             undeclared_nat64_would_drop: slot(SLOT_UNDECLARED_NAT64_WOULD_DROP),
+            samples_lost: slot(filter_common::SLOT_SAMPLES_LOST).packets,
         }
     }
 }
@@ -470,10 +473,11 @@ fn print_table(stats: &InterfaceStats, note: Option<&str>) {
         stats.tcp_not_syn_passed.packets
     );
     println!(
-        "  neighbour discovery passed {}; undeclared NAT64 dropped {} would drop {}",
+        "  neighbour discovery passed {}; undeclared NAT64 dropped {} would drop {}; drop samples lost {}",
         stats.ndp_passed.packets,
         stats.undeclared_nat64_dropped.packets,
-        stats.undeclared_nat64_would_drop.packets
+        stats.undeclared_nat64_would_drop.packets,
+        stats.samples_lost
     );
 }
 

@@ -65,7 +65,13 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
                 "note: drop sampling is off on {iface}: `regionfilter update --iface {iface} --samples 20` turns it on"
             );
         }
-        rings.push((iface, maps.samples));
+        // A drain reports every sample lost since the attach; a live view, those from now on.
+        let lost = if args.drain {
+            0
+        } else {
+            samples_lost(&maps.counters)
+        };
+        rings.push((iface, maps.samples, maps.counters, lost));
     }
     if rings.is_empty() {
         bail!("regionfilter is not attached to any interface");
@@ -74,12 +80,21 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
     let done = |printed: u64| args.count.is_some_and(|n| printed >= n);
     // Samples queued before now are old news for a live view.
     if !args.drain {
-        for (_, ring) in &mut rings {
+        for (_, ring, _, _) in &mut rings {
             while ring.next().is_some() {}
         }
     }
     loop {
-        for (iface, ring) in &mut rings {
+        for (iface, ring, counters, lost) in &mut rings {
+            // Samples the kernel had no room for since the last look: said, not hidden.
+            let now = samples_lost(counters);
+            if now > *lost {
+                eprintln!(
+                    "note: {iface}: {} drop samples lost (the ring was full: this reader did not keep up)",
+                    now - *lost
+                );
+                *lost = now;
+            }
             while let Some(item) = ring.next() {
                 if done(printed) {
                     return Ok(());
@@ -102,7 +117,7 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
         // A filter detached (or whose interface went) meanwhile sends nothing more: say so,
         // and stop when none is left rather than wait for ever.
         let before = rings.len();
-        rings.retain(|(iface, _)| {
+        rings.retain(|(iface, _, _, _)| {
             let live = !matches!(
                 pins::inspect(&layout.pin_dir(iface)),
                 Ok(PinState::Absent | PinState::Gone)
@@ -119,7 +134,7 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
         }
         let mut fds: Vec<PollFd<'_>> = rings
             .iter()
-            .map(|(_, ring)| PollFd::new(ring, PollFlags::IN))
+            .map(|(_, ring, _, _)| PollFd::new(ring, PollFlags::IN))
             .collect();
         let timeout = Timespec::try_from(Duration::from_secs(1)).expect("one second");
         poll(&mut fds, Some(&timeout)).context("cannot wait for drop samples")?;
@@ -145,4 +160,14 @@ fn text(l: &SampleLine) -> String {
         l.verdict.replace('_', " "),
         l.length
     )
+}
+
+/// The `SLOT_SAMPLES_LOST` counter summed over the CPUs (0 when it cannot be read).
+fn samples_lost(
+    counters: &aya::maps::PerCpuArray<aya::maps::MapData, filter_common::Counter>,
+) -> u64 {
+    counters
+        .get(&filter_common::SLOT_SAMPLES_LOST, 0)
+        .map(|per_cpu| per_cpu.iter().map(|c| c.packets).sum())
+        .unwrap_or(0)
 }

@@ -6,9 +6,9 @@ use std::fmt;
 use filter_common::{
     CLASS_EXCEPTION_DROP, CLASS_EXCEPTION_PASS, CLASS_LOCAL, ENTRY_SLOTS, SLOT_FRAGMENT_PASS,
     SLOT_ICMP_ERROR_PASS, SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_MALFORMED_WOULD_DROP,
-    SLOT_NDP_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, SLOT_UNDECLARED_NAT64_DROP,
-    SLOT_UNDECLARED_NAT64_WOULD_DROP, UNKNOWN_COUNTRY, VERDICT_DROP, VERDICT_PASS,
-    VERDICT_WOULD_DROP,
+    SLOT_NDP_PASS, SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_SAMPLES_LOST, SLOT_TCP_NOT_SYN,
+    SLOT_UNDECLARED_NAT64_DROP, SLOT_UNDECLARED_NAT64_WOULD_DROP, UNKNOWN_COUNTRY, VERDICT_DROP,
+    VERDICT_PASS, VERDICT_WOULD_DROP,
 };
 
 use crate::model::country::Country;
@@ -31,6 +31,8 @@ pub enum Slot {
     UndeclaredNat64(Verdict),
     /// Neighbour discovery with hop limit 255, passed.
     NdpPassed,
+    /// Drop samples lost to a full ring: not a verdict.
+    SamplesLost,
     /// A slot number this build does not use.
     Unused(u32),
 }
@@ -102,6 +104,7 @@ impl Slot {
             SLOT_UNDECLARED_NAT64_DROP => Self::UndeclaredNat64(Verdict::Dropped),
             SLOT_UNDECLARED_NAT64_WOULD_DROP => Self::UndeclaredNat64(Verdict::WouldDrop),
             SLOT_NDP_PASS => Self::NdpPassed,
+            SLOT_SAMPLES_LOST => Self::SamplesLost,
             other => Self::Unused(other),
         }
     }
@@ -128,6 +131,7 @@ impl fmt::Display for Slot {
             Self::TcpNotSynPassed => f.write_str("TCP not opening a connection passed"),
             Self::UndeclaredNat64(v) => write!(f, "undeclared NAT64 {}", v.name()),
             Self::NdpPassed => f.write_str("neighbour discovery passed"),
+            Self::SamplesLost => f.write_str("drop samples lost (ring full)"),
             Self::Unused(n) => write!(f, "unused slot {n}"),
         }
     }

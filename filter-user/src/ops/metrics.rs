@@ -106,7 +106,8 @@ fn class_label(slot: Slot) -> Option<(&'static str, Verdict)> {
         Slot::TcpNotSynPassed => ("tcp_not_syn", Verdict::Passed),
         Slot::UndeclaredNat64(verdict) => ("undeclared_nat64", verdict),
         Slot::NdpPassed => ("neighbour_discovery", Verdict::Passed),
-        Slot::Unused(_) => return None,
+        // Its own series (`regionfilter_samples_lost_total`): not packets of a class.
+        Slot::SamplesLost | Slot::Unused(_) => return None,
     })
 }
 
@@ -238,6 +239,20 @@ pub fn exposition(all: &[InterfaceMetrics]) -> String {
         "counter",
         "Bytes of the packets decided other than by country.",
         &class_rows(|c| c.bytes, "regionfilter_class_bytes_total"),
+    );
+    interface_family(
+        &mut out,
+        (
+            "regionfilter_samples_lost_total",
+            "counter",
+            "Drop samples lost because the ring buffer was full (no reader kept up).",
+        ),
+        all.iter().map(|m| {
+            (
+                &m.iface,
+                Some(m.totals[filter_common::SLOT_SAMPLES_LOST as usize].packets),
+            )
+        }),
     );
     interface_family(
         &mut out,
