@@ -71,9 +71,26 @@ pub fn serve(shared: Arc<Shared>) {
             let shared = shared.clone();
             tokio::spawn(async move {
                 let _slot = slot;
-                let service = service_fn(move |request| {
+                let service = service_fn(move |request: Request<Incoming>| {
                     let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(respond(&shared, &request)) }
+                    let (method, path) =
+                        (request.method().clone(), request.uri().path().to_owned());
+                    // Answering opens pinned maps and walks pins: off the runtime's threads, so
+                    // a slow or flooded scrape never delays signals and timers (at most
+                    // MAX_CONNECTIONS answers run at once).
+                    async move {
+                        let response =
+                            tokio::task::spawn_blocking(move || respond(&shared, &method, &path))
+                                .await
+                                .unwrap_or_else(|_| {
+                                    reply(
+                                        StatusCode::INTERNAL_SERVER_ERROR,
+                                        "text/plain",
+                                        "internal error\n".into(),
+                                    )
+                                });
+                        Ok::<_, Infallible>(response)
+                    }
                 });
                 // A client that hangs up mid-request is its own business.
                 let _ = http1::Builder::new()
@@ -90,15 +107,15 @@ pub fn serve(shared: Arc<Shared>) {
 const MAX_CONNECTIONS: usize = 32;
 const RETRY: Duration = Duration::from_secs(5);
 
-fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if request.method() != Method::GET && request.method() != Method::HEAD {
+fn respond(shared: &Shared, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
         return reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "GET only\n".into(),
         );
     }
-    match request.uri().path() {
+    match path {
         "/metrics" => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
