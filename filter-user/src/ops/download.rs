@@ -54,12 +54,6 @@ pub const DEFAULT_LIMITS: Limits<'static> = Limits {
     cancel: None,
 };
 
-impl Default for Limits<'_> {
-    fn default() -> Self {
-        DEFAULT_LIMITS
-    }
-}
-
 /// What a download must turn out to be before it replaces the cached copy.
 #[derive(Clone, Copy, Debug)]
 pub enum Expect {
@@ -254,6 +248,7 @@ pub fn fetch(
     let body_sha256 = receive(
         &mut reader,
         partial.file(),
+        &dir,
         url,
         expected_len,
         limits,
@@ -313,10 +308,12 @@ pub fn fetch(
     Ok(Fetched::New(final_path))
 }
 
-/// Copies the body to `out` within `limits`; returns its SHA-256.
+/// Copies the body to `out` (a temporary file in the cache directory `dir`) within `limits`;
+/// returns its SHA-256.
 fn receive(
     reader: &mut impl Read,
     out: &mut fs::File,
+    dir: &Path,
     url: &str,
     expected_len: Option<u64>,
     limits: &Limits<'_>,
@@ -343,7 +340,7 @@ fn receive(
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n])
             .map_err(|source| DownloadError::Cache {
-                path: url.into(),
+                path: dir.to_owned(),
                 source,
             })?;
         got += n as u64;
@@ -911,6 +908,13 @@ mod tests {
         }
     }
 
+    impl Scratch {
+        /// [`fetch`] into this cache, as country data, within [`fast_limits`].
+        fn fetch(&self, url: &str, sha256_url: Option<&str>) -> Result<Fetched, DownloadError> {
+            super::fetch(&self.0, url, sha256_url, ANY_DATA, &fast_limits())
+        }
+    }
+
     impl Drop for Scratch {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.0);
@@ -948,14 +952,7 @@ mod tests {
             trickle(s, stop, 0, Duration::from_millis(50));
         });
         let started = Instant::now();
-        let err = fetch(
-            &cache.0,
-            &stall.url("/db.mmdb"),
-            None,
-            ANY_DATA,
-            &fast_limits(),
-        )
-        .unwrap_err();
+        let err = cache.fetch(&stall.url("/db.mmdb"), None).unwrap_err();
         assert!(matches!(err, DownloadError::TooSlow { .. }), "{err}");
         assert!(
             started.elapsed() < Duration::from_secs(10),
@@ -967,14 +964,7 @@ mod tests {
             headers(s, 200, 1 << 20, "");
             trickle(s, stop, 100, Duration::from_millis(100));
         });
-        let err = fetch(
-            &cache.0,
-            &slow.url("/db.mmdb"),
-            None,
-            ANY_DATA,
-            &fast_limits(),
-        )
-        .unwrap_err();
+        let err = cache.fetch(&slow.url("/db.mmdb"), None).unwrap_err();
         assert!(
             err.to_string()
                 .contains("below the minimum of 4096 bytes/s"),
@@ -1024,24 +1014,10 @@ mod tests {
             headers(s, 200, body.len(), "");
             let _ = s.write_all(&body);
         });
-        let first = fetch(
-            &cache.0,
-            &server.url("/db.mmdb"),
-            None,
-            ANY_DATA,
-            &fast_limits(),
-        )
-        .unwrap();
+        let first = cache.fetch(&server.url("/db.mmdb"), None).unwrap();
         assert_eq!(fs::read(first.path()).unwrap(), db);
         *served.lock().unwrap() = b"<html>maintenance</html>".to_vec();
-        let err = fetch(
-            &cache.0,
-            &server.url("/db.mmdb"),
-            None,
-            ANY_DATA,
-            &fast_limits(),
-        )
-        .unwrap_err();
+        let err = cache.fetch(&server.url("/db.mmdb"), None).unwrap_err();
         assert!(matches!(err, DownloadError::NotData { .. }), "{err}");
         assert_eq!(
             fs::read(first.path()).unwrap(),
@@ -1052,14 +1028,7 @@ mod tests {
         let dir = first.path().parent().unwrap().to_owned();
         fs::write(dir.join(".download.1.0.tmp"), b"partial").unwrap();
         *served.lock().unwrap() = db.clone();
-        fetch(
-            &cache.0,
-            &server.url("/db.mmdb"),
-            None,
-            ANY_DATA,
-            &fast_limits(),
-        )
-        .unwrap();
+        cache.fetch(&server.url("/db.mmdb"), None).unwrap();
         assert!(!dir.join(".download.1.0.tmp").exists());
         // The same URL whose database now has another name (an archive's member, say): the
         // old file does not stay behind.
@@ -1092,16 +1061,13 @@ mod tests {
         });
         let url = server.url("/db.mmdb");
         let sum_url = server.url("/db.mmdb.sha256");
+        assert!(matches!(cache.fetch(&url, None).unwrap(), Fetched::New(_)));
         assert!(matches!(
-            fetch(&cache.0, &url, None, ANY_DATA, &fast_limits()).unwrap(),
-            Fetched::New(_)
-        ));
-        assert!(matches!(
-            fetch(&cache.0, &url, Some(&sum_url), ANY_DATA, &fast_limits()).unwrap(),
+            cache.fetch(&url, Some(&sum_url)).unwrap(),
             Fetched::NotModified(_)
         ));
         *sum.lock().unwrap() = "b".repeat(64);
-        let err = fetch(&cache.0, &url, Some(&sum_url), ANY_DATA, &fast_limits()).unwrap_err();
+        let err = cache.fetch(&url, Some(&sum_url)).unwrap_err();
         assert!(matches!(err, DownloadError::Checksum { .. }), "{err}");
     }
 
@@ -1127,14 +1093,7 @@ mod tests {
             headers(s, 200, archive.len(), "");
             let _ = s.write_all(&archive);
         });
-        let err = fetch(
-            &cache.0,
-            &server.url("/db.tar.gz"),
-            None,
-            ANY_DATA,
-            &fast_limits(),
-        )
-        .unwrap_err();
+        let err = cache.fetch(&server.url("/db.tar.gz"), None).unwrap_err();
         assert!(
             matches!(
                 err,
