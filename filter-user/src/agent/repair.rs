@@ -159,16 +159,19 @@ fn check(shared: &Shared, config: &Config) -> Vec<IfaceName> {
     let mut to_worker = Vec::new();
     for entry in &config.interfaces {
         let iface = &entry.iface;
-        let Some(status) = shared.statuses().get(iface).cloned() else {
+        // Only what the watch needs: the whole status holds the data's facts too.
+        let Some(lost) = shared
+            .statuses()
+            .get(iface)
+            .filter(|s| s.watched)
+            .map(|s| s.lost.clone())
+        else {
+            // Not configured, or never filtered by this agent: its worker is attaching it.
             continue;
         };
-        // Never filtered by this agent: its worker is attaching it.
-        if !status.watched {
-            continue;
-        }
         let condition = match placement::condition_here(&shared.layout, iface) {
             Ok(Condition::Filtering) => {
-                if status.lost.is_some() {
+                if lost.is_some() {
                     shared.set(iface, |s| s.lost = None);
                 }
                 continue;
@@ -180,12 +183,12 @@ fn check(shared: &Shared, config: &Config) -> Vec<IfaceName> {
         let why = lost_reason(iface, &condition);
         let ifindex = netdev::index(iface).ok();
         let seen = Some((why.clone(), ifindex));
-        if status.lost == seen {
+        if lost == seen {
             continue;
         }
         // Said once per loss; acted on once per interface of that name (one that comes back
         // is a new chance).
-        if status.lost.as_ref().is_none_or(|(said, _)| said != &why) {
+        if lost.as_ref().is_none_or(|(said, _)| said != &why) {
             event(
                 Level::Warning,
                 "filter_lost",

@@ -79,11 +79,19 @@ pub fn condition(layout: &Layout, iface: &IfaceName) -> Result<Condition> {
         PinState::Attached { ifindex } => recorded(layout, iface, ifindex)
             .describe(iface)
             .map_or(Condition::Filtering, Condition::Moved),
+        other => without_link(other),
+    })
+}
+
+/// The condition of pins whose link holds no interface, or that have no link. Where an
+/// attached link's interface is, is each caller's own question: they never pass one here.
+fn without_link(state: PinState) -> Condition {
+    match state {
         PinState::Gone => Condition::Gone,
         PinState::Incomplete => Condition::Incomplete,
         PinState::Foreign => Condition::Foreign,
-        PinState::Absent => Condition::Absent,
-    })
+        PinState::Absent | PinState::Attached { .. } => Condition::Absent,
+    }
 }
 
 /// [`condition`] for a caller that works in the namespace of the attach it checks (the agent):
@@ -103,10 +111,7 @@ pub fn condition_here(layout: &Layout, iface: &IfaceName) -> Result<Condition> {
                 "the filter attached as {iface} is on interface index {ifindex}, which is not {iface} in this network namespace; {iface} is not filtered"
             ),
         }),
-        PinState::Gone => Condition::Gone,
-        PinState::Incomplete => Condition::Incomplete,
-        PinState::Foreign => Condition::Foreign,
-        PinState::Absent => Condition::Absent,
+        other => without_link(other),
     })
 }
 
