@@ -207,6 +207,14 @@ impl VethPair {
 }
 
 impl NetNs {
+    /// Adds a veth named `name`, up, whose peer (a unique name) stays in this namespace too:
+    /// an interface to filter, or to re-create, that carries no traffic.
+    pub fn add_veth(&self, name: &str) -> Result<()> {
+        let peer = unique_name("rfq");
+        self.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer])?;
+        self.ip(&["link", "set", name, "up"]).map(drop)
+    }
+
     /// The MAC address of `iface` in this namespace.
     pub fn mac(&self, iface: &str) -> Result<String> {
         let out = self.ip(&["-j", "link", "show", iface])?;

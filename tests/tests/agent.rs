@@ -66,6 +66,14 @@ fn ready_agent(tag: &str) -> (VethPair, Instance, Agent) {
     (pair, inst, agent)
 }
 
+fn ready(text: &str, iface: &str) -> Option<u64> {
+    series(
+        text,
+        "regionfilter_interface_ready",
+        &format!("interface=\"{iface}\""),
+    )
+}
+
 fn generation(text: &str, iface: &str) -> Option<u64> {
     series(
         text,
@@ -198,14 +206,7 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
     );
     let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
     assert_eq!(generation(&text, &iface), Some(1));
-    assert_eq!(
-        series(
-            &text,
-            "regionfilter_interface_ready",
-            &format!("interface=\"{iface}\"")
-        ),
-        Some(0)
-    );
+    assert_eq!(ready(&text, &iface), Some(0));
 
     // A new policy, and the missing interface gone from the file: one switch, then ready.
     let path = config(&inst, &iface, "SE", false, "");
@@ -267,22 +268,6 @@ fn the_agent_attaches_serves_metrics_reloads_and_leaves_filters_on_exit() {
     assert!(inst.attached().is_empty());
 }
 
-/// A second interface in `ns`: a veth pair with both ends there (no traffic).
-fn add_veth(ns: &integration_tests::netns::NetNs, name: &str) {
-    ns.ip(&[
-        "link",
-        "add",
-        name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &format!("{name}p"),
-    ])
-    .unwrap();
-    ns.ip(&["link", "set", name, "up"]).unwrap();
-}
-
 fn entry(iface: &str, source: &str) -> String {
     format!(
         "[[interface]]\nname = \"{iface}\"\nmode = \"skb\"\n{source}\npolicy = {{ deny = [\"GB\"] }}\n\n"
@@ -314,7 +299,7 @@ fn one_interface_held_by_another_command_holds_back_neither_the_other_nor_a_stop
     let inst = Instance::new();
     let ns = &pair.receiver;
     let (first, second) = (pair.receiver_if.clone(), format!("{}b", pair.receiver_if));
-    add_veth(ns, &second);
+    ns.add_veth(&second).unwrap();
     fs::create_dir_all(&inst.state_dir).unwrap();
     let path = inst.state_dir.join("agent.toml");
     let text = format!(
@@ -370,7 +355,7 @@ fn a_stalled_download_holds_back_no_other_interface_nor_signals_nor_repairs() {
     let ns = &pair.receiver;
     let local = pair.receiver_if.clone();
     let slow = format!("{local}s");
-    add_veth(ns, &slow);
+    ns.add_veth(&slow).unwrap();
     let server = integration_tests::http::Stall::start_in(ns).unwrap();
     fs::create_dir_all(&inst.state_dir).unwrap();
     let path = inst.state_dir.join("agent.toml");
@@ -402,7 +387,7 @@ fn a_stalled_download_holds_back_no_other_interface_nor_signals_nor_repairs() {
     agent
         .wait_for(&["event=filter_lost", &format!("iface={local} "), "is gone"])
         .unwrap();
-    add_veth(ns, &local);
+    ns.add_veth(&local).unwrap();
     agent
         .wait_for(&["event=restored", &format!("iface={local} ")])
         .unwrap();
@@ -461,15 +446,8 @@ fn a_filter_renamed_away_follows_its_name_and_readiness_comes_from_the_kernel() 
     let (code, body) = get(ns, LISTEN, "/healthz").unwrap();
     assert_eq!(code, 503, "{body}");
     let (_, text) = get(ns, LISTEN, "/metrics").unwrap();
-    assert_eq!(
-        series(
-            &text,
-            "regionfilter_interface_ready",
-            &format!("interface=\"{iface}\"")
-        ),
-        Some(0)
-    );
-    add_veth(ns, &iface);
+    assert_eq!(ready(&text, &iface), Some(0));
+    ns.add_veth(&iface).unwrap();
     agent
         .wait_for(&["event=moved_off", &format!("iface={iface} ")])
         .unwrap();
@@ -682,7 +660,7 @@ fn at_start_the_agent_restores_the_known_good_filter_before_it_fetches_data() {
     agent
         .wait_for(&["event=filter_lost", &format!("iface={iface} ")])
         .unwrap();
-    add_veth(ns, &iface);
+    ns.add_veth(&iface).unwrap();
     agent
         .wait_for(&["event=restored", &format!("iface={iface} ")])
         .unwrap();
@@ -925,10 +903,7 @@ fn a_filter_lost_with_its_interface_is_put_back_when_the_interface_returns() {
     assert!(body.contains(&format!("{iface}: ")), "{body}");
     // It comes back (a network restart, a hotplug): filtered again at the next check, not at
     // the next refresh a day later.
-    let peer = format!("{iface}p");
-    ns.ip(&["link", "add", &iface, "type", "veth", "peer", "name", &peer])
-        .unwrap();
-    ns.ip(&["link", "set", &iface, "up"]).unwrap();
+    ns.add_veth(&iface).unwrap();
     agent
         .wait_for(&["event=reconciled", "trigger=repair", "ready=1"])
         .unwrap();

@@ -313,18 +313,7 @@ fn a_deleted_or_recreated_interface_is_reported_as_gone() {
     let status = status_json(&inst);
     assert_eq!(status["interfaces"][0]["condition"], "gone");
     // Re-created under the same name (hotplug, a container restart): still not filtered.
-    pair.receiver
-        .ip(&[
-            "link",
-            "add",
-            &iface,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &unique_name("rfp"),
-        ])
-        .unwrap();
+    pair.receiver.add_veth(&iface).unwrap();
     let text = inst.ok(None, &["status"]).unwrap();
     assert!(text.contains("GONE") && text.contains("detach"), "{text}");
     for args in [
@@ -458,13 +447,6 @@ fn raw_ip_links_are_judged_by_their_ip_header() {
         .unwrap();
 }
 
-/// A veth named `name` (its peer gets a unique name) in `ns`.
-fn add_veth(ns: &NetNs, name: &str) {
-    let peer = unique_name("rfq");
-    ns.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer])
-        .unwrap();
-}
-
 #[test]
 fn a_renamed_interface_is_not_mistaken_for_its_old_name() {
     let ns = NetNs::new("rfren").unwrap();
@@ -472,12 +454,11 @@ fn a_renamed_interface_is_not_mistaken_for_its_old_name() {
     let nsr = Some(&ns);
     let name = unique_name("rfn");
     let old = unique_name("rfo");
-    add_veth(&ns, &name);
-    ns.ip(&["link", "set", &name, "up"]).unwrap();
+    ns.add_veth(&name).unwrap();
     inst.ok(nsr, &attach(&name, &["--mode", "skb"])).unwrap();
     // The filtered interface is renamed, and a new one takes its name.
     ns.ip(&["link", "set", &name, "name", &old]).unwrap();
-    add_veth(&ns, &name);
+    ns.add_veth(&name).unwrap();
     let text = inst.ok(nsr, &["status"]).unwrap();
     assert!(
         text.contains("MOVED") && text.contains(&format!("now named {old}")),

@@ -183,28 +183,36 @@ fn stats_watch_shows_live_rates_while_traffic_flows() {
     assert!(err.contains("every filter watched was detached"), "{err}");
 }
 
-#[test]
-fn drop_samples_hold_their_rate_limit_under_a_flood() {
-    const RATE: u64 = 5;
-    const FLOOD: usize = 2000;
-    let pair = VethPair::new("samples").unwrap();
+/// A filter denying GB with `--samples SAMPLES`, after `flood` datagrams from GB were sent and
+/// counted as dropped; also how many seconds the flood took to be counted.
+fn gb_flood(tag: &str, samples: &str, flood: usize) -> (VethPair, Instance, f64) {
+    let pair = VethPair::new(tag).unwrap();
     pair.add_source(GB_V4.parse().unwrap()).unwrap();
     let inst = Instance::new();
     let iface = pair.receiver_if.clone();
     inst.attach_test_db(
         &pair.receiver,
         &iface,
-        &["--deny", "GB", "--samples", &RATE.to_string()],
+        &["--deny", "GB", "--samples", samples],
     )
     .unwrap();
     let dst: IpAddr = RECEIVER_V4.parse().unwrap();
     let started = std::time::Instant::now();
-    traffic::send(&pair.sender, GB_V4.parse().unwrap(), dst, GB_V4, FLOOD).unwrap();
+    traffic::send(&pair.sender, GB_V4.parse().unwrap(), dst, GB_V4, flood).unwrap();
     inst.wait_for_stats(&iface, WAIT, |s| {
-        country_packets(s, Some("GB"), "dropped") >= FLOOD as u64
+        country_packets(s, Some("GB"), "dropped") >= flood as u64
     })
     .unwrap();
-    let elapsed = started.elapsed().as_secs_f64();
+    (pair, inst, started.elapsed().as_secs_f64())
+}
+
+#[test]
+fn drop_samples_hold_their_rate_limit_under_a_flood() {
+    const RATE: u64 = 5;
+    const FLOOD: usize = 2000;
+    let (pair, inst, elapsed) = gb_flood("samples", &RATE.to_string(), FLOOD);
+    let iface = pair.receiver_if.clone();
+    let dst: IpAddr = RECEIVER_V4.parse().unwrap();
     let out = inst
         .ok(None, &["watch", "--iface", &iface, "--drain", "--json"])
         .unwrap();
@@ -289,23 +297,9 @@ fn drop_samples_hold_their_rate_limit_under_a_flood() {
 #[test]
 fn samples_lost_to_a_full_ring_are_counted_and_said() {
     const FLOOD: usize = 12_000;
-    let pair = VethPair::new("sampfull").unwrap();
-    pair.add_source(GB_V4.parse().unwrap()).unwrap();
-    let inst = Instance::new();
-    let iface = pair.receiver_if.clone();
     // A budget no flood here can spend: every drop is offered to the ring.
-    inst.attach_test_db(
-        &pair.receiver,
-        &iface,
-        &["--deny", "GB", "--samples", "100000"],
-    )
-    .unwrap();
-    let dst: IpAddr = RECEIVER_V4.parse().unwrap();
-    traffic::send(&pair.sender, GB_V4.parse().unwrap(), dst, GB_V4, FLOOD).unwrap();
-    inst.wait_for_stats(&iface, WAIT, |s| {
-        country_packets(s, Some("GB"), "dropped") >= FLOOD as u64
-    })
-    .unwrap();
+    let (pair, inst, _) = gb_flood("sampfull", "100000", FLOOD);
+    let iface = pair.receiver_if.clone();
     let stats = inst.stats(&iface).unwrap();
     let lost = stats["samples_lost"].as_u64().unwrap();
     let out = inst
