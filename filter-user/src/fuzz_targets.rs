@@ -18,7 +18,7 @@ use crate::{
     model::policy::Policy,
     model::policy_file::PolicyFile,
     ops::download,
-    ops::inputs::PolicyArgs,
+    ops::policy_spec::PolicySpec,
 };
 
 /// A target body: any bytes in, a panic only for a bug.
@@ -42,8 +42,8 @@ pub const TARGETS: &[(&str, Target)] = &[
 /// slot, on Ethernet and raw-IP links, under a policy that uses every rule kind.
 pub fn frame(bytes: &[u8]) {
     use crate::{
+        compile::reference::Model,
         model::policy::{Mode, Tcp},
-        model::reference::Model,
         model::scope::{parse_ports, Scope, Service},
     };
     static POLICY: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(|| {
@@ -108,7 +108,7 @@ pub fn policy_toml(bytes: &[u8]) {
     let Ok(file) = PolicyFile::parse(text) else {
         return;
     };
-    let Ok(policy) = PolicyArgs::default().with_file(file) else {
+    let Ok(policy) = PolicySpec::default().with_file(file) else {
         return;
     };
     check_policy(&policy);
@@ -326,13 +326,13 @@ fn check_policy(policy: &Policy) {
         .flatten()
         .all(|&a| a == filter_common::ACTION_PASS || a == filter_common::ACTION_DROP));
     let regions = crate::compile::RegionSet::default();
-    let model = crate::model::reference::Model::new(&regions, policy);
+    let model = crate::compile::reference::Model::new(&regions, policy);
     for net in &policy.allow_cidrs {
         for addr in [net.network(), net.broadcast()] {
             assert!(
                 matches!(
                     model.class(addr),
-                    crate::model::reference::Class::AllowCidr(_)
+                    crate::compile::reference::Class::AllowCidr(_)
                 ),
                 "{addr} in {net}"
             );

@@ -15,5 +15,7 @@ pub mod fuzz_targets;
 pub mod kernel;
 pub mod model;
 pub mod ops;
+pub mod state;
+pub mod sys;
 
 pub use kernel::program::EBPF_OBJECT;

@@ -10,10 +10,11 @@ use filter_common::{PROGRAM_NAME, RAW_IP, SELFTEST_HALF, SELFTEST_PROGRAM};
 use filter_user::{
     compile::paint,
     compile::Prefixes,
-    kernel::maps::{FilterMaps, HalfContents, Lookup},
+    kernel::maps::{FilterMaps, HalfContents},
     kernel::program,
     kernel::selftest,
     kernel::tables::FastTables,
+    model::lookup::Lookup,
     model::policy::Policy,
 };
 

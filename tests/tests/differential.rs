@@ -11,12 +11,12 @@ use ipnet::Ipv6Net;
 
 use filter_user::{
     compile::paint,
+    compile::reference::{parse, Model, Packet, Why},
     compile::{RegionSet, Span},
     data::SourceInfo,
-    kernel::maps::Lookup,
     model::country::Country,
+    model::lookup::Lookup,
     model::policy::{Action, IcmpErrors, Mode, Policy, Tcp},
-    model::reference::{parse, Model, Packet, Why},
     model::scope::{parse_ports, Scope, Service},
 };
 use integration_tests::kernel::{LoadedFilter, XDP_DROP, XDP_PASS};
@@ -419,7 +419,7 @@ impl Seen {
             return;
         };
         let Why::Judged {
-            class: filter_user::model::reference::Class::Country(_),
+            class: filter_user::compile::reference::Class::Country(_),
             ..
         } = why
         else {

@@ -12,7 +12,7 @@ use std::{
 };
 
 use filter_user::{
-    kernel::maps::FilterMaps, kernel::maps::Lookup, kernel::netdev::LinkLayer, kernel::program,
+    kernel::maps::FilterMaps, kernel::program, model::iface::LinkLayer, model::lookup::Lookup,
 };
 use integration_tests::{
     cli::{country_counts, fixture, Instance},

@@ -5,10 +5,11 @@
 use filter_user::{
     data::CountryField,
     ops::{
-        inputs::{DataArgs, PolicyChange},
-        state::Layout,
+        data_spec::DataSpec,
+        policy_spec::PolicyChange,
         update::{update, Guard, Outcome, Target},
     },
+    state::Layout,
 };
 use integration_tests::update::Attached;
 
@@ -49,7 +50,7 @@ fn a_thousand_updates_leak_no_maps_programs_or_memory() {
         lib_dir: filter.inst.lib_dir(),
     };
     let load = |path: &str| {
-        DataArgs {
+        DataSpec {
             db: vec![path.into()],
             format: vec![],
             country_field: CountryField::Country,

@@ -13,8 +13,8 @@ use filter_common::{
 use filter_user::model::scope::{parse_ports, Scope, Service};
 use filter_user::{
     compile::Prefixes,
-    kernel::maps::Lookup,
     model::country::Country,
+    model::lookup::Lookup,
     model::policy::{Action, Mode, Policy},
 };
 use integration_tests::frame::{ipv4_with, ipv6_with, tcp, udp_to, TCP_ACK, TCP_SYN};

@@ -673,7 +673,7 @@ fn pins_from_a_build_with_other_table_shapes_are_refused() {
     let inst = integration_tests::cli::Instance::new();
     let dir = inst.pin_root.join("eth9");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut older = program::loader(filter_user::kernel::maps::Lookup::Fast)
+    let mut older = program::loader(filter_user::model::lookup::Lookup::Fast)
         .map_max_entries(HALF[1].v4_l1, 1 << 16)
         .load(filter_user::kernel::program::EBPF_OBJECT)
         .unwrap();
@@ -693,8 +693,8 @@ fn pins_from_a_build_with_other_table_shapes_are_refused() {
     let current_dir = inst.pin_root.join("eth8");
     std::fs::create_dir_all(&current_dir).unwrap();
     let mut current = program::load_object(
-        filter_user::kernel::maps::Lookup::Fast,
-        filter_user::kernel::netdev::LinkLayer::Ethernet,
+        filter_user::model::lookup::Lookup::Fast,
+        filter_user::model::iface::LinkLayer::Ethernet,
     )
     .unwrap();
     FilterMaps::take(&mut current, Some(&current_dir)).unwrap();

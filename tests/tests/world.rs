@@ -12,8 +12,8 @@ use filter_common::{country_slot, CLASS_LOCAL, UNKNOWN_COUNTRY};
 use filter_user::{
     compile::compile,
     data::{self, mmdb::Database, CountryField, SourceSpec},
-    kernel::maps::Lookup,
     model::country::Country,
+    model::lookup::Lookup,
     model::policy::{Action, Mode, Policy},
 };
 use integration_tests::{

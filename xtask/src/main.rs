@@ -5,6 +5,7 @@
 
 mod fuzz;
 mod graph;
+mod layers;
 mod setup;
 
 use std::process::Command;
@@ -238,6 +239,7 @@ fn docs_diff(generated: &std::path::Path, committed: &std::path::Path) -> Result
 }
 
 fn lint() -> Result<()> {
+    check_layers()?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo_on_host_crates(&["clippy", "--all-targets"], &["--", "-D", "warnings"])?;
     // The eBPF crate only builds for the BPF target, with nightly's build-std.
@@ -263,6 +265,22 @@ fn lint() -> Result<()> {
         bail!("clippy found problems in filter-ebpf");
     }
     check_docs()
+}
+
+/// Fails on any module of filter-user that uses a layer above its own (see `layers.rs`).
+fn check_layers() -> Result<()> {
+    let upward = layers::upward_uses(std::path::Path::new("filter-user/src"))?;
+    if upward.is_empty() {
+        return Ok(());
+    }
+    for use_ in &upward {
+        eprintln!("filter-user/src/{use_}");
+    }
+    bail!(
+        "{} upward use(s) across filter-user's layers ({}, lowest first): move the code to its layer (ARCHITECTURE.md)",
+        upward.len(),
+        layers::LAYERS.join(" < ")
+    )
 }
 
 /// Every crate that builds for the host; filter-ebpf only builds for the BPF target.

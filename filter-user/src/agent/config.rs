@@ -30,12 +30,14 @@ use serde::Deserialize;
 
 use crate::{
     data::{CountryField, Format},
-    kernel::maps::Lookup,
+    model::lookup::Lookup,
     model::{iface::IfaceName, policy::Policy, policy_file::PolicyFile},
     ops::{
         attach::AttachMode,
+        data_spec::DataSpec,
         download::{self, Limits, DEFAULT_LIMITS},
-        inputs::{percent, DataArgs, PolicyArgs, DEFAULT_MAX_CHANGE},
+        guards::{percent, DEFAULT_MAX_CHANGE},
+        policy_spec::PolicySpec,
     },
 };
 
@@ -133,12 +135,12 @@ pub struct InterfaceConfig {
 #[derive(Debug, Clone)]
 pub enum DataSource {
     /// Local files (`db`, or a local `artifact`), read as `--db`/`--artifact` reads them.
-    Files(DataArgs),
+    Files(DataSpec),
     /// A database to download (cached, conditional) and compile, as `update --url` does.
     Url {
         url: String,
         sha256_url: Option<String>,
-        data: DataArgs,
+        data: DataSpec,
     },
     /// A compiled artifact to download.
     ArtifactUrl(String),
@@ -270,7 +272,7 @@ impl InterfaceFile {
     fn check(self, dir: &Path) -> Result<InterfaceConfig> {
         let iface: IfaceName = self.name.parse()?;
         let relative = |p: &PathBuf| dir.join(p);
-        let data = DataArgs {
+        let data = DataSpec {
             db: self.db.iter().map(relative).collect(),
             format: self.format,
             country_field: self.country_field.unwrap_or_default(),
@@ -308,14 +310,14 @@ impl InterfaceFile {
             || matches!(&source, DataSource::Files(d) if d.artifact.is_some());
         // The same code as `--policy FILE`: a file, or the same keys inline.
         let policy = match self.policy {
-            Some(toml::Value::String(path)) => PolicyArgs {
+            Some(toml::Value::String(path)) => PolicySpec {
                 file: Some(dir.join(path)),
-                ..PolicyArgs::default()
+                ..PolicySpec::default()
             }
             .to_policy()?,
             Some(table @ toml::Value::Table(_)) => {
                 let file: PolicyFile = table.try_into().context("[interface.policy]")?;
-                Some(PolicyArgs::default().with_file(file)?)
+                Some(PolicySpec::default().with_file(file)?)
             }
             Some(other) => bail!(
                 "policy = {other}: give a policy file's path, or a table of policy keys \

@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::config::LogFormat;
-use crate::ops::state::{date, unix_now};
+use crate::sys::time::{date, unix_now};
 
 static JSON: AtomicBool = AtomicBool::new(false);
 

@@ -54,8 +54,8 @@ use crate::{
         lock::{Busy, IfaceLock},
         metrics::DataFacts,
         privileges,
-        state::Layout,
     },
+    state::Layout,
 };
 
 /// How often the agent asks the kernel whether each filter is still on the interface of its

@@ -21,7 +21,8 @@ use crate::{
         placement::{self, Condition},
     },
     model::iface::IfaceName,
-    ops::{detach::detach, inputs::DataArgs, known_good::KnownGood, state::Layout},
+    ops::{data_spec::DataSpec, detach::detach, known_good::KnownGood},
+    state::Layout,
 };
 
 /// Puts back the known-good filter of every configured interface that has none attached.
@@ -62,9 +63,9 @@ pub fn restore_if_detached(layout: &Layout, entry: &InterfaceConfig) -> bool {
             );
             continue;
         }
-        let data = DataArgs {
+        let data = DataSpec {
             artifact: Some(path.clone()),
-            ..DataArgs::default()
+            ..DataSpec::default()
         };
         match attach_entry(layout, entry, &data, entry.policy.clone()) {
             Ok(done) => {

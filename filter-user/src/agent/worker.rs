@@ -27,12 +27,14 @@ use crate::{
     model::{iface::IfaceName, policy::Policy},
     ops::{
         attach::{attach, AttachRequest, Attached},
+        data_spec::DataSpec,
         download::{self, Expect, Limits},
-        inputs::{DataArgs, PolicyChange},
-        state::{unix_now, AttachState, Layout},
+        policy_spec::PolicyChange,
         update::{update, Guard, Outcome, Target},
         ErrorKind, OpError,
     },
+    state::{AttachState, Layout},
+    sys::time::unix_now,
 };
 
 enum Command {
@@ -287,7 +289,7 @@ fn reconcile_one(
 pub(super) fn attach_entry(
     layout: &Layout,
     entry: &InterfaceConfig,
-    data: &DataArgs,
+    data: &DataSpec,
     policy: Option<Policy>,
 ) -> Result<Attached, OpError> {
     let request = AttachRequest {
@@ -307,7 +309,7 @@ fn data_args(
     layout: &Layout,
     entry: &InterfaceConfig,
     limits: &Limits<'_>,
-) -> Result<DataArgs, OpError> {
+) -> Result<DataSpec, OpError> {
     let cache = layout.download_dir();
     let fetch = |url: &str, sha: Option<&str>, expect| -> Result<PathBuf, OpError> {
         let fetched =
@@ -329,9 +331,9 @@ fn data_args(
             data.db = vec![fetch(url, sha256_url.as_deref(), expect)?];
             data
         }
-        DataSource::ArtifactUrl(url) => DataArgs {
+        DataSource::ArtifactUrl(url) => DataSpec {
             artifact: Some(fetch(url, None, Expect::Artifact)?),
-            ..DataArgs::default()
+            ..DataSpec::default()
         },
     })
 }

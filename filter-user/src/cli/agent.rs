@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::{
     agent::{self, Overrides},
-    ops::state::Layout,
+    state::Layout,
 };
 
 #[derive(Debug, clap::Args)]

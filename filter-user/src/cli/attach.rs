@@ -5,18 +5,18 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::{
-    kernel::maps::Lookup,
+    cli::args::{DataArgs, PolicyArgs},
     model::iface::IfaceName,
+    model::lookup::Lookup,
     ops::{
         self,
         attach::{AttachMode, AttachRequest},
-        inputs::{DataArgs, PolicyArgs},
-        state::Layout,
     },
+    state::Layout,
 };
 
 #[derive(Debug, clap::Args)]
-#[command(group = crate::ops::inputs::data_required())]
+#[command(group = crate::cli::args::data_required())]
 pub struct AttachArgs {
     /// Interface whose incoming traffic is filtered (Ethernet or raw-IP: tun, WireGuard,
     /// ip tunnels).
@@ -35,7 +35,7 @@ pub struct AttachArgs {
     #[arg(long, value_enum, default_value_t = Lookup::Fast)]
     pub lookup: Lookup,
     /// How long to wait for another command on the same interface to finish (at most 24h).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::ops::inputs::wait_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::cli::args::wait_duration)]
     pub wait: Duration,
     /// Attach even if the policy would drop the client of your SSH session or the peer of an
     /// established TCP connection to this interface (the lock-out guard).
@@ -48,8 +48,8 @@ pub fn run(layout: &Layout, args: &AttachArgs) -> Result<()> {
         layout,
         &AttachRequest {
             iface: &args.iface,
-            data: &args.data,
-            policy: args.policy.to_policy()?,
+            data: &args.data.spec(),
+            policy: args.policy.spec().to_policy()?,
             mode: args.mode,
             lookup: args.lookup,
             wait: args.wait,

@@ -9,11 +9,14 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::ops::inputs::{warn_uncovered, DataArgs, PolicyArgs};
-use crate::{compile::artifact::Artifact, kernel::swap::check_capacity, ops::state::unix_now};
+use crate::{
+    cli::args::{DataArgs, PolicyArgs},
+    ops::data_spec::warn_uncovered,
+};
+use crate::{compile::artifact::Artifact, kernel::swap::check_capacity, sys::time::unix_now};
 
 #[derive(Debug, clap::Args)]
-#[command(group = crate::ops::inputs::data_required())]
+#[command(group = crate::cli::args::data_required())]
 pub struct CompileArgs {
     #[command(flatten)]
     pub data: DataArgs,
@@ -41,8 +44,8 @@ pub fn run(args: &CompileArgs) -> Result<()> {
         .chain(args.policy.file.iter().map(|p| ("--policy", p.as_path())))
         .collect();
     let out = output_path(&args.out, &inputs)?;
-    let policy = args.policy.to_policy()?;
-    let loaded = args.data.load()?;
+    let policy = args.policy.spec().to_policy()?;
+    let loaded = args.data.spec().load()?;
     // Recompiling an artifact keeps its policy unless a new one is given.
     let policy = loaded.policy_or_artifacts(policy);
     if let Some(policy) = &policy {

@@ -6,7 +6,8 @@ use anyhow::Result;
 
 use crate::{
     model::iface::IfaceName,
-    ops::{self, detach::Detached, state::Layout},
+    ops::{self, detach::Detached},
+    state::Layout,
 };
 
 #[derive(Debug, clap::Args)]
@@ -15,7 +16,7 @@ pub struct DetachArgs {
     #[arg(long, value_name = "IF")]
     pub iface: IfaceName,
     /// How long to wait for another command on the same interface to finish (at most 24h).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::ops::inputs::wait_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::cli::args::wait_duration)]
     pub wait: Duration,
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use ipnet::IpNet;
 
-use crate::ops::inputs::SourceOptions;
+use crate::cli::args::SourceOptions;
 use crate::{
     compile::changes::{Balance, Changes},
     compile::{cidrs_v4, cidrs_v6},

@@ -7,8 +7,9 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use aya::programs::Xdp;
 
 use super::status::describe_source;
-use crate::ops::inputs::{DataArgs, PolicyArgs};
+use crate::cli::args::{DataArgs, PolicyArgs};
 use crate::{
+    compile::reference::{Class, Model, Packet, Rule, Transport, Why, TCP_SYN},
     compile::{
         paint::{self, Entries},
         RegionSet,
@@ -20,10 +21,9 @@ use crate::{
     kernel::slots::Slot,
     model::iface::IfaceName,
     model::policy::{action_name, judged_with, Action, Judged, Mode, Policy},
-    model::reference::{Class, Model, Packet, Rule, Transport, Why, TCP_SYN},
     model::scope::{mode_name, ports_text, PortRange, Proto, Scope},
     ops::known_good::KnownGood,
-    ops::state::Layout,
+    state::Layout,
 };
 
 #[derive(Debug, clap::Args)]
@@ -57,8 +57,8 @@ pub fn run(layout: &Layout, args: &ExplainArgs) -> Result<()> {
     if let Some(iface) = &args.iface {
         return live(layout, iface, &addrs, args.port);
     }
-    let policy = args.policy.to_policy()?;
-    let loaded = args.data.load()?;
+    let policy = args.policy.spec().to_policy()?;
+    let loaded = args.data.spec().load()?;
     let policy = loaded.policy_or_artifacts(policy);
     let model = policy.as_ref().map(|p| Model::new(&loaded.regions, p));
     let painted = paint::entries(&loaded.regions, policy.as_ref());
@@ -436,7 +436,7 @@ mod tests {
             "deny = [\"GB\"]\n[[service]]\nname = \"dns\"\nports = [\"udp/1-100\"]\ndeny = [\"SE\"]\n",
         )
         .unwrap();
-        let policy = crate::ops::inputs::PolicyArgs::default()
+        let policy = crate::ops::policy_spec::PolicySpec::default()
             .with_file(file)
             .unwrap();
         assert_eq!(
@@ -454,12 +454,13 @@ mod tests {
                 .join("../fixtures/maxmind/GeoLite2-Country-Test.mmdb")],
             ..DataArgs::default()
         };
-        let regions = data.load().unwrap().regions;
+        let regions = data.spec().load().unwrap().regions;
         let policy = PolicyArgs {
             deny: Some("GB".to_owned()),
             allow_cidr: vec!["81.2.69.128/26".parse().unwrap()],
             ..PolicyArgs::default()
         }
+        .spec()
         .to_policy()
         .unwrap()
         .unwrap();

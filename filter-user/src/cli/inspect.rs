@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{diff::slash48s, status::describe_source};
-use crate::ops::{inputs::SourceOptions, state::date};
+use crate::{cli::args::SourceOptions, sys::time::date};
 use crate::{compile::coverage::Coverage, compile::CountryCounts, model::country::Country};
 
 #[derive(Debug, clap::Args)]

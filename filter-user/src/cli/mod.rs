@@ -1,6 +1,7 @@
 //! Command-line interface: one module per verb.
 
 pub mod agent;
+pub mod args;
 pub mod attach;
 pub mod compile;
 pub mod detach;
@@ -16,7 +17,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::ops::state::Layout;
+use crate::state::Layout;
 
 /// Drop traffic from unwanted countries in XDP, before the kernel spends work on it.
 #[derive(Debug, Parser)]
@@ -288,12 +289,12 @@ mod tests {
         let Command::Update(args) = cli.command else {
             panic!("not an update");
         };
-        assert!(!args.data.is_given());
+        assert!(!args.data.spec().is_given());
         let cli = parse(&["update", "--all", "--db", "new.mmdb"]).unwrap();
         let Command::Update(args) = cli.command else {
             panic!("not an update");
         };
-        assert!(args.data.is_given());
+        assert!(args.data.spec().is_given());
         let err = parse(&["update", "--all", "--url", "https://x", "--db", "a"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
     }

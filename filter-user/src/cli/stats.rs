@@ -23,7 +23,7 @@ use crate::{
     model::country::Country,
     model::iface::IfaceName,
     ops::metrics,
-    ops::state::Layout,
+    state::Layout,
 };
 
 #[derive(Debug, clap::Args)]
@@ -369,7 +369,7 @@ fn rates_table(iface: &IfaceName, rates: &[Rate], top: usize, secs: f64) -> Stri
     let _ = writeln!(
         out,
         "{iface} (rates over {secs:.1} s at {}):",
-        crate::ops::state::date(crate::ops::state::unix_now())
+        crate::sys::time::date(crate::sys::time::unix_now())
     );
     let _ = writeln!(
         out,

@@ -4,13 +4,14 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::{
-    kernel::maps::{hash_hex, FilterMaps, Lookup},
+    kernel::maps::{hash_hex, FilterMaps},
     kernel::pins::{self, PinState},
     kernel::placement::placement,
     model::iface::IfaceName,
+    model::lookup::Lookup,
     ops::lock::IfaceLock,
-    ops::state::date,
-    ops::state::{AttachState, Layout},
+    state::{AttachState, Layout},
+    sys::time::date,
 };
 
 #[derive(Debug, clap::Args)]
@@ -174,8 +175,8 @@ fn print_text(report: &Report) {
             state.iface,
             state.mode,
             match state.link_layer {
-                crate::kernel::netdev::LinkLayer::Ethernet => "",
-                crate::kernel::netdev::LinkLayer::RawIp => " on a raw-IP link",
+                crate::model::iface::LinkLayer::Ethernet => "",
+                crate::model::iface::LinkLayer::RawIp => " on a raw-IP link",
             },
             date(state.attached_at)
         );

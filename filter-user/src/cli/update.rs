@@ -6,15 +6,16 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use crate::{
+    cli::args::{wait_duration, DataArgs, PolicyArgs},
     model::iface::IfaceName,
     ops::{
         download,
         error::EXIT_UNCHANGED,
-        inputs::{percent, wait_duration, DataArgs, PolicyArgs, DEFAULT_MAX_CHANGE},
+        guards::{percent, DEFAULT_MAX_CHANGE},
         privileges,
-        state::Layout,
         update::{attached_interfaces, update, Guard, Outcome, Target},
     },
+    state::Layout,
 };
 
 #[derive(Debug, clap::Args)]
@@ -105,8 +106,8 @@ fn url(text: &str) -> Result<String, String> {
 pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
     // Also checked by every update; here before a download is fetched for nothing.
     privileges::require_bpf_admin("update")?;
-    let policy = args.policy.change(args.reset_policy, args.enforce)?;
-    let mut data = args.data.clone();
+    let policy = args.policy.spec().change(args.reset_policy, args.enforce)?;
+    let mut data = args.data.spec();
     if let Some(url) = &args.url {
         let expect = download::Expect::Data {
             format: (args.data.format.len() == 1).then(|| args.data.format[0]),

@@ -10,10 +10,8 @@ use crate::{
     kernel::maps::FilterMaps,
     kernel::pins::{self, PinState},
     model::iface::IfaceName,
-    ops::{
-        samples::{decode, describe, SampleLine},
-        state::Layout,
-    },
+    ops::samples::{decode, describe, SampleLine},
+    state::Layout,
 };
 
 #[derive(Debug, clap::Args)]

@@ -26,7 +26,7 @@ use crate::{
     data::SourceInfo,
     model::country::Country,
     model::policy::{self, Policy},
-    ops::fsutil,
+    sys,
 };
 
 pub const MAGIC: &[u8; 8] = b"RGNFLTR\n";
@@ -161,9 +161,9 @@ impl Artifact {
         bytes
     }
 
-    /// Writes atomically ([`fsutil::write_atomic`]): a failed write leaves `path` as it was.
-    pub fn write(&self, path: &Path) -> Result<(), fsutil::WriteError> {
-        fsutil::write_atomic(path, &self.to_bytes())
+    /// Writes atomically ([`sys::fs::write_atomic`]): a failed write leaves `path` as it was.
+    pub fn write(&self, path: &Path) -> Result<(), sys::fs::WriteError> {
+        sys::fs::write_atomic(path, &self.to_bytes())
     }
 
     /// Reads and fully checks an artifact: magic, version, lengths, span order, hash.

@@ -13,6 +13,7 @@ pub mod artifact;
 pub mod changes;
 pub mod coverage;
 pub mod paint;
+pub mod reference;
 
 use std::{
     collections::BTreeMap,
@@ -291,19 +292,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::data::Format;
 
-    /// Deterministic xorshift, so a failure reproduces.
-    pub struct Rng(pub u64);
-    impl Rng {
-        pub fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::sys::testing::Rng;
 
     const COUNTRIES: [&str; 4] = ["DE", "FR", "NL", "JP"];
 

@@ -246,7 +246,7 @@ impl Entries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{compile::tests::Rng, model::country::Country, model::policy::Mode};
+    use crate::{model::country::Country, model::policy::Mode, sys::testing::Rng};
 
     /// Reference: the first of allow, deny, local, then the longest country prefix.
     fn naive(prefixes: &Prefixes, policy: &Policy, addr: Ipv4Addr) -> Option<Entry> {

@@ -156,7 +156,7 @@ pub fn range(start: Addr, end: Addr, country: Country) -> Result<AnyRange, Strin
 /// Parses a CIDR into the range it covers; host bits must be zero, so a typo is not silently
 /// widened or narrowed.
 pub fn parse_cidr(field: &str, country: Country) -> Result<AnyRange, String> {
-    let (start, end) = match super::parse_network(unquote(field))? {
+    let (start, end) = match crate::model::network::parse_network(unquote(field))? {
         IpNet::V4(n) => (Addr::V4(n.network().into()), Addr::V4(n.broadcast().into())),
         IpNet::V6(n) => (Addr::V6(n.network().into()), Addr::V6(n.broadcast().into())),
     };
@@ -212,7 +212,7 @@ mod tests {
         };
         assert_eq!((r.start, r.end), (0x59a0_1400, 0x59a0_14ff));
         assert_eq!(
-            crate::data::parse_network("::ffff:10.0.0.0/104").unwrap(),
+            crate::model::network::parse_network("::ffff:10.0.0.0/104").unwrap(),
             "10.0.0.0/8".parse::<IpNet>().unwrap()
         );
         // Outside the mapped range nothing changes.

@@ -11,15 +11,18 @@ use aya::{
 use filter_common::{
     maps::{self, HalfNames},
     Chunk, Counter, PolicyRow, PortChunk, SampleBudget, Settings, COUNTER_SLOTS, FLAG_DRY_RUN,
-    FLAG_JUDGE_ICMP_ERRORS, FLAG_SCOPE, FLAG_TCP_SYN_ONLY, HALVES, LOOKUP_FAST, LOOKUP_LPM,
-    ROW_MAIN, V4_L1_ENTRIES, V4_POOL_ENTRIES, V6_POOL_ENTRIES,
+    FLAG_JUDGE_ICMP_ERRORS, FLAG_SCOPE, FLAG_TCP_SYN_ONLY, HALVES, ROW_MAIN, V4_L1_ENTRIES,
+    V4_POOL_ENTRIES, V6_POOL_ENTRIES,
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::{
     compile::paint::Entries,
     kernel::tables::FastTables,
-    model::policy::{IcmpErrors, Policy, Tcp},
+    model::{
+        lookup::Lookup,
+        policy::{IcmpErrors, Policy, Tcp},
+    },
 };
 
 /// LPM key of an IPv4 prefix: prefix length plus the address in network byte order.
@@ -32,55 +35,6 @@ pub fn v4_key(net: &Ipv4Net) -> Key<[u8; 4]> {
 #[must_use]
 pub fn v6_key(net: &Ipv6Net) -> Key<[u8; 16]> {
     Key::new(u32::from(net.prefix_len()), net.network().octets())
-}
-
-/// How the program finds a source's country; fixed when the filter is attached.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Lookup {
-    #[default]
-    /// Compiled arrays (DIR-16-8-8 for IPv4, byte strides for IPv6): 112 MiB of kernel memory
-    /// for both halves, preallocated; one to a few array reads per packet.
-    Fast,
-    /// The plain LPM tries: memory grows with the data, several times the cost per packet.
-    Lpm,
-}
-
-impl Lookup {
-    #[must_use]
-    pub fn kernel(self) -> u32 {
-        match self {
-            Self::Fast => LOOKUP_FAST,
-            Self::Lpm => LOOKUP_LPM,
-        }
-    }
-
-    #[must_use]
-    pub fn from_kernel(value: u32) -> Self {
-        if value == LOOKUP_LPM {
-            Self::Lpm
-        } else {
-            Self::Fast
-        }
-    }
-
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Fast => "fast",
-            Self::Lpm => "lpm",
-        }
-    }
 }
 
 /// Everything one half holds, built in userspace before the kernel is touched.

@@ -8,33 +8,7 @@ use std::io;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::model::iface::IfaceName;
-
-/// How frames on a link start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LinkLayer {
-    /// An Ethernet header, possibly VLAN-tagged (Ethernet, veth, bridges, bonds, loopback).
-    Ethernet,
-    /// The IP header itself (tun, WireGuard, raw-IP modems).
-    RawIp,
-}
-
-impl LinkLayer {
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ethernet => "ethernet",
-            Self::RawIp => "raw-ip",
-        }
-    }
-
-    /// The value of the program's `RAW_IP` load-time setting.
-    #[must_use]
-    pub fn raw_ip_flag(self) -> u32 {
-        u32::from(self == Self::RawIp)
-    }
-}
+use crate::model::iface::{IfaceName, LinkLayer};
 
 // ARPHRD_* link types from linux/if_arp.h.
 const ARPHRD_ETHER: u16 = 1;

@@ -11,7 +11,7 @@ use crate::{
         pins::{self, PinState},
     },
     model::iface::IfaceName,
-    ops::state::{AttachState, Layout},
+    state::{AttachState, Layout},
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]

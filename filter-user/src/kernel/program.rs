@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use aya::{programs::Xdp, Btf, Ebpf, EbpfLoader};
 use filter_common::{maps, BENCH_MAPS, PROGRAM_NAME, RAW_IP, SELFTEST_HALF, SELFTEST_PROGRAM};
 
-use crate::{kernel::maps::Lookup, kernel::netdev::LinkLayer};
+use crate::{model::iface::LinkLayer, model::lookup::Lookup};
 
 /// The compiled XDP object, embedded at build time by `build.rs`.
 pub static EBPF_OBJECT: &[u8] =

@@ -10,10 +10,10 @@ use std::{
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 
 use crate::{
+    compile::reference::{Model, TCP_SYN},
     compile::{RegionSet, Span},
     model::country::Country,
     model::policy::{Action, Policy},
-    model::reference::{Model, TCP_SYN},
     model::scope::{Proto, Scope},
 };
 

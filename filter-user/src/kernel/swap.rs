@@ -8,10 +8,11 @@ use crate::{
     compile::artifact::Artifact,
     compile::paint::{self, Entries},
     compile::RegionSet,
-    kernel::maps::{hash_bytes, FilterMaps, HalfContents, Lookup},
+    kernel::maps::{hash_bytes, FilterMaps, HalfContents},
     kernel::tables::{FastTables, TablesFull},
+    model::lookup::Lookup,
     model::policy::Policy,
-    ops::state::unix_now,
+    sys::time::unix_now,
 };
 use filter_common::REGION_MAX_ENTRIES;
 

@@ -198,10 +198,7 @@ fn chunk_of(
 mod tests {
     use super::*;
 
-    use crate::{
-        compile::{tests::Rng, Prefixes},
-        model::country::Country,
-    };
+    use crate::{compile::Prefixes, model::country::Country, sys::testing::Rng};
 
     /// The prefixes as entries, overlaps kept: the tables resolve them as a trie would.
     fn raw(prefixes: &Prefixes) -> Entries {

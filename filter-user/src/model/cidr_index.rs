@@ -102,7 +102,7 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
-    use crate::compile::tests::Rng;
+    use crate::sys::testing::Rng;
 
     /// The scan the index replaces: the last of the longest CIDRs containing `addr`.
     fn scan(nets: &[IpNet], addr: IpAddr) -> Option<IpNet> {

@@ -27,7 +27,7 @@ use ipnet::{IpNet, Ipv6Net};
 use serde::{de::Error as _, Deserialize, Deserializer};
 
 use crate::{
-    data::parse_exception,
+    model::network::parse_exception,
     model::policy::{parse_nat64_prefix, Action, IcmpErrors, Tcp},
     model::scope::PortRange,
 };

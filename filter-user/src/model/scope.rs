@@ -382,32 +382,6 @@ pub fn ephemeral_overlap(scope: &Scope, range: (u16, u16)) -> Vec<PortRange> {
         .collect()
 }
 
-/// The host's ephemeral port range, if readable.
-#[must_use]
-pub fn local_port_range() -> Option<(u16, u16)> {
-    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-    let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
-    Some((parts.next()??, parts.next()??))
-}
-
-/// Prints a warning when the scope overlaps the ephemeral range.
-pub fn warn_ephemeral(scope: &Scope) {
-    let Some(range) = local_port_range() else {
-        return;
-    };
-    let hits = ephemeral_overlap(scope, range);
-    if !hits.is_empty() {
-        log::warn!(
-            "scoped ports {} overlap the host's ephemeral range {}-{} \
-             (net.ipv4.ip_local_port_range): replies to the host's own connections arrive on \
-             those ports and are judged by country",
-            ports_text(&hits),
-            range.0,
-            range.1
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

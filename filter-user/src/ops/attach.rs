@@ -11,23 +11,28 @@ use aya::programs::{links::FdLink, ProgramError, XdpMode};
 use serde::Deserialize;
 
 use super::{
+    data_spec::{warn_uncovered, DataSpec},
     error::OpError,
-    inputs::{warn_uncovered, DataArgs},
     known_good::KnownGood,
     lock::IfaceLock,
     lockout::{self, LockOut},
     privileges,
-    state::{unix_now, AttachState, Layout},
 };
 use crate::{
     kernel::{
-        maps::{FilterMaps, Lookup},
-        netdev::{self, LinkLayer},
+        maps::FilterMaps,
+        netdev,
         pins::{self, PinState, LINK_PIN, PROGRAM_PIN},
         placement, program, selftest,
         swap::{self, Staged},
     },
-    model::{iface::IfaceName, policy::Policy},
+    model::{
+        iface::{IfaceName, LinkLayer},
+        lookup::Lookup,
+        policy::Policy,
+    },
+    state::{AttachState, Layout},
+    sys::time::unix_now,
 };
 
 /// How the program runs on the interface.
@@ -62,7 +67,7 @@ impl AttachMode {
 pub struct AttachRequest<'a> {
     pub iface: &'a IfaceName,
     /// Read only after the cheap checks (interface, bpffs, not attached yet) pass.
-    pub data: &'a DataArgs,
+    pub data: &'a DataSpec,
     /// `None`: the policy the artifact carries.
     pub policy: Option<Policy>,
     pub mode: AttachMode,
@@ -107,7 +112,7 @@ fn run(layout: &Layout, request: &AttachRequest<'_>) -> Result<Attached> {
         }
     };
     warn_uncovered(&policy, &loaded.regions);
-    crate::model::scope::warn_ephemeral(&policy.scope);
+    super::lockout::warn_ephemeral(&policy.scope);
     let sources = loaded.regions.sources.clone();
     let artifact_path = loaded.artifact.map(|(path, _)| path);
     let staged = Staged::new(loaded.regions, policy, request.lookup)?;

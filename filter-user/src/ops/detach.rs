@@ -4,13 +4,14 @@ use std::{fs, time::Duration};
 
 use anyhow::Result;
 
-use super::{error::OpError, known_good::KnownGood, lock::IfaceLock, privileges, state::Layout};
+use super::{error::OpError, known_good::KnownGood, lock::IfaceLock, privileges};
 use crate::{
     kernel::{
         pins::{self, PinState},
         placement::{self, Placement},
     },
     model::iface::IfaceName,
+    state::Layout,
 };
 
 /// What was removed.

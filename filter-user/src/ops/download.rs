@@ -21,7 +21,10 @@ use sha2::{Digest as _, Sha256};
 use crate::{
     compile::artifact::Artifact,
     data::{self, CountryField, Format},
-    ops::fsutil::{self, TempFile, WriteError},
+    sys::{
+        self,
+        fs::{TempFile, WriteError},
+    },
 };
 
 /// `{license_key}` in a URL is replaced by this variable; with `MAXMIND_ACCOUNT_ID` also set,
@@ -462,7 +465,7 @@ fn remove_leftovers(dir: &Path) {
 
 /// Replaces the cache's `meta.json` atomically: a crash never leaves it half written.
 fn save_meta(dir: &Path, meta: &Meta) -> Result<(), WriteError> {
-    fsutil::write_atomic(
+    sys::fs::write_atomic(
         &dir.join("meta.json"),
         &serde_json::to_vec(meta).expect("meta serialises"),
     )

@@ -130,3 +130,36 @@ fn classify(err: &anyhow::Error) -> (ErrorKind, u8) {
     }
     (ErrorKind::Failed, 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    #[test]
+    fn no_error_type_formats_its_source_twice() {
+        let io = || std::io::Error::other("disk on fire");
+        let path = PathBuf::from("x");
+        let errors: Vec<anyhow::Error> = vec![
+            crate::data::DataError::Io {
+                path: path.clone(),
+                source: io(),
+            }
+            .into(),
+            crate::compile::artifact::ArtifactError::Io {
+                path: path.clone(),
+                source: io(),
+            }
+            .into(),
+            crate::ops::download::DownloadError::Body {
+                url: "https://x/".to_owned(),
+                source: io(),
+            }
+            .into(),
+            crate::ops::download::DownloadError::Cache { path, source: io() }.into(),
+        ];
+        for err in errors {
+            let rendered = format!("{err:#}");
+            assert_eq!(rendered.matches("disk on fire").count(), 1, "{rendered}");
+        }
+    }
+}

@@ -196,11 +196,25 @@ pub fn check(
     }
     if new.built < old.built {
         refusals.push(Refusal::Older {
-            old: crate::ops::state::date(old.built),
-            new: crate::ops::state::date(new.built),
+            old: crate::sys::time::date(old.built),
+            new: crate::sys::time::date(new.built),
         });
     }
     refusals
+}
+
+/// The largest change in the data, in percent, that `update` and the agent accept unforced.
+pub const DEFAULT_MAX_CHANGE: f64 = 10.0;
+
+/// `--max-change`: a finite, non-negative percentage (`10`, `2.5`, `10%`). NaN would switch the
+/// guard off (no comparison with NaN is true) and a negative limit refuse every update.
+pub fn percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().strip_suffix('%').unwrap_or(text.trim());
+    match number.trim().parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        Ok(_) => Err("give a finite percentage of 0 or more, e.g. 10 or 2.5".to_owned()),
+        Err(_) => Err("not a number; give a percentage such as 10 or 2.5".to_owned()),
+    }
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ impl KnownGood {
         if !self.current_path().exists() {
             return Ok(());
         }
-        Ok(crate::ops::fsutil::write_atomic(
+        Ok(crate::sys::fs::write_atomic(
             &self.detached_path(),
             b"ended by regionfilter detach\n",
         )?)
@@ -116,7 +116,7 @@ impl KnownGood {
         self.stage(artifact)?;
         fs::rename(self.next_path(), &current)
             .with_context(|| format!("cannot write {}", current.display()))?;
-        crate::ops::fsutil::sync_dir(&self.dir)
+        crate::sys::fs::sync_dir(&self.dir)
             .with_context(|| format!("cannot sync {}", self.dir.display()))?;
         Ok(true)
     }
@@ -136,7 +136,7 @@ impl KnownGood {
         fs::rename(&next, &current)
             .with_context(|| format!("cannot write {}", current.display()))?;
         // The renames are durable only once the directory is synced.
-        crate::ops::fsutil::sync_dir(&self.dir)
+        crate::sys::fs::sync_dir(&self.dir)
             .with_context(|| format!("cannot sync {}", self.dir.display()))
     }
 

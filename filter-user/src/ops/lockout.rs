@@ -1,7 +1,8 @@
 //! The lock-out guard: before `attach` or `update` changes anything, find the peers the new
 //! policy would cut off on the target interface — the client of the caller's own SSH session
 //! and the peer of every established TCP connection to one of the interface's addresses — and
-//! refuse unless `--force`.
+//! refuse unless `--force`. Also the warning for a port scope that overlaps the host's
+//! ephemeral ports, whose replies it would judge.
 
 use std::{
     collections::BTreeMap,
@@ -10,10 +11,11 @@ use std::{
 };
 
 use crate::{
+    compile::reference::{Model, Packet, Transport, TCP_ACK, TCP_SYN},
     compile::RegionSet,
     model::iface::IfaceName,
     model::policy::{Action, Policy},
-    model::reference::{Model, Packet, Transport, TCP_ACK, TCP_SYN},
+    model::scope::{self, Scope},
     ops::guards::Refusal,
 };
 
@@ -281,6 +283,35 @@ fn parse_tcp_line(line: &str, v6: bool) -> Option<TcpSocket> {
         remote: addr(remote)?,
         state,
     })
+}
+
+// The scope's own overlap with the host's ephemeral ports: read here, not in `model`, because
+// it reads the host.
+
+/// The host's ephemeral port range, if readable.
+#[must_use]
+pub fn local_port_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+    Some((parts.next()??, parts.next()??))
+}
+
+/// Prints a warning when the scope overlaps the ephemeral range.
+pub fn warn_ephemeral(scope: &Scope) {
+    let Some(range) = local_port_range() else {
+        return;
+    };
+    let hits = scope::ephemeral_overlap(scope, range);
+    if !hits.is_empty() {
+        log::warn!(
+            "scoped ports {} overlap the host's ephemeral range {}-{} \
+             (net.ipv4.ip_local_port_range): replies to the host's own connections arrive on \
+             those ports and are judged by country",
+            scope::ports_text(&hits),
+            range.0,
+            range.1
+        );
+    }
 }
 
 #[cfg(test)]

@@ -9,14 +9,13 @@ use anyhow::Result;
 
 use crate::{
     compile::RegionSet,
-    kernel::maps::{hash_hex, CounterTotals, FilterMaps, Lookup},
+    kernel::maps::{hash_hex, CounterTotals, FilterMaps},
     kernel::slots::{EntryClass, Slot, Verdict},
     model::country::Country,
     model::iface::IfaceName,
-    ops::{
-        known_good::KnownGood,
-        state::{AttachState, Layout},
-    },
+    model::lookup::Lookup,
+    ops::known_good::KnownGood,
+    state::{AttachState, Layout},
 };
 
 /// What the exposition needs to know of a filter's data, kept apart from the data itself so

@@ -2,19 +2,18 @@
 //! errors out, nothing printed.
 
 pub mod attach;
+pub mod data_spec;
 pub mod detach;
 pub mod download;
 pub mod error;
-pub mod fsutil;
 pub mod guards;
-pub mod inputs;
 pub mod known_good;
 pub mod lock;
 pub mod lockout;
 pub mod metrics;
+pub mod policy_spec;
 pub mod privileges;
 pub mod samples;
-pub mod state;
 pub mod update;
 
 pub use error::{ErrorKind, OpError};

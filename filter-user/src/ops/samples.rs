@@ -52,7 +52,7 @@ fn wall_time(monotonic_ns: u64) -> String {
     let at = real - (mono - i128::from(monotonic_ns));
     let secs = u64::try_from(at / 1_000_000_000).unwrap_or(0);
     let millis = (at % 1_000_000_000) / 1_000_000;
-    let date = crate::ops::state::date(secs);
+    let date = crate::sys::time::date(secs);
     // `date` ends in `Z`; put the milliseconds before it.
     format!("{}.{millis:03}Z", date.trim_end_matches('Z'))
 }

@@ -6,24 +6,26 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 
 use super::{
+    data_spec::LoadedData,
     error::OpError,
     guards::{self, Refusal, Summary},
-    inputs::{LoadedData, PolicyChange},
     known_good::KnownGood,
     lock::IfaceLock,
     lockout::{self, LockOut},
+    policy_spec::PolicyChange,
     privileges,
-    state::{unix_now, AttachState, Layout},
 };
 use crate::{
     kernel::{
-        maps::{hash_hex, FilterMaps, Lookup},
+        maps::{hash_hex, FilterMaps},
         pins::{self, PinState},
         placement::{self, Condition},
         selftest,
         swap::{self, Staged},
     },
-    model::iface::IfaceName,
+    model::{iface::IfaceName, lookup::Lookup},
+    state::{AttachState, Layout},
+    sys::time::unix_now,
 };
 
 /// How carefully an update is applied.
@@ -204,7 +206,7 @@ fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> 
         .and_then(|c| c.header.policy.as_ref())
         .map(|p| &p.scope);
     if old_scope != Some(&staged.policy.scope) {
-        crate::model::scope::warn_ephemeral(&staged.policy.scope);
+        super::lockout::warn_ephemeral(&staged.policy.scope);
     }
     if staged.content_hash() == active_hash {
         // A known-good copy lost to a full disk or damaged is written again now, or a reboot

@@ -22,7 +22,7 @@ use aya::{
     programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp},
 };
 use filter_common::{maps as names, BENCH_ADDRS_ENTRIES, BENCH_SEND_IFINDEX};
-use filter_user::{kernel::maps::FilterMaps, kernel::maps::Lookup, kernel::program};
+use filter_user::{kernel::maps::FilterMaps, kernel::program, model::lookup::Lookup};
 use integration_tests::{cli::Instance, frame, netns::VethPair};
 use ipnet::IpNet;
 

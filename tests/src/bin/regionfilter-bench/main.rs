@@ -29,10 +29,11 @@ use filter_common::{maps as names, BENCH_ADDRS_ENTRIES, SELFTEST_HALF};
 use filter_user::{
     compile::{compile, RegionSet},
     data::{self, CountryField, SourceSpec},
-    kernel::maps::{FilterMaps, Lookup},
+    kernel::maps::FilterMaps,
     kernel::program,
     kernel::selftest,
     kernel::swap::{self, Staged},
+    model::lookup::Lookup,
     model::policy::{Action, Mode, Policy},
     model::scope::{parse_ports, Proto, Scope},
 };

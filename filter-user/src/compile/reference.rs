@@ -554,9 +554,9 @@ mod tests {
 
     #[test]
     fn classes_from_the_index_are_those_of_a_scan() {
-        let mut rng = crate::compile::tests::Rng(0x0c1a_55e5);
+        let mut rng = crate::sys::testing::Rng(0x0c1a_55e5);
         // Overlapping exceptions around 10/8 (local space) and 11/8, both families.
-        let net = |rng: &mut crate::compile::tests::Rng| -> IpNet {
+        let net = |rng: &mut crate::sys::testing::Rng| -> IpNet {
             let r = rng.next();
             if r.is_multiple_of(4) {
                 let addr = Ipv6Addr::from((0xfd00u128 << 112) | u128::from(r >> 8) << 64);

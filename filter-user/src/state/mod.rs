@@ -1,4 +1,5 @@
-//! Where an attachment lives: its bpffs pin directory and the record `status` reads.
+//! What regionfilter keeps on the host about each attachment: where its pins, record, lock and
+//! known-good files live ([`Layout`]), and the record `status` reads ([`AttachState`]).
 
 use std::{
     fs,
@@ -9,8 +10,12 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    data::SourceInfo, kernel::maps::Lookup, kernel::netdev::LinkLayer, model::iface::IfaceName,
-    model::policy::Policy,
+    data::SourceInfo,
+    model::{
+        iface::{IfaceName, LinkLayer},
+        lookup::Lookup,
+        policy::Policy,
+    },
 };
 
 /// Roots for pins and state records, overridable so tests and several instances never collide.
@@ -83,7 +88,7 @@ impl Layout {
 pub struct AttachState {
     pub iface: IfaceName,
     pub ifindex: u32,
-    /// The network namespace of the attach ([`crate::kernel::netdev::netns_id`]): interface names
+    /// The network namespace of the attach (`kernel::netdev::netns_id`): interface names
     /// are only compared with the filter's interface from inside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<u64>,
@@ -119,27 +124,12 @@ fn fast() -> Lookup {
     Lookup::Fast
 }
 
-/// Seconds since the Unix epoch.
-#[must_use]
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// An epoch time as RFC 3339 (`2026-06-17T19:00:00Z`), as every message and record shows it.
-#[must_use]
-pub fn date(epoch: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch))
-        .to_string()
-}
-
 impl AttachState {
     pub fn save(&self, path: &Path) -> Result<()> {
         let dir = path.parent().context("state file has no directory")?;
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         // Atomic and synced, so a reader never sees half a record, nor a crash an empty one.
-        crate::ops::fsutil::write_atomic(path, &serde_json::to_vec_pretty(self)?)?;
+        crate::sys::fs::write_atomic(path, &serde_json::to_vec_pretty(self)?)?;
         Ok(())
     }
 
@@ -147,5 +137,43 @@ impl AttachState {
         let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not a valid state record", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{fs, os::unix::fs::symlink};
+
+    use super::*;
+    use crate::model::policy::Mode;
+
+    /// The state record used to go to `<iface>.json.tmp` with a plain write, which follows a
+    /// link at that name, and was never synced.
+    #[test]
+    fn state_records_do_not_follow_a_link_at_the_old_temporary_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        symlink(&victim, dir.path().join("eth0.json.tmp")).unwrap();
+        let state = AttachState {
+            iface: "eth0".parse().unwrap(),
+            link_layer: LinkLayer::Ethernet,
+            netns: None,
+            ifindex: 2,
+            mode: "native".to_owned(),
+            lookup: Lookup::Fast,
+            policy: Policy::new(Mode::Deny, std::collections::BTreeSet::new()),
+            sources: vec![],
+            artifact: None,
+            content_hash: String::new(),
+            prefixes_v4: 0,
+            prefixes_v6: 0,
+            attached_at: 0,
+            updated_at: None,
+        };
+        let path = dir.path().join("eth0.json");
+        state.save(&path).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(AttachState::load(&path).unwrap().iface.as_str(), "eth0");
     }
 }

@@ -1,0 +1,16 @@
+//! Time as every record and message shows it.
+
+/// Seconds since the Unix epoch.
+#[must_use]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// An epoch time as RFC 3339 (`2026-06-17T19:00:00Z`), as every message and record shows it.
+#[must_use]
+pub fn date(epoch: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch))
+        .to_string()
+}
