@@ -109,7 +109,7 @@ impl Cli {
             Command::Watch(args) => watch::run(&layout, &args),
             Command::Agent(args) => agent::run(layout, &args),
         }
-        .map(|()| 0)
+        .map(|()| crate::ops::exit::Exit::Success.code())
     }
 }
 

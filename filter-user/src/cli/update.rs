@@ -10,7 +10,7 @@ use crate::{
     model::iface::IfaceName,
     ops::{
         download,
-        error::EXIT_UNCHANGED,
+        exit::Exit,
         guards::{percent, DEFAULT_MAX_CHANGE},
         privileges,
         update::{attached_interfaces, update, Guard, Outcome, Target},
@@ -155,7 +155,7 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
     let mut all_unchanged = true;
     for iface in &ifaces {
         match update(layout, iface, &target, &guard) {
-            Ok(outcome) => all_unchanged &= report(iface, outcome)? == EXIT_UNCHANGED,
+            Ok(outcome) => all_unchanged &= report(iface, outcome)? == Exit::Unchanged.code(),
             Err(err) => {
                 let message = format!("{iface}: {err:#}");
                 eprintln!("{}", super::error_line(&message, err.forceable()));
@@ -164,7 +164,11 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
             }
         }
     }
-    Ok(failure.unwrap_or(if all_unchanged { EXIT_UNCHANGED } else { 0 }))
+    Ok(failure.unwrap_or(if all_unchanged {
+        Exit::Unchanged.code()
+    } else {
+        Exit::Success.code()
+    }))
 }
 
 pub fn rollback(layout: &Layout, args: &RollbackArgs) -> Result<u8> {
@@ -191,14 +195,14 @@ fn report(iface: &IfaceName, outcome: Outcome) -> Result<u8> {
             for warning in warnings {
                 eprintln!("warning: {iface}: switched, but {warning}");
             }
-            Ok(0)
+            Ok(Exit::Success.code())
         }
         Outcome::Unchanged { warnings } => {
             println!("{iface}: unchanged (same content hash as the loaded data); nothing switched");
             for warning in warnings {
                 eprintln!("warning: {iface}: {warning}");
             }
-            Ok(EXIT_UNCHANGED)
+            Ok(Exit::Unchanged.code())
         }
     }
 }

@@ -5,17 +5,13 @@ use crate::{
     data::DataError,
     kernel::selftest::SelftestError,
     ops::{
+        exit::Exit,
         guards::Refusal,
         lock::{Busy, Cancelled},
-        lockout::{LockOut, EXIT_LOCKOUT},
+        lockout::LockOut,
         update::Refused,
     },
 };
-
-/// Exit codes for cron (also in the README). Refusals carry theirs ([`Refusal::exit_code`]).
-pub const EXIT_UNCHANGED: u8 = 3;
-pub const EXIT_BUSY: u8 = 4;
-pub const EXIT_SELFTEST: u8 = 9;
 
 /// What kind of failure an operation met.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +106,10 @@ impl From<anyhow::Error> for OpError {
 
 fn classify(err: &anyhow::Error) -> (ErrorKind, u8) {
     if let Some(refused) = err.downcast_ref::<Refused>() {
-        let code = refused.0.first().map_or(1, Refusal::exit_code);
+        let code = refused
+            .0
+            .first()
+            .map_or(Exit::Failed.code(), Refusal::exit_code);
         return (ErrorKind::Refused, code);
     }
     // A source without ranges is the "empty data" refusal, caught while reading.
@@ -120,15 +119,15 @@ fn classify(err: &anyhow::Error) -> (ErrorKind, u8) {
         return (ErrorKind::Refused, Refusal::Empty.exit_code());
     }
     if err.downcast_ref::<LockOut>().is_some() {
-        return (ErrorKind::LockOut, EXIT_LOCKOUT);
+        return (ErrorKind::LockOut, Exit::LockOut.code());
     }
     if err.downcast_ref::<Busy>().is_some() || err.downcast_ref::<Cancelled>().is_some() {
-        return (ErrorKind::Busy, EXIT_BUSY);
+        return (ErrorKind::Busy, Exit::Busy.code());
     }
     if err.downcast_ref::<SelftestError>().is_some() {
-        return (ErrorKind::SelfTest, EXIT_SELFTEST);
+        return (ErrorKind::SelfTest, Exit::SelfTest.code());
     }
-    (ErrorKind::Failed, 1)
+    (ErrorKind::Failed, Exit::Failed.code())
 }
 
 #[cfg(test)]

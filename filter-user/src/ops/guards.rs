@@ -9,6 +9,7 @@ use crate::{
     compile::RegionSet,
     model::country::Country,
     model::policy::{Mode, Policy},
+    ops::exit::Exit,
 };
 
 /// What the guards compare: one data set (and its policy) in numbers.
@@ -87,15 +88,20 @@ fn codes(countries: &[Country]) -> String {
 }
 
 impl Refusal {
-    /// Exit code of `update` for this refusal (documented in the README).
+    /// The exit status of `update` for this refusal.
+    #[must_use]
+    pub fn exit(&self) -> Exit {
+        match self {
+            Self::Empty => Exit::Empty,
+            Self::TooDifferent { .. } => Exit::TooDifferent,
+            Self::PolicyCountryMissing(_) => Exit::CountryMissing,
+            Self::Older { .. } => Exit::Older,
+        }
+    }
+
     #[must_use]
     pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Empty => 5,
-            Self::TooDifferent { .. } => 6,
-            Self::PolicyCountryMissing(_) => 7,
-            Self::Older { .. } => 8,
-        }
+        self.exit().code()
     }
 }
 

@@ -19,9 +19,6 @@ use crate::{
     ops::guards::Refusal,
 };
 
-/// Exit code of the refusal (also in the README).
-pub const EXIT_LOCKOUT: u8 = 10;
-
 /// One peer the new policy would drop, and how we know of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CutOff {

@@ -6,6 +6,7 @@ pub mod data_spec;
 pub mod detach;
 pub mod download;
 pub mod error;
+pub mod exit;
 pub mod guards;
 pub mod known_good;
 pub mod lock;
