@@ -6,20 +6,14 @@ use std::{
 };
 
 use anyhow::{bail, Result};
-use filter_common::{
-    country_slot, would_drop_slot, Counter, ACTION_DROP, ACTION_PASS, COUNTRY_SLOTS,
-    SLOT_EXCEPTION_DROP, SLOT_EXCEPTION_PASS, SLOT_EXCEPTION_WOULD_DROP, SLOT_FRAGMENT_PASS,
-    SLOT_ICMP_ERROR_PASS, SLOT_LOCAL_DROP, SLOT_LOCAL_PASS, SLOT_LOCAL_WOULD_DROP,
-    SLOT_MALFORMED_DROP, SLOT_MALFORMED_PASS, SLOT_MALFORMED_WOULD_DROP, SLOT_NDP_PASS,
-    SLOT_NON_IP, SLOT_OUT_OF_SCOPE, SLOT_TCP_NOT_SYN, SLOT_UNDECLARED_NAT64_DROP,
-    SLOT_UNDECLARED_NAT64_WOULD_DROP,
-};
+use filter_common::Counter;
 use serde::Serialize;
 
 use crate::{
     kernel::maps::{CounterTotals, FilterMaps},
     kernel::pins::{self, PinState},
     kernel::placement::{self, Condition},
+    kernel::slots::{Decoded, Verdicts},
     model::country::Country,
     model::iface::IfaceName,
     ops::metrics,
@@ -120,16 +114,21 @@ pub struct CountryStats {
 impl InterfaceStats {
     #[must_use]
     pub fn from_totals(iface: &IfaceName, condition: &'static str, totals: &CounterTotals) -> Self {
-        let slot = |s: u32| totals[s as usize];
-        let mut countries: Vec<CountryStats> = (0..COUNTRY_SLOTS)
-            .map(|i| u16::try_from(i).expect("COUNTRY_SLOTS fits u16"))
-            .map(|index| CountryStats {
-                country: Country::from_index(index).map(Country::code),
-                passed: slot(country_slot(index, ACTION_PASS)),
-                dropped: slot(country_slot(index, ACTION_DROP)),
-                would_drop: slot(would_drop_slot(country_slot(index, ACTION_DROP))),
-            })
-            .filter(|c| c.passed.packets + c.dropped.packets + c.would_drop.packets > 0)
+        let decoded = Decoded::new(totals);
+        let with_traffic =
+            |v: &Verdicts| v.passed.packets + v.dropped.packets + v.would_drop.packets > 0;
+        let stats = |country: Option<String>, v: &Verdicts| CountryStats {
+            country,
+            passed: v.passed,
+            dropped: v.dropped,
+            would_drop: v.would_drop,
+        };
+        let mut countries: Vec<CountryStats> = decoded
+            .countries
+            .iter()
+            .filter(|(_, v)| with_traffic(v))
+            .map(|(c, v)| stats(Some(c.code()), v))
+            .chain(with_traffic(&decoded.unknown).then(|| stats(None, &decoded.unknown)))
             .collect();
         countries.sort_by(|a, b| {
             (b.dropped.packets, b.would_drop.packets, b.passed.packets).cmp(&(
@@ -138,28 +137,29 @@ impl InterfaceStats {
                 a.passed.packets,
             ))
         });
+        let class = |label| decoded.class(label);
         Self {
             iface: iface.clone(),
             condition,
             countries,
-            non_ip: slot(SLOT_NON_IP),
-            malformed_passed: slot(SLOT_MALFORMED_PASS),
-            malformed_dropped: slot(SLOT_MALFORMED_DROP),
-            malformed_would_drop: slot(SLOT_MALFORMED_WOULD_DROP),
-            exception_passed: slot(SLOT_EXCEPTION_PASS),
-            exception_dropped: slot(SLOT_EXCEPTION_DROP),
-            exception_would_drop: slot(SLOT_EXCEPTION_WOULD_DROP),
-            icmp_errors_passed: slot(SLOT_ICMP_ERROR_PASS),
-            local_passed: slot(SLOT_LOCAL_PASS),
-            local_dropped: slot(SLOT_LOCAL_DROP),
-            local_would_drop: slot(SLOT_LOCAL_WOULD_DROP),
-            out_of_scope: slot(SLOT_OUT_OF_SCOPE),
-            fragments_passed: slot(SLOT_FRAGMENT_PASS),
-            tcp_not_syn_passed: slot(SLOT_TCP_NOT_SYN),
-            ndp_passed: slot(SLOT_NDP_PASS),
-            undeclared_nat64_dropped: slot(SLOT_UNDECLARED_NAT64_DROP),
-            undeclared_nat64_would_drop: slot(SLOT_UNDECLARED_NAT64_WOULD_DROP),
-            samples_lost: slot(filter_common::SLOT_SAMPLES_LOST).packets,
+            non_ip: class("non_ip").passed,
+            malformed_passed: class("malformed").passed,
+            malformed_dropped: class("malformed").dropped,
+            malformed_would_drop: class("malformed").would_drop,
+            exception_passed: class("always_pass").passed,
+            exception_dropped: class("always_drop").dropped,
+            exception_would_drop: class("always_drop").would_drop,
+            icmp_errors_passed: class("icmp_error").passed,
+            local_passed: class("local").passed,
+            local_dropped: class("local").dropped,
+            local_would_drop: class("local").would_drop,
+            out_of_scope: class("out_of_scope").passed,
+            fragments_passed: class("fragment").passed,
+            tcp_not_syn_passed: class("tcp_not_syn").passed,
+            ndp_passed: class("neighbour_discovery").passed,
+            undeclared_nat64_dropped: class("undeclared_nat64").dropped,
+            undeclared_nat64_would_drop: class("undeclared_nat64").would_drop,
+            samples_lost: decoded.samples_lost,
         }
     }
 }
@@ -259,28 +259,36 @@ pub struct Rate {
 /// (packets per second over all verdicts), countries without traffic left out.
 #[must_use]
 pub fn rates(before: &CounterTotals, after: &CounterTotals, secs: f64) -> Vec<Rate> {
-    let delta = |slot: u32| {
-        let (b, a) = (before[slot as usize], after[slot as usize]);
+    let (before, after) = (Decoded::new(before), Decoded::new(after));
+    let delta = |b: Counter, a: Counter| {
         (
             a.packets.saturating_sub(b.packets) as f64 / secs,
             a.bytes.saturating_sub(b.bytes) as f64 * 8.0 / secs,
         )
     };
-    let mut out: Vec<Rate> = (0..COUNTRY_SLOTS)
-        .map(|i| u16::try_from(i).expect("COUNTRY_SLOTS fits u16"))
-        .map(|index| {
-            let drop = country_slot(index, ACTION_DROP);
-            let (passed, pass_bits) = delta(country_slot(index, ACTION_PASS));
-            let (dropped, drop_bits) = delta(drop);
-            let (would, would_bits) = delta(would_drop_slot(drop));
-            Rate {
-                country: Country::from_index(index),
-                passed_pps: passed,
-                dropped_pps: dropped,
-                would_drop_pps: would,
-                bps: pass_bits + drop_bits + would_bits,
-            }
+    let rate = |country: Option<Country>, b: &Verdicts, a: &Verdicts| {
+        let (passed, pass_bits) = delta(b.passed, a.passed);
+        let (dropped, drop_bits) = delta(b.dropped, a.dropped);
+        let (would, would_bits) = delta(b.would_drop, a.would_drop);
+        Rate {
+            country,
+            passed_pps: passed,
+            dropped_pps: dropped,
+            would_drop_pps: would,
+            bps: pass_bits + drop_bits + would_bits,
+        }
+    };
+    let mut out: Vec<Rate> = after
+        .countries
+        .iter()
+        .map(|(c, a)| {
+            rate(
+                Some(*c),
+                &before.countries.get(c).copied().unwrap_or_default(),
+                a,
+            )
         })
+        .chain(std::iter::once(rate(None, &before.unknown, &after.unknown)))
         .filter(|r| r.passed_pps + r.dropped_pps + r.would_drop_pps > 0.0)
         .collect();
     let total = |r: &Rate| r.passed_pps + r.dropped_pps + r.would_drop_pps;
@@ -483,6 +491,8 @@ fn print_table(stats: &InterfaceStats, note: Option<&str>) {
 
 #[cfg(test)]
 mod tests {
+    use filter_common::{country_slot, ACTION_DROP, ACTION_PASS};
+
     use super::*;
 
     #[test]

@@ -10,7 +10,7 @@ use anyhow::Result;
 use crate::{
     compile::RegionSet,
     kernel::maps::{hash_hex, CounterTotals, FilterMaps},
-    kernel::slots::{EntryClass, Slot, Verdict},
+    kernel::slots::{Decoded, Slot, Verdict},
     model::country::Country,
     model::iface::IfaceName,
     model::lookup::Lookup,
@@ -88,52 +88,6 @@ impl InterfaceMetrics {
     }
 }
 
-/// The `class` label of a slot that is not a country's, or `None` for country slots.
-fn class_label(slot: Slot) -> Option<(&'static str, Verdict)> {
-    Some(match slot {
-        Slot::Entry { class, verdict } => match class {
-            EntryClass::Country(_) | EntryClass::Unknown => return None,
-            EntryClass::AllowCidr => ("always_pass", verdict),
-            EntryClass::DenyCidr => ("always_drop", verdict),
-            EntryClass::Local => ("local", verdict),
-        },
-        Slot::NonIp => ("non_ip", Verdict::Passed),
-        Slot::Malformed(verdict) => ("malformed", verdict),
-        Slot::IcmpErrorPassed => ("icmp_error", Verdict::Passed),
-        Slot::OutOfScope => ("out_of_scope", Verdict::Passed),
-        Slot::FragmentPassed => ("fragment", Verdict::Passed),
-        Slot::TcpNotSynPassed => ("tcp_not_syn", Verdict::Passed),
-        Slot::UndeclaredNat64(verdict) => ("undeclared_nat64", verdict),
-        Slot::NdpPassed => ("neighbour_discovery", Verdict::Passed),
-        // Its own series (`regionfilter_samples_lost_total`): not packets of a class.
-        Slot::SamplesLost | Slot::Unused(_) => return None,
-    })
-}
-
-/// Whether a class slot can ever count: an always-pass CIDR never drops, and so on. Slots that
-/// cannot are left out rather than exported as eternal zeros.
-fn class_slot_used(class: &str, verdict: Verdict) -> bool {
-    match class {
-        "always_pass"
-        | "non_ip"
-        | "icmp_error"
-        | "out_of_scope"
-        | "fragment"
-        | "tcp_not_syn"
-        | "neighbour_discovery" => verdict == Verdict::Passed,
-        "always_drop" | "undeclared_nat64" => verdict != Verdict::Passed,
-        _ => true,
-    }
-}
-
-fn verdict_label(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Passed => "passed",
-        Verdict::Dropped => "dropped",
-        Verdict::WouldDrop => "would_drop",
-    }
-}
-
 /// A label value with the exposition format's escapes (`\`, `"`, newline).
 fn escape(value: &str) -> String {
     value
@@ -183,7 +137,7 @@ pub fn exposition(all: &[InterfaceMetrics]) -> String {
                         out,
                         "{name}{{interface=\"{}\",country=\"{country}\",verdict=\"{}\"}} {}",
                         escape(m.iface.as_str()),
-                        verdict_label(verdict),
+                        verdict.label(),
                         field(&counter)
                     );
                 }
@@ -194,17 +148,18 @@ pub fn exposition(all: &[InterfaceMetrics]) -> String {
         move |out: &mut String| {
             for m in all {
                 for slot in 0..COUNTER_SLOTS {
-                    let Some((class, verdict)) = class_label(Slot::of(slot)) else {
+                    let kind = Slot::of(slot);
+                    let Some((class, verdict)) = kind.class() else {
                         continue;
                     };
-                    if !class_slot_used(class, verdict) {
+                    if !kind.can_count() {
                         continue;
                     }
                     let _ = writeln!(
                         out,
                         "{name}{{interface=\"{}\",class=\"{class}\",verdict=\"{}\"}} {}",
                         escape(m.iface.as_str()),
-                        verdict_label(verdict),
+                        verdict.label(),
                         field(&m.totals[slot as usize])
                     );
                 }
@@ -303,40 +258,16 @@ pub fn exposition(all: &[InterfaceMetrics]) -> String {
 /// Every country series of one interface: the data's countries and any other country with
 /// traffic, then unknown space, each with its three verdicts.
 fn country_series(m: &InterfaceMetrics) -> Vec<(String, Verdict, Counter)> {
-    let mut out = Vec::new();
-    let mut with_traffic: BTreeSet<Country> = m.countries.clone();
-    let mut unknown = [Counter::default(); 3];
-    let mut by_country = std::collections::BTreeMap::new();
-    for slot in 0..COUNTER_SLOTS {
-        if let Slot::Entry { class, verdict } = Slot::of(slot) {
-            let counter = m.totals[slot as usize];
-            let i = match verdict {
-                Verdict::Passed => 0,
-                Verdict::Dropped => 1,
-                Verdict::WouldDrop => 2,
-            };
-            match class {
-                EntryClass::Country(c) => {
-                    by_country.entry(c).or_insert([Counter::default(); 3])[i] = counter;
-                    if counter.packets > 0 {
-                        with_traffic.insert(c);
-                    }
-                }
-                EntryClass::Unknown => unknown[i] = counter,
-                _ => {}
-            }
-        }
-    }
+    let decoded = Decoded::new(&m.totals);
     let verdicts = [Verdict::Passed, Verdict::Dropped, Verdict::WouldDrop];
-    for country in with_traffic {
-        let counters = by_country.get(&country).copied().unwrap_or_default();
-        for (verdict, counter) in verdicts.iter().zip(counters) {
-            out.push((country.code(), *verdict, counter));
+    let mut out = Vec::new();
+    for (country, counters) in &decoded.countries {
+        let has_traffic = verdicts.iter().any(|v| counters.get(*v).packets > 0);
+        if m.countries.contains(country) || has_traffic {
+            out.extend(verdicts.map(|v| (country.code(), v, counters.get(v))));
         }
     }
-    for (verdict, counter) in verdicts.iter().zip(unknown) {
-        out.push(("unknown".to_owned(), *verdict, counter));
-    }
+    out.extend(verdicts.map(|v| ("unknown".to_owned(), v, decoded.unknown.get(v))));
     out
 }
 
