@@ -219,7 +219,7 @@ impl Shared {
     fn filter_lost(&self, iface: &IfaceName) -> Result<Option<String>, String> {
         Ok(match placement::condition_here(&self.layout, iface) {
             Ok(Condition::Filtering) => None,
-            Ok(condition) => Some(lost_reason(iface, &condition)),
+            Ok(condition) => Some(lost_reason(&self.layout, iface, &condition)),
             Err(e) => return Err(format!("{e:#}")),
         })
     }
@@ -281,16 +281,10 @@ impl Shared {
 }
 
 /// What an operator reads about a filter that does not filter the interface of its name.
-fn lost_reason(iface: &IfaceName, condition: &Condition) -> String {
-    match condition {
-        Condition::Filtering => String::new(),
-        Condition::Moved(moved) => moved.clone(),
-        Condition::Gone => {
-            format!("the interface {iface} is gone (deleted or re-created): nothing filters it")
-        }
-        Condition::Incomplete => "an attach did not finish: nothing filters it".to_owned(),
-        Condition::Foreign | Condition::Absent => "no filter attached".to_owned(),
-    }
+fn lost_reason(layout: &Layout, iface: &IfaceName, condition: &Condition) -> String {
+    condition
+        .problem(iface, &layout.pin_dir(iface))
+        .unwrap_or_default()
 }
 
 fn short(hash: &str) -> &str {

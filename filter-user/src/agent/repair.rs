@@ -181,7 +181,7 @@ fn check(shared: &Shared, config: &Config) -> Vec<IfaceName> {
             // Unreadable pins (out of file descriptors, say) prove nothing lost.
             Err(_) => continue,
         };
-        let why = lost_reason(iface, &condition);
+        let why = lost_reason(&shared.layout, iface, &condition);
         let ifindex = netdev::index(iface).ok();
         let seen = Some((why.clone(), ifindex));
         if lost == seen {

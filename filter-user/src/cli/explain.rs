@@ -113,23 +113,22 @@ fn live(
 ) -> Result<()> {
     let pin_dir = layout.pin_dir(iface);
     // A verdict from a filter that judges no packet of `iface` would answer the wrong question.
-    match placement::condition(layout, iface)? {
-        Condition::Filtering => {}
-        Condition::Moved(moved) => {
-            bail!("{moved}: its verdicts are not {iface}'s; `regionfilter status` says more")
-        }
-        Condition::Gone => bail!(
-            "the interface {iface} is gone (deleted or re-created), so nothing filters it; \
-             `regionfilter detach --iface {iface}` removes the pins"
-        ),
-        Condition::Absent => bail!(
-            "regionfilter is not attached to {iface}; `regionfilter status` lists attached interfaces"
-        ),
-        other => bail!("the filter on {iface} is not usable ({other:?}): see `regionfilter status`"),
+    let condition = placement::condition(layout, iface)?;
+    if let Some(problem) = condition.problem(iface, &pin_dir) {
+        let advice = match condition {
+            Condition::Moved(_) => {
+                "its verdicts are not the interface's; `regionfilter status` says more"
+            }
+            Condition::Absent | Condition::Foreign => {
+                "`regionfilter status` lists attached interfaces"
+            }
+            _ => "`regionfilter detach --iface` removes the pins",
+        };
+        bail!("{problem}; {advice}");
     }
     let maps = FilterMaps::open_pinned(&pin_dir)?;
-    let half = maps.active_half()?;
-    let kernel_hash = maps.halves[half].settings()?.content_hash;
+    let (half, settings) = maps.active()?;
+    let kernel_hash = settings.content_hash;
     let artifact = KnownGood::new(&layout.lib_dir, iface)
         .current()?
         .with_context(|| {

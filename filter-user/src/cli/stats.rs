@@ -410,17 +410,22 @@ fn rates_table(iface: &IfaceName, rates: &[Rate], top: usize, secs: f64) -> Stri
 /// Whether `iface`'s counters still count its packets: `attached`, or `gone`/`moved` with
 /// what an operator should read (as `status` says it); `detached` once its pins are removed.
 fn condition(layout: &Layout, iface: &IfaceName) -> Result<(&'static str, Option<String>)> {
-    Ok(match placement::condition(layout, iface)? {
+    let condition = placement::condition(layout, iface)?;
+    let problem = condition.problem(iface, &layout.pin_dir(iface));
+    Ok(match condition {
         Condition::Filtering => ("attached", None),
-        Condition::Moved(moved) => (
+        Condition::Moved(_) => (
             "moved",
-            Some(format!("MOVED: {moved}; these counters are not {iface}'s")),
+            Some(format!(
+                "MOVED: {}; these counters are not {iface}'s",
+                problem.unwrap_or_default()
+            )),
         ),
         Condition::Gone => (
             "gone",
             Some(format!(
-                "GONE: the interface {iface} was deleted or re-created after the attach: nothing \
-                 filters it, and these counters no longer move"
+                "GONE: {}, and these counters no longer move",
+                problem.unwrap_or_default()
             )),
         ),
         _ => (

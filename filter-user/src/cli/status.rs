@@ -69,8 +69,7 @@ struct KernelView {
 impl KernelView {
     fn read(pin_dir: &std::path::Path) -> Option<Self> {
         let maps = FilterMaps::open_pinned(pin_dir).ok()?;
-        let active_half = maps.active_half().ok()?;
-        let settings = maps.halves[active_half].settings().ok()?;
+        let (active_half, settings) = maps.active().ok()?;
         Some(Self {
             active_half,
             generation: settings.generation,

@@ -174,9 +174,16 @@ impl FilterMaps {
         Ok(usize::from(half == 1))
     }
 
+    /// The half packets are judged by, and its settings (read through this index, so the two
+    /// always belong together).
+    pub fn active(&self) -> Result<(usize, Settings)> {
+        let half = self.active_half()?;
+        Ok((half, self.halves[half].settings()?))
+    }
+
     /// The settings of the half packets are judged by.
     pub fn active_settings(&self) -> Result<Settings> {
-        self.halves[self.active_half()?].settings()
+        Ok(self.active()?.1)
     }
 
     /// Makes `half` the one packets see: a single map write, atomic for the program.

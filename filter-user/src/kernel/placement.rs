@@ -73,6 +73,34 @@ pub enum Condition {
     Absent,
 }
 
+impl Condition {
+    /// What is wrong with the filter named `iface` (pins in `pin_dir`), as every command and
+    /// the agent say it before their own advice; `None` while it filters.
+    #[must_use]
+    pub fn problem(&self, iface: &IfaceName, pin_dir: &std::path::Path) -> Option<String> {
+        Some(match self {
+            Self::Filtering => return None,
+            Self::Moved(moved) => moved.clone(),
+            Self::Gone => format!(
+                "the interface {iface} is gone (deleted or re-created), so nothing filters it"
+            ),
+            Self::Incomplete => format!(
+                "an attach to {iface} did not finish (pins in {} without a link), so nothing \
+                 filters it",
+                pin_dir.display()
+            ),
+            Self::Foreign => format!(
+                "regionfilter is not attached to {iface}: {} holds nothing of regionfilter's",
+                pin_dir.display()
+            ),
+            Self::Absent => format!(
+                "regionfilter is not attached to {iface} (no pins in {})",
+                pin_dir.display()
+            ),
+        })
+    }
+}
+
 /// The [`Condition`] of the pins of `iface` under `layout`.
 pub fn condition(layout: &Layout, iface: &IfaceName) -> Result<Condition> {
     Ok(match pins::inspect(&layout.pin_dir(iface))? {
@@ -104,9 +132,9 @@ pub fn condition_here(layout: &Layout, iface: &IfaceName) -> Result<Condition> {
             Condition::Filtering
         }
         PinState::Attached { ifindex } => Condition::Moved(match netdev::name_of(ifindex) {
-            Some(now) => format!(
-                "the filter attached as {iface} is on interface index {ifindex}, which is now named {now}; {iface} is not filtered"
-            ),
+            now @ Some(_) => Placement::Moved { ifindex, now }
+                .describe(iface)
+                .unwrap_or_default(),
             None => format!(
                 "the filter attached as {iface} is on interface index {ifindex}, which is not {iface} in this network namespace; {iface} is not filtered"
             ),

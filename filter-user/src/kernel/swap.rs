@@ -170,9 +170,9 @@ pub fn install(
     lookup: Lookup,
     selftest: impl FnOnce(usize) -> Result<()>,
 ) -> Result<usize> {
-    let old = maps.active_half()?;
+    let (old, settings) = maps.active()?;
     let new = 1 - old;
-    let generation = maps.halves[old].settings()?.generation + 1;
+    let generation = settings.generation + 1;
     let contents = HalfContents {
         entries: &staged.entries,
         tables: staged.tables.as_ref(),

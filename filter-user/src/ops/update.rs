@@ -111,33 +111,21 @@ fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> 
         );
     }
     let _lock = IfaceLock::acquire(&layout.lock_file(iface), guard.wait)?;
-    match placement::condition(layout, iface)? {
+    let condition = placement::condition(layout, iface)?;
+    match &condition {
         Condition::Filtering => {}
-        Condition::Moved(moved) => {
-            bail!("{moved}: `regionfilter detach --iface {iface}`, then attach again")
-        }
         Condition::Absent => bail!(
-            "regionfilter is not attached to {iface} (no pins in {}); attach it first",
-            pin_dir.display()
+            "{}; attach it first",
+            condition.problem(iface, &pin_dir).unwrap_or_default()
         ),
-        Condition::Foreign => bail!(
-            "regionfilter is not attached to {iface}: {} holds nothing of regionfilter's",
-            pin_dir.display()
-        ),
-        Condition::Incomplete => bail!(
-            "an attach to {iface} did not finish (pins in {} without a link): nothing filters \
-             there; `regionfilter detach --iface {iface}` removes them, then attach again",
-            pin_dir.display()
-        ),
-        Condition::Gone => bail!(
-            "the interface {iface} the filter was attached to is gone (deleted, or deleted and \
-             re-created): nothing filters there; `regionfilter detach --iface {iface}` removes \
-             its pins, then attach again"
+        Condition::Foreign => bail!("{}", condition.problem(iface, &pin_dir).unwrap_or_default()),
+        Condition::Moved(_) | Condition::Incomplete | Condition::Gone => bail!(
+            "{}; `regionfilter detach --iface {iface}` removes its pins, then attach again",
+            condition.problem(iface, &pin_dir).unwrap_or_default()
         ),
     }
     let mut maps = FilterMaps::open_pinned(&pin_dir)?;
-    let active = maps.active_half()?;
-    let settings = maps.halves[active].settings()?;
+    let settings = maps.active_settings()?;
     let active_hash = hash_hex(&settings.content_hash);
     let lookup = Lookup::from_kernel(settings.lookup);
     let known_good = KnownGood::new(&layout.lib_dir, iface);
