@@ -45,15 +45,22 @@ use crate::{
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9877";
 /// The shortest refresh interval: a database is not rebuilt more often than this.
 pub const MIN_REFRESH: Duration = Duration::from_secs(60);
+/// How often the data is refreshed when the file does not say.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
+/// How soon a failed interface is tried again when the file does not say.
+pub const DEFAULT_RETRY: Duration = Duration::from_secs(5 * 60);
 /// The longest interval any timer of the agent takes: a year.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    refresh: Option<String>,
-    splay: Option<String>,
-    retry: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    refresh: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    splay: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    retry: Option<Duration>,
     metrics_listen: Option<String>,
     #[serde(default)]
     log_format: LogFormat,
@@ -61,8 +68,10 @@ struct File {
     #[serde(default)]
     detach_on_exit: bool,
     max_change: Option<toml::Value>,
-    download_timeout: Option<String>,
-    download_stall: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    download_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    download_stall: Option<Duration>,
     download_min_rate: Option<u64>,
     #[serde(default)]
     interface: Vec<InterfaceFile>,
@@ -159,18 +168,18 @@ impl Config {
     /// Checks `text`; relative paths in it are taken from `dir`.
     pub fn parse(text: &str, dir: &Path) -> Result<Self> {
         let file: File = toml::from_str(text)?;
-        let refresh = duration("refresh", file.refresh.as_deref().unwrap_or("24h"))?;
+        let refresh = bounded("refresh", file.refresh.unwrap_or(DEFAULT_REFRESH))?;
         if refresh < MIN_REFRESH {
             bail!("refresh = {refresh:?}: give at least 1m");
         }
-        let splay = match &file.splay {
-            Some(text) => duration("splay", text)?,
+        let splay = match file.splay {
+            Some(splay) => bounded("splay", splay)?,
             None => refresh / 10,
         };
         if splay > refresh {
             bail!("splay must not be longer than refresh");
         }
-        let retry = duration("retry", file.retry.as_deref().unwrap_or("5m"))?;
+        let retry = bounded("retry", file.retry.unwrap_or(DEFAULT_RETRY))?;
         if retry < Duration::from_secs(1) {
             bail!("retry = {retry:?}: give at least 1s");
         }
@@ -241,11 +250,11 @@ impl Config {
 
 fn download_limits(file: &File) -> Result<Limits<'static>> {
     let mut limits = DEFAULT_LIMITS;
-    if let Some(text) = &file.download_timeout {
-        limits.deadline = duration("download_timeout", text)?;
+    if let Some(deadline) = file.download_timeout {
+        limits.deadline = bounded("download_timeout", deadline)?;
     }
-    if let Some(text) = &file.download_stall {
-        limits.window = duration("download_stall", text)?;
+    if let Some(window) = file.download_stall {
+        limits.window = bounded("download_stall", window)?;
     }
     if let Some(rate) = file.download_min_rate {
         limits.min_rate = rate;
@@ -259,11 +268,13 @@ fn download_limits(file: &File) -> Result<Limits<'static>> {
     Ok(limits)
 }
 
-fn duration(key: &str, text: &str) -> Result<Duration> {
-    let value = humantime::parse_duration(text.trim())
-        .map_err(|e| anyhow::anyhow!("{key} = {text:?}: {e}; give a duration such as 6h or 30m"))?;
+/// Durations are read by `humantime_serde` (`6h`, `30m`); no timer waits longer than a year.
+fn bounded(key: &str, value: Duration) -> Result<Duration> {
     if value > MAX_INTERVAL {
-        bail!("{key} = {text:?}: longer than a year; give at most 366d");
+        bail!(
+            "{key} = {:?}: longer than a year; give at most 366d",
+            humantime::format_duration(value).to_string()
+        );
     }
     Ok(value)
 }
@@ -335,5 +346,100 @@ impl InterfaceFile {
             source,
             policy,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("/etc/regionfilter"))
+    }
+
+    const ONE: &str =
+        "[[interface]]\nname = \"eth0\"\ndb = [\"a.mmdb\"]\npolicy = { deny = [\"GB\"] }\n";
+
+    #[test]
+    fn defaults_fill_what_the_file_leaves_out_and_paths_are_taken_from_its_directory() {
+        let config = parse(ONE).unwrap();
+        assert_eq!(config.refresh, DEFAULT_REFRESH);
+        assert_eq!(config.splay, DEFAULT_REFRESH / 10);
+        assert_eq!(config.retry, DEFAULT_RETRY);
+        assert_eq!(config.metrics_listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.max_change, DEFAULT_MAX_CHANGE);
+        assert_eq!(config.log_samples, 10);
+        let [entry] = &config.interfaces[..] else {
+            panic!("one interface")
+        };
+        let DataSource::Files(data) = &entry.source else {
+            panic!("local files")
+        };
+        assert_eq!(data.db, [PathBuf::from("/etc/regionfilter/a.mmdb")]);
+        assert_eq!(
+            entry.policy.as_ref().unwrap().summary(),
+            "deny GB; unknown pass; malformed pass"
+        );
+    }
+
+    #[test]
+    fn durations_and_percentages_are_read_in_their_units() {
+        let config = parse(&format!(
+            "refresh = \"6h\"\nsplay = \"10m\"\nretry = \"30s\"\nmax_change = \"2.5%\"\n\
+             download_timeout = \"2m\"\ndownload_stall = \"10s\"\n{ONE}"
+        ))
+        .unwrap();
+        assert_eq!(config.refresh, Duration::from_secs(6 * 3600));
+        assert_eq!(config.splay, Duration::from_secs(600));
+        assert_eq!(config.retry, Duration::from_secs(30));
+        assert!((config.max_change - 2.5).abs() < f64::EPSILON);
+        assert_eq!(config.download.deadline, Duration::from_secs(120));
+        assert_eq!(config.download.window, Duration::from_secs(10));
+        // A retry longer than the refresh waits no longer than the refresh.
+        let config = parse(&format!("refresh = \"1h\"\nretry = \"2h\"\n{ONE}")).unwrap();
+        assert_eq!(config.retry, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn every_bad_entry_is_refused_with_what_to_fix() {
+        for (text, expected) in [
+            (
+                "[[interface]]\nname = \"eth0\"\ndb = [\"a.mmdb\"]\npolicy = { deny = [\"XX\"] }\n",
+                "unknown country code \"XX\"",
+            ),
+            (
+                "[[interface]]\nname = \"eth0\"\npolicy = { deny = [\"GB\"] }\n",
+                "give exactly one of db, url, artifact or artifact_url",
+            ),
+            (
+                "[[interface]]\nname = \"../etc\"\ndb = [\"a.mmdb\"]\npolicy = { deny = [\"GB\"] }\n",
+                "../etc",
+            ),
+            ("refresh = \"1s\"\n[[interface]]\nname = \"eth0\"\n", "give at least 1m"),
+            ("refresh = \"soon\"\n", "expected a duration"),
+            (
+                "[[interface]]\nname = \"eth0\"\nurl = \"http://example.org/x.mmdb\"\npolicy = { deny = [\"GB\"] }\n",
+                "only https:// URLs",
+            ),
+            ("metrics_listen = \"localhost\"\n", "give an address and port"),
+            (
+                "[[interface]]\nname = \"eth0\"\ndb = [\"a.mmdb\"]\n[interface.policy]\ndney = [\"GB\"]\n",
+                "unknown field `dney`",
+            ),
+            ("refresh = \"500000000000y\"\n", "longer than a year"),
+            ("splay = \"2d\"\n", "splay must not be longer than refresh"),
+            ("download_stall = \"10m\"\n", "download_stall must not be longer"),
+            ("max_change = -1\n", "max_change"),
+            ("", "no [[interface]]"),
+            (&format!("{ONE}{ONE}"), "listed twice"),
+            (
+                "[[interface]]\nname = \"eth0\"\ndb = [\"a.mmdb\"]\n",
+                "give a policy",
+            ),
+            ("colour = \"blue\"\n", "unknown field `colour`"),
+        ] {
+            let err = format!("{:#}", parse(text).expect_err(text));
+            assert!(err.contains(expected), "{text}: {err}");
+        }
     }
 }
