@@ -2,97 +2,115 @@
 //! toolchain. Nothing in its build graph (normal and build dependencies) may be a crate whose
 //! build needs nightly, `rust-src`, `bpf-linker` or the eBPF object.
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    process::Command,
-};
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{bail, Context as _, Result};
-use serde_json::Value;
+use cargo_metadata::{DependencyKind, Metadata, MetadataCommand};
 
-/// Crates whose build needs the eBPF toolchain: the eBPF crate itself, aya-build, and every
-/// crate with a build dependency on aya-build (its build script compiles the eBPF object).
-fn needs_ebpf_toolchain(package: &Value) -> bool {
-    let name = package["name"].as_str().unwrap_or_default();
-    name == "filter-ebpf"
-        || name == "aya-build"
-        || package["dependencies"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|d| d["name"] == "aya-build" && d["kind"] == "build")
+/// The workspace's build graph as the guard needs it: each package's name, whether its build
+/// needs the eBPF toolchain, and the packages it builds (normal and build dependencies; a
+/// dev-dependency is not built for `cargo xtask`).
+#[derive(Debug, Default)]
+pub struct Graph {
+    pub packages: HashMap<String, Package>,
 }
 
-/// The crates in `root`'s normal and build dependency closure that need the eBPF toolchain,
-/// each with the path by which `root` reaches it.
-pub fn ebpf_crates_reached(metadata: &Value, root: &str) -> Result<Vec<String>> {
-    let packages: HashMap<&str, &Value> = metadata["packages"]
-        .as_array()
-        .context("cargo metadata has no packages")?
-        .iter()
-        .filter_map(|p| Some((p["id"].as_str()?, p)))
-        .collect();
-    let name_of = |id: &str| {
-        packages
-            .get(id)
-            .and_then(|p| p["name"].as_str())
-            .unwrap_or(id)
-            .to_owned()
-    };
-    let nodes: HashMap<&str, &Value> = metadata["resolve"]["nodes"]
-        .as_array()
-        .context("cargo metadata has no resolve graph")?
-        .iter()
-        .filter_map(|n| Some((n["id"].as_str()?, n)))
-        .collect();
-    let root_id = packages
-        .iter()
-        .find(|(_, p)| p["name"] == root)
-        .map(|(id, _)| *id)
-        .with_context(|| format!("no package {root} in the workspace"))?;
-    let mut seen = BTreeSet::new();
-    let mut found = Vec::new();
-    let mut stack = vec![(root_id, root.to_owned())];
-    while let Some((id, path)) = stack.pop() {
-        if !seen.insert(id) {
-            continue;
+#[derive(Debug, Default)]
+pub struct Package {
+    pub name: String,
+    pub needs_ebpf_toolchain: bool,
+    pub builds: Vec<String>,
+}
+
+impl Graph {
+    /// The graph of `cargo metadata`'s answer.
+    pub fn of(metadata: &Metadata) -> Result<Self> {
+        let resolve = metadata
+            .resolve
+            .as_ref()
+            .context("cargo metadata has no resolve graph")?;
+        let mut packages: HashMap<String, Package> = metadata
+            .packages
+            .iter()
+            .map(|p| {
+                // The eBPF crate itself, aya-build, and every crate with a build dependency on
+                // aya-build (its build script compiles the eBPF object).
+                let needs = p.name.as_str() == "filter-ebpf"
+                    || p.name.as_str() == "aya-build"
+                    || p.dependencies
+                        .iter()
+                        .any(|d| d.name == "aya-build" && d.kind == DependencyKind::Build);
+                let package = Package {
+                    name: p.name.to_string(),
+                    needs_ebpf_toolchain: needs,
+                    builds: Vec::new(),
+                };
+                (p.id.repr.clone(), package)
+            })
+            .collect();
+        for node in &resolve.nodes {
+            let Some(package) = packages.get_mut(&node.id.repr) else {
+                continue;
+            };
+            package.builds = node
+                .deps
+                .iter()
+                .filter(|d| {
+                    d.dep_kinds
+                        .iter()
+                        .any(|k| matches!(k.kind, DependencyKind::Normal | DependencyKind::Build))
+                })
+                .map(|d| d.pkg.repr.clone())
+                .collect();
         }
-        if id != root_id && packages.get(id).is_some_and(|p| needs_ebpf_toolchain(p)) {
-            found.push(path.clone());
-        }
-        let deps = nodes.get(id).and_then(|n| n["deps"].as_array());
-        for dep in deps.into_iter().flatten() {
-            // A dev-dependency is not built for `cargo xtask`; normal (null) and build are.
-            let built = dep["dep_kinds"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|k| k["kind"].is_null() || k["kind"] == "build");
-            if let (true, Some(dep_id)) = (built, dep["pkg"].as_str()) {
-                stack.push((dep_id, format!("{path} -> {}", name_of(dep_id))));
+        Ok(Self { packages })
+    }
+
+    /// The crates in `root`'s normal and build dependency closure that need the eBPF
+    /// toolchain, each with the path by which `root` reaches it.
+    pub fn ebpf_crates_reached(&self, root: &str) -> Result<Vec<String>> {
+        let name_of = |id: &str| {
+            self.packages
+                .get(id)
+                .map_or_else(|| id.to_owned(), |p| p.name.clone())
+        };
+        let root_id = self
+            .packages
+            .iter()
+            .find(|(_, p)| p.name == root)
+            .map(|(id, _)| id.as_str())
+            .with_context(|| format!("no package {root} in the workspace"))?;
+        let mut seen = BTreeSet::new();
+        let mut found = Vec::new();
+        let mut stack = vec![(root_id, root.to_owned())];
+        while let Some((id, path)) = stack.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let Some(package) = self.packages.get(id) else {
+                continue;
+            };
+            if id != root_id && package.needs_ebpf_toolchain {
+                found.push(path.clone());
+            }
+            for dep in &package.builds {
+                stack.push((dep.as_str(), format!("{path} -> {}", name_of(dep))));
             }
         }
+        found.sort();
+        Ok(found)
     }
-    found.sort();
-    Ok(found)
 }
 
 /// Fails with the offending paths if xtask's build graph reaches an eBPF-toolchain crate.
 pub fn check_xtask_builds_on_stable() -> Result<()> {
-    let out = Command::new(super::cargo_path())
-        .args(["metadata", "--format-version", "1", "--locked"])
+    let metadata = MetadataCommand::new()
+        .cargo_path(super::cargo_path())
         .current_dir(super::workspace_root())
-        .output()
-        .context("cannot run cargo metadata")?;
-    if !out.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let metadata: Value =
-        serde_json::from_slice(&out.stdout).context("cargo metadata printed no JSON")?;
-    let reached = ebpf_crates_reached(&metadata, "xtask")?;
+        .other_options(vec!["--locked".to_owned()])
+        .exec()
+        .context("cargo metadata failed")?;
+    let reached = Graph::of(&metadata)?.ebpf_crates_reached("xtask")?;
     if !reached.is_empty() {
         bail!(
             "xtask's build graph reaches crates whose build needs the eBPF toolchain (nightly, \
@@ -108,43 +126,36 @@ pub fn check_xtask_builds_on_stable() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
-    fn package(name: &str, build_deps: &[&str]) -> Value {
-        let deps: Vec<Value> = build_deps
-            .iter()
-            .map(|d| json!({"name": d, "kind": "build"}))
-            .collect();
-        json!({"id": name, "name": name, "dependencies": deps})
-    }
-
-    fn node(id: &str, deps: &[(&str, Option<&str>)]) -> Value {
-        let deps: Vec<Value> = deps
-            .iter()
-            .map(|(pkg, kind)| json!({"pkg": pkg, "dep_kinds": [{"kind": kind}]}))
-            .collect();
-        json!({"id": id, "deps": deps})
+    /// A graph of packages named by their ids: `(name, needs the toolchain, builds)`.
+    fn graph(packages: &[(&str, bool, &[&str])]) -> Graph {
+        Graph {
+            packages: packages
+                .iter()
+                .map(|(name, needs, builds)| {
+                    let package = Package {
+                        name: (*name).to_owned(),
+                        needs_ebpf_toolchain: *needs,
+                        builds: builds.iter().map(|b| (*b).to_owned()).collect(),
+                    };
+                    ((*name).to_owned(), package)
+                })
+                .collect(),
+        }
     }
 
     #[test]
     fn finds_a_crate_with_an_ebpf_build_script_through_any_path() {
-        let metadata = json!({
-            "packages": [
-                package("xtask", &[]), package("kit", &[]),
-                package("filter-user", &["aya-build"]), package("aya-build", &[]),
-                package("criterion", &[]),
-            ],
-            "resolve": {"nodes": [
-                node("xtask", &[("kit", None), ("criterion", Some("dev"))]),
-                node("kit", &[("filter-user", None)]),
-                node("filter-user", &[("aya-build", Some("build"))]),
-                node("aya-build", &[]), node("criterion", &[]),
-            ]},
-        });
+        let graph = graph(&[
+            ("xtask", false, &["kit"]),
+            ("kit", false, &["filter-user"]),
+            ("filter-user", true, &["aya-build"]),
+            ("aya-build", true, &[]),
+            ("criterion", false, &[]),
+        ]);
         assert_eq!(
-            ebpf_crates_reached(&metadata, "xtask").unwrap(),
+            graph.ebpf_crates_reached("xtask").unwrap(),
             [
                 "xtask -> kit -> filter-user",
                 "xtask -> kit -> filter-user -> aya-build"
@@ -154,18 +165,30 @@ mod tests {
 
     #[test]
     fn dev_dependencies_are_not_part_of_the_build_graph() {
-        let metadata = json!({
-            "packages": [package("xtask", &[]), package("filter-user", &["aya-build"])],
-            "resolve": {"nodes": [
-                node("xtask", &[("filter-user", Some("dev"))]), node("filter-user", &[]),
-            ]},
-        });
-        assert!(ebpf_crates_reached(&metadata, "xtask").unwrap().is_empty());
+        // `Graph::of` leaves dev-dependencies out of `builds`, so filter-user is not reached.
+        let graph = graph(&[("xtask", false, &[]), ("filter-user", true, &[])]);
+        assert!(graph.ebpf_crates_reached("xtask").unwrap().is_empty());
     }
 
-    /// The real workspace: the guard `cargo xtask test` also runs before anything else.
+    /// The real workspace: the guard `cargo xtask test` also runs before anything else. Its
+    /// graph really has filter-user as a dev-dependency of nothing xtask builds, and
+    /// filter-user needs the toolchain.
     #[test]
     fn xtask_builds_with_stable_rust_alone() {
         check_xtask_builds_on_stable().unwrap();
+        let metadata = MetadataCommand::new()
+            .cargo_path(crate::cargo_path())
+            .current_dir(crate::workspace_root())
+            .exec()
+            .unwrap();
+        let graph = Graph::of(&metadata).unwrap();
+        assert!(graph
+            .packages
+            .values()
+            .any(|p| p.name == "filter-user" && p.needs_ebpf_toolchain));
+        assert!(!graph
+            .ebpf_crates_reached("integration-tests")
+            .unwrap()
+            .is_empty());
     }
 }
