@@ -269,18 +269,19 @@ fn stale_note(iface: &IfaceName, state: PinState, pin_dir: &Path) -> String {
 }
 
 fn explain_attach_error(err: ProgramError, iface: &IfaceName, mode: AttachMode) -> anyhow::Error {
+    use rustix::io::Errno;
     let errno = match &err {
-        ProgramError::SyscallError(e) => e.io_error.raw_os_error(),
+        ProgramError::SyscallError(e) => e.io_error.raw_os_error().map(Errno::from_raw_os_error),
         _ => None,
     };
     let hint = match errno {
-        Some(libc::EOPNOTSUPP | libc::EINVAL) if mode == AttachMode::Native => format!(
+        Some(Errno::OPNOTSUPP | Errno::INVAL) if mode == AttachMode::Native => format!(
             "the driver of {iface} does not support native XDP: attach with --mode skb"
         ),
-        Some(libc::EBUSY | libc::EEXIST) => format!(
+        Some(Errno::BUSY | Errno::EXIST) => format!(
             "{iface} already has an XDP program attached by another tool (see `ip link show {iface}`)"
         ),
-        Some(libc::ERANGE) => format!("the MTU of {iface} is too large for XDP in this mode"),
+        Some(Errno::RANGE) => format!("the MTU of {iface} is too large for XDP in this mode"),
         _ => format!("cannot attach to {iface} in {} mode", mode.name()),
     };
     anyhow::Error::new(err).context(hint)

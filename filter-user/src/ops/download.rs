@@ -443,7 +443,7 @@ fn cache_lock(dir: &Path) -> std::io::Result<fs::File> {
         .create(true)
         .truncate(false)
         .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(dir.join("lock"))?;
     file.lock()?;
     Ok(file)

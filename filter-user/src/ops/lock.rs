@@ -51,7 +51,7 @@ impl IfaceLock {
             .create(true)
             .truncate(false)
             .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(path)
             .with_context(|| format!("cannot open lock file {}", path.display()))?;
         let started = Instant::now();
