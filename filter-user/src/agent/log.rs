@@ -35,7 +35,35 @@ pub fn init(format: LogFormat) {
     // Only the first call installs the logger; a reload only changes the format.
     if log::set_boxed_logger(Box::new(Bridge)).is_ok() {
         log::set_max_level(log::LevelFilter::Info);
+        log_panics();
     }
+}
+
+/// A panic in any thread or task of the agent aborts the process (the profiles say
+/// `panic = "abort"`): nothing half-done keeps running as if it were fine, and the service
+/// manager restarts it, which adopts the filters from their pins. Before the abort, the panic
+/// is one `event=panic` line in the agent's own format, so it reaches the journal (and any log
+/// search) like every other event.
+fn log_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let location = info
+            .location()
+            .map_or_else(String::new, |l| format!("{}:{}", l.file(), l.line()));
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_owned();
+        event(
+            Level::Error,
+            "panic",
+            &[("thread", &thread), ("at", &location), ("msg", &message)],
+        );
+        default(info);
+    }));
 }
 
 pub fn set_format(format: LogFormat) {
