@@ -182,13 +182,7 @@ pub fn fetch(
     // lock, temporary files are a killed fetch's leftovers and can go.
     let _lock = cache_lock(&dir).map_err(cache)?;
     remove_leftovers(&dir);
-    let meta: Option<Meta> = fs::read(dir.join("meta.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .filter(|m: &Meta| dir.join(&m.file).exists());
-    // A checksum now asked for that the cached copy was never checked against: no
-    // conditional request, so the body comes again and is checked.
-    let meta = meta.filter(|m| checksum_url.is_none() || m.body_sha256.is_some());
+    let meta = cached(&dir, checksum_url.is_some());
 
     let started = Instant::now();
     let mut request = agent(&real_url, limits).get(&real_url);
@@ -208,16 +202,13 @@ pub fn fetch(
     if status == 304 {
         if let Some(meta) = meta {
             if let (Some(checksum_url), Some(body)) = (&checksum_url, &meta.body_sha256) {
-                let expected =
-                    fetch_checksum(checksum_url, sha256_url.unwrap_or_default(), limits)?;
-                if &expected != body {
-                    return Err(DownloadError::Checksum {
-                        url: url.to_owned(),
-                        checksum_url: sha256_url.unwrap_or_default().to_owned(),
-                        expected,
-                        got: body.clone(),
-                    });
-                }
+                check_sum(
+                    url,
+                    checksum_url,
+                    sha256_url.unwrap_or_default(),
+                    body,
+                    limits,
+                )?;
             }
             return Ok(Fetched::NotModified(dir.join(meta.file)));
         }
@@ -258,37 +249,17 @@ pub fn fetch(
         started,
     )?;
     if let Some(checksum_url) = &checksum_url {
-        let expected = fetch_checksum(checksum_url, sha256_url.unwrap_or_default(), limits)?;
-        if body_sha256 != expected {
-            return Err(DownloadError::Checksum {
-                url: url.to_owned(),
-                checksum_url: sha256_url.unwrap_or_default().to_owned(),
-                expected,
-                got: body_sha256,
-            });
-        }
+        check_sum(
+            url,
+            checksum_url,
+            sha256_url.unwrap_or_default(),
+            &body_sha256,
+            limits,
+        )?;
     }
 
     // Unpack archives; keep the database's own file name so format detection sees it.
-    let name = file_name(url);
-    let (source, file) = if is_tar_gz(&name, partial.path()) {
-        let mut unpacked = TempFile::new_for(&dir.join("unpacked"))?;
-        let member = unpack_mmdb(partial.path(), unpacked.file(), limits.max_bytes)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::FileTooLarge => DownloadError::TooLarge {
-                    url: url.to_owned(),
-                    what: "the database in the archive",
-                    limit: limits.max_bytes,
-                },
-                _ => cache(e),
-            })?
-            .ok_or_else(|| DownloadError::NoDatabaseInArchive {
-                url: url.to_owned(),
-            })?;
-        (unpacked, member)
-    } else {
-        (partial, name)
-    };
+    let (source, file) = unpack(&dir, url, partial, limits)?;
     let final_path = dir.join(&file);
     // A garbage body (an error page with status 200, a captive portal) never replaces the
     // good copy: it must read as the data it stands for first.
@@ -309,6 +280,69 @@ pub fn fetch(
         let _ = fs::remove_file(dir.join(old.file));
     }
     Ok(Fetched::New(final_path))
+}
+
+/// What the cache holds for a URL, if its file is still there. A checksum now asked for that
+/// the cached copy was never checked against counts as nothing cached: no conditional
+/// request, so the body comes again and is checked.
+fn cached(dir: &Path, checksum_wanted: bool) -> Option<Meta> {
+    fs::read(dir.join("meta.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|m: &Meta| dir.join(&m.file).exists())
+        .filter(|m| !checksum_wanted || m.body_sha256.is_some())
+}
+
+/// Fetches the published SHA-256 of `url` from `checksum_url` (`shown` in messages: without
+/// the licence key) and compares it with `got`.
+fn check_sum(
+    url: &str,
+    checksum_url: &str,
+    shown: &str,
+    got: &str,
+    limits: &Limits<'_>,
+) -> Result<(), DownloadError> {
+    let expected = fetch_checksum(checksum_url, shown, limits)?;
+    if expected != got {
+        return Err(DownloadError::Checksum {
+            url: url.to_owned(),
+            checksum_url: shown.to_owned(),
+            expected,
+            got: got.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The database in a downloaded body: the `.mmdb` of a `.tar.gz` (unpacked beside it within
+/// `limits`), else the body itself, with the file name to keep so format detection sees it.
+fn unpack(
+    dir: &Path,
+    url: &str,
+    body: TempFile,
+    limits: &Limits<'_>,
+) -> Result<(TempFile, String), DownloadError> {
+    let name = file_name(url);
+    if !is_tar_gz(&name, body.path()) {
+        return Ok((body, name));
+    }
+    let mut unpacked = TempFile::new_for(&dir.join("unpacked"))?;
+    let member = unpack_mmdb(body.path(), unpacked.file(), limits.max_bytes)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::FileTooLarge => DownloadError::TooLarge {
+                url: url.to_owned(),
+                what: "the database in the archive",
+                limit: limits.max_bytes,
+            },
+            _ => DownloadError::Cache {
+                path: dir.to_owned(),
+                source: e,
+            },
+        })?
+        .ok_or_else(|| DownloadError::NoDatabaseInArchive {
+            url: url.to_owned(),
+        })?;
+    Ok((unpacked, member))
 }
 
 /// Copies the body to `out` (a temporary file in the cache directory `dir`) within `limits`;

@@ -16,6 +16,7 @@ use super::{
     privileges,
 };
 use crate::{
+    compile::{artifact::Artifact, RegionSet},
     kernel::{
         maps::{hash_hex, FilterMaps},
         pins::{self, PinState},
@@ -23,7 +24,7 @@ use crate::{
         selftest,
         swap::{self, Staged},
     },
-    model::{iface::IfaceName, lookup::Lookup},
+    model::{iface::IfaceName, lookup::Lookup, policy::Policy},
     state::{AttachState, Layout},
     sys::time::unix_now,
 };
@@ -94,36 +95,8 @@ pub fn update(
 }
 
 fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> Result<Outcome> {
-    privileges::require_bpf_admin(match target {
-        Target::Update { .. } => "update",
-        Target::Rollback => "rollback",
-    })?;
-    privileges::require_address_space("update")?;
+    let _lock = lock_attached(layout, iface, target, guard)?;
     let pin_dir = layout.pin_dir(iface);
-    // Checked before the lock too, so a refusal creates no lock file; again under the lock.
-    if matches!(
-        pins::inspect(&pin_dir)?,
-        PinState::Absent | PinState::Foreign
-    ) {
-        bail!(
-            "regionfilter is not attached to {iface} (no pins in {}); attach it first",
-            pin_dir.display()
-        );
-    }
-    let _lock = IfaceLock::acquire(&layout.lock_file(iface), guard.wait)?;
-    let condition = placement::condition(layout, iface)?;
-    match &condition {
-        Condition::Filtering => {}
-        Condition::Absent => bail!(
-            "{}; attach it first",
-            condition.problem(iface, &pin_dir).unwrap_or_default()
-        ),
-        Condition::Foreign => bail!("{}", condition.problem(iface, &pin_dir).unwrap_or_default()),
-        Condition::Moved(_) | Condition::Incomplete | Condition::Gone => bail!(
-            "{}; `regionfilter detach --iface {iface}` removes its pins, then attach again",
-            condition.problem(iface, &pin_dir).unwrap_or_default()
-        ),
-    }
     let mut maps = FilterMaps::open_pinned(&pin_dir)?;
     let settings = maps.active_settings()?;
     let active_hash = hash_hex(&settings.content_hash);
@@ -135,56 +108,15 @@ fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> 
         .current()?
         .filter(|a| a.header.content_hash == active_hash);
 
-    let (regions, policy, guarded) = match target {
-        Target::Update { data, policy } => {
-            let regions = match (data, &current) {
-                (Some(data), _) => data.regions.clone(),
-                (None, Some(current)) => current.regions.clone(),
-                (None, None) => bail!(
-                    "no known-good copy of {iface}'s loaded data in {}: give the data again with --db, --artifact or --url",
-                    layout.lib_dir.display()
-                ),
-            };
-            // What stays when no option names it: the new artifact's own policy, else the
-            // loaded one.
-            let kept = data
-                .as_ref()
-                .and_then(|d| d.policy_or_artifacts(None))
-                .or_else(|| current.as_ref().and_then(|c| c.header.policy.clone()))
-                // Without a usable copy (damaged, lost to a full disk), the status record's
-                // policy, when it is the one the kernel runs.
-                .or_else(|| {
-                    AttachState::load(&layout.state_file(iface))
-                        .ok()
-                        .filter(|r| r.content_hash == active_hash)
-                        .map(|r| r.policy)
-                });
-            let policy = match (policy, kept) {
-                (PolicyChange::Replace(new), _) => new.clone(),
-                (PolicyChange::Keep, Some(kept)) => kept,
-                (PolicyChange::Edit(edit), Some(kept)) => edit.apply(&kept)?,
-                (PolicyChange::Keep | PolicyChange::Edit(_), None) => bail!(
-                    "no known-good copy of {iface}'s loaded policy in {}: give the whole policy \
-                     with --policy FILE, or with --reset-policy and --allow or --deny",
-                    layout.lib_dir.display()
-                ),
-            };
-            (regions, policy, !guard.force)
-        }
-        Target::Rollback => {
-            let previous = known_good.previous()?.with_context(|| {
-                format!(
-                    "no previous known-good data for {iface} in {}: nothing to roll back to",
-                    layout.lib_dir.display()
-                )
-            })?;
-            let policy = previous
-                .header
-                .policy
-                .context("the previous known-good artifact carries no policy")?;
-            (previous.regions, policy, false)
-        }
-    };
+    let (regions, policy, guarded) = wanted(
+        layout,
+        iface,
+        target,
+        &known_good,
+        current.as_ref(),
+        &active_hash,
+        guard,
+    )?;
     // Compiling the tables first costs a fraction of a second on the "unchanged" path, and saves
     // hashing the data twice on every real update.
     let staged = Staged::new(regions, policy, lookup)?;
@@ -197,60 +129,10 @@ fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> 
         super::lockout::warn_ephemeral(&staged.policy.scope);
     }
     if staged.content_hash() == active_hash {
-        // A known-good copy lost to a full disk or damaged is written again now, or a reboot
-        // would have nothing (or the wrong thing) to restore.
-        let warnings = match known_good.ensure_current(&staged.artifact) {
-            Ok(wrote) => {
-                if wrote {
-                    log::info!("wrote the missing or damaged known-good copy of {iface} again");
-                }
-                Vec::new()
-            }
-            Err(e) => vec![format!(
-                "no known-good copy of the running content could be written ({e:#}); after a \
-                 reboot nothing would be restored"
-            )],
-        };
-        return Ok(Outcome::Unchanged { warnings });
+        return Ok(unchanged(iface, &known_good, &staged));
     }
     if guarded {
-        let old = current.as_ref().map(|c| {
-            Summary::of(
-                &c.regions,
-                usize::try_from(c.header.prefixes_v4).unwrap_or(usize::MAX),
-                usize::try_from(c.header.prefixes_v6).unwrap_or(usize::MAX),
-            )
-        });
-        let new = Summary::of(
-            staged.regions(),
-            staged.data_prefixes().0,
-            staged.data_prefixes().1,
-        );
-        let old_policy = current.as_ref().and_then(|c| c.header.policy.as_ref());
-        let refusals = guards::check(
-            old.as_ref(),
-            old_policy,
-            &new,
-            &staged.policy,
-            guard.max_change / 100.0,
-        );
-        // Every reason is named at once: the lock-out (its own exit code), with whatever the
-        // guards refused too, since one `--force` would override them all.
-        let in_force = current
-            .as_ref()
-            .and_then(|c| c.header.policy.as_ref().map(|p| (p, &c.regions)));
-        let cut_off = lockout::check(iface, &staged.policy, staged.regions(), in_force);
-        if !cut_off.is_empty() {
-            return Err(LockOut {
-                iface: iface.clone(),
-                peers: cut_off,
-                also: refusals,
-            }
-            .into());
-        }
-        if !refusals.is_empty() {
-            return Err(Refused(refusals).into());
-        }
+        check_guards(iface, &staged, current.as_ref(), guard)?;
     }
     let samples = selftest::samples(staged.regions(), &staged.policy);
     known_good.stage(&staged.artifact)?;
@@ -291,6 +173,173 @@ fn apply(layout: &Layout, iface: &IfaceName, target: &Target, guard: &Guard) -> 
             samples.len()
         ),
     })
+}
+
+/// Checks the caller may change `iface`'s filter and that one filters it, and takes the
+/// interface's lock (held until the returned guard drops).
+fn lock_attached(
+    layout: &Layout,
+    iface: &IfaceName,
+    target: &Target,
+    guard: &Guard,
+) -> Result<IfaceLock> {
+    privileges::require_bpf_admin(match target {
+        Target::Update { .. } => "update",
+        Target::Rollback => "rollback",
+    })?;
+    privileges::require_address_space("update")?;
+    let pin_dir = layout.pin_dir(iface);
+    // Checked before the lock too, so a refusal creates no lock file; again under the lock.
+    if matches!(
+        pins::inspect(&pin_dir)?,
+        PinState::Absent | PinState::Foreign
+    ) {
+        bail!(
+            "regionfilter is not attached to {iface} (no pins in {}); attach it first",
+            pin_dir.display()
+        );
+    }
+    let lock = IfaceLock::acquire(&layout.lock_file(iface), guard.wait)?;
+    let condition = placement::condition(layout, iface)?;
+    match &condition {
+        Condition::Filtering => {}
+        Condition::Absent => bail!(
+            "{}; attach it first",
+            condition.problem(iface, &pin_dir).unwrap_or_default()
+        ),
+        Condition::Foreign => bail!("{}", condition.problem(iface, &pin_dir).unwrap_or_default()),
+        Condition::Moved(_) | Condition::Incomplete | Condition::Gone => bail!(
+            "{}; `regionfilter detach --iface {iface}` removes its pins, then attach again",
+            condition.problem(iface, &pin_dir).unwrap_or_default()
+        ),
+    }
+    Ok(lock)
+}
+
+/// The data and policy `target` asks for, given what is loaded (`current`, whose content the
+/// kernel runs, if known), and whether the guards judge the change.
+fn wanted(
+    layout: &Layout,
+    iface: &IfaceName,
+    target: &Target,
+    known_good: &KnownGood,
+    current: Option<&Artifact>,
+    active_hash: &str,
+    guard: &Guard,
+) -> Result<(RegionSet, Policy, bool)> {
+    Ok(match target {
+        Target::Update { data, policy } => {
+            let regions = match (data, current) {
+                (Some(data), _) => data.regions.clone(),
+                (None, Some(current)) => current.regions.clone(),
+                (None, None) => bail!(
+                    "no known-good copy of {iface}'s loaded data in {}: give the data again with --db, --artifact or --url",
+                    layout.lib_dir.display()
+                ),
+            };
+            // What stays when no option names it: the new artifact's own policy, else the
+            // loaded one.
+            let kept = data
+                .as_ref()
+                .and_then(|d| d.policy_or_artifacts(None))
+                .or_else(|| current.and_then(|c| c.header.policy.clone()))
+                // Without a usable copy (damaged, lost to a full disk), the status record's
+                // policy, when it is the one the kernel runs.
+                .or_else(|| {
+                    AttachState::load(&layout.state_file(iface))
+                        .ok()
+                        .filter(|r| r.content_hash == active_hash)
+                        .map(|r| r.policy)
+                });
+            let policy = match (policy, kept) {
+                (PolicyChange::Replace(new), _) => new.clone(),
+                (PolicyChange::Keep, Some(kept)) => kept,
+                (PolicyChange::Edit(edit), Some(kept)) => edit.apply(&kept)?,
+                (PolicyChange::Keep | PolicyChange::Edit(_), None) => bail!(
+                    "no known-good copy of {iface}'s loaded policy in {}: give the whole policy \
+                     with --policy FILE, or with --reset-policy and --allow or --deny",
+                    layout.lib_dir.display()
+                ),
+            };
+            (regions, policy, !guard.force)
+        }
+        Target::Rollback => {
+            let previous = known_good.previous()?.with_context(|| {
+                format!(
+                    "no previous known-good data for {iface} in {}: nothing to roll back to",
+                    layout.lib_dir.display()
+                )
+            })?;
+            let policy = previous
+                .header
+                .policy
+                .context("the previous known-good artifact carries no policy")?;
+            (previous.regions, policy, false)
+        }
+    })
+}
+
+/// The kernel already runs `staged`. A known-good copy lost to a full disk or damaged is
+/// written again now, or a reboot would have nothing (or the wrong thing) to restore.
+fn unchanged(iface: &IfaceName, known_good: &KnownGood, staged: &Staged) -> Outcome {
+    let warnings = match known_good.ensure_current(&staged.artifact) {
+        Ok(wrote) => {
+            if wrote {
+                log::info!("wrote the missing or damaged known-good copy of {iface} again");
+            }
+            Vec::new()
+        }
+        Err(e) => vec![format!(
+            "no known-good copy of the running content could be written ({e:#}); after a \
+             reboot nothing would be restored"
+        )],
+    };
+    Outcome::Unchanged { warnings }
+}
+
+/// The guards and the lock-out check on the change from `current` to `staged`. Every reason
+/// is named at once: the lock-out (its own exit code), with whatever the guards refused too,
+/// since one `--force` would override them all.
+fn check_guards(
+    iface: &IfaceName,
+    staged: &Staged,
+    current: Option<&Artifact>,
+    guard: &Guard,
+) -> Result<()> {
+    let old = current.map(|c| {
+        Summary::of(
+            &c.regions,
+            usize::try_from(c.header.prefixes_v4).unwrap_or(usize::MAX),
+            usize::try_from(c.header.prefixes_v6).unwrap_or(usize::MAX),
+        )
+    });
+    let new = Summary::of(
+        staged.regions(),
+        staged.data_prefixes().0,
+        staged.data_prefixes().1,
+    );
+    let old_policy = current.and_then(|c| c.header.policy.as_ref());
+    let refusals = guards::check(
+        old.as_ref(),
+        old_policy,
+        &new,
+        &staged.policy,
+        guard.max_change / 100.0,
+    );
+    let in_force = current.and_then(|c| c.header.policy.as_ref().map(|p| (p, &c.regions)));
+    let cut_off = lockout::check(iface, &staged.policy, staged.regions(), in_force);
+    if !cut_off.is_empty() {
+        return Err(LockOut {
+            iface: iface.clone(),
+            peers: cut_off,
+            also: refusals,
+        }
+        .into());
+    }
+    if !refusals.is_empty() {
+        return Err(Refused(refusals).into());
+    }
+    Ok(())
 }
 
 /// Refreshes the record `status` reads; the kernel's settings stay the truth if this fails.
