@@ -19,16 +19,14 @@ mod http;
 pub mod log;
 mod repair;
 mod samples;
+mod shared;
 mod worker;
 
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
-        Arc, Condvar, Mutex, MutexGuard, PoisonError,
-    },
+    sync::{atomic::Ordering, Arc},
     time::Duration,
 };
 
@@ -38,21 +36,19 @@ use tokio::{
     sync::{mpsc, Notify},
 };
 
+pub use self::shared::{IfaceStatus, Shared};
 use self::{
     config::Config,
     log::{event, Level},
+    shared::{active_hash, lock, lost_reason, short},
     worker::Worker,
 };
 use crate::{
-    kernel::{
-        maps::{hash_hex, FilterMaps},
-        placement::{self, Condition},
-    },
+    kernel::placement::{self, Condition},
     model::iface::IfaceName,
     ops::{
         detach::detach,
         lock::{Busy, IfaceLock},
-        metrics::DataFacts,
         privileges,
     },
     state::Layout,
@@ -73,222 +69,6 @@ pub struct Overrides {
     pub metrics_listen: Option<SocketAddr>,
     pub detach_on_exit: bool,
     pub json: bool,
-}
-
-/// What the agent knows of one configured interface, shared with the metrics endpoint.
-#[derive(Clone, Debug, Default)]
-pub struct IfaceStatus {
-    /// The content hash the configuration asks for, once reached.
-    pub intended: Option<String>,
-    pub last_success: Option<u64>,
-    pub failures: u64,
-    /// Facts about the data of a content hash, for the exposition.
-    pub facts: Option<(String, DataFacts)>,
-    pub last_error: Option<String>,
-    /// What the last operation that succeeded could not do (no known-good copy written, no
-    /// status record): the filter runs, but the interface is not ready until one succeeds
-    /// without them.
-    pub warnings: Vec<String>,
-    /// The agent has had a filter on this interface (restored or reconciled): the watch keeps
-    /// it there.
-    pub watched: bool,
-    /// The last lost filter the watch acted on: what the kernel showed, and the index of the
-    /// interface of this name then. The same loss is not acted on twice; a new one is.
-    pub lost: Option<(String, Option<u32>)>,
-}
-
-pub struct Shared {
-    pub layout: Layout,
-    pub listen: SocketAddr,
-    statuses: Mutex<BTreeMap<IfaceName, IfaceStatus>>,
-    /// Bumped after every reconcile, so the sample logger follows attaches and reloads.
-    pass: AtomicU64,
-    /// Drop samples logged per second, as the current configuration says (0: none).
-    log_samples: AtomicU32,
-    /// SIGTERM or SIGINT arrived: no switch starts any more.
-    stopping: AtomicBool,
-    /// One gate per interface: its kernel changes (worker and repair) one at a time.
-    gates: Mutex<BTreeMap<IfaceName, Arc<Mutex<()>>>>,
-    /// Switches under way, for the stop to wait on.
-    in_flight: Mutex<usize>,
-    idle: Condvar,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shared {
-    fn new(layout: Layout, config: &Config) -> Self {
-        Self {
-            layout,
-            listen: config.metrics_listen,
-            statuses: Mutex::new(BTreeMap::new()),
-            pass: AtomicU64::new(0),
-            log_samples: AtomicU32::new(config.log_samples),
-            stopping: AtomicBool::new(false),
-            gates: Mutex::new(BTreeMap::new()),
-            in_flight: Mutex::new(0),
-            idle: Condvar::new(),
-        }
-    }
-
-    fn statuses(&self) -> MutexGuard<'_, BTreeMap<IfaceName, IfaceStatus>> {
-        lock(&self.statuses)
-    }
-
-    fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed)
-    }
-
-    /// Runs `change` (a kernel change of `iface`) unless the agent is stopping: after any other
-    /// change of the same interface by this agent, and counted, so a stop waits for it to end.
-    /// `None` when the agent is stopping and nothing ran.
-    fn switch<T>(&self, iface: &IfaceName, change: impl FnOnce() -> T) -> Option<T> {
-        let gate = lock(&self.gates).entry(iface.clone()).or_default().clone();
-        let _turn = lock(&gate);
-        {
-            let mut n = lock(&self.in_flight);
-            if self.stopping() {
-                return None;
-            }
-            *n += 1;
-        }
-        struct Done<'a>(&'a Shared);
-        impl Drop for Done<'_> {
-            fn drop(&mut self) {
-                *lock(&self.0.in_flight) -= 1;
-                self.0.idle.notify_all();
-            }
-        }
-        let _done = Done(self);
-        Some(change())
-    }
-
-    /// Marks the agent as stopping, makes waits for another command's lock give up, and waits
-    /// (up to `limit`) for the switches under way to end; true when they did.
-    fn stop_switches(&self, limit: Duration) -> bool {
-        let n = lock(&self.in_flight);
-        self.stopping.store(true, Ordering::Relaxed);
-        IfaceLock::cancel_waits();
-        let (n, timeout) = self
-            .idle
-            .wait_timeout_while(n, limit, |n| *n > 0)
-            .unwrap_or_else(PoisonError::into_inner);
-        *n == 0 && !timeout.timed_out()
-    }
-
-    pub fn snapshot(&self) -> Vec<(IfaceName, IfaceStatus)> {
-        self.statuses()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-
-    /// Whether `iface` runs its intended content now, as the kernel says: the last reconcile
-    /// succeeded without warnings, the kernel's link holds the interface of that name here, and
-    /// its active content is the one that reconcile reached.
-    pub fn ready(&self, iface: &IfaceName, status: &IfaceStatus) -> Result<(), String> {
-        if let Some(error) = &status.last_error {
-            return Err(error.clone());
-        }
-        let Some(intended) = &status.intended else {
-            return Err("not reconciled yet".to_owned());
-        };
-        if let Some(lost) = self.filter_lost(iface)? {
-            return Err(lost);
-        }
-        if !status.warnings.is_empty() {
-            return Err(status.warnings.join("; "));
-        }
-        let active = active_hash(&self.layout, iface).ok_or("cannot read the filter's maps")?;
-        if &active == intended {
-            Ok(())
-        } else {
-            Err(format!(
-                "runs content {}, the configuration asks for {}",
-                short(&active),
-                short(intended)
-            ))
-        }
-    }
-
-    /// Why `iface`'s filter is not on the interface of that name now (its interface deleted or
-    /// re-created, renamed or moved, or the filter detached), if it is not; an error when the
-    /// pins cannot be read (out of file descriptors, say), which proves nothing lost.
-    fn filter_lost(&self, iface: &IfaceName) -> Result<Option<String>, String> {
-        Ok(match placement::condition_here(&self.layout, iface) {
-            Ok(Condition::Filtering) => None,
-            Ok(condition) => Some(lost_reason(&self.layout, iface, &condition)),
-            Err(e) => return Err(format!("{e:#}")),
-        })
-    }
-
-    /// Configured interfaces that do not run their intended content, and why.
-    pub fn not_ready(&self) -> Vec<(IfaceName, String)> {
-        self.snapshot()
-            .into_iter()
-            .filter_map(|(iface, status)| self.ready(&iface, &status).err().map(|why| (iface, why)))
-            .collect()
-    }
-
-    /// Starts keeping a status for `iface` (a configured interface).
-    fn track(&self, iface: &IfaceName) {
-        self.statuses().entry(iface.clone()).or_default();
-    }
-
-    /// Changes the status of `iface`, if it is still configured: a reconcile that ends after a
-    /// reload dropped its interface leaves no status behind.
-    fn set(&self, iface: &IfaceName, change: impl FnOnce(&mut IfaceStatus)) {
-        if let Some(status) = self.statuses().get_mut(iface) {
-            change(status);
-        }
-    }
-
-    /// Facts about `iface`'s data at content `hash`, kept per hash: read from the known-good
-    /// copy once for each new hash, whether the agent switched it or someone did by hand.
-    pub fn facts(&self, iface: &IfaceName, hash: &str) -> Option<DataFacts> {
-        let kept = self.statuses().get(iface).and_then(|s| s.facts.clone());
-        if let Some((_, facts)) = kept.filter(|(h, _)| h == hash) {
-            return Some(facts);
-        }
-        let facts = DataFacts::known_good(&self.layout, iface)?;
-        self.set(iface, |s| s.facts = Some((hash.to_owned(), facts.clone())));
-        Some(facts)
-    }
-
-    /// Logs the summary line after an interface's reconcile or repair, and lets the sample
-    /// logger follow.
-    fn reconciled(&self, iface: &IfaceName, trigger: &str) {
-        self.pass.fetch_add(1, Ordering::Relaxed);
-        let total = self.statuses().len();
-        let waiting = self.not_ready();
-        event(
-            if waiting.is_empty() {
-                Level::Info
-            } else {
-                Level::Warning
-            },
-            "reconciled",
-            &[
-                ("iface", iface),
-                ("trigger", &trigger),
-                ("ready", &(total - waiting.len())),
-                ("of", &total),
-            ],
-        );
-    }
-}
-
-/// What an operator reads about a filter that does not filter the interface of its name.
-fn lost_reason(layout: &Layout, iface: &IfaceName, condition: &Condition) -> String {
-    condition
-        .problem(iface, &layout.pin_dir(iface))
-        .unwrap_or_default()
-}
-
-fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
 }
 
 /// Runs until SIGTERM or SIGINT. Errors only for what stops it from starting.
@@ -363,8 +143,33 @@ async fn supervise(
             stop.notify_one();
         });
     }
+    let (config, workers, sampler) = start(&shared, config, &path).await;
+    let config = serve_until_stop(
+        &shared,
+        config,
+        workers,
+        &path,
+        overrides,
+        &mut hangup,
+        &stop,
+    )
+    .await;
+    finish(&shared, &config, sampler).await
+}
+
+/// Serves metrics, puts every filter back from its known-good copy (then says ready) and
+/// starts one worker per interface.
+async fn start(
+    shared: &Arc<Shared>,
+    config: Config,
+    path: &Path,
+) -> (
+    Arc<Config>,
+    BTreeMap<IfaceName, Worker>,
+    std::thread::JoinHandle<()>,
+) {
     http::serve(shared.clone());
-    let mut config = Arc::new(config);
+    let config = Arc::new(config);
     event(
         Level::Info,
         "started",
@@ -385,15 +190,29 @@ async fn supervise(
         let _ = tokio::task::spawn_blocking(move || repair::restore_all(&shared, &config)).await;
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    let (repairs_tx, mut repairs) = mpsc::unbounded_channel();
-    let mut workers: BTreeMap<IfaceName, Worker> = config
+    let workers: BTreeMap<IfaceName, Worker> = config
         .interfaces
         .iter()
         .map(|entry| {
-            let worker = Worker::spawn(&shared, &entry.iface, &config);
+            let worker = Worker::spawn(shared, &entry.iface, &config);
             (entry.iface.clone(), worker)
         })
         .collect();
+    (config, workers, sampler)
+}
+
+/// Until a stop: repairs the watch hands over, and reloads on SIGHUP. Returns the
+/// configuration in force at the stop.
+async fn serve_until_stop(
+    shared: &Arc<Shared>,
+    mut config: Arc<Config>,
+    mut workers: BTreeMap<IfaceName, Worker>,
+    path: &Path,
+    overrides: &Overrides,
+    hangup: &mut tokio::signal::unix::Signal,
+    stop: &Notify,
+) -> Arc<Config> {
+    let (repairs_tx, mut repairs) = mpsc::unbounded_channel();
     let watch = repair::spawn_watch(shared.clone(), config.clone(), repairs_tx);
     loop {
         tokio::select! {
@@ -405,7 +224,7 @@ async fn supervise(
                 }
             }
             _ = hangup.recv() => {
-                let Some(new) = reload(&shared, &config, &path, overrides) else { continue };
+                let Some(new) = reload(shared, &config, path, overrides) else { continue };
                 config = new;
                 watch.reconfigure(config.clone());
                 let configured: Vec<&IfaceName> = config.interfaces.iter().map(|i| &i.iface).collect();
@@ -417,7 +236,7 @@ async fn supervise(
                     match workers.get(&entry.iface) {
                         Some(worker) => worker.reload(&config),
                         None => {
-                            let worker = Worker::spawn(&shared, &entry.iface, &config);
+                            let worker = Worker::spawn(shared, &entry.iface, &config);
                             workers.insert(entry.iface.clone(), worker);
                         }
                     }
@@ -426,6 +245,17 @@ async fn supervise(
             () = stop.notified() => break,
         }
     }
+    drop(workers);
+    config
+}
+
+/// The stop: the switches under way finish (downloads are abandoned, nothing new starts),
+/// filters are detached if configured, and the last line says what was left.
+async fn finish(
+    shared: &Arc<Shared>,
+    config: &Arc<Config>,
+    sampler: std::thread::JoinHandle<()>,
+) -> Result<()> {
     // The switches under way finish; downloads are abandoned; nothing new starts.
     let finished = {
         let shared = shared.clone();
@@ -443,7 +273,6 @@ async fn supervise(
             )],
         );
     }
-    drop(workers);
     let failed = if config.detach_on_exit {
         let (shared, to_detach) = (shared.clone(), config.clone());
         tokio::task::spawn_blocking(move || detach_all(&shared, &to_detach))
@@ -540,11 +369,6 @@ fn reload(
     }
     shared.log_samples.store(new.log_samples, Ordering::Relaxed);
     Some(Arc::new(new))
-}
-
-fn active_hash(layout: &Layout, iface: &IfaceName) -> Option<String> {
-    let maps = FilterMaps::open_pinned(&layout.pin_dir(iface)).ok()?;
-    Some(hash_hex(&maps.active_settings().ok()?.content_hash))
 }
 
 /// Detaches every configured interface; returns how many could not be detached.
