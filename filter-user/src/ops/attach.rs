@@ -102,61 +102,19 @@ fn run(layout: &Layout, request: &AttachRequest<'_>) -> Result<Attached> {
     let pin_dir = layout.pin_dir(iface);
     refuse_if_attached(layout, iface, &pin_dir)?;
     // Everything that can be refused is checked before anything is touched.
-    let loaded = request.data.load()?;
-    let Some(policy) = loaded.policy_or_artifacts(request.policy.clone()) else {
-        match loaded.artifact {
-            Some(_) => {
-                bail!("the artifact carries no policy: give --allow or --deny (or --policy FILE)")
-            }
-            None => bail!("give --allow or --deny (or --policy FILE)"),
-        }
-    };
-    warn_uncovered(&policy, &loaded.regions);
-    super::lockout::warn_ephemeral(&policy.scope);
-    let sources = loaded.regions.sources.clone();
-    let artifact_path = loaded.artifact.map(|(path, _)| path);
-    let staged = Staged::new(loaded.regions, policy, request.lookup)?;
-    let samples = selftest::samples(staged.regions(), &staged.policy);
-    let cut_off = lockout::check(iface, &staged.policy, staged.regions(), None);
-    if !cut_off.is_empty() && !request.force {
-        return Err(LockOut {
-            iface: iface.clone(),
-            peers: cut_off,
-            also: Vec::new(),
-        }
-        .into());
-    }
+    let prepared = prepare(request)?;
 
     // One command per interface from here on: a concurrent attach, detach or update waits.
     let _lock = IfaceLock::acquire(&layout.lock_file(iface), request.wait)?;
     refuse_if_attached(layout, iface, &pin_dir)?;
-    let found = pins::inspect(&pin_dir)?;
-    if found == PinState::Foreign {
-        bail!(
-            "{} exists and holds entries regionfilter did not create; it was left alone: \
-             remove or move it, then attach again",
-            pin_dir.display()
-        );
-    }
-    let mut note = None;
-    if found.is_stale() {
-        let removed = pins::remove_owned(&pin_dir)?;
-        if !removed.left.is_empty() || !removed.failed.is_empty() {
-            bail!(
-                "{} holds entries regionfilter could not remove ({}); remove them, then attach again",
-                pin_dir.display(),
-                [removed.left, removed.failed].concat().join(", ")
-            );
-        }
-        note = Some(stale_note(iface, found, &pin_dir));
-    }
+    let note = clear_stale(iface, &pin_dir)?;
     // Remove whatever this attach pinned if any later step fails.
     let guard = PinDirGuard::create(&layout.pin_root, &pin_dir)?;
     let mut ebpf = program::load_object(request.lookup, layer)?;
     let mut maps = FilterMaps::take(&mut ebpf, Some(&pin_dir))?;
     // The maps are complete and self-tested before the program sees its first packet.
-    swap::install(&mut maps, &staged, request.lookup, |half| {
-        selftest::check_pinned(&pin_dir, half, &samples)
+    swap::install(&mut maps, &prepared.staged, request.lookup, |half| {
+        selftest::check_pinned(&pin_dir, half, &prepared.samples)
     })?;
     let xdp = program::load_xdp(&mut ebpf)?;
     xdp.pin(pin_dir.join(PROGRAM_PIN))
@@ -174,6 +132,92 @@ fn run(layout: &Layout, request: &AttachRequest<'_>) -> Result<Attached> {
     guard.keep();
 
     // Attached and pinned: from here on nothing may turn this into a failure.
+    let (state, warnings) = keep_records(layout, request, prepared, ifindex, layer);
+    Ok(Attached {
+        state,
+        note,
+        warnings,
+    })
+}
+
+/// What an attach installs, compiled and checked before anything is touched.
+struct Prepared {
+    staged: Staged,
+    samples: Vec<selftest::Sample>,
+    sources: Vec<crate::data::SourceInfo>,
+    artifact: Option<PathBuf>,
+}
+
+/// Loads the data, settles the policy, compiles the tables and runs the lock-out check.
+fn prepare(request: &AttachRequest<'_>) -> Result<Prepared> {
+    let loaded = request.data.load()?;
+    let Some(policy) = loaded.policy_or_artifacts(request.policy.clone()) else {
+        match loaded.artifact {
+            Some(_) => {
+                bail!("the artifact carries no policy: give --allow or --deny (or --policy FILE)")
+            }
+            None => bail!("give --allow or --deny (or --policy FILE)"),
+        }
+    };
+    warn_uncovered(&policy, &loaded.regions);
+    super::lockout::warn_ephemeral(&policy.scope);
+    let sources = loaded.regions.sources.clone();
+    let artifact = loaded.artifact.map(|(path, _)| path);
+    let staged = Staged::new(loaded.regions, policy, request.lookup)?;
+    let samples = selftest::samples(staged.regions(), &staged.policy);
+    let cut_off = lockout::check(request.iface, &staged.policy, staged.regions(), None);
+    if !cut_off.is_empty() && !request.force {
+        return Err(LockOut {
+            iface: request.iface.clone(),
+            peers: cut_off,
+            also: Vec::new(),
+        }
+        .into());
+    }
+    Ok(Prepared {
+        staged,
+        samples,
+        sources,
+        artifact,
+    })
+}
+
+/// Removes what an earlier attach that did not finish (or a filter whose interface is gone)
+/// left in `pin_dir`, only regionfilter's own entries; says what was removed.
+fn clear_stale(iface: &IfaceName, pin_dir: &Path) -> Result<Option<String>> {
+    let found = pins::inspect(pin_dir)?;
+    if found == PinState::Foreign {
+        bail!(
+            "{} exists and holds entries regionfilter did not create; it was left alone: \
+             remove or move it, then attach again",
+            pin_dir.display()
+        );
+    }
+    if !found.is_stale() {
+        return Ok(None);
+    }
+    let removed = pins::remove_owned(pin_dir)?;
+    if !removed.left.is_empty() || !removed.failed.is_empty() {
+        bail!(
+            "{} holds entries regionfilter could not remove ({}); remove them, then attach again",
+            pin_dir.display(),
+            [removed.left, removed.failed].concat().join(", ")
+        );
+    }
+    Ok(Some(stale_note(iface, found, pin_dir)))
+}
+
+/// The known-good copy and the status record of a filter now attached. Their failures are
+/// warnings: the filter is live whatever they say.
+fn keep_records(
+    layout: &Layout,
+    request: &AttachRequest<'_>,
+    prepared: Prepared,
+    ifindex: u32,
+    layer: LinkLayer,
+) -> (AttachState, Vec<String>) {
+    let iface = request.iface;
+    let staged = prepared.staged;
     let mut warnings = Vec::new();
     let known_good = KnownGood::new(&layout.lib_dir, iface);
     if let Err(e) = known_good.start(&staged.artifact) {
@@ -190,8 +234,8 @@ fn run(layout: &Layout, request: &AttachRequest<'_>) -> Result<Attached> {
         lookup: request.lookup,
         content_hash: staged.content_hash().to_owned(),
         policy: staged.policy.clone(),
-        sources,
-        artifact: artifact_path,
+        sources: prepared.sources,
+        artifact: prepared.artifact,
         prefixes_v4: staged.data_prefixes().0,
         prefixes_v6: staged.data_prefixes().1,
         attached_at: unix_now(),
@@ -204,11 +248,7 @@ fn run(layout: &Layout, request: &AttachRequest<'_>) -> Result<Attached> {
             state_file.display()
         ));
     }
-    Ok(Attached {
-        state,
-        note,
-        warnings,
-    })
+    (state, warnings)
 }
 
 impl Attached {
