@@ -120,82 +120,108 @@ pub fn interface_family<'a>(
     }
 }
 
-/// The exposition text for every interface.
+/// The exposition text for every interface: its counters, then the facts of its data.
 #[must_use]
 pub fn exposition(all: &[InterfaceMetrics]) -> String {
     let mut out = String::new();
-    let family =
-        |out: &mut String, name: &str, kind: &str, help: &str, rows: &dyn Fn(&mut String)| {
-            header(out, name, kind, help);
-            rows(out);
-        };
-    let country_rows = |field: fn(&Counter) -> u64, name: &'static str| {
-        move |out: &mut String| {
-            for m in all {
-                for (country, verdict, counter) in country_series(m) {
-                    let _ = writeln!(
-                        out,
-                        "{name}{{interface=\"{}\",country=\"{country}\",verdict=\"{}\"}} {}",
-                        escape(m.iface.as_str()),
-                        verdict.label(),
-                        field(&counter)
-                    );
-                }
-            }
+    counter_families(&mut out, all);
+    fact_families(&mut out, all);
+    out
+}
+
+/// A counter family with `country` and `verdict` labels: every country series of each filter.
+fn country_family(
+    out: &mut String,
+    all: &[InterfaceMetrics],
+    (name, help): (&str, &str),
+    field: fn(&Counter) -> u64,
+) {
+    header(out, name, "counter", help);
+    for m in all {
+        for (country, verdict, counter) in country_series(m) {
+            let _ = writeln!(
+                out,
+                "{name}{{interface=\"{}\",country=\"{country}\",verdict=\"{}\"}} {}",
+                escape(m.iface.as_str()),
+                verdict.label(),
+                field(&counter)
+            );
         }
-    };
-    let class_rows = |field: fn(&Counter) -> u64, name: &'static str| {
-        move |out: &mut String| {
-            for m in all {
-                for slot in 0..COUNTER_SLOTS {
-                    let kind = Slot::of(slot);
-                    let Some((class, verdict)) = kind.class() else {
-                        continue;
-                    };
-                    if !kind.can_count() {
-                        continue;
-                    }
-                    let _ = writeln!(
-                        out,
-                        "{name}{{interface=\"{}\",class=\"{class}\",verdict=\"{}\"}} {}",
-                        escape(m.iface.as_str()),
-                        verdict.label(),
-                        field(&m.totals[slot as usize])
-                    );
-                }
+    }
+}
+
+/// A counter family with `class` and `verdict` labels: every class slot that can count.
+fn class_family(
+    out: &mut String,
+    all: &[InterfaceMetrics],
+    (name, help): (&str, &str),
+    field: fn(&Counter) -> u64,
+) {
+    header(out, name, "counter", help);
+    for m in all {
+        for slot in 0..COUNTER_SLOTS {
+            let kind = Slot::of(slot);
+            let Some((class, verdict)) = kind.class() else {
+                continue;
+            };
+            if !kind.can_count() {
+                continue;
             }
+            let _ = writeln!(
+                out,
+                "{name}{{interface=\"{}\",class=\"{class}\",verdict=\"{}\"}} {}",
+                escape(m.iface.as_str()),
+                verdict.label(),
+                field(&m.totals[slot as usize])
+            );
         }
-    };
-    family(
-        &mut out,
-        "regionfilter_packets_total",
-        "counter",
-        "Packets judged by the country of their source (country \"unknown\": in no country).",
-        &country_rows(|c| c.packets, "regionfilter_packets_total"),
+    }
+}
+
+fn counter_families(out: &mut String, all: &[InterfaceMetrics]) {
+    country_family(
+        out,
+        all,
+        (
+            "regionfilter_packets_total",
+            "Packets judged by the country of their source (country \"unknown\": in no country).",
+        ),
+        |c| c.packets,
     );
-    family(
-        &mut out,
-        "regionfilter_bytes_total",
-        "counter",
-        "Bytes of the packets judged by the country of their source.",
-        &country_rows(|c| c.bytes, "regionfilter_bytes_total"),
+    country_family(
+        out,
+        all,
+        (
+            "regionfilter_bytes_total",
+            "Bytes of the packets judged by the country of their source.",
+        ),
+        |c| c.bytes,
     );
-    family(
-        &mut out,
-        "regionfilter_class_packets_total",
-        "counter",
-        "Packets decided other than by country: exceptions, local space, non-IP, malformed, ICMP errors, out of scope, fragments, TCP not opening a connection, neighbour discovery, undeclared NAT64.",
-        &class_rows(|c| c.packets, "regionfilter_class_packets_total"),
+    class_family(
+        out,
+        all,
+        (
+            "regionfilter_class_packets_total",
+            "Packets decided other than by country: exceptions, local space, non-IP, malformed, ICMP errors, out of scope, fragments, TCP not opening a connection, neighbour discovery, undeclared NAT64.",
+        ),
+        |c| c.packets,
     );
-    family(
-        &mut out,
-        "regionfilter_class_bytes_total",
-        "counter",
-        "Bytes of the packets decided other than by country.",
-        &class_rows(|c| c.bytes, "regionfilter_class_bytes_total"),
+    class_family(
+        out,
+        all,
+        (
+            "regionfilter_class_bytes_total",
+            "Bytes of the packets decided other than by country.",
+        ),
+        |c| c.bytes,
     );
+}
+
+/// The per-interface facts: samples lost, the data's build and update times, its size, the
+/// active half and content.
+fn fact_families(out: &mut String, all: &[InterfaceMetrics]) {
     interface_family(
-        &mut out,
+        out,
         (
             "regionfilter_samples_lost_total",
             "counter",
@@ -209,7 +235,7 @@ pub fn exposition(all: &[InterfaceMetrics]) -> String {
         }),
     );
     interface_family(
-        &mut out,
+        out,
         (
             "regionfilter_data_build_timestamp_seconds",
             "gauge",
@@ -218,7 +244,7 @@ pub fn exposition(all: &[InterfaceMetrics]) -> String {
         all.iter().map(|m| (&m.iface, m.data_built)),
     );
     interface_family(
-        &mut out,
+        out,
         (
             "regionfilter_last_update_timestamp_seconds",
             "gauge",
@@ -227,7 +253,7 @@ pub fn exposition(all: &[InterfaceMetrics]) -> String {
         all.iter().map(|m| (&m.iface, m.updated_at)),
     );
     interface_family(
-        &mut out,
+        out,
         (
             "regionfilter_generation",
             "gauge",
@@ -235,24 +261,21 @@ pub fn exposition(all: &[InterfaceMetrics]) -> String {
         ),
         all.iter().map(|m| (&m.iface, Some(m.generation))),
     );
-    family(
-        &mut out,
+    header(
+        out,
         "regionfilter_content_info",
         "gauge",
         "Always 1: the content hash of the active data and policy, and the lookup.",
-        &|out: &mut String| {
-            for m in all {
-                let _ = writeln!(
-                    out,
-                    "regionfilter_content_info{{interface=\"{}\",content_hash=\"{}\",lookup=\"{}\"}} 1",
-                    escape(m.iface.as_str()),
-                    escape(&m.content_hash),
-                    m.lookup
-                );
-            }
-        },
     );
-    out
+    for m in all {
+        let _ = writeln!(
+            out,
+            "regionfilter_content_info{{interface=\"{}\",content_hash=\"{}\",lookup=\"{}\"}} 1",
+            escape(m.iface.as_str()),
+            escape(&m.content_hash),
+            m.lookup
+        );
+    }
 }
 
 /// Every country series of one interface: the data's countries and any other country with
