@@ -142,7 +142,48 @@ impl PolicySpec {
             || "the policy file".to_owned(),
             |path| format!("policy file {}", path.display()),
         );
-        let scope = if services {
+        let scope = self.scope(&file, &groups, other_judged, &in_file)?;
+        // Both were checked for host bits where they were parsed.
+        let cidrs = |from_file: &[IpNet], flags: &[IpNet]| -> Vec<IpNet> {
+            from_file.iter().chain(flags).copied().collect()
+        };
+        // Like the CIDRs, the file's and the flags' prefixes add up.
+        let nat64_prefixes = nat64_list(&file.nat64_prefixes, &self.nat64_prefix)?;
+        let allow_cidrs = cidrs(&file.allow_cidrs, &self.allow_cidr);
+        let deny_cidrs = cidrs(&file.deny_cidrs, &self.deny_cidr);
+        warn_nat64_exceptions(&nat64_prefixes, allow_cidrs.iter().chain(&deny_cidrs));
+        Ok(Policy {
+            mode,
+            countries,
+            unknown: self.unknown.or(file.unknown).unwrap_or(Action::Pass),
+            malformed: self.malformed.or(file.malformed).unwrap_or(Action::Pass),
+            allow_cidrs,
+            deny_cidrs,
+            nat64_prefixes,
+            icmp_errors: self.icmp_errors.or(file.icmp_errors).unwrap_or_default(),
+            dry_run: self.dry_run,
+            local: self.local.or(file.local).unwrap_or(Action::Pass),
+            tcp: self.tcp.or(file.tcp).unwrap_or_default(),
+            scope,
+            samples: match self.samples.or(file.samples).unwrap_or(0) {
+                n if n > MAX_SAMPLES => {
+                    bail!("samples = {n} in the policy file: give at most {MAX_SAMPLES} per second")
+                }
+                n => n,
+            },
+        })
+    }
+
+    /// The port scope: the file's services (each with its own list and ports), else the
+    /// ports of the flags or the file, else the whole host.
+    fn scope(
+        &self,
+        file: &PolicyFile,
+        groups: &Groups,
+        other_judged: bool,
+        in_file: &str,
+    ) -> Result<Scope> {
+        let scope = if !file.service.is_empty() {
             if self.ports.is_some() || file.ports.is_some() {
                 bail!(
                     "{in_file} has [[service]] tables: give each service its ports there \
@@ -181,40 +222,12 @@ impl PolicySpec {
                 (None, None) => Scope::Host,
             }
         };
-        if services {
-            scope.validate().with_context(|| in_file.clone())?;
+        if !file.service.is_empty() {
+            scope.validate().with_context(|| in_file.to_owned())?;
         } else {
             scope.validate()?;
         }
-        // Both were checked for host bits where they were parsed.
-        let cidrs = |from_file: &[IpNet], flags: &[IpNet]| -> Vec<IpNet> {
-            from_file.iter().chain(flags).copied().collect()
-        };
-        // Like the CIDRs, the file's and the flags' prefixes add up.
-        let nat64_prefixes = nat64_list(&file.nat64_prefixes, &self.nat64_prefix)?;
-        let allow_cidrs = cidrs(&file.allow_cidrs, &self.allow_cidr);
-        let deny_cidrs = cidrs(&file.deny_cidrs, &self.deny_cidr);
-        warn_nat64_exceptions(&nat64_prefixes, allow_cidrs.iter().chain(&deny_cidrs));
-        Ok(Policy {
-            mode,
-            countries,
-            unknown: self.unknown.or(file.unknown).unwrap_or(Action::Pass),
-            malformed: self.malformed.or(file.malformed).unwrap_or(Action::Pass),
-            allow_cidrs,
-            deny_cidrs,
-            nat64_prefixes,
-            icmp_errors: self.icmp_errors.or(file.icmp_errors).unwrap_or_default(),
-            dry_run: self.dry_run,
-            local: self.local.or(file.local).unwrap_or(Action::Pass),
-            tcp: self.tcp.or(file.tcp).unwrap_or_default(),
-            scope,
-            samples: match self.samples.or(file.samples).unwrap_or(0) {
-                n if n > MAX_SAMPLES => {
-                    bail!("samples = {n} in the policy file: give at most {MAX_SAMPLES} per second")
-                }
-                n => n,
-            },
-        })
+        Ok(scope)
     }
 }
 
