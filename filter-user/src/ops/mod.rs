@@ -15,6 +15,8 @@ pub mod metrics;
 pub mod policy_spec;
 pub mod privileges;
 pub mod samples;
+pub mod stats;
+pub mod status;
 pub mod update;
 
 pub use error::{ErrorKind, OpError};
