@@ -9,7 +9,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{MapData, RingBuf};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use super::{
@@ -17,9 +16,8 @@ use super::{
     Shared,
 };
 use crate::{
-    kernel::{maps::FilterMaps, pins},
     model::iface::IfaceName,
-    ops::samples::{decode, describe},
+    ops::samples::{describe, Opened, SampleRing},
 };
 
 /// Runs until the agent is stopping.
@@ -27,18 +25,14 @@ pub fn spawn(shared: Arc<Shared>) -> JoinHandle<()> {
     std::thread::spawn(move || run(&shared))
 }
 
-fn open(shared: &Shared, ifaces: &[IfaceName]) -> Vec<(IfaceName, RingBuf<MapData>)> {
-    let mut rings = Vec::new();
-    for iface in ifaces {
-        let dir = shared.layout.pin_dir(iface);
-        if !pins::attached(&dir) {
-            continue;
-        }
-        if let Ok(maps) = FilterMaps::open_pinned(&dir) {
-            rings.push((iface.clone(), maps.samples));
-        }
-    }
-    rings
+fn open(shared: &Shared, ifaces: &[IfaceName]) -> Vec<SampleRing> {
+    ifaces
+        .iter()
+        .filter_map(|iface| match SampleRing::open(&shared.layout, iface) {
+            Ok(Opened::Ring(ring)) => Some(ring),
+            _ => None,
+        })
+        .collect()
 }
 
 /// CLOCK_MONOTONIC now, in the kernel's sample time unit.
@@ -78,9 +72,9 @@ fn run(shared: &Shared) {
             window = Instant::now();
             (logged, held_back) = (0, 0);
         }
-        for (iface, ring) in &mut rings {
-            while let Some(item) = ring.next() {
-                let Some(sample) = decode(&item).filter(|s| s.time_ns >= started) else {
+        for ring in &mut rings {
+            while let Some(sample) = ring.next() {
+                let Some(sample) = sample.filter(|s| s.time_ns >= started) else {
                     continue;
                 };
                 if logged >= per_sec {
@@ -88,7 +82,7 @@ fn run(shared: &Shared) {
                     continue;
                 }
                 logged += 1;
-                let s = describe(iface, &sample);
+                let s = describe(&ring.iface, &sample);
                 let port = s.dport.map_or_else(String::new, |p| p.to_string());
                 event(
                     Level::Info,
@@ -110,7 +104,7 @@ fn run(shared: &Shared) {
         // Wakes for new samples, and at least once a second for `stop` and the window.
         let mut fds: Vec<PollFd<'_>> = rings
             .iter()
-            .map(|(_, ring)| PollFd::new(ring, PollFlags::IN))
+            .map(|ring| PollFd::new(ring, PollFlags::IN))
             .collect();
         let timeout = Timespec::try_from(Duration::from_secs(1)).expect("one second");
         let _ = poll(&mut fds, Some(&timeout));

@@ -4,7 +4,6 @@
 use std::{io::IsTerminal as _, net::IpAddr};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use aya::programs::Xdp;
 
 use super::status::describe_source;
 use crate::cli::args::{DataArgs, PolicyArgs};
@@ -14,15 +13,12 @@ use crate::{
         paint::{self, Entries},
         RegionSet,
     },
-    kernel::maps::{hash_bytes, hash_hex, FilterMaps},
-    kernel::placement::{self, Condition},
-    kernel::program,
     kernel::selftest,
     kernel::slots::Slot,
     model::iface::IfaceName,
     model::policy::{action_name, judged_with, Action, Judged, Mode, Policy},
     model::scope::{mode_name, ports_text, PortRange, Proto, Scope},
-    ops::known_good::KnownGood,
+    ops::explain::LiveFilter,
     state::Layout,
 };
 
@@ -111,51 +107,11 @@ fn live(
     addrs: &[IpAddr],
     port: Option<PortRange>,
 ) -> Result<()> {
-    let pin_dir = layout.pin_dir(iface);
-    // A verdict from a filter that judges no packet of `iface` would answer the wrong question.
-    let condition = placement::condition(layout, iface)?;
-    if let Some(problem) = condition.problem(iface, &pin_dir) {
-        let advice = match condition {
-            Condition::Moved(_) => {
-                "its verdicts are not the interface's; `regionfilter status` says more"
-            }
-            Condition::Absent | Condition::Foreign => {
-                "`regionfilter status` lists attached interfaces"
-            }
-            _ => "`regionfilter detach --iface` removes the pins",
-        };
-        bail!("{problem}; {advice}");
-    }
-    let maps = FilterMaps::open_pinned(&pin_dir)?;
-    let (half, settings) = maps.active()?;
-    let kernel_hash = settings.content_hash;
-    let artifact = KnownGood::new(&layout.lib_dir, iface)
-        .current()?
-        .with_context(|| {
-            format!(
-                "no known-good copy of {iface}'s data in {}",
-                layout.lib_dir.display()
-            )
-        })?;
-    if hash_bytes(&artifact.header.content_hash).ok() != Some(kernel_hash) {
-        bail!(
-            "the known-good copy of {iface}'s data (sha256 {}) is not what the kernel holds (sha256 {}), \
-             so it was changed outside regionfilter: put the matching copy back, or run an \
-             update that changes the content, which writes it anew",
-            artifact.header.content_hash,
-            hash_hex(&kernel_hash)
-        );
-    }
-    let policy = artifact
-        .header
-        .policy
-        .clone()
-        .context("the known-good copy carries no policy")?;
-    let mut ebpf = program::load_selftest(&pin_dir, half)?;
-    let judge: &mut Xdp = ebpf
-        .program_mut(filter_common::SELFTEST_PROGRAM)
-        .context("self-test program missing from the embedded object")?
-        .try_into()?;
+    let LiveFilter {
+        artifact,
+        policy,
+        mut program,
+    } = LiveFilter::open(layout, iface)?;
     let model = Model::new(&artifact.regions, &policy);
     let painted = paint::entries(&artifact.regions, Some(&policy));
     let packets = probes(&policy, port);
@@ -165,7 +121,7 @@ fn live(
         let mut agrees = true;
         for (i, &packet) in packets.iter().enumerate() {
             let frame = selftest::frame_to(given, packet);
-            let (slot, action) = selftest::judge(judge, &frame)?;
+            let (slot, action) = program.judge(&frame)?;
             let want = model.judge_frame(&frame, false);
             let kernel = format!(
                 "{} ({})",

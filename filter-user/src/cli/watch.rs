@@ -7,10 +7,8 @@ use anyhow::{bail, Context as _, Result};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use crate::{
-    kernel::maps::FilterMaps,
-    kernel::pins::{self, PinState},
     model::iface::IfaceName,
-    ops::samples::{decode, describe, SampleLine},
+    ops::samples::{describe, Opened, SampleLine, SampleRing},
     state::Layout,
 };
 
@@ -38,9 +36,9 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
     };
     let mut rings = Vec::new();
     for iface in ifaces {
-        match pins::inspect(&layout.pin_dir(&iface))? {
-            PinState::Attached { .. } => {}
-            PinState::Gone => {
+        let mut ring = match SampleRing::open(layout, &iface)? {
+            Opened::Ring(ring) => ring,
+            Opened::Gone => {
                 let gone = format!(
                     "the interface {iface} is gone (deleted or re-created after the attach): \
                      nothing filters it, so no samples come"
@@ -51,25 +49,21 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
                 eprintln!("note: {gone}");
                 continue;
             }
-            _ if args.iface.is_some() => bail!(
+            Opened::NotAttached if args.iface.is_some() => bail!(
                 "regionfilter is not attached to {iface}; `regionfilter status` lists attached interfaces"
             ),
-            _ => continue,
-        }
-        let maps = FilterMaps::open_pinned(&layout.pin_dir(&iface))?;
-        let rate = maps.active_settings()?.samples_per_sec;
-        if rate == 0 {
+            Opened::NotAttached => continue,
+        };
+        if ring.per_sec == 0 {
             eprintln!(
                 "note: drop sampling is off on {iface}: `regionfilter update --iface {iface} --samples 20` turns it on"
             );
         }
         // A drain reports every sample lost since the attach; a live view, those from now on.
-        let lost = if args.drain {
-            0
-        } else {
-            samples_lost(&maps.counters)
-        };
-        rings.push((iface, maps.samples, maps.counters, lost));
+        if args.drain {
+            ring.count_from_attach();
+        }
+        rings.push(ring);
     }
     if rings.is_empty() {
         bail!("regionfilter is not attached to any interface");
@@ -78,29 +72,28 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
     let done = |printed: u64| args.count.is_some_and(|n| printed >= n);
     // Samples queued before now are old news for a live view.
     if !args.drain {
-        for (_, ring, _, _) in &mut rings {
-            while ring.next().is_some() {}
+        for ring in &mut rings {
+            ring.skip_queued();
         }
     }
     loop {
-        for (iface, ring, counters, lost) in &mut rings {
+        for ring in &mut rings {
             // Samples the kernel had no room for since the last look: said, not hidden.
-            let now = samples_lost(counters);
-            if now > *lost {
+            let lost = ring.newly_lost();
+            if lost > 0 {
                 eprintln!(
-                    "note: {iface}: {} drop samples lost (the ring was full: this reader did not keep up)",
-                    now - *lost
+                    "note: {}: {lost} drop samples lost (the ring was full: this reader did not keep up)",
+                    ring.iface
                 );
-                *lost = now;
             }
-            while let Some(item) = ring.next() {
+            while let Some(sample) = ring.next() {
                 if done(printed) {
                     return Ok(());
                 }
-                let Some(sample) = decode(&item) else {
+                let Some(sample) = sample else {
                     continue;
                 };
-                let line = describe(iface, &sample);
+                let line = describe(&ring.iface, &sample);
                 if args.json {
                     println!("{}", serde_json::to_string(&line)?);
                 } else {
@@ -115,14 +108,12 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
         // A filter detached (or whose interface went) meanwhile sends nothing more: say so,
         // and stop when none is left rather than wait for ever.
         let before = rings.len();
-        rings.retain(|(iface, _, _, _)| {
-            let live = !matches!(
-                pins::inspect(&layout.pin_dir(iface)),
-                Ok(PinState::Absent | PinState::Gone)
-            );
+        rings.retain(|ring| {
+            let live = ring.still_sending(layout);
             if !live {
                 eprintln!(
-                    "note: {iface} was detached or its interface went: no more samples from it"
+                    "note: {} was detached or its interface went: no more samples from it",
+                    ring.iface
                 );
             }
             live
@@ -132,7 +123,7 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
         }
         let mut fds: Vec<PollFd<'_>> = rings
             .iter()
-            .map(|(_, ring, _, _)| PollFd::new(ring, PollFlags::IN))
+            .map(|ring| PollFd::new(ring, PollFlags::IN))
             .collect();
         let timeout = Timespec::try_from(Duration::from_secs(1)).expect("one second");
         poll(&mut fds, Some(&timeout)).context("cannot wait for drop samples")?;
@@ -158,14 +149,4 @@ fn text(l: &SampleLine) -> String {
         l.verdict.replace('_', " "),
         l.length
     )
-}
-
-/// The `SLOT_SAMPLES_LOST` counter summed over the CPUs (0 when it cannot be read).
-fn samples_lost(
-    counters: &aya::maps::PerCpuArray<aya::maps::MapData, filter_common::Counter>,
-) -> u64 {
-    counters
-        .get(&filter_common::SLOT_SAMPLES_LOST, 0)
-        .map(|per_cpu| per_cpu.iter().map(|c| c.packets).sum())
-        .unwrap_or(0)
 }

@@ -7,6 +7,7 @@ pub mod detach;
 pub mod download;
 pub mod error;
 pub mod exit;
+pub mod explain;
 pub mod guards;
 pub mod known_good;
 pub mod lock;

@@ -1,15 +1,114 @@
 //! Drop samples: what the program writes into its ring buffer, decoded into what `watch` and
 //! the agent print.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    os::fd::{AsFd, BorrowedFd},
+};
 
-use filter_common::DropSample;
+use anyhow::Result;
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use filter_common::{Counter, DropSample};
 use serde::Serialize;
 
 use crate::{
+    kernel::maps::FilterMaps,
+    kernel::pins::{self, PinState},
     kernel::slots::{EntryClass, Slot, Verdict},
     model::iface::IfaceName,
+    state::Layout,
 };
+
+/// What opening an interface's drop samples found.
+pub enum Opened {
+    Ring(SampleRing),
+    /// The interface the filter was attached to is gone: nothing filters it, no samples come.
+    Gone,
+    /// No filter (or an attach that did not finish).
+    NotAttached,
+}
+
+/// One filter's drop-sample ring, opened for reading, with the counter of samples the kernel
+/// had no room for.
+pub struct SampleRing {
+    pub iface: IfaceName,
+    /// Samples per second and CPU the active half allows; 0: sampling is off.
+    pub per_sec: u32,
+    ring: RingBuf<MapData>,
+    counters: PerCpuArray<MapData, Counter>,
+    lost_seen: u64,
+}
+
+impl SampleRing {
+    /// Opens the ring of `iface`'s attached filter.
+    pub fn open(layout: &Layout, iface: &IfaceName) -> Result<Opened> {
+        let dir = layout.pin_dir(iface);
+        match pins::inspect(&dir)? {
+            PinState::Attached { .. } => {}
+            PinState::Gone => return Ok(Opened::Gone),
+            _ => return Ok(Opened::NotAttached),
+        }
+        let maps = FilterMaps::open_pinned(&dir)?;
+        let per_sec = maps.active_settings()?.samples_per_sec;
+        let mut ring = Self {
+            iface: iface.clone(),
+            per_sec,
+            ring: maps.samples,
+            counters: maps.counters,
+            lost_seen: 0,
+        };
+        ring.lost_seen = ring.lost_total();
+        Ok(Opened::Ring(ring))
+    }
+
+    /// The next sample waiting: `None` when the ring is empty, `Some(None)` for a record this
+    /// build cannot read.
+    pub fn next(&mut self) -> Option<Option<DropSample>> {
+        self.ring.next().map(|item| decode(&item))
+    }
+
+    /// Drops every sample waiting (old news for a live view).
+    pub fn skip_queued(&mut self) {
+        while self.ring.next().is_some() {}
+    }
+
+    /// Samples lost to a full ring since the filter was attached (0 when unreadable).
+    pub fn lost_total(&self) -> u64 {
+        self.counters
+            .get(&filter_common::SLOT_SAMPLES_LOST, 0)
+            .map(|per_cpu| per_cpu.iter().map(|c| c.packets).sum())
+            .unwrap_or(0)
+    }
+
+    /// Samples lost since the last call (or since the ring was opened, or since the attach
+    /// after [`Self::count_from_attach`]).
+    pub fn newly_lost(&mut self) -> u64 {
+        let now = self.lost_total();
+        let new = now.saturating_sub(self.lost_seen);
+        self.lost_seen = self.lost_seen.max(now);
+        new
+    }
+
+    /// Counts lost samples from the attach, not from the opening.
+    pub fn count_from_attach(&mut self) {
+        self.lost_seen = 0;
+    }
+
+    /// Whether the filter can still send samples: not detached, its interface not gone.
+    #[must_use]
+    pub fn still_sending(&self, layout: &Layout) -> bool {
+        !matches!(
+            pins::inspect(&layout.pin_dir(&self.iface)),
+            Ok(PinState::Absent | PinState::Gone)
+        )
+    }
+}
+
+impl AsFd for SampleRing {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.ring.as_fd()
+    }
+}
 
 /// One sample as `watch --json` prints it.
 #[derive(Debug, Serialize)]
