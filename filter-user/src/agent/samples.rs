@@ -29,7 +29,7 @@ fn open(shared: &Shared, ifaces: &[IfaceName]) -> Vec<SampleRing> {
     ifaces
         .iter()
         .filter_map(|iface| match SampleRing::open(&shared.layout, iface) {
-            Ok(Opened::Ring(ring)) => Some(ring),
+            Ok(Opened::Ring(ring)) => Some(*ring),
             _ => None,
         })
         .collect()
@@ -73,7 +73,7 @@ fn run(shared: &Shared) {
             (logged, held_back) = (0, 0);
         }
         for ring in &mut rings {
-            while let Some(sample) = ring.next() {
+            while let Some(sample) = ring.next_sample() {
                 let Some(sample) = sample.filter(|s| s.time_ns >= started) else {
                     continue;
                 };

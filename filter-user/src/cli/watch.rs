@@ -37,7 +37,7 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
     let mut rings = Vec::new();
     for iface in ifaces {
         let mut ring = match SampleRing::open(layout, &iface)? {
-            Opened::Ring(ring) => ring,
+            Opened::Ring(ring) => *ring,
             Opened::Gone => {
                 let gone = format!(
                     "the interface {iface} is gone (deleted or re-created after the attach): \
@@ -86,7 +86,7 @@ pub fn run(layout: &Layout, args: &WatchArgs) -> Result<()> {
                     ring.iface
                 );
             }
-            while let Some(sample) = ring.next() {
+            while let Some(sample) = ring.next_sample() {
                 if done(printed) {
                     return Ok(());
                 }

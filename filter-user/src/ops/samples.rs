@@ -21,7 +21,7 @@ use crate::{
 
 /// What opening an interface's drop samples found.
 pub enum Opened {
-    Ring(SampleRing),
+    Ring(Box<SampleRing>),
     /// The interface the filter was attached to is gone: nothing filters it, no samples come.
     Gone,
     /// No filter (or an attach that did not finish).
@@ -58,12 +58,12 @@ impl SampleRing {
             lost_seen: 0,
         };
         ring.lost_seen = ring.lost_total();
-        Ok(Opened::Ring(ring))
+        Ok(Opened::Ring(Box::new(ring)))
     }
 
     /// The next sample waiting: `None` when the ring is empty, `Some(None)` for a record this
     /// build cannot read.
-    pub fn next(&mut self) -> Option<Option<DropSample>> {
+    pub fn next_sample(&mut self) -> Option<Option<DropSample>> {
         self.ring.next().map(|item| decode(&item))
     }
 
