@@ -193,3 +193,95 @@ fn metrics(shared: &Shared) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use http_body_util::BodyExt as _;
+
+    use super::*;
+    use crate::{agent::config::Config, state::Layout};
+
+    /// A Shared for one configured interface, `eth0`, over empty directories: nothing attached.
+    fn shared(dir: &Path) -> Shared {
+        let config = Config::parse(
+            "[[interface]]\nname = \"eth0\"\ndb = [\"a.mmdb\"]\npolicy = { deny = [\"GB\"] }\n",
+            dir,
+        )
+        .unwrap();
+        let layout = Layout {
+            pin_root: dir.join("pins"),
+            state_dir: dir.join("state"),
+            lib_dir: dir.join("lib"),
+        };
+        let shared = Shared::new(layout, &config);
+        shared.track(&"eth0".parse().unwrap());
+        shared
+    }
+
+    fn answer(shared: &Shared, method: Method, path: &str) -> (StatusCode, String, String) {
+        let response = respond(shared, &method, path);
+        let status = response.status();
+        let kind = response.headers()["Content-Type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = futures_body(response.into_body());
+        (status, kind, body)
+    }
+
+    fn futures_body(body: Full<Bytes>) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = rt.block_on(body.collect()).unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn health_says_which_interface_is_not_ready_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let (status, _, body) = answer(&shared, Method::GET, "/healthz");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.starts_with("not ready:\neth0: "), "{body}");
+    }
+
+    #[test]
+    fn metrics_carry_the_agents_own_series_without_any_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let (status, kind, body) = answer(&shared, Method::GET, "/metrics");
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(kind, "text/plain; version=0.0.4; charset=utf-8");
+        assert!(
+            body.contains("regionfilter_interface_ready{interface=\"eth0\"} 0\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("regionfilter_refresh_failures_total{interface=\"eth0\"} 0\n"),
+            "{body}"
+        );
+        // No filter attached: no counter series.
+        assert!(!body.contains("regionfilter_packets_total{"), "{body}");
+    }
+
+    #[test]
+    fn other_methods_and_paths_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let (status, _, body) = answer(&shared, Method::POST, "/metrics");
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::METHOD_NOT_ALLOWED, "GET only\n")
+        );
+        let (status, _, body) = answer(&shared, Method::GET, "/");
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::NOT_FOUND, "not found: /metrics or /healthz\n")
+        );
+        let (status, _, _) = answer(&shared, Method::HEAD, "/healthz");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+}
