@@ -29,10 +29,12 @@ enum Task {
     /// Set up, then show the filter dropping two countries' packets between two namespaces and
     /// switching to another policy with `update`.
     Demo,
-    /// rustfmt check, clippy -D warnings on the userspace crates and the eBPF crate, and a check
-    /// that the man pages and completions in contrib/ match the CLI.
+    /// The layer guard, rustfmt check, clippy -D warnings on the userspace crates and the eBPF
+    /// crate, and a check that the man pages and completions in contrib/ and the exit table in
+    /// docs/updates.md match the code.
     Lint,
-    /// Regenerate the man pages and shell completions in contrib/ from the CLI definition.
+    /// Regenerate the man pages and shell completions in contrib/ from the CLI definition, and
+    /// the exit table in docs/updates.md from `ops::exit::Exit`.
     Docs,
     /// Set up, then measure per-packet, end-to-end and control-plane costs on the full-world
     /// database and regenerate BENCHMARKS.md (a few minutes; never part of `test`).
@@ -76,7 +78,7 @@ fn main() -> Result<()> {
             ])
         }
         Task::Lint => lint(),
-        Task::Docs => docs(CONTRIB),
+        Task::Docs => docs(),
         Task::Bench { only } => {
             setup::run()?;
             build_cli()?;
@@ -176,11 +178,54 @@ fn cargo_path() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-/// Where the generated man pages and completions live.
+/// Where the generated man pages and completions live (`man/`, `completions/`).
 const CONTRIB: &str = "contrib";
 
-/// Writes the man pages and completions under `dir` (`man/`, `completions/`).
-fn docs(dir: &str) -> Result<()> {
+/// The page that holds the exit-status table, between [`EXIT_TABLE_START`] and
+/// [`EXIT_TABLE_END`].
+const EXIT_TABLE_PAGE: &str = "docs/updates.md";
+const EXIT_TABLE_START: &str = "<!-- exit-table:start -->\n";
+const EXIT_TABLE_END: &str = "<!-- exit-table:end -->";
+
+/// Regenerates everything the docs take from the code: the man pages and completions in
+/// contrib/ (files the generator no longer writes are removed: those directories hold only
+/// generated files) and the exit-status table in docs/updates.md.
+fn docs() -> Result<()> {
+    let root = workspace_root();
+    let scratch = root.join("target/docs-gen");
+    generate_docs(&scratch)?;
+    for sub in ["man", "completions"] {
+        let (from, to) = (scratch.join(sub), root.join(CONTRIB).join(sub));
+        std::fs::create_dir_all(&to).with_context(|| format!("cannot create {}", to.display()))?;
+        let generated = file_names(&from)?;
+        for stale in file_names(&to)?.iter().filter(|f| !generated.contains(f)) {
+            std::fs::remove_file(to.join(stale))
+                .with_context(|| format!("cannot remove {}/{stale}", to.display()))?;
+        }
+        for file in &generated {
+            std::fs::copy(from.join(file), to.join(file))
+                .with_context(|| format!("cannot copy {file} into {}", to.display()))?;
+        }
+    }
+    let page = root.join(EXIT_TABLE_PAGE);
+    let text = std::fs::read_to_string(&page)
+        .with_context(|| format!("cannot read {}", page.display()))?;
+    let table = std::fs::read_to_string(scratch.join("exit-table.md"))
+        .context("the docs generator wrote no exit-table.md")?;
+    let spliced = splice_exit_table(&text, &table).with_context(|| EXIT_TABLE_PAGE)?;
+    if spliced != text {
+        std::fs::write(&page, spliced)
+            .with_context(|| format!("cannot write {}", page.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs the generator (the regionfilter-docs bin of the test kit, which links filter-user):
+/// `man/`, `completions/` and `exit-table.md` under `dir`, emptied first.
+fn generate_docs(dir: &std::path::Path) -> Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
     cargo(&[
         "run",
         "--quiet",
@@ -189,20 +234,61 @@ fn docs(dir: &str) -> Result<()> {
         "--bin",
         "regionfilter-docs",
         "--",
-        dir,
+        &dir.display().to_string(),
     ])
 }
 
-/// Fails if the committed man pages or completions differ from what the CLI generates now.
-fn check_docs() -> Result<()> {
-    let scratch = std::path::Path::new("target/docs-check");
-    if scratch.exists() {
-        std::fs::remove_dir_all(scratch).context("cannot clear target/docs-check")?;
+/// The names of the files in `dir`, sorted; none when it does not exist.
+fn file_names(dir: &std::path::Path) -> Result<Vec<String>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        files.push(entry?.file_name().to_string_lossy().into_owned());
     }
-    docs(&scratch.display().to_string())?;
-    let stale = docs_diff(scratch, std::path::Path::new(CONTRIB))?;
+    files.sort();
+    Ok(files)
+}
+
+/// `text` with the block between the exit-table markers replaced by `table`.
+fn splice_exit_table(text: &str, table: &str) -> Result<String> {
+    let Some(start) = text.find(EXIT_TABLE_START) else {
+        bail!("no `{}` marker", EXIT_TABLE_START.trim_end());
+    };
+    let body = start + EXIT_TABLE_START.len();
+    let Some(length) = text[body..].find(EXIT_TABLE_END) else {
+        bail!(
+            "no `{EXIT_TABLE_END}` after `{}`",
+            EXIT_TABLE_START.trim_end()
+        );
+    };
+    if text[body + length..].contains(EXIT_TABLE_START) {
+        bail!("more than one exit table");
+    }
+    Ok(format!(
+        "{}{table}{}",
+        &text[..body],
+        &text[body + length..]
+    ))
+}
+
+/// Fails if the committed man pages, completions or exit table differ from what the code
+/// generates now.
+fn check_docs() -> Result<()> {
+    let root = workspace_root();
+    let scratch = root.join("target/docs-check");
+    generate_docs(&scratch)?;
+    let stale = docs_diff(&scratch, &root.join(CONTRIB))?;
     if let Some(file) = stale {
         bail!("contrib/ is stale ({file} differs from the CLI's definition): run `cargo xtask docs` and commit the result");
+    }
+    let text = std::fs::read_to_string(root.join(EXIT_TABLE_PAGE))
+        .with_context(|| format!("cannot read {EXIT_TABLE_PAGE}"))?;
+    let table = std::fs::read_to_string(scratch.join("exit-table.md"))
+        .context("the docs generator wrote no exit-table.md")?;
+    if splice_exit_table(&text, &table).with_context(|| EXIT_TABLE_PAGE)? != text {
+        bail!("{EXIT_TABLE_PAGE}'s exit table differs from filter_user::ops::exit::Exit: run `cargo xtask docs` and commit the result");
     }
     Ok(())
 }
@@ -212,11 +298,8 @@ fn docs_diff(generated: &std::path::Path, committed: &std::path::Path) -> Result
     let list = |root: &std::path::Path| -> Result<Vec<String>> {
         let mut files = Vec::new();
         for sub in ["man", "completions"] {
-            let Ok(entries) = std::fs::read_dir(root.join(sub)) else {
-                continue;
-            };
-            for entry in entries {
-                files.push(format!("{sub}/{}", entry?.file_name().to_string_lossy()));
+            for name in file_names(&root.join(sub))? {
+                files.push(format!("{sub}/{name}"));
             }
         }
         files.sort();
@@ -311,7 +394,24 @@ fn cargo(args: &[&str]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{count_before, docs_diff};
+    use super::{count_before, docs_diff, splice_exit_table};
+
+    #[test]
+    fn the_exit_table_is_replaced_between_its_markers_only() {
+        let page = "# Updates\n\nbefore\n<!-- exit-table:start -->\n| old |\n<!-- exit-table:end -->\n\nafter\n";
+        let table = "| exit | meaning |\n|---|---|\n| 0 | ok |\n";
+        let new = splice_exit_table(page, table).unwrap();
+        assert_eq!(
+            new,
+            "# Updates\n\nbefore\n<!-- exit-table:start -->\n| exit | meaning |\n|---|---|\n| 0 | ok |\n<!-- exit-table:end -->\n\nafter\n"
+        );
+        // Up to date: splicing again changes nothing, which is what the check compares.
+        assert_eq!(splice_exit_table(&new, table).unwrap(), new);
+        assert!(splice_exit_table("no markers\n", table).is_err());
+        assert!(splice_exit_table("<!-- exit-table:start -->\n| x |\n", table).is_err());
+        let twice = format!("{new}{new}");
+        assert!(splice_exit_table(&twice, table).is_err());
+    }
 
     #[test]
     fn stale_docs_are_found_by_name() {
