@@ -138,13 +138,12 @@ impl Instance {
     /// `regionfilter attach --iface IFACE --db <MaxMind's test database> --mode skb POLICY...`
     /// inside `ns`, required to succeed; returns stdout.
     pub fn attach_test_db(&self, ns: &NetNs, iface: &str, policy: &[&str]) -> Result<String> {
-        let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
         let mut args = vec![
             "attach",
             "--iface",
             iface,
             "--db",
-            db.to_str().expect("UTF-8 fixture path"),
+            crate::consts::TEST_DB.as_str(),
             "--mode",
             "skb",
         ];

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod consts;
 pub mod frame;
 pub mod http;
 pub mod kernel;

@@ -11,15 +11,13 @@ use std::{fs, net::IpAddr, path::PathBuf, process::Command, time::Duration};
 use integration_tests::{
     agent::{get, Agent},
     cli::{fixture, Instance},
+    consts::{GB_V4, SE_V4, WAIT},
     netns::{VethPair, RECEIVER_V4},
     prometheus::{promtool_check, series},
     traffic::{self, Receiver},
 };
 
-const GB_V4: &str = "81.2.69.160";
-const SE_V4: &str = "89.160.20.130";
 const COUNT: usize = 12;
-const WAIT: Duration = Duration::from_secs(10);
 const LISTEN: &str = "127.0.0.1:9877";
 /// An interface name no test creates: the agent must fail on it and carry on.
 const MISSING: &str = "rfnosuch0";

@@ -7,7 +7,6 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket},
     path::Path,
     process::Command,
-    sync::LazyLock,
     time::{Duration, Instant},
 };
 
@@ -15,20 +14,11 @@ use filter_user::{
     kernel::maps::FilterMaps, kernel::maps::Lookup, kernel::netdev::LinkLayer, kernel::program,
 };
 use integration_tests::{
-    cli::{country_counts, fixture, Instance},
+    cli::{country_counts, Instance},
+    consts::{GB_V4, JP_V6, SE_V4, TEST_DB, WAIT},
     netns::{run, unique_name, NetNs, VethPair},
     tun::{udp_packet, Tun},
 };
-
-static DB: LazyLock<String> = LazyLock::new(|| {
-    fixture("maxmind/GeoLite2-Country-Test.mmdb")
-        .display()
-        .to_string()
-});
-const GB_V4: &str = "81.2.69.160";
-const SE_V4: &str = "89.160.20.130";
-const JP_V6: &str = "2001:218::1";
-const WAIT: Duration = Duration::from_secs(10);
 
 fn attach<'a>(iface: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
@@ -36,7 +26,7 @@ fn attach<'a>(iface: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         "--iface",
         iface,
         "--db",
-        DB.as_str(),
+        TEST_DB.as_str(),
         "--deny",
         "GB",
     ];
@@ -388,7 +378,7 @@ fn raw_ip_links_are_judged_by_their_ip_header() {
         .ok(
             Some(&ns),
             &[
-                "attach", "--iface", &tun.name, "--db", &DB, "--deny", "GB,JP", "--mode", "skb",
+                "attach", "--iface", &tun.name, "--db", &TEST_DB, "--deny", "GB,JP", "--mode", "skb",
             ],
         )
         .unwrap();

@@ -6,15 +6,13 @@ use std::{net::IpAddr, time::Duration};
 
 use integration_tests::{
     cli::{country_packets, Instance},
+    consts::{GB_V4, SE_V4, WAIT},
     netns::{VethPair, RECEIVER_V4},
     prometheus::{self, promtool_check},
     traffic::{self, Receiver},
 };
 
-const GB_V4: &str = "81.2.69.160";
-const SE_V4: &str = "89.160.20.130";
 const COUNT: usize = 12;
-const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn the_prometheus_exposition_passes_promtool_and_counts_what_was_sent() {

@@ -1,21 +1,16 @@
 //! The real CLI attaches the filter to a veth end inside a namespace; real UDP packets from
 //! addresses of several countries cross the pair. Native and SKB mode.
 
-use std::{net::IpAddr, sync::LazyLock, time::Duration};
+use std::{net::IpAddr, time::Duration};
 
 use integration_tests::{
     cli::{country_counts, country_packets, fixture, Instance},
+    consts::{CH_V6, GB_V4, JP_V6, SE_V4, TEST_DB, WAIT},
     netns::{VethPair, RECEIVER_V4, RECEIVER_V6},
     traffic::{self, Receiver},
 };
 
-/// Sources inside the bundled MaxMind test database (see fixtures/README.md).
-const GB_V4: &str = "81.2.69.160";
-const SE_V4: &str = "89.160.20.130";
-const JP_V6: &str = "2001:218::1";
-const CH_V6: &str = "2a02:d000::1";
 const COUNT: usize = 20;
-const WAIT: Duration = Duration::from_secs(10);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -37,16 +32,9 @@ fn setup(tag: &str) -> VethPair {
     pair
 }
 
-/// The bundled test database.
-static DB: LazyLock<String> = LazyLock::new(|| {
-    fixture("maxmind/GeoLite2-Country-Test.mmdb")
-        .display()
-        .to_string()
-});
-
 /// `attach --iface IFACE --db DB POLICY...`
 fn attach_args<'a>(iface: &'a str, policy: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["attach", "--iface", iface, "--db", DB.as_str()];
+    let mut args = vec!["attach", "--iface", iface, "--db", TEST_DB.as_str()];
     args.extend_from_slice(policy);
     args
 }
@@ -356,7 +344,7 @@ fn compiled_artifact_with_a_policy_file_attaches_as_built() {
         &[
             "compile",
             "--db",
-            DB.as_str(),
+            TEST_DB.as_str(),
             "--policy",
             policy,
             "--out",
