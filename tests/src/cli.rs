@@ -3,7 +3,7 @@
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{bail, Context as _, Result};
@@ -177,14 +177,12 @@ impl Instance {
         timeout: Duration,
         done: impl Fn(&serde_json::Value) -> bool,
     ) -> Result<serde_json::Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let stats = self.stats(iface)?;
-            if done(&stats) || Instant::now() >= deadline {
-                return Ok(stats);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut stats = Ok(serde_json::Value::Null);
+        crate::wait::wait_until(timeout, Duration::from_millis(20), || {
+            stats = self.stats(iface);
+            stats.as_ref().map_or(true, &done)
+        });
+        stats
     }
 
     /// Every pin directory still present under this instance's root.

@@ -13,3 +13,4 @@ pub mod rng;
 pub mod traffic;
 pub mod tun;
 pub mod update;
+pub mod wait;

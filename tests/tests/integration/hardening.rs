@@ -7,7 +7,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket},
     path::Path,
     process::Command,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use filter_user::{
@@ -18,6 +18,7 @@ use integration_tests::{
     consts::{GB_V4, JP_V6, SE_V4, TEST_DB, WAIT},
     netns::{run, unique_name, NetNs, VethPair},
     tun::{udp_packet, Tun},
+    wait::wait_until,
 };
 
 fn attach<'a>(iface: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -232,13 +233,10 @@ fn an_interrupted_attach_is_reported_and_cleaned_up() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + WAIT;
-        while !pin_dir.exists() && Instant::now() < deadline {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        // Until the attach has begun pinning, or has ended.
+        wait_until(WAIT, Duration::from_millis(1), || {
+            pin_dir.exists() || child.try_wait().unwrap().is_some()
+        });
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill();
         child.wait().unwrap();
@@ -404,15 +402,19 @@ fn raw_ip_links_are_judged_by_their_ip_header() {
     }
     // The allowed source arrives; the denied ones were dropped in XDP before any socket.
     let mut got = std::collections::BTreeMap::<String, usize>::new();
-    let deadline = Instant::now() + WAIT;
     let mut buf = [0u8; 512];
-    while got.get(SE_V4).copied().unwrap_or(0) < N && Instant::now() < deadline {
+    // The socket's read timeout paces the polls.
+    wait_until(WAIT, Duration::ZERO, || {
+        if got.get(SE_V4).copied().unwrap_or(0) >= N {
+            return true;
+        }
         if let Ok((len, _)) = socket.recv_from(&mut buf) {
             let tag = String::from_utf8_lossy(&buf[..len]);
             *got.entry(tag.split('#').next().unwrap().to_owned())
                 .or_default() += 1;
         }
-    }
+        false
+    });
     assert_eq!(got.get(SE_V4), Some(&N), "{got:?}");
     assert_eq!(
         got.get(GB_V4),

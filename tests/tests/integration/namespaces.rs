@@ -8,6 +8,7 @@ use integration_tests::{
     consts::{CH_V6, GB_V4, JP_V6, SE_V4, TEST_DB, WAIT},
     netns::{VethPair, RECEIVER_V4, RECEIVER_V6},
     traffic::{self, Receiver},
+    wait::wait_until,
 };
 
 const COUNT: usize = 20;
@@ -655,9 +656,10 @@ fn packet_too_big_from_a_denied_router_still_lowers_the_path_mtu() {
             .unwrap()
             .unwrap();
         let route = || pair.receiver.ip(&["-6", "route", "get", CH_V6]).unwrap();
-        let deadline = std::time::Instant::now() + WAIT;
-        while lowered && !route().contains("mtu 1280") && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        if lowered {
+            wait_until(WAIT, Duration::from_millis(20), || {
+                route().contains("mtu 1280")
+            });
         }
         let stats = inst
             .wait_for_stats(&iface, WAIT, |s| {
@@ -798,10 +800,7 @@ fn neighbour_discovery_from_a_denied_global_address_keeps_the_neighbour() {
         })
         .unwrap()
         .unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    while !neigh().contains("REACHABLE") && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(WAIT, Duration::from_millis(20), || neigh().contains("REACHABLE"));
     assert!(
         neigh().contains("REACHABLE"),
         "the neighbour {JP_V6} was not resolved: {}",
