@@ -37,16 +37,25 @@ pub fn fixture(relative: &str) -> PathBuf {
 /// A private pin root and state directory; removed on drop after detaching what is left.
 pub struct Instance {
     pub pin_root: PathBuf,
+    /// Inside a temporary directory of its own, and absent until a command (or the test)
+    /// creates it, as on a fresh host.
     pub state_dir: PathBuf,
+    /// The state directory's parent; removed on drop.
+    _scratch: tempfile::TempDir,
 }
 
 impl Instance {
     #[must_use]
     pub fn new() -> Self {
         let name = unique_name("rftest");
+        let scratch = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempdir()
+            .expect("a temporary directory");
         Self {
             pin_root: PathBuf::from("/sys/fs/bpf").join(&name),
-            state_dir: std::env::temp_dir().join(name),
+            state_dir: scratch.path().join("state"),
+            _scratch: scratch,
         }
     }
 
@@ -208,7 +217,7 @@ impl Drop for Instance {
     fn drop(&mut self) {
         // Pins keep programs attached after the test: remove them whatever happened.
         let _ = std::fs::remove_dir_all(&self.pin_root);
-        let _ = std::fs::remove_dir_all(&self.state_dir);
+        // `_scratch` removes the state directory.
     }
 }
 

@@ -771,8 +771,10 @@ fn a_bad_config_is_refused_before_anything_starts() {
 
 #[test]
 fn the_unit_files_pass_systemd_analyze_verify() {
-    let dir = std::env::temp_dir().join(integration_tests::netns::unique_name("rfunits"));
-    fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("rfunits")
+        .tempdir()
+        .unwrap();
     let binary = integration_tests::cli::binary();
     let contrib = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -788,8 +790,8 @@ fn the_unit_files_pass_systemd_analyze_verify() {
         let text = fs::read_to_string(contrib.join(name))
             .unwrap()
             .replace("/usr/local/bin/regionfilter", binary.to_str().unwrap());
-        fs::write(dir.join(name), text).unwrap();
-        units.push(dir.join(name));
+        fs::write(dir.path().join(name), text).unwrap();
+        units.push(dir.path().join(name));
     }
     let out = Command::new("systemd-analyze")
         .arg("verify")
@@ -797,7 +799,7 @@ fn the_unit_files_pass_systemd_analyze_verify() {
         .output()
         .expect("systemd-analyze (Debian's systemd package)");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let _ = fs::remove_dir_all(&dir);
+    drop(dir);
     assert!(out.status.success(), "{stderr}");
     // verify only warns about some mistakes: none may be about our units.
     let ours: Vec<&str> = stderr

@@ -74,7 +74,11 @@ fn hostile_interface_names_are_refused_before_any_path_is_built() {
     inst.ok(ns, &attach(&iface, &["--mode", "skb"])).unwrap();
 
     // A directory the old `detach --iface ../../..` deleted recursively.
-    let victim = std::env::temp_dir().join(unique_name("rfvictim"));
+    let victim_dir = tempfile::Builder::new()
+        .prefix("rfvictim")
+        .tempdir()
+        .unwrap();
+    let victim = victim_dir.path();
     std::fs::create_dir_all(victim.join("inner")).unwrap();
     std::fs::write(victim.join("inner/file"), b"keep me").unwrap();
     let traversal = format!("../../../../../../..{}", victim.display());
@@ -104,7 +108,7 @@ fn hostile_interface_names_are_refused_before_any_path_is_built() {
         b"keep me",
         "a hostile name reached a path"
     );
-    std::fs::remove_dir_all(&victim).unwrap();
+    victim_dir.close().unwrap();
     // An unset `$IF` wiped nothing: the filter is still attached and filtering.
     assert_eq!(inst.attached(), vec![iface.clone()]);
     assert!(has_xdp(&pair.receiver, &iface));
@@ -166,19 +170,23 @@ fn detach_removes_only_the_pins_regionfilter_created() {
     assert!(alien.join("theirs").exists());
 
     // A pin root that is not a BPF filesystem: nothing there can be regionfilter's.
-    let not_bpffs = std::env::temp_dir().join(unique_name("rfnotbpf"));
+    let not_bpffs_dir = tempfile::Builder::new()
+        .prefix("rfnotbpf")
+        .tempdir()
+        .unwrap();
+    let not_bpffs = not_bpffs_dir.path();
     std::fs::create_dir_all(not_bpffs.join("eth0")).unwrap();
     std::fs::write(not_bpffs.join("eth0/ACTIVE"), b"a file").unwrap();
     let out = inst
         .command(None, &["detach", "--iface", "eth0"])
-        .env("REGIONFILTER_PIN_ROOT", &not_bpffs)
+        .env("REGIONFILTER_PIN_ROOT", not_bpffs)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("is not on a BPF filesystem"), "{err}");
     assert!(not_bpffs.join("eth0/ACTIVE").exists());
-    std::fs::remove_dir_all(&not_bpffs).unwrap();
+    not_bpffs_dir.close().unwrap();
 }
 
 /// Pins exactly what an attach killed after its maps leaves: the maps, no link.
@@ -376,7 +384,8 @@ fn raw_ip_links_are_judged_by_their_ip_header() {
         .ok(
             Some(&ns),
             &[
-                "attach", "--iface", &tun.name, "--db", &TEST_DB, "--deny", "GB,JP", "--mode", "skb",
+                "attach", "--iface", &tun.name, "--db", &TEST_DB, "--deny", "GB,JP", "--mode",
+                "skb",
             ],
         )
         .unwrap();

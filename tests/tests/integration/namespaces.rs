@@ -329,16 +329,15 @@ fn compiled_artifact_with_a_policy_file_attaches_as_built() {
     let pair = setup("artifact");
     let inst = Instance::new();
     let iface = pair.receiver_if.clone();
-    let dir = std::env::temp_dir().join(integration_tests::netns::unique_name("rfart"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy = dir.join("policy.toml");
+    let dir = tempfile::Builder::new().prefix("rfart").tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
     // A user group mixing a code and a continent: GB and every Asian country (JP among them).
     std::fs::write(
         &policy,
         "deny = [\"blocked\"]\n[groups]\nblocked = [\"GB\", \"asia\"]\n",
     )
     .unwrap();
-    let artifact = dir.join("filter.rfa");
+    let artifact = dir.path().join("filter.rfa");
     let (policy, artifact) = (policy.to_str().unwrap(), artifact.to_str().unwrap());
     inst.ok(
         None,
@@ -367,7 +366,7 @@ fn compiled_artifact_with_a_policy_file_attaches_as_built() {
             ],
         )
         .expect("attach the artifact");
-    std::fs::remove_dir_all(&dir).unwrap();
+    dir.close().unwrap();
     assert!(
         out.contains("deny ") && out.contains(",GB,") && out.contains(",JP,"),
         "{out}"
@@ -800,7 +799,9 @@ fn neighbour_discovery_from_a_denied_global_address_keeps_the_neighbour() {
         })
         .unwrap()
         .unwrap();
-    wait_until(WAIT, Duration::from_millis(20), || neigh().contains("REACHABLE"));
+    wait_until(WAIT, Duration::from_millis(20), || {
+        neigh().contains("REACHABLE")
+    });
     assert!(
         neigh().contains("REACHABLE"),
         "the neighbour {JP_V6} was not resolved: {}",
