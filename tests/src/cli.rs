@@ -10,13 +10,16 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::netns::{unique_name, NetNs};
 
-/// Path of the binary: `$REGIONFILTER_BIN`, else the workspace's debug build.
+/// Path of the binary: `$REGIONFILTER_BIN`, else the workspace's debug build (in
+/// `$CARGO_TARGET_DIR` when cargo was given one, as `cargo test` passes it on).
 #[must_use]
 pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("REGIONFILTER_BIN") {
         return PathBuf::from(path);
     }
-    let path = fixture("../target/debug/regionfilter");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| fixture("../target"), |dir| fixture("..").join(dir));
+    let path = target.join("debug/regionfilter");
     assert!(
         path.exists(),
         "{} missing: run the tests with `cargo xtask test`",
