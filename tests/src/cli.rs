@@ -3,20 +3,23 @@
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{bail, Context as _, Result};
 
 use crate::netns::{unique_name, NetNs};
 
-/// Path of the binary: `$REGIONFILTER_BIN`, else the workspace's debug build.
+/// Path of the binary: `$REGIONFILTER_BIN`, else the workspace's debug build (in
+/// `$CARGO_TARGET_DIR` when cargo was given one, as `cargo test` passes it on).
 #[must_use]
 pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("REGIONFILTER_BIN") {
         return PathBuf::from(path);
     }
-    let path = fixture("../target/debug/regionfilter");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| fixture("../target"), |dir| fixture("..").join(dir));
+    let path = target.join("debug/regionfilter");
     assert!(
         path.exists(),
         "{} missing: run the tests with `cargo xtask test`",
@@ -37,16 +40,25 @@ pub fn fixture(relative: &str) -> PathBuf {
 /// A private pin root and state directory; removed on drop after detaching what is left.
 pub struct Instance {
     pub pin_root: PathBuf,
+    /// Inside a temporary directory of its own, and absent until a command (or the test)
+    /// creates it, as on a fresh host.
     pub state_dir: PathBuf,
+    /// The state directory's parent; removed on drop.
+    _scratch: tempfile::TempDir,
 }
 
 impl Instance {
     #[must_use]
     pub fn new() -> Self {
         let name = unique_name("rftest");
+        let scratch = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempdir()
+            .expect("a temporary directory");
         Self {
             pin_root: PathBuf::from("/sys/fs/bpf").join(&name),
-            state_dir: std::env::temp_dir().join(name),
+            state_dir: scratch.path().join("state"),
+            _scratch: scratch,
         }
     }
 
@@ -138,13 +150,12 @@ impl Instance {
     /// `regionfilter attach --iface IFACE --db <MaxMind's test database> --mode skb POLICY...`
     /// inside `ns`, required to succeed; returns stdout.
     pub fn attach_test_db(&self, ns: &NetNs, iface: &str, policy: &[&str]) -> Result<String> {
-        let db = fixture("maxmind/GeoLite2-Country-Test.mmdb");
         let mut args = vec![
             "attach",
             "--iface",
             iface,
             "--db",
-            db.to_str().expect("UTF-8 fixture path"),
+            crate::consts::TEST_DB.as_str(),
             "--mode",
             "skb",
         ];
@@ -178,14 +189,12 @@ impl Instance {
         timeout: Duration,
         done: impl Fn(&serde_json::Value) -> bool,
     ) -> Result<serde_json::Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let stats = self.stats(iface)?;
-            if done(&stats) || Instant::now() >= deadline {
-                return Ok(stats);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut stats = Ok(serde_json::Value::Null);
+        crate::wait::wait_until(timeout, Duration::from_millis(20), || {
+            stats = self.stats(iface);
+            stats.as_ref().map_or(true, &done)
+        });
+        stats
     }
 
     /// Every pin directory still present under this instance's root.
@@ -211,7 +220,7 @@ impl Drop for Instance {
     fn drop(&mut self) {
         // Pins keep programs attached after the test: remove them whatever happened.
         let _ = std::fs::remove_dir_all(&self.pin_root);
-        let _ = std::fs::remove_dir_all(&self.state_dir);
+        // `_scratch` removes the state directory.
     }
 }
 

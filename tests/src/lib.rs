@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod consts;
 pub mod frame;
 pub mod http;
 pub mod kernel;
@@ -12,3 +13,4 @@ pub mod rng;
 pub mod traffic;
 pub mod tun;
 pub mod update;
+pub mod wait;

@@ -3,7 +3,7 @@
 use std::{
     collections::BTreeMap,
     net::{IpAddr, SocketAddr, UdpSocket},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context as _, Result};
@@ -34,16 +34,20 @@ impl Receiver {
         timeout: Duration,
         done: impl Fn(&BTreeMap<String, usize>) -> bool,
     ) -> BTreeMap<String, usize> {
-        let deadline = Instant::now() + timeout;
         let mut counts = BTreeMap::new();
         let mut buf = [0u8; 2048];
-        while !done(&counts) && Instant::now() < deadline {
+        // The socket's read timeout paces the polls.
+        crate::wait::wait_until(timeout, Duration::ZERO, || {
+            if done(&counts) {
+                return true;
+            }
             if let Ok((len, _)) = self.socket.recv_from(&mut buf) {
                 let text = String::from_utf8_lossy(&buf[..len]);
                 let tag = text.split('#').next().unwrap_or_default().to_owned();
                 *counts.entry(tag).or_insert(0) += 1;
             }
-        }
+            false
+        });
         counts
     }
 }

@@ -11,7 +11,9 @@ use filter_user::{
     },
     state::Layout,
 };
-use integration_tests::update::Attached;
+use std::time::Duration;
+
+use integration_tests::{update::Attached, wait::wait_until};
 
 fn kernel_objects() -> (usize, usize) {
     (
@@ -91,12 +93,11 @@ fn a_thousand_updates_leak_no_maps_programs_or_memory() {
     }
     // The kernel frees a released map from a work queue, so the last update's old objects may
     // still be counted for a moment; a leak never goes away.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut after = kernel_objects();
-    while after != objects && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
         after = kernel_objects();
-    }
+        after == objects
+    });
     assert_eq!(
         after, objects,
         "(maps, programs) before and after 1,000 updates"

@@ -9,17 +9,16 @@
 use std::{fs, net::IpAddr, path::PathBuf, process::Command, time::Duration};
 
 use integration_tests::{
-    agent::{get, Agent},
+    agent::{get, Agent, LINE_WAIT},
     cli::{fixture, Instance},
+    consts::{GB_V4, SE_V4, WAIT},
     netns::{VethPair, RECEIVER_V4},
     prometheus::{promtool_check, series},
     traffic::{self, Receiver},
+    wait::wait_until,
 };
 
-const GB_V4: &str = "81.2.69.160";
-const SE_V4: &str = "89.160.20.130";
 const COUNT: usize = 12;
-const WAIT: Duration = Duration::from_secs(10);
 const LISTEN: &str = "127.0.0.1:9877";
 /// An interface name no test creates: the agent must fail on it and carry on.
 const MISSING: &str = "rfnosuch0";
@@ -281,15 +280,6 @@ fn db_source() -> String {
     )
 }
 
-/// Polls `done` until it holds, failing after the agent's line wait.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + integration_tests::agent::LINE_WAIT;
-    while !done() {
-        assert!(std::time::Instant::now() < deadline, "never: {what}");
-        std::thread::yield_now();
-    }
-}
-
 /// Interfaces progress independently: one whose first attach waits for another command's
 /// lock holds back neither the other interface nor SIGTERM, which ends the wait (nothing
 /// changed on that interface) instead of waiting for the lock.
@@ -321,7 +311,10 @@ fn one_interface_held_by_another_command_holds_back_neither_the_other_nor_a_stop
     agent
         .wait_for(&["event=attached", &format!("iface={second} ")])
         .unwrap();
-    wait_until("the agent reached the lock", || agent.has_open(&lock_path));
+    assert!(
+        wait_until(LINE_WAIT, Duration::ZERO, || agent.has_open(&lock_path)),
+        "never: the agent reached the lock"
+    );
     let asked = std::time::Instant::now();
     let (status, log) = agent.stop().unwrap();
     let took = asked.elapsed();
@@ -370,9 +363,12 @@ fn a_stalled_download_holds_back_no_other_interface_nor_signals_nor_repairs() {
     agent
         .wait_for(&["event=reconciled", &format!("iface={local} "), "ready=1"])
         .unwrap();
-    wait_until("the slow download started", || {
-        server.requests.load(std::sync::atomic::Ordering::Acquire) > 0
-    });
+    assert!(
+        wait_until(LINE_WAIT, Duration::ZERO, || {
+            server.requests.load(std::sync::atomic::Ordering::Acquire) > 0
+        }),
+        "never: the slow download started"
+    );
     agent.signal(libc::SIGHUP);
     agent.wait_for(&["event=reloaded"]).unwrap();
     agent
@@ -775,8 +771,10 @@ fn a_bad_config_is_refused_before_anything_starts() {
 
 #[test]
 fn the_unit_files_pass_systemd_analyze_verify() {
-    let dir = std::env::temp_dir().join(integration_tests::netns::unique_name("rfunits"));
-    fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("rfunits")
+        .tempdir()
+        .unwrap();
     let binary = integration_tests::cli::binary();
     let contrib = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -792,8 +790,8 @@ fn the_unit_files_pass_systemd_analyze_verify() {
         let text = fs::read_to_string(contrib.join(name))
             .unwrap()
             .replace("/usr/local/bin/regionfilter", binary.to_str().unwrap());
-        fs::write(dir.join(name), text).unwrap();
-        units.push(dir.join(name));
+        fs::write(dir.path().join(name), text).unwrap();
+        units.push(dir.path().join(name));
     }
     let out = Command::new("systemd-analyze")
         .arg("verify")
@@ -801,7 +799,7 @@ fn the_unit_files_pass_systemd_analyze_verify() {
         .output()
         .expect("systemd-analyze (Debian's systemd package)");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let _ = fs::remove_dir_all(&dir);
+    drop(dir);
     assert!(out.status.success(), "{stderr}");
     // verify only warns about some mistakes: none may be about our units.
     let ours: Vec<&str> = stderr
@@ -862,21 +860,19 @@ fn a_real_prometheus_scrapes_the_agent_and_reads_the_exact_counts() {
         "/api/v1/query?query=regionfilter_packets_total%7Binterface%3D%22{iface}%22%2Ccountry%3D%22GB%22%2Cverdict%3D%22dropped%22%7D"
     );
     // Prometheus starts, then scrapes on its own schedule: ask until it has a sample.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut last = String::new();
-    let value = loop {
+    let mut value = None;
+    wait_until(Duration::from_secs(60), Duration::from_millis(200), || {
         if let Ok((200, body)) = get(ns, api, &query) {
             let json: serde_json::Value = serde_json::from_str(&body).unwrap();
             if let Some(v) = json["data"]["result"][0]["value"][1].as_str() {
-                break Some(v.to_owned());
+                value = Some(v.to_owned());
+                return true;
             }
             last = body;
         }
-        if std::time::Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+        false
+    });
     drop(server);
     assert_eq!(
         value,

@@ -1,21 +1,17 @@
 //! The real CLI attaches the filter to a veth end inside a namespace; real UDP packets from
 //! addresses of several countries cross the pair. Native and SKB mode.
 
-use std::{net::IpAddr, sync::LazyLock, time::Duration};
+use std::{net::IpAddr, time::Duration};
 
 use integration_tests::{
     cli::{country_counts, country_packets, fixture, Instance},
+    consts::{CH_V6, GB_V4, JP_V6, SE_V4, TEST_DB, WAIT},
     netns::{VethPair, RECEIVER_V4, RECEIVER_V6},
     traffic::{self, Receiver},
+    wait::wait_until,
 };
 
-/// Sources inside the bundled MaxMind test database (see fixtures/README.md).
-const GB_V4: &str = "81.2.69.160";
-const SE_V4: &str = "89.160.20.130";
-const JP_V6: &str = "2001:218::1";
-const CH_V6: &str = "2a02:d000::1";
 const COUNT: usize = 20;
-const WAIT: Duration = Duration::from_secs(10);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -37,16 +33,9 @@ fn setup(tag: &str) -> VethPair {
     pair
 }
 
-/// The bundled test database.
-static DB: LazyLock<String> = LazyLock::new(|| {
-    fixture("maxmind/GeoLite2-Country-Test.mmdb")
-        .display()
-        .to_string()
-});
-
 /// `attach --iface IFACE --db DB POLICY...`
 fn attach_args<'a>(iface: &'a str, policy: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["attach", "--iface", iface, "--db", DB.as_str()];
+    let mut args = vec!["attach", "--iface", iface, "--db", TEST_DB.as_str()];
     args.extend_from_slice(policy);
     args
 }
@@ -340,23 +329,22 @@ fn compiled_artifact_with_a_policy_file_attaches_as_built() {
     let pair = setup("artifact");
     let inst = Instance::new();
     let iface = pair.receiver_if.clone();
-    let dir = std::env::temp_dir().join(integration_tests::netns::unique_name("rfart"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy = dir.join("policy.toml");
+    let dir = tempfile::Builder::new().prefix("rfart").tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
     // A user group mixing a code and a continent: GB and every Asian country (JP among them).
     std::fs::write(
         &policy,
         "deny = [\"blocked\"]\n[groups]\nblocked = [\"GB\", \"asia\"]\n",
     )
     .unwrap();
-    let artifact = dir.join("filter.rfa");
+    let artifact = dir.path().join("filter.rfa");
     let (policy, artifact) = (policy.to_str().unwrap(), artifact.to_str().unwrap());
     inst.ok(
         None,
         &[
             "compile",
             "--db",
-            DB.as_str(),
+            TEST_DB.as_str(),
             "--policy",
             policy,
             "--out",
@@ -378,7 +366,7 @@ fn compiled_artifact_with_a_policy_file_attaches_as_built() {
             ],
         )
         .expect("attach the artifact");
-    std::fs::remove_dir_all(&dir).unwrap();
+    dir.close().unwrap();
     assert!(
         out.contains("deny ") && out.contains(",GB,") && out.contains(",JP,"),
         "{out}"
@@ -667,9 +655,10 @@ fn packet_too_big_from_a_denied_router_still_lowers_the_path_mtu() {
             .unwrap()
             .unwrap();
         let route = || pair.receiver.ip(&["-6", "route", "get", CH_V6]).unwrap();
-        let deadline = std::time::Instant::now() + WAIT;
-        while lowered && !route().contains("mtu 1280") && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        if lowered {
+            wait_until(WAIT, Duration::from_millis(20), || {
+                route().contains("mtu 1280")
+            });
         }
         let stats = inst
             .wait_for_stats(&iface, WAIT, |s| {
@@ -810,10 +799,9 @@ fn neighbour_discovery_from_a_denied_global_address_keeps_the_neighbour() {
         })
         .unwrap()
         .unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    while !neigh().contains("REACHABLE") && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(WAIT, Duration::from_millis(20), || {
+        neigh().contains("REACHABLE")
+    });
     assert!(
         neigh().contains("REACHABLE"),
         "the neighbour {JP_V6} was not resolved: {}",

@@ -6,15 +6,14 @@ use std::{net::IpAddr, time::Duration};
 
 use integration_tests::{
     cli::{country_packets, Instance},
+    consts::{GB_V4, SE_V4, WAIT},
     netns::{VethPair, RECEIVER_V4},
     prometheus::{self, promtool_check},
     traffic::{self, Receiver},
+    wait::wait_until,
 };
 
-const GB_V4: &str = "81.2.69.160";
-const SE_V4: &str = "89.160.20.130";
 const COUNT: usize = 12;
-const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn the_prometheus_exposition_passes_promtool_and_counts_what_was_sent() {
@@ -112,13 +111,13 @@ fn stats_watch_shows_live_rates_while_traffic_flows() {
     let out = std::thread::scope(|scope| {
         // A paced flow from GB for as long as the watch runs, bounded at 10 s.
         scope.spawn(|| {
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while watching.load(std::sync::atomic::Ordering::Relaxed)
-                && std::time::Instant::now() < deadline
-            {
+            wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+                if !watching.load(std::sync::atomic::Ordering::Relaxed) {
+                    return true;
+                }
                 traffic::send(&pair.sender, GB_V4.parse().unwrap(), dst, GB_V4, 20).unwrap();
-                std::thread::sleep(Duration::from_millis(20));
-            }
+                false
+            });
         });
         let out = inst.ok(
             None,
@@ -258,13 +257,13 @@ fn drop_samples_hold_their_rate_limit_under_a_flood() {
     std::thread::scope(|scope| {
         // A paced flow from GB until the first live sample, bounded at 10 s.
         scope.spawn(|| {
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while !sampled.load(std::sync::atomic::Ordering::Relaxed)
-                && std::time::Instant::now() < deadline
-            {
+            wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+                if sampled.load(std::sync::atomic::Ordering::Relaxed) {
+                    return true;
+                }
                 traffic::send(&pair.sender, GB_V4.parse().unwrap(), dst, GB_V4, 5).unwrap();
-                std::thread::sleep(Duration::from_millis(50));
-            }
+                false
+            });
         });
         let first = lines.next().map(Result::unwrap);
         sampled.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -275,17 +274,15 @@ fn drop_samples_hold_their_rate_limit_under_a_flood() {
     });
     inst.ok(Some(&pair.receiver), &["detach", "--iface", &iface])
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = watch.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = watch.kill();
-            panic!("watch still waiting 20 s after the detach");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut status = None;
+    if !wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
+        status = watch.try_wait().unwrap();
+        status.is_some()
+    }) {
+        let _ = watch.kill();
+        panic!("watch still waiting 20 s after the detach");
+    }
+    let status = status.expect("the watch exited");
     let mut err = String::new();
     std::io::Read::read_to_string(&mut watch.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(1), "{err}");

@@ -7,28 +7,19 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket},
     path::Path,
     process::Command,
-    sync::LazyLock,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use filter_user::{
     kernel::maps::FilterMaps, kernel::program, model::iface::LinkLayer, model::lookup::Lookup,
 };
 use integration_tests::{
-    cli::{country_counts, fixture, Instance},
+    cli::{country_counts, Instance},
+    consts::{GB_V4, JP_V6, SE_V4, TEST_DB, WAIT},
     netns::{run, unique_name, NetNs, VethPair},
     tun::{udp_packet, Tun},
+    wait::wait_until,
 };
-
-static DB: LazyLock<String> = LazyLock::new(|| {
-    fixture("maxmind/GeoLite2-Country-Test.mmdb")
-        .display()
-        .to_string()
-});
-const GB_V4: &str = "81.2.69.160";
-const SE_V4: &str = "89.160.20.130";
-const JP_V6: &str = "2001:218::1";
-const WAIT: Duration = Duration::from_secs(10);
 
 fn attach<'a>(iface: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
@@ -36,7 +27,7 @@ fn attach<'a>(iface: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         "--iface",
         iface,
         "--db",
-        DB.as_str(),
+        TEST_DB.as_str(),
         "--deny",
         "GB",
     ];
@@ -83,7 +74,11 @@ fn hostile_interface_names_are_refused_before_any_path_is_built() {
     inst.ok(ns, &attach(&iface, &["--mode", "skb"])).unwrap();
 
     // A directory the old `detach --iface ../../..` deleted recursively.
-    let victim = std::env::temp_dir().join(unique_name("rfvictim"));
+    let victim_dir = tempfile::Builder::new()
+        .prefix("rfvictim")
+        .tempdir()
+        .unwrap();
+    let victim = victim_dir.path();
     std::fs::create_dir_all(victim.join("inner")).unwrap();
     std::fs::write(victim.join("inner/file"), b"keep me").unwrap();
     let traversal = format!("../../../../../../..{}", victim.display());
@@ -113,7 +108,7 @@ fn hostile_interface_names_are_refused_before_any_path_is_built() {
         b"keep me",
         "a hostile name reached a path"
     );
-    std::fs::remove_dir_all(&victim).unwrap();
+    victim_dir.close().unwrap();
     // An unset `$IF` wiped nothing: the filter is still attached and filtering.
     assert_eq!(inst.attached(), vec![iface.clone()]);
     assert!(has_xdp(&pair.receiver, &iface));
@@ -175,19 +170,23 @@ fn detach_removes_only_the_pins_regionfilter_created() {
     assert!(alien.join("theirs").exists());
 
     // A pin root that is not a BPF filesystem: nothing there can be regionfilter's.
-    let not_bpffs = std::env::temp_dir().join(unique_name("rfnotbpf"));
+    let not_bpffs_dir = tempfile::Builder::new()
+        .prefix("rfnotbpf")
+        .tempdir()
+        .unwrap();
+    let not_bpffs = not_bpffs_dir.path();
     std::fs::create_dir_all(not_bpffs.join("eth0")).unwrap();
     std::fs::write(not_bpffs.join("eth0/ACTIVE"), b"a file").unwrap();
     let out = inst
         .command(None, &["detach", "--iface", "eth0"])
-        .env("REGIONFILTER_PIN_ROOT", &not_bpffs)
+        .env("REGIONFILTER_PIN_ROOT", not_bpffs)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("is not on a BPF filesystem"), "{err}");
     assert!(not_bpffs.join("eth0/ACTIVE").exists());
-    std::fs::remove_dir_all(&not_bpffs).unwrap();
+    not_bpffs_dir.close().unwrap();
 }
 
 /// Pins exactly what an attach killed after its maps leaves: the maps, no link.
@@ -242,13 +241,10 @@ fn an_interrupted_attach_is_reported_and_cleaned_up() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + WAIT;
-        while !pin_dir.exists() && Instant::now() < deadline {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        // Until the attach has begun pinning, or has ended.
+        wait_until(WAIT, Duration::from_millis(1), || {
+            pin_dir.exists() || child.try_wait().unwrap().is_some()
+        });
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill();
         child.wait().unwrap();
@@ -388,7 +384,8 @@ fn raw_ip_links_are_judged_by_their_ip_header() {
         .ok(
             Some(&ns),
             &[
-                "attach", "--iface", &tun.name, "--db", &DB, "--deny", "GB,JP", "--mode", "skb",
+                "attach", "--iface", &tun.name, "--db", &TEST_DB, "--deny", "GB,JP", "--mode",
+                "skb",
             ],
         )
         .unwrap();
@@ -414,15 +411,19 @@ fn raw_ip_links_are_judged_by_their_ip_header() {
     }
     // The allowed source arrives; the denied ones were dropped in XDP before any socket.
     let mut got = std::collections::BTreeMap::<String, usize>::new();
-    let deadline = Instant::now() + WAIT;
     let mut buf = [0u8; 512];
-    while got.get(SE_V4).copied().unwrap_or(0) < N && Instant::now() < deadline {
+    // The socket's read timeout paces the polls.
+    wait_until(WAIT, Duration::ZERO, || {
+        if got.get(SE_V4).copied().unwrap_or(0) >= N {
+            return true;
+        }
         if let Ok((len, _)) = socket.recv_from(&mut buf) {
             let tag = String::from_utf8_lossy(&buf[..len]);
             *got.entry(tag.split('#').next().unwrap().to_owned())
                 .or_default() += 1;
         }
-    }
+        false
+    });
     assert_eq!(got.get(SE_V4), Some(&N), "{got:?}");
     assert_eq!(
         got.get(GB_V4),

@@ -1,37 +1,26 @@
 //! Country data through the real binary: every source kind, precedence, artifacts, inspect,
 //! diff and explain, and bad input refused with a message that says what to fix.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use integration_tests::{
-    cli::{fixture, Instance},
-    netns::unique_name,
-};
+use integration_tests::cli::{fixture, Instance};
 
 /// A scratch directory removed on drop.
-struct Scratch(PathBuf);
+struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     fn new() -> Self {
-        let dir = std::env::temp_dir().join(unique_name("rfdata"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
+        Self(tempfile::Builder::new().prefix("rfdata").tempdir().unwrap())
     }
 
     fn write(&self, name: &str, contents: &str) -> String {
-        let path = self.0.join(name);
+        let path = self.0.path().join(name);
         std::fs::write(&path, contents).unwrap();
         path.display().to_string()
     }
 
     fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join(name).display().to_string()
     }
 }
 
@@ -275,7 +264,7 @@ fn bad_input_is_refused_with_what_to_fix_and_nothing_written() {
     }
     // A truncated database.
     let whole = std::fs::read(fixture("maxmind/GeoIP2-Country-Test.mmdb")).unwrap();
-    let cut = dir.0.join("cut.mmdb");
+    let cut = dir.0.path().join("cut.mmdb");
     std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
     let err = refused(&inst, &dir, &["--db", cut.to_str().unwrap()]);
     assert!(err.contains("cut.mmdb"), "{err}");
@@ -289,7 +278,7 @@ fn bad_input_is_refused_with_what_to_fix_and_nothing_written() {
     let err = refused(&inst, &dir, &["--db", &db, "--deny", "UK"]);
     assert!(err.contains("did you mean GB"), "{err}");
     // A damaged artifact.
-    let damaged = dir.0.join("damaged.rfa");
+    let damaged = dir.0.path().join("damaged.rfa");
     let mut bytes = std::fs::read(dir.path("kept.rfa")).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;

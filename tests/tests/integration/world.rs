@@ -115,9 +115,11 @@ fn kernel_verdicts_for_100k_random_addresses_match_direct_database_lookups() {
 #[test]
 fn csv_and_mmdb_releases_compile_to_identical_country_data() {
     let inst = Instance::new();
-    let dir = std::env::temp_dir().join(integration_tests::netns::unique_name("rfworld"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let artifact = dir.join("from-csv.rfa");
+    let dir = tempfile::Builder::new()
+        .prefix("rfworld")
+        .tempdir()
+        .unwrap();
+    let artifact = dir.path().join("from-csv.rfa");
     let (v4, v6) = (
         world("geolite2-country-ipv4.csv"),
         world("geolite2-country-ipv6.csv"),
@@ -144,7 +146,7 @@ fn csv_and_mmdb_releases_compile_to_identical_country_data() {
             &["diff", mmdb.to_str().unwrap(), artifact.to_str().unwrap()],
         )
         .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    dir.close().unwrap();
     assert!(
         diff.starts_with("0 IPv4 addresses in 0 ranges and 0 IPv6 /48s in 0 ranges changed"),
         "{diff}"

@@ -11,12 +11,10 @@ use std::{
 
 use integration_tests::{
     cli::Instance,
+    consts::{GB_V4, SE_V4},
     netns::{VethPair, RECEIVER_V4},
 };
 
-/// Sources inside the bundled MaxMind test database (see fixtures/README.md).
-const GB_V4: &str = "81.2.69.160";
-const SE_V4: &str = "89.160.20.130";
 /// How long a connection attempt that the filter drops is given before it counts as refused.
 const DROPPED_AFTER: Duration = Duration::from_secs(1);
 const CONNECTED_WITHIN: Duration = Duration::from_secs(10);
