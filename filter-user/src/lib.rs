@@ -1,11 +1,15 @@
 //! regionfilter userspace: compiles country data into the XDP program's maps, attaches it,
 //! and reads its counters.
 //!
-//! Layers, each using only those above it: `model` (countries, groups, policy, the reference
-//! judge), `data` (readers), `compile` (region sets, artifacts, diff, coverage), `kernel`
-//! (program, maps, tables, self-test, swap, pins), `ops` (the operations both front ends run:
-//! attach, update, rollback, detach, guards, known-good, state, download, metrics), and the
-//! front ends `cli` (one file per verb) and `agent`.
+//! Layers, lowest first; each uses only its own and the ones below it (`cargo xtask lint`
+//! checks, see ARCHITECTURE.md): `sys` (durable file writes, time), `model` (countries,
+//! groups, policy, policy files, CIDR text, scopes, interface names), `data` (readers),
+//! `compile` (region sets, paint, artifacts, diff, coverage, the reference judge), `state`
+//! (where pins, records, locks and known-good files live; the attach record), `kernel`
+//! (program, maps, tables, counter slots, self-test, swap, pins, placement), `ops` (what both
+//! front ends run: attach, update, rollback, detach, guards, known-good, download, metrics,
+//! status, stats, live explain, samples, exit statuses), then the front ends `agent` and `cli`
+//! (one file per verb; its clap options become plain `DataSpec`/`PolicySpec` values).
 
 pub mod agent;
 pub mod cli;

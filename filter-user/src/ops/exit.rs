@@ -1,4 +1,4 @@
-//! Every exit status a command ends with: the one list the code, the README's table and the man
+//! Every exit status a command ends with: the one list the code, the docs' table (docs/updates.md) and the man
 //! pages' EXIT STATUS sections come from (`cargo xtask lint` checks the docs against it).
 
 /// A command's exit status. Cron jobs and scripts act on these; their numbers never change.
