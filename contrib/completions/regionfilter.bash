@@ -40,6 +40,9 @@ _regionfilter() {
             regionfilter,inspect)
                 cmd="regionfilter__subcmd__inspect"
                 ;;
+            regionfilter,release)
+                cmd="regionfilter__subcmd__release"
+                ;;
             regionfilter,rollback)
                 cmd="regionfilter__subcmd__rollback"
                 ;;
@@ -51,6 +54,9 @@ _regionfilter() {
                 ;;
             regionfilter,update)
                 cmd="regionfilter__subcmd__update"
+                ;;
+            regionfilter,verify)
+                cmd="regionfilter__subcmd__verify"
                 ;;
             regionfilter,watch)
                 cmd="regionfilter__subcmd__watch"
@@ -79,6 +85,9 @@ _regionfilter() {
             regionfilter__subcmd__help,inspect)
                 cmd="regionfilter__subcmd__help__subcmd__inspect"
                 ;;
+            regionfilter__subcmd__help,release)
+                cmd="regionfilter__subcmd__help__subcmd__release"
+                ;;
             regionfilter__subcmd__help,rollback)
                 cmd="regionfilter__subcmd__help__subcmd__rollback"
                 ;;
@@ -91,6 +100,9 @@ _regionfilter() {
             regionfilter__subcmd__help,update)
                 cmd="regionfilter__subcmd__help__subcmd__update"
                 ;;
+            regionfilter__subcmd__help,verify)
+                cmd="regionfilter__subcmd__help__subcmd__verify"
+                ;;
             regionfilter__subcmd__help,watch)
                 cmd="regionfilter__subcmd__help__subcmd__watch"
                 ;;
@@ -101,7 +113,7 @@ _regionfilter() {
 
     case "${cmd}" in
         regionfilter)
-            opts="-h -V --pin-root --state-dir --lib-dir --help --version attach compile inspect diff explain update rollback detach status stats watch agent help"
+            opts="-h -V --pin-root --state-dir --lib-dir --help --version attach compile inspect diff explain update release verify rollback detach status stats watch agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -567,7 +579,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__help)
-            opts="attach compile inspect diff explain update rollback detach status stats watch agent help"
+            opts="attach compile inspect diff explain update release verify rollback detach status stats watch agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -692,6 +704,20 @@ _regionfilter() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        regionfilter__subcmd__help__subcmd__release)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         regionfilter__subcmd__help__subcmd__rollback)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -748,6 +774,20 @@ _regionfilter() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        regionfilter__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         regionfilter__subcmd__help__subcmd__watch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -778,6 +818,68 @@ _regionfilter() {
                     return 0
                     ;;
                 --top)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pin-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lib-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regionfilter__subcmd__release)
+            opts="-h --artifact --out --channel --version --expires-in --plan --stage --secret-key --password-file --pin-root --state-dir --lib-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --artifact)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --channel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expires-in)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --plan)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1006,6 +1108,44 @@ _regionfilter() {
                     return 0
                     ;;
                 --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pin-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lib-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regionfilter__subcmd__verify)
+            opts="-h --public-key --running --node --pin-root --state-dir --lib-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --public-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --running)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

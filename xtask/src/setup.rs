@@ -25,6 +25,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iptables",
     "ethtool",
     "mmdb-bin",
+    // The signed-release tests check interoperation with the minisign CLI.
+    "minisign",
     // promtool checks the Prometheus exposition; the agent test scrapes with the real server.
     "prometheus",
     // systemd-analyze verifies the unit files in contrib/.

@@ -8,6 +8,7 @@ pub mod detach;
 pub mod diff;
 pub mod explain;
 pub mod inspect;
+pub mod release;
 pub mod stats;
 pub mod status;
 pub mod update;
@@ -68,6 +69,10 @@ pub enum Command {
     /// Without --db, --artifact or --url the loaded data is kept and only the policy changes;
     /// without policy options the loaded policy is kept.
     Update(update::UpdateArgs),
+    /// Publish a signed release of an artifact (manifest + minisign signature) for a fleet.
+    Release(release::ReleaseArgs),
+    /// Check a release offline as a node would: signature, manifest, expiry, artifact.
+    Verify(release::VerifyArgs),
     /// Restore the previous known-good data and policy of an interface.
     Rollback(update::RollbackArgs),
     /// Detach the filter from an interface and remove its pins.
@@ -100,6 +105,8 @@ impl Cli {
             Command::Compile(args) => compile::run(&args),
             Command::Inspect(args) => inspect::run(&args),
             Command::Diff(args) => diff::run(&args),
+            Command::Release(args) => release::run_release(&args),
+            Command::Verify(args) => release::run_verify(&args),
             Command::Explain(args) => explain::run(&layout, &args),
             Command::Update(args) => return update::run(&layout, &args),
             Command::Rollback(args) => return update::rollback(&layout, &args),

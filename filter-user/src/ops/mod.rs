@@ -15,6 +15,7 @@ pub mod lockout;
 pub mod metrics;
 pub mod policy_spec;
 pub mod privileges;
+pub mod release;
 pub mod samples;
 pub mod stats;
 pub mod status;

@@ -163,9 +163,9 @@ fn extra_sections(verb: Option<&str>) -> Roff {
 }
 
 /// The verbs, in the order `regionfilter --help` lists them.
-const VERBS: [&str; 12] = [
-    "attach", "compile", "inspect", "diff", "explain", "update", "rollback", "detach", "status",
-    "stats", "watch", "agent",
+const VERBS: [&str; 14] = [
+    "attach", "compile", "inspect", "diff", "explain", "update", "release", "verify", "rollback",
+    "detach", "status", "stats", "watch", "agent",
 ];
 
 /// The statuses `verb` can end with, and what to add about them. Any verb ends with 0, 1 or 2;
@@ -209,6 +209,14 @@ fn exits_of(verb: Option<&str>) -> (Vec<Exit>, Option<&'static str>) {
             Some(
                 "A watch whose every followed filter was detached or lost its interface ends \
                  with 1.",
+            ),
+        ),
+        Some("verify") => (
+            vec![Success, Failed, Usage],
+            Some(
+                "A release that is unsigned, signed by no configured key, changed after signing, \
+                 expired, older than --running, oversize, or whose artifact does not match its \
+                 manifest is refused with 1, naming the reason.",
             ),
         ),
         Some("agent") => (
@@ -288,6 +296,20 @@ fn examples_of(verb: Option<&str>) -> &'static [(&'static str, &'static str)] {
         Some("compile") => &[(
             "Compile data and a policy into an artifact every host loads byte for byte:",
             "regionfilter compile --db geolite2-country.mmdb --policy /etc/regionfilter/policy.toml --out /var/lib/regionfilter/filter.rfa",
+        )],
+        Some("release") => &[
+            (
+                "Publish version 12 of the stable channel to a dry-run canary of 1% first:",
+                "regionfilter release --artifact filter.rfa --out /srv/releases/stable --version 12 --plan dry:1%,1%,10%,50%,100% --secret-key /etc/regionfilter/release.key",
+            ),
+            (
+                "Advance it to the next stage (a new, higher version; same artifact):",
+                "regionfilter release --artifact filter.rfa --out /srv/releases/stable --version 13 --plan dry:1%,1%,10%,50%,100% --stage 1 --secret-key /etc/regionfilter/release.key",
+            ),
+        ],
+        Some("verify") => &[(
+            "Check a release as node edge-7 would, with two trusted keys (rotation):",
+            "regionfilter verify /srv/releases/stable --public-key old.pub --public-key new.pub --running 11 --node edge-7",
         )],
         Some("inspect") => &[(
             "Prefixes and addresses of the three largest countries of a database:",

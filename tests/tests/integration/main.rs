@@ -12,5 +12,6 @@ mod hardening;
 mod metrics;
 mod namespaces;
 mod prog_test_run;
+mod release;
 mod update;
 mod world;
