@@ -1,21 +1,25 @@
 //! `regionfilter update` and `regionfilter rollback`: replace the data or policy of attached
 //! filters through the blue/green path, guarded, self-tested and serialised.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 
 use crate::{
     cli::args::{wait_duration, DataArgs, PolicyArgs},
     model::iface::IfaceName,
     ops::{
+        data_spec::LoadedData,
         download,
         exit::Exit,
         guards::{percent, DEFAULT_MAX_CHANGE},
+        policy_spec::PolicyChange,
         privileges,
+        release::{self, Manifest, Requirements, TrustedKey},
         update::{attached_interfaces, update, Guard, Outcome, Target},
     },
     state::Layout,
+    sys::time::unix_now,
 };
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +61,24 @@ pub struct UpdateArgs {
     /// End a dry run: enforce the loaded policy, keeping data and counters (one atomic switch).
     #[arg(long, conflicts_with = "dry_run")]
     pub enforce: bool,
+    /// Apply the signed release published under this URL (a release directory:
+    /// docs/releases.md) instead of --db, --artifact or --url, with the release's own policy;
+    /// nothing changes unless it verifies against a --public-key, is not older than the
+    /// release the interface runs, has not expired, and this node is in its stage.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["db", "artifact", "prefer", "url", "file", "allow", "deny", "reset_policy", "enforce"],
+        requires = "public_keys",
+        value_parser = url
+    )]
+    pub release_url: Option<String>,
+    /// A trusted release key (minisign public key; repeatable, for key rotation).
+    #[arg(long = "public-key", value_name = "FILE", requires = "release_url")]
+    pub public_keys: Vec<PathBuf>,
+    /// This node's name for the staged rollout [default: the host name].
+    #[arg(long, value_name = "NAME", requires = "release_url")]
+    pub node: Option<String>,
     #[command(flatten)]
     pub guard: GuardArgs,
 }
@@ -107,6 +129,16 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
     // Also checked by every update; here before a download is fetched for nothing.
     privileges::require_bpf_admin("update")?;
     let policy = args.policy.spec().change(args.reset_policy, args.enforce)?;
+    if let Some(url) = &args.release_url {
+        let ifaces = interfaces(layout, args)?;
+        if policy != PolicyChange::Keep {
+            bail!("--release-url applies the release's own policy: give no policy options with it");
+        }
+        return match release_target(layout, args, url, &ifaces)? {
+            Some((target, manifest)) => apply(layout, args, &ifaces, &target, Some(&manifest)),
+            None => Ok(Exit::Unchanged.code()),
+        };
+    }
     let mut data = args.data.spec();
     if let Some(url) = &args.url {
         let expect = download::Expect::Data {
@@ -134,7 +166,13 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
         None
     };
     let target = Target::Update { data, policy };
-    let ifaces = match &args.iface {
+    let ifaces = interfaces(layout, args)?;
+    apply(layout, args, &ifaces, &target, None)
+}
+
+/// `--iface IF`, or every attached interface for `--all`.
+fn interfaces(layout: &Layout, args: &UpdateArgs) -> Result<Vec<IfaceName>> {
+    Ok(match &args.iface {
         Some(iface) => vec![iface.clone()],
         None => {
             let all = attached_interfaces(layout)?;
@@ -145,16 +183,104 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
             }
             all
         }
+    })
+}
+
+/// `--release-url`: the release fetched and verified, as a target; `None` (said on stdout)
+/// when this node is not in the stage in force.
+fn release_target(
+    layout: &Layout,
+    args: &UpdateArgs,
+    url: &str,
+    ifaces: &[IfaceName],
+) -> Result<Option<(Target, Manifest)>> {
+    let keys = args
+        .public_keys
+        .iter()
+        .map(|p| TrustedKey::read(p))
+        .collect::<Result<Vec<_>>>()?;
+    let node = match &args.node {
+        Some(node) => node.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .context("cannot read the host name: give --node")?
+            .trim()
+            .to_owned(),
     };
+    release::check_node_name(&node).map_err(anyhow::Error::msg)?;
+    // The highest release any of these interfaces runs: nothing older is applied to any.
+    let running = ifaces
+        .iter()
+        .filter_map(|iface| release::applied(&layout.lib_dir.join(iface)))
+        .map(|m| m.version)
+        .max();
+    let verified = release::fetch(
+        &layout.download_dir(),
+        url,
+        &Requirements {
+            keys: &keys,
+            now: unix_now(),
+            running,
+        },
+        None,
+    )
+    .with_context(|| format!("release at {url} refused"))?;
+    let manifest = verified.manifest;
+    let stage = manifest.rollout.current();
+    if !release::in_stage(&manifest, &node) {
+        println!(
+            "release {} {} is at stage {} ({stage}), which does not include node {node} yet: nothing changed",
+            manifest.channel, manifest.version, manifest.rollout.stage
+        );
+        return Ok(None);
+    }
+    let mut policy = verified
+        .artifact
+        .header
+        .policy
+        .clone()
+        .context("the release's artifact carries no policy")?;
+    // A dry-run stage: the new policy counted as would-drop, nothing refused yet.
+    policy.dry_run |= stage.dry_run;
+    let data = LoadedData {
+        regions: verified.artifact.regions,
+        artifact: Some((verified.artifact_path, verified.artifact.header)),
+    };
+    let target = Target::Update {
+        data: Some(Box::new(data)),
+        policy: PolicyChange::Replace(policy),
+    };
+    Ok(Some((target, manifest)))
+}
+
+/// Updates each interface to `target`; with a release, records it as applied where it took.
+fn apply(
+    layout: &Layout,
+    args: &UpdateArgs,
+    ifaces: &[IfaceName],
+    target: &Target,
+    release: Option<&Manifest>,
+) -> Result<u8> {
     let guard = args.guard.guard();
+    let run = |iface: &IfaceName| -> Result<Outcome, crate::ops::OpError> {
+        let outcome = update(layout, iface, target, &guard)?;
+        if let Some(manifest) = release {
+            if let Err(e) = release::record_applied(&layout.lib_dir.join(iface), manifest) {
+                eprintln!(
+                    "warning: {iface}: release {} applied, but not recorded: {e:#}",
+                    manifest.version
+                );
+            }
+        }
+        Ok(outcome)
+    };
     if ifaces.len() == 1 {
-        return report(&ifaces[0], update(layout, &ifaces[0], &target, &guard)?);
+        return report(&ifaces[0], run(&ifaces[0])?);
     }
     // --all: every interface gets its chance; the first failure decides the exit code.
     let mut failure = None;
     let mut all_unchanged = true;
-    for iface in &ifaces {
-        match update(layout, iface, &target, &guard) {
+    for iface in ifaces {
+        match run(iface) {
             Ok(outcome) => all_unchanged &= report(iface, outcome)? == Exit::Unchanged.code(),
             Err(err) => {
                 let message = format!("{iface}: {err:#}");

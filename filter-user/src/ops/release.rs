@@ -296,13 +296,34 @@ pub fn verify(dir: &Path, required: &Requirements<'_>) -> Result<Verified, Relea
         }
         other => other?,
     };
+    let (manifest, key_id) =
+        verify_manifest(&manifest_bytes, &signature_bytes, &signature_path, required)?;
+    let artifact_path = dir.join(&manifest.artifact.file);
+    let artifact = check_artifact(&artifact_path, &manifest.artifact)?;
+    Ok(Verified {
+        manifest,
+        key_id,
+        artifact_path,
+        artifact,
+    })
+}
+
+/// The manifest checked before any artifact is read or fetched: its signature against
+/// `required.keys`, its form, expiry and version. `signature_path` names the signature in
+/// messages.
+pub fn verify_manifest(
+    manifest_bytes: &[u8],
+    signature_bytes: &[u8],
+    signature_path: &Path,
+    required: &Requirements<'_>,
+) -> Result<(Manifest, String), ReleaseError> {
     let key_id = check_signature(
-        &manifest_bytes,
-        &signature_bytes,
-        &signature_path,
+        manifest_bytes,
+        signature_bytes,
+        signature_path,
         required.keys,
     )?;
-    let manifest = parse_manifest(&manifest_bytes)?;
+    let manifest = parse_manifest(manifest_bytes)?;
     if required.now >= manifest.expires {
         return Err(ReleaseError::Expired {
             expired: sys::time::date(manifest.expires),
@@ -315,14 +336,95 @@ pub fn verify(dir: &Path, required: &Requirements<'_>) -> Result<Verified, Relea
             running,
         });
     }
-    let artifact_path = dir.join(&manifest.artifact.file);
-    let artifact = check_artifact(&artifact_path, &manifest.artifact)?;
+    Ok((manifest, key_id))
+}
+
+/// Fetches the release published under `base` (the URL of a release directory) into the
+/// download cache under `cache_root` and verifies it: the manifest and its signature first,
+/// each within its size limit, and only then the artifact, no larger than the manifest says.
+pub fn fetch(
+    cache_root: &Path,
+    base: &str,
+    required: &Requirements<'_>,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Verified> {
+    use crate::ops::download::{self, DownloadError, Expect, Limits, DEFAULT_LIMITS};
+    let base = base.trim_end_matches('/');
+    let limit = |max_bytes| Limits {
+        max_bytes,
+        cancel,
+        ..DEFAULT_LIMITS
+    };
+    let get = |name: &str, expect, max| {
+        download::fetch(
+            cache_root,
+            &format!("{base}/{name}"),
+            None,
+            expect,
+            &limit(max),
+        )
+    };
+    let manifest = get(MANIFEST, Expect::Any, MAX_MANIFEST_BYTES)?;
+    let signature = match get(SIGNATURE, Expect::Any, MAX_SIGNATURE_BYTES) {
+        Err(DownloadError::Status { status: 404, .. }) => {
+            return Err(ReleaseError::NoSignature {
+                path: PathBuf::from(format!("{base}/{SIGNATURE}")),
+            }
+            .into())
+        }
+        other => other?,
+    };
+    let manifest_bytes = read_limited(manifest.path(), MAX_MANIFEST_BYTES, "manifest")?;
+    let signature_bytes = read_limited(signature.path(), MAX_SIGNATURE_BYTES, "signature")?;
+    let (manifest, key_id) = verify_manifest(
+        &manifest_bytes,
+        &signature_bytes,
+        signature.path(),
+        required,
+    )?;
+    let artifact = get(
+        &manifest.artifact.file,
+        Expect::Artifact,
+        manifest.artifact.size,
+    )?;
+    let artifact_path = artifact.path().to_owned();
+    let parsed = check_artifact(&artifact_path, &manifest.artifact)?;
     Ok(Verified {
         manifest,
         key_id,
         artifact_path,
-        artifact,
+        artifact: parsed,
     })
+}
+
+/// The release last applied to an interface, kept beside its known-good copies
+/// (`<lib-dir>/IF/release.json`): below its version, releases are refused.
+#[must_use]
+pub fn applied(known_good_dir: &Path) -> Option<Manifest> {
+    let bytes = read_limited(
+        &known_good_dir.join(MANIFEST),
+        MAX_MANIFEST_BYTES,
+        "manifest",
+    )
+    .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Records `manifest` as the release applied to the interface whose known-good copies live in
+/// `known_good_dir`.
+pub fn record_applied(known_good_dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+    fs::create_dir_all(known_good_dir)?;
+    sys::fs::write_atomic(
+        &known_good_dir.join(MANIFEST),
+        &serde_json::to_vec_pretty(manifest)?,
+    )?;
+    Ok(())
+}
+
+/// Whether the node named `node` takes part in the stage `manifest` has in force.
+#[must_use]
+pub fn in_stage(manifest: &Manifest, node: &str) -> bool {
+    cohort(node, &manifest.channel, manifest.version) < manifest.rollout.current().per_mille
 }
 
 /// The id of the configured key whose signature over `manifest` verifies.

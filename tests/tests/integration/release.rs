@@ -172,3 +172,135 @@ fn verify_refuses_each_attack_with_exit_1_and_its_reason() {
     fs::remove_file(dir.join("rel/release.json.minisig")).unwrap();
     refused(verify(&[]), "no signature");
 }
+
+/// A node applying releases with `update --release-url` from a loopback server: the first
+/// applies and is recorded, the same again is unchanged, an older one and a changed manifest
+/// are refused with nothing changed, a stage that leaves this node out changes nothing, and a
+/// dry-run stage applies the policy as a dry run.
+#[test]
+fn update_applies_only_verified_releases_in_this_nodes_stage() {
+    use integration_tests::{
+        http::{Reply, Server},
+        update::{Attached, POLICY},
+    };
+    let filter = Attached::new("uprel");
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    keypair(work, "k");
+    let mut compile = vec!["compile", "--db", filter.list_b.as_str()];
+    compile.extend(POLICY);
+    compile.extend(["--out", "b.rgnf"]);
+    let out = regionfilter(&compile, work);
+    assert!(out.status.success(), "compile: {}", text(&out));
+    let served = work.join("rel");
+    let server = {
+        let served = served.clone();
+        Server::start(move |req| {
+            let name = req.path.trim_start_matches("/rel/");
+            match fs::read(served.join(name)) {
+                Ok(bytes) if !name.contains('/') => Reply::ok(bytes),
+                _ => Reply::status(404),
+            }
+        })
+    };
+    let url = server.url("/rel");
+    let publish_v = |version: &str, plan: &str, stage: &str| {
+        let out = regionfilter(
+            &[
+                "release",
+                "--artifact",
+                "b.rgnf",
+                "--out",
+                "rel",
+                "--version",
+                version,
+                "--plan",
+                plan,
+                "--stage",
+                stage,
+                "--secret-key",
+                "k.key",
+            ],
+            work,
+        );
+        assert!(out.status.success(), "release: {}", text(&out));
+    };
+    let public = work.join("k.pub").display().to_string();
+    let apply = |node: &str| {
+        filter.update(&[
+            "--release-url",
+            &url,
+            "--public-key",
+            &public,
+            "--node",
+            node,
+        ])
+    };
+    // A node name that the stage in force takes (`true`) or leaves out (`false`).
+    let node_where = |taken: bool| -> String {
+        (0..5000)
+            .map(|i| format!("node-{i}"))
+            .find(|node| {
+                let out = regionfilter(
+                    &["verify", "rel", "--public-key", "k.pub", "--node", node],
+                    work,
+                );
+                assert!(out.status.success(), "verify: {}", text(&out));
+                text(&out).contains("keeps what it runs") != taken
+            })
+            .expect("a node on each side of the stage")
+    };
+    let recorded = filter
+        .inst
+        .lib_dir()
+        .join(&filter.iface)
+        .join("release.json");
+
+    publish_v("2", "100%", "0");
+    let (code, out) = apply("edge-1");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("switched to half"), "{out}");
+    assert!(fs::read_to_string(&recorded)
+        .unwrap()
+        .contains("\"version\": 2"));
+    let (code, out) = apply("edge-1");
+    assert_eq!(code, 3, "{out}");
+
+    // An older release, and a manifest changed on the server: refused, nothing changed.
+    let before = filter.snapshot();
+    publish_v("1", "100%", "0");
+    let (code, out) = apply("edge-1");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("rollback protection"), "{out}");
+    publish_v("4", "100%", "0");
+    let manifest = served.join("release.json");
+    let good = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, good.replace("\"version\": 4", "\"version\": 5")).unwrap();
+    let (code, out) = apply("edge-1");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("does not verify with key"), "{out}");
+    assert!(
+        filter.snapshot() == before,
+        "a refused release changed the filter"
+    );
+    assert!(fs::read_to_string(&recorded)
+        .unwrap()
+        .contains("\"version\": 2"));
+
+    // A stage that leaves this node out: nothing changes; one that takes it, as a dry run.
+    publish_v("6", "10%,100%", "0");
+    let (code, out) = apply(&node_where(false));
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("does not include node"), "{out}");
+    assert!(
+        filter.snapshot() == before,
+        "a node outside the stage changed"
+    );
+    publish_v("7", "dry:50%,100%", "0");
+    let (code, out) = apply(&node_where(true));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("DRY RUN of deny JP"), "{out}");
+    assert!(fs::read_to_string(&recorded)
+        .unwrap()
+        .contains("\"version\": 7"));
+}
