@@ -9,13 +9,12 @@ use crate::{
     cli::args::{wait_duration, DataArgs, PolicyArgs},
     model::iface::IfaceName,
     ops::{
-        data_spec::LoadedData,
         download,
         exit::Exit,
         guards::{percent, DEFAULT_MAX_CHANGE},
         policy_spec::PolicyChange,
         privileges,
-        release::{self, Manifest, Requirements, TrustedKey},
+        release::{self, ForNode, Manifest, TrustedKey},
         update::{attached_interfaces, update, Guard, Outcome, Target},
     },
     state::Layout,
@@ -206,50 +205,21 @@ fn release_target(
             .trim()
             .to_owned(),
     };
-    release::check_node_name(&node).map_err(anyhow::Error::msg)?;
-    // The highest release any of these interfaces runs: nothing older is applied to any.
-    let running = ifaces
-        .iter()
-        .filter_map(|iface| release::applied(&layout.lib_dir.join(iface)))
-        .map(|m| m.version)
-        .max();
-    let verified = release::fetch(
-        &layout.download_dir(),
-        url,
-        &Requirements {
-            keys: &keys,
-            now: unix_now(),
-            running,
-        },
-        None,
-    )
-    .with_context(|| format!("release at {url} refused"))?;
-    let manifest = verified.manifest;
-    let stage = manifest.rollout.current();
-    if !release::in_stage(&manifest, &node) {
-        println!(
-            "release {} {} is at stage {} ({stage}), which does not include node {node} yet: nothing changed",
-            manifest.channel, manifest.version, manifest.rollout.stage
-        );
-        return Ok(None);
+    match release::for_node(layout, url, &keys, &node, ifaces, unix_now())
+        .with_context(|| format!("release at {url} refused"))?
+    {
+        ForNode::Apply { target, manifest } => Ok(Some((target, manifest))),
+        ForNode::NotInStage { manifest } => {
+            println!(
+                "release {} {} is at stage {} ({}), which does not include node {node} yet: nothing changed",
+                manifest.channel,
+                manifest.version,
+                manifest.rollout.stage,
+                manifest.rollout.current()
+            );
+            Ok(None)
+        }
     }
-    let mut policy = verified
-        .artifact
-        .header
-        .policy
-        .clone()
-        .context("the release's artifact carries no policy")?;
-    // A dry-run stage: the new policy counted as would-drop, nothing refused yet.
-    policy.dry_run |= stage.dry_run;
-    let data = LoadedData {
-        regions: verified.artifact.regions,
-        artifact: Some((verified.artifact_path, verified.artifact.header)),
-    };
-    let target = Target::Update {
-        data: Some(Box::new(data)),
-        policy: PolicyChange::Replace(policy),
-    };
-    Ok(Some((target, manifest)))
 }
 
 /// Updates each interface to `target`; with a release, records it as applied where it took.

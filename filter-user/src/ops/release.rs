@@ -421,6 +421,69 @@ pub fn record_applied(known_good_dir: &Path, manifest: &Manifest) -> anyhow::Res
     Ok(())
 }
 
+/// What a release means for one node.
+pub enum ForNode {
+    /// The node is in the stage in force: update its interfaces to `target` (the release's
+    /// data and own policy; a dry run in a `dry:` stage), then record `manifest`.
+    Apply {
+        target: crate::ops::update::Target,
+        manifest: Manifest,
+    },
+    /// The stage in force leaves this node out: it keeps what it runs.
+    NotInStage { manifest: Manifest },
+}
+
+/// Fetches and verifies the release at `url` for the node named `node`, whose interfaces
+/// `ifaces` must not run a newer release (each interface's is recorded by [`record_applied`]).
+pub fn for_node(
+    layout: &crate::state::Layout,
+    url: &str,
+    keys: &[TrustedKey],
+    node: &str,
+    ifaces: &[crate::model::iface::IfaceName],
+    now: u64,
+) -> anyhow::Result<ForNode> {
+    use anyhow::Context as _;
+
+    use crate::ops::{data_spec::LoadedData, policy_spec::PolicyChange, update::Target};
+    check_node_name(node).map_err(anyhow::Error::msg)?;
+    // The highest release any of these interfaces runs: nothing older is applied to any.
+    let running = ifaces
+        .iter()
+        .filter_map(|iface| applied(&layout.lib_dir.join(iface)))
+        .map(|m| m.version)
+        .max();
+    let verified = fetch(
+        &layout.download_dir(),
+        url,
+        &Requirements { keys, now, running },
+        None,
+    )?;
+    let manifest = verified.manifest;
+    if !in_stage(&manifest, node) {
+        return Ok(ForNode::NotInStage { manifest });
+    }
+    let mut policy = verified
+        .artifact
+        .header
+        .policy
+        .clone()
+        .context("the release's artifact carries no policy")?;
+    // A dry-run stage: the new policy counted as would-drop, nothing refused yet.
+    policy.dry_run |= manifest.rollout.current().dry_run;
+    let data = LoadedData {
+        regions: verified.artifact.regions,
+        artifact: Some((verified.artifact_path, verified.artifact.header)),
+    };
+    Ok(ForNode::Apply {
+        target: Target::Update {
+            data: Some(Box::new(data)),
+            policy: PolicyChange::Replace(policy),
+        },
+        manifest,
+    })
+}
+
 /// Whether the node named `node` takes part in the stage `manifest` has in force.
 #[must_use]
 pub fn in_stage(manifest: &Manifest, node: &str) -> bool {
