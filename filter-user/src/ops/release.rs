@@ -729,6 +729,16 @@ pub fn publish(new: &NewRelease<'_>) -> anyhow::Result<Manifest> {
     })?;
     let key_box = fs::read_to_string(new.secret_key)
         .with_context(|| format!("cannot read the secret key {}", new.secret_key.display()))?;
+    if key_box
+        .lines()
+        .next()
+        .is_some_and(|l| l.contains("public key"))
+    {
+        anyhow::bail!(
+            "{} is a public key: give the secret key (the file `minisign -G -s` wrote)",
+            new.secret_key.display()
+        );
+    }
     let key_box = minisign::SecretKeyBox::from_string(&key_box).map_err(|e| {
         anyhow::anyhow!(
             "{} is not a minisign secret key: {e}",
@@ -740,14 +750,14 @@ pub fn publish(new: &NewRelease<'_>) -> anyhow::Result<Manifest> {
         None => open_unencrypted(key_box),
     }
     .map_err(|e| {
+        let hint = if new.password.is_none() && e.to_string().contains("ncrypted") {
+            " (an encrypted key needs --password-file)"
+        } else {
+            ""
+        };
         anyhow::anyhow!(
-            "cannot open the secret key {}: {e}{}",
-            new.secret_key.display(),
-            if new.password.is_none() {
-                " (an encrypted key needs --password-file)"
-            } else {
-                ""
-            }
+            "cannot open the secret key {}: {e}{hint}",
+            new.secret_key.display()
         )
     })?;
     let file = format!("release-{}-{}.rgnf", new.channel, new.version);
@@ -1084,5 +1094,34 @@ mod tests {
         let err = publish(&new(None)).unwrap_err();
         assert!(format!("{err:#}").contains("--password-file"), "{err:#}");
         publish(&new(Some("s3cret".to_owned()))).unwrap();
+    }
+
+    #[test]
+    fn a_public_key_given_as_the_secret_key_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = artifact(dir.path(), "gb.rgnf", "GB");
+        let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+        let public = dir.path().join("k.pub");
+        fs::write(&public, pair.pk.to_box().unwrap().into_string()).unwrap();
+        let err = publish(&NewRelease {
+            artifact: &source,
+            out: &dir.path().join("out"),
+            channel: "stable",
+            version: 1,
+            now: NOW,
+            valid_for: DAY,
+            rollout: Rollout {
+                plan: vec![Stage::parse("100%").unwrap()],
+                stage: 0,
+            },
+            secret_key: &public,
+            password: None,
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("is a public key"), "{err:#}");
+        assert!(
+            !dir.path().join("out").exists(),
+            "a refused publish wrote something"
+        );
     }
 }
