@@ -40,10 +40,11 @@ pub use self::shared::{IfaceStatus, Shared};
 use self::{
     config::Config,
     log::{event, Level},
-    shared::{active_hash, lock, lost_reason, short},
+    shared::{active_hash, lock, lost_reason},
     worker::Worker,
 };
 use crate::{
+    compile::artifact::short_hash as short,
     kernel::placement::{self, Condition},
     model::iface::IfaceName,
     ops::{

@@ -17,6 +17,7 @@ use super::{
     log::{event, Level},
 };
 use crate::{
+    compile::artifact::short_hash as short,
     kernel::{
         maps::{hash_hex, FilterMaps},
         placement::{self, Condition},
@@ -236,10 +237,6 @@ pub(super) fn lost_reason(layout: &Layout, iface: &IfaceName, condition: &Condit
     condition
         .problem(iface, &layout.pin_dir(iface))
         .unwrap_or_default()
-}
-
-pub(super) fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
 }
 
 pub(super) fn active_hash(layout: &Layout, iface: &IfaceName) -> Option<String> {

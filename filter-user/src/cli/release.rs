@@ -6,6 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Context as _, Result};
 
 use crate::{
+    compile::artifact::short_hash as short,
     ops::release::{self, NewRelease, Requirements, Rollout, Stage, TrustedKey},
     sys::time::{date, unix_now},
 };
@@ -173,8 +174,4 @@ pub fn run_verify(args: &VerifyArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
 }

@@ -110,6 +110,12 @@ fn span_bytes(regions: &RegionSet) -> Vec<u8> {
     out
 }
 
+/// The first 12 hex digits of a hash, as log lines and reports show it.
+#[must_use]
+pub fn short_hash(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
 /// The content hash an artifact of `regions` and `policy` would carry.
 #[must_use]
 pub fn content_hash_of(regions: &RegionSet, policy: Option<&Policy>) -> String {

@@ -618,13 +618,7 @@ fn read_limited(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, 
 
 /// A channel name: what a node's configuration names, so plain.
 pub fn check_channel(channel: &str) -> Result<(), String> {
-    let ok = !channel.is_empty()
-        && channel.len() <= 64
-        && channel
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !channel.starts_with('.');
-    if ok {
+    if plain(channel, 64) && !channel.starts_with('.') {
         Ok(())
     } else {
         Err(format!(
@@ -633,14 +627,18 @@ pub fn check_channel(channel: &str) -> Result<(), String> {
     }
 }
 
+/// 1 to `max` letters, digits, `-`, `_` and `.`: the names a release carries or a node has.
+fn plain(text: &str, max: usize) -> bool {
+    !text.is_empty()
+        && text.len() <= max
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// A node's name as a fleet names it (a Kubernetes node name is a DNS subdomain).
 pub fn check_node_name(node: &str) -> Result<(), String> {
-    let ok = !node.is_empty()
-        && node.len() <= 253
-        && node
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+    if plain(node, 253) {
         Ok(())
     } else {
         Err(format!(
@@ -652,13 +650,7 @@ pub fn check_node_name(node: &str) -> Result<(), String> {
 /// The artifact's name: one plain path component, so a manifest can never name a file
 /// outside its release directory.
 fn check_file_name(name: &str) -> Result<(), String> {
-    let plain = !name.is_empty()
-        && name.len() <= 255
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if plain {
+    if plain(name, 255) && !name.starts_with('.') {
         Ok(())
     } else {
         Err(format!(
@@ -912,12 +904,14 @@ mod tests {
         (path, TrustedKey::new(pair.pk))
     }
 
-    fn publish_to(out: &Path, artifact: &Path, secret: &Path, version: u64) -> Manifest {
-        publish(&NewRelease {
+    /// A release of `artifact` into `out` signed with `secret`: stable, version 1, all nodes
+    /// at once, made at `NOW` and valid a week, the key without a password.
+    fn new_release<'a>(artifact: &'a Path, out: &'a Path, secret: &'a Path) -> NewRelease<'a> {
+        NewRelease {
             artifact,
             out,
             channel: "stable",
-            version,
+            version: 1,
             now: NOW,
             valid_for: 7 * DAY,
             rollout: Rollout {
@@ -926,6 +920,13 @@ mod tests {
             },
             secret_key: secret,
             password: None,
+        }
+    }
+
+    fn publish_to(out: &Path, artifact: &Path, secret: &Path, version: u64) -> Manifest {
+        publish(&NewRelease {
+            version,
+            ..new_release(artifact, out, secret)
         })
         .unwrap()
     }
@@ -1048,19 +1049,10 @@ mod tests {
         let junk = s.dir.path().join("junk.rgnf");
         fs::write(&junk, b"not an artifact").unwrap();
         let (secret, _) = key_file(s.dir.path(), "k2.key");
+        let out = s.out();
         let err = publish(&NewRelease {
-            artifact: &junk,
-            out: &s.out(),
-            channel: "stable",
             version: 6,
-            now: NOW,
-            valid_for: DAY,
-            rollout: Rollout {
-                plan: vec![Stage::parse("100%").unwrap()],
-                stage: 0,
-            },
-            secret_key: &secret,
-            password: None,
+            ..new_release(&junk, &out, &secret)
         })
         .unwrap_err();
         assert!(format!("{err:#}").contains("is not an artifact"), "{err:#}");
@@ -1078,18 +1070,8 @@ mod tests {
         fs::write(&secret, pair.sk.to_box(None).unwrap().into_string()).unwrap();
         let out = dir.path().join("out");
         let new = |password: Option<String>| NewRelease {
-            artifact: &source,
-            out: &out,
-            channel: "stable",
-            version: 1,
-            now: NOW,
-            valid_for: DAY,
-            rollout: Rollout {
-                plan: vec![Stage::parse("100%").unwrap()],
-                stage: 0,
-            },
-            secret_key: &secret,
             password,
+            ..new_release(&source, &out, &secret)
         };
         let err = publish(&new(None)).unwrap_err();
         assert!(format!("{err:#}").contains("--password-file"), "{err:#}");
@@ -1103,25 +1085,9 @@ mod tests {
         let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
         let public = dir.path().join("k.pub");
         fs::write(&public, pair.pk.to_box().unwrap().into_string()).unwrap();
-        let err = publish(&NewRelease {
-            artifact: &source,
-            out: &dir.path().join("out"),
-            channel: "stable",
-            version: 1,
-            now: NOW,
-            valid_for: DAY,
-            rollout: Rollout {
-                plan: vec![Stage::parse("100%").unwrap()],
-                stage: 0,
-            },
-            secret_key: &public,
-            password: None,
-        })
-        .unwrap_err();
+        let out = dir.path().join("out");
+        let err = publish(&new_release(&source, &out, &public)).unwrap_err();
         assert!(format!("{err:#}").contains("is a public key"), "{err:#}");
-        assert!(
-            !dir.path().join("out").exists(),
-            "a refused publish wrote something"
-        );
+        assert!(!out.exists(), "a refused publish wrote something");
     }
 }
