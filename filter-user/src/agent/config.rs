@@ -9,12 +9,15 @@
 //! download_timeout = "5m"          # a download not complete by then is given up
 //! download_stall = "30s"           # ... and so is one below download_min_rate over this long
 //! download_min_rate = 4096         # bytes per second
+//! public_keys = ["/etc/regionfilter/release.pub"]  # trusted release keys (docs/releases.md)
+//! node_name = "edge-17"            # for staged rollout [default: $REGIONFILTER_NODE, else the host name]
+//! release_poll = "5m"              # release_url interfaces look for a new release this often
 //!
 //! [[interface]]
 //! name = "eth0"
 //! mode = "native"                  # or "skb"
 //! lookup = "fast"                  # or "lpm"
-//! db = ["/var/lib/GeoIP/GeoLite2-Country.mmdb"]   # or url (+ sha256_url), artifact, artifact_url
+//! db = ["/var/lib/GeoIP/GeoLite2-Country.mmdb"]   # or url (+ sha256_url), artifact, artifact_url, release_url
 //! policy = "/etc/regionfilter/policy.toml"        # or an inline table: [interface.policy]
 //! ```
 
@@ -38,6 +41,7 @@ use crate::{
         download::{self, Limits, DEFAULT_LIMITS},
         guards::{percent, DEFAULT_MAX_CHANGE},
         policy_spec::PolicySpec,
+        release::{self, TrustedKey},
     },
 };
 
@@ -49,6 +53,14 @@ pub const MIN_REFRESH: Duration = Duration::from_secs(60);
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
 /// How soon a failed interface is tried again when the file does not say.
 pub const DEFAULT_RETRY: Duration = Duration::from_secs(5 * 60);
+/// How often an interface that follows a release looks for a new one when the file does not
+/// say: an unchanged release costs one conditional request.
+pub const DEFAULT_RELEASE_POLL: Duration = Duration::from_secs(5 * 60);
+/// The shortest release poll.
+pub const MIN_RELEASE_POLL: Duration = Duration::from_secs(1);
+/// The environment variable that names this node when the file does not (Kubernetes sets it
+/// from the downward API's `spec.nodeName`).
+pub const NODE_ENV: &str = "REGIONFILTER_NODE";
 /// The longest interval any timer of the agent takes: a year.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 
@@ -74,6 +86,11 @@ struct File {
     download_stall: Option<Duration>,
     download_min_rate: Option<u64>,
     #[serde(default)]
+    public_keys: Vec<PathBuf>,
+    node_name: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    release_poll: Option<Duration>,
+    #[serde(default)]
     interface: Vec<InterfaceFile>,
 }
 
@@ -96,6 +113,7 @@ struct InterfaceFile {
     sha256_url: Option<String>,
     artifact: Option<PathBuf>,
     artifact_url: Option<String>,
+    release_url: Option<String>,
     /// A policy file's path, or the same keys as a table. Read as a plain value first, so a
     /// typo in the table gets the policy file's own error (`unknown field ...`), not serde's
     /// "no variant matched".
@@ -126,7 +144,21 @@ pub struct Config {
     pub max_change: f64,
     /// Limits of every download (`download_timeout`, `download_stall`, `download_min_rate`).
     pub download: Limits<'static>,
+    /// Set when the file names public keys: releases are followed, unsigned artifacts refused.
+    pub release: Option<ReleaseTrust>,
     pub interfaces: Vec<InterfaceConfig>,
+}
+
+/// What following a release channel needs besides its URL.
+#[derive(Debug)]
+pub struct ReleaseTrust {
+    /// Every key a release may be signed by (more than one while keys rotate).
+    pub keys: Vec<TrustedKey>,
+    /// This node's name, which places it in each release's rollout.
+    pub node: String,
+    /// How often a `release_url` interface looks for a new release (plus up to a tenth more,
+    /// at random), in place of `refresh`.
+    pub poll: Duration,
 }
 
 /// One interface to keep filtered.
@@ -151,8 +183,10 @@ pub enum DataSource {
         sha256_url: Option<String>,
         data: DataSpec,
     },
-    /// A compiled artifact to download.
+    /// A compiled artifact to download (no key configured: trusted on its checksum alone).
     ArtifactUrl(String),
+    /// A signed release directory to follow, with its own policy.
+    Release(String),
 }
 
 impl Config {
@@ -197,6 +231,7 @@ impl Config {
         .map_err(|e| anyhow::anyhow!("max_change: {e}"))?;
         let log_samples = file.log_samples.unwrap_or(10);
         let download = download_limits(&file)?;
+        let release = release_trust(&file, dir)?;
         if file.interface.is_empty() {
             bail!("no [[interface]]: name at least one interface to filter");
         }
@@ -205,7 +240,7 @@ impl Config {
         for entry in file.interface {
             let name = entry.name.clone();
             let checked = entry
-                .check(dir)
+                .check(dir, release.is_some())
                 .with_context(|| format!("[[interface]] {name:?}"))?;
             if !seen.insert(checked.iface.clone()) {
                 bail!("[[interface]] {name:?} is listed twice");
@@ -222,9 +257,45 @@ impl Config {
             detach_on_exit: file.detach_on_exit,
             max_change,
             download,
+            release,
             interfaces,
         })
     }
+}
+
+/// The trusted keys and node name, read and checked now: a bad key file is the config's
+/// error, not each refresh's.
+fn release_trust(file: &File, dir: &Path) -> Result<Option<ReleaseTrust>> {
+    if file.public_keys.is_empty() {
+        if file.node_name.is_some() || file.release_poll.is_some() {
+            bail!("node_name and release_poll are for following releases: give public_keys too");
+        }
+        return Ok(None);
+    }
+    let poll = bounded(
+        "release_poll",
+        file.release_poll.unwrap_or(DEFAULT_RELEASE_POLL),
+    )?;
+    if poll < MIN_RELEASE_POLL {
+        bail!("release_poll = {poll:?}: give at least 1s");
+    }
+    let keys = file
+        .public_keys
+        .iter()
+        .map(|p| TrustedKey::read(&dir.join(p)).context("public_keys"))
+        .collect::<Result<Vec<_>>>()?;
+    let node = match &file.node_name {
+        Some(node) => node.clone(),
+        None => match std::env::var(NODE_ENV) {
+            Ok(node) => node,
+            Err(_) => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .context("cannot read the host name: give node_name")?
+                .trim()
+                .to_owned(),
+        },
+    };
+    release::check_node_name(&node).map_err(|e| anyhow::anyhow!("node name {node:?}: {e}"))?;
+    Ok(Some(ReleaseTrust { keys, node, poll }))
 }
 
 impl Config {
@@ -280,7 +351,7 @@ fn bounded(key: &str, value: Duration) -> Result<Duration> {
 }
 
 impl InterfaceFile {
-    fn check(self, dir: &Path) -> Result<InterfaceConfig> {
+    fn check(self, dir: &Path, keys_configured: bool) -> Result<InterfaceConfig> {
         let iface: IfaceName = self.name.parse()?;
         let relative = |p: &PathBuf| dir.join(p);
         let data = DataSpec {
@@ -295,29 +366,48 @@ impl InterfaceFile {
             self.url.is_some(),
             data.artifact.is_some(),
             self.artifact_url.is_some(),
+            self.release_url.is_some(),
         ];
         if given.iter().filter(|&&g| g).count() != 1 {
-            bail!("give exactly one of db, url, artifact or artifact_url");
+            bail!("give exactly one of db, url, artifact, artifact_url or release_url");
+        }
+        if self.release_url.is_some() && !keys_configured {
+            bail!("release_url needs public_keys: a release is applied only when its signature verifies");
+        }
+        if self.artifact_url.is_some() && keys_configured {
+            bail!(
+                "artifact_url is unsigned, and public_keys are configured: follow a signed \
+                 release with release_url (docs/releases.md)"
+            );
+        }
+        if self.release_url.is_some() && self.policy.is_some() {
+            bail!("a release carries its own policy: give no policy with release_url");
         }
         if self.sha256_url.is_some() && self.url.is_none() {
             bail!("sha256_url needs url");
         }
-        for url in [&self.url, &self.sha256_url, &self.artifact_url]
-            .into_iter()
-            .flatten()
+        for url in [
+            &self.url,
+            &self.sha256_url,
+            &self.artifact_url,
+            &self.release_url,
+        ]
+        .into_iter()
+        .flatten()
         {
             download::check_url(url)?;
         }
-        let source = match (self.url, self.artifact_url) {
-            (Some(url), _) => DataSource::Url {
+        let source = match (self.url, self.artifact_url, self.release_url) {
+            (Some(url), _, _) => DataSource::Url {
                 url,
                 sha256_url: self.sha256_url,
                 data,
             },
-            (None, Some(url)) => DataSource::ArtifactUrl(url),
-            (None, None) => DataSource::Files(data),
+            (None, Some(url), _) => DataSource::ArtifactUrl(url),
+            (None, None, Some(url)) => DataSource::Release(url),
+            (None, None, None) => DataSource::Files(data),
         };
-        let artifact_source = matches!(source, DataSource::ArtifactUrl(_))
+        let artifact_source = matches!(source, DataSource::ArtifactUrl(_) | DataSource::Release(_))
             || matches!(&source, DataSource::Files(d) if d.artifact.is_some());
         // The same code as `--policy FILE`: a file, or the same keys inline.
         let policy = match self.policy {
@@ -400,6 +490,79 @@ mod tests {
         assert_eq!(config.retry, Duration::from_secs(3600));
     }
 
+    /// A directory holding a release public key `release.pub`, as `minisign -G` writes one.
+    fn key_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+        std::fs::write(
+            dir.path().join("release.pub"),
+            pair.pk.to_box().unwrap().into_string(),
+        )
+        .unwrap();
+        dir
+    }
+
+    const FOLLOW: &str =
+        "[[interface]]\nname = \"eth0\"\nrelease_url = \"https://releases.example/stable/\"\n";
+
+    #[test]
+    fn a_release_channel_needs_keys_and_brings_its_own_policy() {
+        let dir = key_dir();
+        let keys = "public_keys = [\"release.pub\"]\nnode_name = \"edge-7\"\n";
+        let config = Config::parse(&format!("{keys}{FOLLOW}"), dir.path()).unwrap();
+        let trust = config.release.as_ref().unwrap();
+        assert_eq!((trust.keys.len(), trust.node.as_str()), (1, "edge-7"));
+        assert_eq!(trust.poll, DEFAULT_RELEASE_POLL);
+        let fast = Config::parse(
+            &format!("release_poll = \"2s\"\n{keys}{FOLLOW}"),
+            dir.path(),
+        );
+        assert_eq!(fast.unwrap().release.unwrap().poll, Duration::from_secs(2));
+        assert!(matches!(
+            &config.interfaces[0].source,
+            DataSource::Release(url) if url == "https://releases.example/stable/"
+        ));
+        assert!(config.interfaces[0].policy.is_none());
+        let artifact_url =
+            "[[interface]]\nname = \"eth0\"\nartifact_url = \"https://a.example/f.rgnf\"\n";
+        for (text, expected) in [
+            (FOLLOW.to_owned(), "release_url needs public_keys"),
+            (
+                format!("{keys}{artifact_url}"),
+                "artifact_url is unsigned, and public_keys are configured",
+            ),
+            (
+                format!("{keys}{FOLLOW}policy = {{ deny = [\"GB\"] }}\n"),
+                "give no policy with release_url",
+            ),
+            (
+                format!("node_name = \"edge-7\"\n{ONE}"),
+                "node_name and release_poll are for following releases",
+            ),
+            (
+                format!("release_poll = \"100ms\"\n{keys}{FOLLOW}"),
+                "give at least 1s",
+            ),
+            (
+                format!("public_keys = [\"missing.pub\"]\n{FOLLOW}"),
+                "missing.pub",
+            ),
+            (
+                format!("public_keys = [\"release.pub\"]\nnode_name = \"../x\"\n{FOLLOW}"),
+                "node name \"../x\"",
+            ),
+            (
+                format!("{keys}{FOLLOW}url = \"https://a.example/x.mmdb\"\n"),
+                "give exactly one of",
+            ),
+        ] {
+            let err = format!("{:#}", Config::parse(&text, dir.path()).expect_err(&text));
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+        // Without keys, an unsigned artifact is still possible.
+        Config::parse(artifact_url, dir.path()).unwrap();
+    }
+
     #[test]
     fn every_bad_entry_is_refused_with_what_to_fix() {
         for (text, expected) in [
@@ -409,7 +572,7 @@ mod tests {
             ),
             (
                 "[[interface]]\nname = \"eth0\"\npolicy = { deny = [\"GB\"] }\n",
-                "give exactly one of db, url, artifact or artifact_url",
+                "give exactly one of db, url, artifact, artifact_url or release_url",
             ),
             (
                 "[[interface]]\nname = \"../etc\"\ndb = [\"a.mmdb\"]\npolicy = { deny = [\"GB\"] }\n",

@@ -15,9 +15,16 @@ use tokio::{net::TcpListener, sync::Semaphore, time::Instant};
 
 use super::{
     log::{event, Level},
-    Shared,
+    release::REFUSAL_REASONS,
+    IfaceStatus, Shared,
 };
-use crate::ops::metrics::{exposition, interface_family, InterfaceMetrics};
+use crate::{
+    model::iface::IfaceName,
+    ops::{
+        metrics::{exposition, interface_family, labelled_family, InterfaceMetrics},
+        release::{self, Manifest},
+    },
+};
 
 /// Serves `shared.listen` from a task. An address that cannot be bound (loopback not up yet
 /// at boot, the port taken) is logged and tried again every few seconds: filtering does not
@@ -191,7 +198,118 @@ fn metrics(shared: &Shared) -> String {
             .iter()
             .map(|(iface, s)| (iface, Some(u64::from(shared.ready(iface, s).is_ok())))),
     );
+    release_families(&mut out, shared, &statuses);
     out
+}
+
+/// The release each interface runs (recorded beside its known-good copies, so one applied by
+/// `update --release-url` shows too), the newest one published, and refusals by reason.
+fn release_families(out: &mut String, shared: &Shared, statuses: &[(IfaceName, IfaceStatus)]) {
+    let running: Vec<(&IfaceName, Manifest)> = statuses
+        .iter()
+        .filter_map(|(iface, _)| {
+            Some((iface, release::applied(&shared.layout.lib_dir.join(iface))?))
+        })
+        .collect();
+    let published: Vec<(&IfaceName, &Manifest, u16)> = statuses
+        .iter()
+        .filter_map(|(iface, s)| s.release.published.as_ref().map(|(m, p)| (iface, m, *p)))
+        .collect();
+    let channel = |m: &Manifest| vec![("channel", m.channel.clone())];
+    labelled_family(
+        out,
+        (
+            "regionfilter_release_version",
+            "gauge",
+            "The release the interface runs (its manifest's version).",
+        ),
+        running.iter().map(|(i, m)| (*i, channel(m), m.version)),
+    );
+    labelled_family(
+        out,
+        (
+            "regionfilter_release_dry_run",
+            "gauge",
+            "1 when the release the interface runs was applied in a dry-run stage.",
+        ),
+        running
+            .iter()
+            .map(|(i, m)| (*i, channel(m), u64::from(m.rollout.current().dry_run))),
+    );
+    labelled_family(
+        out,
+        (
+            "regionfilter_release_published_version",
+            "gauge",
+            "The newest release that verified at the release URL, in this node's stage or not.",
+        ),
+        published
+            .iter()
+            .map(|(i, m, _)| (*i, channel(m), m.version)),
+    );
+    labelled_family(
+        out,
+        (
+            "regionfilter_release_cohort_per_mille",
+            "gauge",
+            "This node's position (0-999) in the published release's rollout: it takes part in a stage of more per mille.",
+        ),
+        published.iter().map(|(i, m, p)| (*i, channel(m), u64::from(*p))),
+    );
+    labelled_family(
+        out,
+        (
+            "regionfilter_release_stage_per_mille",
+            "gauge",
+            "The share of nodes (per mille) the published release's stage in force takes.",
+        ),
+        published
+            .iter()
+            .map(|(i, m, _)| (*i, channel(m), u64::from(m.rollout.current().per_mille))),
+    );
+    labelled_family(
+        out,
+        (
+            "regionfilter_release_expiry_timestamp_seconds",
+            "gauge",
+            "When the newest manifest that verified expires (Unix seconds): past it, the node keeps its filter and is stale.",
+        ),
+        statuses.iter().filter_map(|(iface, s)| {
+            let newest = s.release.published.as_ref().map(|(m, _)| m).or_else(|| {
+                running.iter().find(|(i, _)| *i == iface).map(|(_, m)| m)
+            })?;
+            Some((iface, channel(newest), newest.expires))
+        }),
+    );
+    labelled_family(
+        out,
+        (
+            "regionfilter_release_last_check_timestamp_seconds",
+            "gauge",
+            "When a manifest last verified at the release URL (Unix seconds).",
+        ),
+        statuses.iter().filter_map(|(iface, s)| {
+            let (m, _) = s.release.published.as_ref()?;
+            Some((iface, channel(m), s.release.last_check?))
+        }),
+    );
+    labelled_family(
+        out,
+        (
+            "regionfilter_release_refusals_total",
+            "counter",
+            "Releases refused since the agent started, by reason; nothing was changed by any.",
+        ),
+        statuses
+            .iter()
+            .filter(|(_, s)| s.release.following)
+            .flat_map(|(iface, s)| {
+                REFUSAL_REASONS.iter().map(move |reason| {
+                    let n = s.release.refusals.get(reason).copied().unwrap_or(0);
+                    (iface, vec![("reason", (*reason).to_owned())], n)
+                })
+            }),
+    );
 }
 
 #[cfg(test)]
@@ -265,6 +383,72 @@ mod tests {
         );
         // No filter attached: no counter series.
         assert!(!body.contains("regionfilter_packets_total{"), "{body}");
+    }
+
+    fn manifest(version: u64, stage: usize) -> Manifest {
+        use crate::ops::release::{ArtifactRef, Rollout, Stage};
+        Manifest {
+            format: release::FORMAT,
+            channel: "stable".to_owned(),
+            version,
+            created: 1_000,
+            expires: 2_000 + version,
+            artifact: ArtifactRef {
+                file: "f.rgnf".to_owned(),
+                sha256: "00".repeat(32),
+                size: 10,
+                content_hash: "11".repeat(32),
+            },
+            rollout: Rollout {
+                plan: vec![
+                    Stage::parse("dry:10%").unwrap(),
+                    Stage::parse("100%").unwrap(),
+                ],
+                stage,
+            },
+        }
+    }
+
+    #[test]
+    fn metrics_say_which_release_runs_which_is_published_and_what_was_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let eth0: IfaceName = "eth0".parse().unwrap();
+        // Release 4 applied in its dry-run stage; release 5 published, at 100%; two expired
+        // manifests refused.
+        release::record_applied(&dir.path().join("lib/eth0"), &manifest(4, 0)).unwrap();
+        shared.set(&eth0, |s| {
+            s.release.following = true;
+            s.release.published = Some((manifest(5, 1), 42));
+            s.release.last_check = Some(1_500);
+            s.release.refusals.insert("expired", 2);
+        });
+        let (_, _, body) = answer(&shared, Method::GET, "/metrics");
+        for line in [
+            "regionfilter_release_version{interface=\"eth0\",channel=\"stable\"} 4\n",
+            "regionfilter_release_dry_run{interface=\"eth0\",channel=\"stable\"} 1\n",
+            "regionfilter_release_published_version{interface=\"eth0\",channel=\"stable\"} 5\n",
+            "regionfilter_release_cohort_per_mille{interface=\"eth0\",channel=\"stable\"} 42\n",
+            "regionfilter_release_stage_per_mille{interface=\"eth0\",channel=\"stable\"} 1000\n",
+            "regionfilter_release_expiry_timestamp_seconds{interface=\"eth0\",channel=\"stable\"} 2005\n",
+            "regionfilter_release_last_check_timestamp_seconds{interface=\"eth0\",channel=\"stable\"} 1500\n",
+            "regionfilter_release_refusals_total{interface=\"eth0\",reason=\"expired\"} 2\n",
+            "regionfilter_release_refusals_total{interface=\"eth0\",reason=\"wrong_key\"} 0\n",
+        ] {
+            assert!(body.contains(line), "{line}: {body}");
+        }
+    }
+
+    #[test]
+    fn an_interface_without_releases_has_no_release_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let (_, _, body) = answer(&shared, Method::GET, "/metrics");
+        assert!(!body.contains("regionfilter_release_version{"), "{body}");
+        assert!(
+            !body.contains("regionfilter_release_refusals_total{"),
+            "{body}"
+        );
     }
 
     #[test]

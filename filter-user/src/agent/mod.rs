@@ -17,6 +17,7 @@
 pub mod config;
 mod http;
 pub mod log;
+mod release;
 mod repair;
 mod samples;
 mod shared;

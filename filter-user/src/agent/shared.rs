@@ -23,7 +23,7 @@ use crate::{
         placement::{self, Condition},
     },
     model::iface::IfaceName,
-    ops::{lock::IfaceLock, metrics::DataFacts},
+    ops::{lock::IfaceLock, metrics::DataFacts, release::Manifest},
     state::Layout,
 };
 
@@ -47,6 +47,21 @@ pub struct IfaceStatus {
     /// The last lost filter the watch acted on: what the kernel showed, and the index of the
     /// interface of this name then. The same loss is not acted on twice; a new one is.
     pub lost: Option<(String, Option<u32>)>,
+    /// What following a release channel saw (`release_url` only).
+    pub release: ReleaseSeen,
+}
+
+/// What the agent saw at an interface's release URL since it started.
+#[derive(Clone, Debug, Default)]
+pub struct ReleaseSeen {
+    /// The interface follows a release channel: its refusal counters start at zero.
+    pub following: bool,
+    /// The newest manifest that verified, and this node's position (0-999) in its rollout.
+    pub published: Option<(Manifest, u16)>,
+    /// When a manifest last verified (Unix seconds).
+    pub last_check: Option<u64>,
+    /// Releases refused, by reason (`expired`, `rollback`, ..., `download`).
+    pub refusals: BTreeMap<&'static str, u64>,
 }
 
 pub struct Shared {

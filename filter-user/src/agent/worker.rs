@@ -20,7 +20,7 @@ use super::{
     active_hash,
     config::{Config, DataSource, InterfaceConfig},
     log::{event, Level},
-    repair, short, Shared, LOCK_WAIT,
+    release, repair, short, Shared, LOCK_WAIT,
 };
 use crate::{
     kernel::pins,
@@ -79,7 +79,7 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut ok = reconcile_in_background(&shared, &config, &iface, "start").await;
-    let mut next = Instant::now() + next_wait(&config, ok);
+    let mut next = Instant::now() + next_wait(&config, &iface, ok);
     while !shared.stopping() {
         let trigger = tokio::select! {
             () = sleep_until(next) => if ok { "refresh" } else { "retry" },
@@ -91,7 +91,7 @@ async fn run(
         };
         ok = reconcile_in_background(&shared, &config, &iface, trigger).await;
         next = match trigger {
-            "refresh" | "retry" => Instant::now() + next_wait(&config, ok),
+            "refresh" | "retry" => Instant::now() + next_wait(&config, &iface, ok),
             // A reload or repair keeps the refresh time; a failure brings the retry closer.
             _ if ok => next,
             _ => next.min(Instant::now() + config.retry),
@@ -99,15 +99,24 @@ async fn run(
     }
 }
 
-/// The refresh interval plus up to `splay` at random, so a fleet does not refresh at once;
-/// after a failure, the retry interval.
-fn next_wait(config: &Config, ok: bool) -> Duration {
+/// The refresh interval plus up to `splay` at random, so a fleet does not refresh at once
+/// (for an interface that follows a release, its poll plus up to a tenth); after a failure,
+/// the retry interval, no longer than the poll.
+fn next_wait(config: &Config, iface: &IfaceName, ok: bool) -> Duration {
+    let follows = config
+        .interfaces
+        .iter()
+        .any(|e| &e.iface == iface && matches!(e.source, DataSource::Release(_)));
+    let (interval, splay) = match &config.release {
+        Some(release) if follows => (release.poll, release.poll / 10),
+        _ => (config.refresh, config.splay),
+    };
     if !ok {
-        return config.retry;
+        return config.retry.min(interval);
     }
     let random = RandomState::new().build_hasher().finish();
-    let splay_ms = u64::try_from(config.splay.as_millis()).unwrap_or(u64::MAX);
-    config.refresh + Duration::from_millis(random.checked_rem(splay_ms).unwrap_or(0))
+    let splay_ms = u64::try_from(splay.as_millis()).unwrap_or(u64::MAX);
+    interval + Duration::from_millis(random.checked_rem(splay_ms).unwrap_or(0))
 }
 
 async fn reconcile_in_background(
@@ -135,7 +144,7 @@ async fn reconcile_in_background(
 }
 
 /// What one reconcile did.
-enum Done {
+pub(super) enum Done {
     Attached(Vec<String>),
     Adopted,
     Unchanged(Vec<String>),
@@ -143,6 +152,9 @@ enum Done {
         summary: String,
         warnings: Vec<String>,
     },
+    /// A release's stage leaves this node out: it keeps the filter it runs (the message says
+    /// which release waits).
+    NotInStage(String),
 }
 
 fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger: &str) -> bool {
@@ -162,6 +174,7 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
                 Done::Adopted => ("adopted", None, Vec::new()),
                 Done::Unchanged(warnings) => ("unchanged", None, warnings),
                 Done::Updated { summary, warnings } => ("updated", Some(summary), warnings),
+                Done::NotInStage(waiting) => ("not_in_stage", Some(waiting), Vec::new()),
             };
             shared.set(iface, |s| {
                 s.intended = Some(content.clone());
@@ -195,12 +208,16 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
                 s.failures += 1;
                 s.last_error = Some(message.clone());
             });
-            let name = if matches!(trigger, "refresh" | "retry") {
-                "refresh_failed"
-            } else {
-                "reconcile_failed"
+            let refused = matches!(entry.source, DataSource::Release(_))
+                .then(|| release::refusal_reason(&err))
+                .filter(|&r| r != "failed");
+            let name = match refused {
+                // A release that did not verify (or could not be fetched): nothing changed.
+                Some(_) => "release_refused",
+                None if matches!(trigger, "refresh" | "retry") => "refresh_failed",
+                None => "reconcile_failed",
             };
-            let reason = err.kind().name();
+            let reason = refused.unwrap_or_else(|| err.kind().name());
             let mut fields: Vec<(&str, &dyn std::fmt::Display)> =
                 vec![("iface", iface), ("reason", &reason), ("msg", &message)];
             // The agent never forces past a guard; a person decides.
@@ -251,6 +268,9 @@ fn reconcile_one(
         cancel: Some(&shared.stopping),
         ..config.download
     };
+    if let DataSource::Release(url) = &entry.source {
+        return release::reconcile(shared, config, entry, url, &limits, first && !restored);
+    }
     let data = data_args(layout, entry, &limits)?;
     let Some(done) = shared.switch(&entry.iface, || {
         if !pins::attached(&layout.pin_dir(&entry.iface)) {
@@ -335,6 +355,10 @@ fn data_args(
             artifact: Some(fetch(url, None, Expect::Artifact)?),
             ..DataSpec::default()
         },
+        // Reconciled by agent::release, never as plain data.
+        DataSource::Release(url) => {
+            return Err(anyhow::anyhow!("{url} is a release, not data").into());
+        }
     })
 }
 

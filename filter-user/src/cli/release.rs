@@ -156,7 +156,7 @@ pub fn run_verify(args: &VerifyArgs) -> Result<()> {
         m.rollout.current()
     );
     if let Some(node) = &args.node {
-        let position = release::cohort(node, &m.channel, m.version);
+        let position = release::position(m, node);
         let stage = m.rollout.current();
         let verdict = if position < stage.per_mille {
             if stage.dry_run {

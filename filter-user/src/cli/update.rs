@@ -205,10 +205,21 @@ fn release_target(
             .trim()
             .to_owned(),
     };
-    match release::for_node(layout, url, &keys, &node, ifaces, unix_now())
-        .with_context(|| format!("release at {url} refused"))?
-    {
-        ForNode::Apply { target, manifest } => Ok(Some((target, manifest))),
+    let found = release::for_node(
+        layout,
+        url,
+        &keys,
+        &node,
+        ifaces,
+        unix_now(),
+        &download::DEFAULT_LIMITS,
+    )
+    .with_context(|| format!("release at {url} refused"))?;
+    match found {
+        ForNode::Apply(apply) => {
+            let manifest = apply.manifest.clone();
+            Ok(Some((apply.target(), manifest)))
+        }
         ForNode::NotInStage { manifest } => {
             println!(
                 "release {} {} is at stage {} ({}), which does not include node {node} yet: nothing changed",

@@ -63,6 +63,14 @@ impl OpError {
         self.exit_code
     }
 
+    /// The error of type `E` this one is, or wraps.
+    #[must_use]
+    pub fn downcast_ref<E: std::fmt::Display + std::fmt::Debug + Send + Sync + 'static>(
+        &self,
+    ) -> Option<&E> {
+        self.error.downcast_ref::<E>()
+    }
+
     /// Whether `--force` would have gone ahead: a guard or the lock-out check refused.
     #[must_use]
     pub fn forceable(&self) -> bool {

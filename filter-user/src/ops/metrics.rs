@@ -120,6 +120,22 @@ pub fn interface_family<'a>(
     }
 }
 
+/// A family whose series carry the `interface` label and then `labels` (names and values).
+pub fn labelled_family<'a>(
+    out: &mut String,
+    (name, kind, help): (&str, &str, &str),
+    rows: impl IntoIterator<Item = (&'a IfaceName, Vec<(&'static str, String)>, u64)>,
+) {
+    header(out, name, kind, help);
+    for (iface, labels, value) in rows {
+        let _ = write!(out, "{name}{{interface=\"{}\"", escape(iface.as_str()));
+        for (label, text) in labels {
+            let _ = write!(out, ",{label}=\"{}\"", escape(&text));
+        }
+        let _ = writeln!(out, "}} {value}");
+    }
+}
+
 /// The exposition text for every interface: its counters, then the facts of its data.
 #[must_use]
 pub fn exposition(all: &[InterfaceMetrics]) -> String {

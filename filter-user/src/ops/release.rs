@@ -156,15 +156,18 @@ impl Rollout {
 }
 
 /// Where a node stands in a release's rollout: `0..1000`, from a stable hash of the node's
-/// name, the channel and the version. The same nodes go first for a release; a stage of
-/// `per_mille` takes the nodes below it, so each stage's set holds the previous one's.
+/// name, the channel and the artifact's SHA-256, not the version: advancing a stage publishes
+/// the same artifact under a higher version, and must keep the nodes already in. The same
+/// nodes go first for an artifact; a stage of `per_mille` takes the nodes below it, so each
+/// stage's set holds the previous one's.
 #[must_use]
-pub fn cohort(node: &str, channel: &str, version: u64) -> u16 {
+pub fn cohort(node: &str, channel: &str, artifact_sha256: &str) -> u16 {
     let digest = Sha256::new()
         .chain_update(b"regionfilter-cohort\0")
         .chain_update(channel.as_bytes())
         .chain_update([0])
-        .chain_update(version.to_be_bytes())
+        .chain_update(artifact_sha256.as_bytes())
+        .chain_update([0])
         .chain_update(node.as_bytes())
         .finalize();
     let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
@@ -207,6 +210,19 @@ pub enum ReleaseError {
 }
 
 impl ReleaseError {
+    /// Every [`Self::reason`], for series that start at zero.
+    pub const REASONS: [&'static str; 9] = [
+        "unreadable",
+        "oversize",
+        "no_signature",
+        "bad_signature",
+        "wrong_key",
+        "bad_manifest",
+        "mismatch",
+        "rollback",
+        "expired",
+    ];
+
     /// The `reason` label of a refused release.
     #[must_use]
     pub fn reason(&self) -> &'static str {
@@ -228,6 +244,12 @@ impl ReleaseError {
 pub struct TrustedKey {
     key: minisign::PublicKey,
     id: String,
+}
+
+impl std::fmt::Debug for TrustedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TrustedKey({})", self.id)
+    }
 }
 
 impl TrustedKey {
@@ -340,20 +362,19 @@ pub fn verify_manifest(
 }
 
 /// Fetches the release published under `base` (the URL of a release directory) into the
-/// download cache under `cache_root` and verifies it: the manifest and its signature first,
+/// download cache under `cache_root`, within `limits` but for their size, and verifies it: the manifest and its signature first,
 /// each within its size limit, and only then the artifact, no larger than the manifest says.
 pub fn fetch(
     cache_root: &Path,
     base: &str,
     required: &Requirements<'_>,
-    cancel: Option<&std::sync::atomic::AtomicBool>,
+    limits: &crate::ops::download::Limits<'_>,
 ) -> anyhow::Result<Verified> {
-    use crate::ops::download::{self, DownloadError, Expect, Limits, DEFAULT_LIMITS};
+    use crate::ops::download::{self, DownloadError, Expect, Limits};
     let base = base.trim_end_matches('/');
     let limit = |max_bytes| Limits {
         max_bytes,
-        cancel,
-        ..DEFAULT_LIMITS
+        ..*limits
     };
     let get = |name: &str, expect, max| {
         download::fetch(
@@ -423,18 +444,38 @@ pub fn record_applied(known_good_dir: &Path, manifest: &Manifest) -> anyhow::Res
 
 /// What a release means for one node.
 pub enum ForNode {
-    /// The node is in the stage in force: update its interfaces to `target` (the release's
-    /// data and own policy; a dry run in a `dry:` stage), then record `manifest`.
-    Apply {
-        target: crate::ops::update::Target,
-        manifest: Manifest,
-    },
+    /// The node is in the stage in force: apply it ([`Apply::target`] for an attached
+    /// filter, [`Apply::artifact_path`] and [`Apply::policy`] for an attach), then record
+    /// `manifest`.
+    Apply(Box<Apply>),
     /// The stage in force leaves this node out: it keeps what it runs.
     NotInStage { manifest: Manifest },
 }
 
-/// Fetches and verifies the release at `url` for the node named `node`, whose interfaces
-/// `ifaces` must not run a newer release (each interface's is recorded by [`record_applied`]).
+/// A verified release this node applies.
+pub struct Apply {
+    pub manifest: Manifest,
+    pub key_id: String,
+    pub artifact_path: PathBuf,
+    /// The release's own policy; a dry run in a `dry:` stage.
+    pub policy: crate::model::policy::Policy,
+    data: crate::ops::data_spec::LoadedData,
+}
+
+impl Apply {
+    /// The update that switches an attached filter to this release.
+    #[must_use]
+    pub fn target(self) -> crate::ops::update::Target {
+        crate::ops::update::Target::Update {
+            data: Some(Box::new(self.data)),
+            policy: crate::ops::policy_spec::PolicyChange::Replace(self.policy),
+        }
+    }
+}
+
+/// Fetches (within `limits`) and verifies the release at `url` for the node named `node`,
+/// whose interfaces `ifaces` must not run a newer release (each interface's is recorded by
+/// [`record_applied`]).
 pub fn for_node(
     layout: &crate::state::Layout,
     url: &str,
@@ -442,10 +483,11 @@ pub fn for_node(
     node: &str,
     ifaces: &[crate::model::iface::IfaceName],
     now: u64,
+    limits: &crate::ops::download::Limits<'_>,
 ) -> anyhow::Result<ForNode> {
     use anyhow::Context as _;
 
-    use crate::ops::{data_spec::LoadedData, policy_spec::PolicyChange, update::Target};
+    use crate::ops::data_spec::LoadedData;
     check_node_name(node).map_err(anyhow::Error::msg)?;
     // The highest release any of these interfaces runs: nothing older is applied to any.
     let running = ifaces
@@ -457,7 +499,7 @@ pub fn for_node(
         &layout.download_dir(),
         url,
         &Requirements { keys, now, running },
-        None,
+        limits,
     )?;
     let manifest = verified.manifest;
     if !in_stage(&manifest, node) {
@@ -473,21 +515,27 @@ pub fn for_node(
     policy.dry_run |= manifest.rollout.current().dry_run;
     let data = LoadedData {
         regions: verified.artifact.regions,
-        artifact: Some((verified.artifact_path, verified.artifact.header)),
+        artifact: Some((verified.artifact_path.clone(), verified.artifact.header)),
     };
-    Ok(ForNode::Apply {
-        target: Target::Update {
-            data: Some(Box::new(data)),
-            policy: PolicyChange::Replace(policy),
-        },
+    Ok(ForNode::Apply(Box::new(Apply {
         manifest,
-    })
+        key_id: verified.key_id,
+        artifact_path: verified.artifact_path,
+        policy,
+        data,
+    })))
+}
+
+/// The node's position (0-999) in the rollout of `manifest`'s artifact.
+#[must_use]
+pub fn position(manifest: &Manifest, node: &str) -> u16 {
+    cohort(node, &manifest.channel, &manifest.artifact.sha256)
 }
 
 /// Whether the node named `node` takes part in the stage `manifest` has in force.
 #[must_use]
 pub fn in_stage(manifest: &Manifest, node: &str) -> bool {
-    cohort(node, &manifest.channel, manifest.version) < manifest.rollout.current().per_mille
+    position(manifest, node) < manifest.rollout.current().per_mille
 }
 
 /// The id of the configured key whose signature over `manifest` verifies.
@@ -848,20 +896,21 @@ mod tests {
     #[test]
     fn a_stage_takes_the_same_nodes_first_and_only_grows() {
         let nodes: Vec<String> = (0..2000).map(|i| format!("edge-{i}")).collect();
-        let in_stage = |per_mille: u16, version: u64| -> BTreeSet<&str> {
+        let in_stage = |per_mille: u16, artifact: &str| -> BTreeSet<&str> {
             nodes
                 .iter()
-                .filter(|n| cohort(n, "stable", version) < per_mille)
+                .filter(|n| cohort(n, "stable", artifact) < per_mille)
                 .map(String::as_str)
                 .collect()
         };
-        let (one, ten, half) = (in_stage(10, 7), in_stage(100, 7), in_stage(500, 7));
+        let (one, ten, half) = (in_stage(10, "a1"), in_stage(100, "a1"), in_stage(500, "a1"));
         assert!(one.is_subset(&ten) && ten.is_subset(&half));
         // Roughly the share asked for (2000 nodes: 10% is about 200).
         assert!((150..250).contains(&ten.len()), "{}", ten.len());
-        // Stable for a release, and another release picks other nodes first.
-        assert_eq!(in_stage(100, 7), ten);
-        assert_ne!(in_stage(100, 8), ten);
+        // Stable for an artifact (advancing a stage publishes a new version of the same one),
+        // and another artifact picks other nodes first.
+        assert_eq!(in_stage(100, "a1"), ten);
+        assert_ne!(in_stage(100, "b2"), ten);
     }
 
     #[test]
