@@ -5,6 +5,7 @@ use std::{
     collections::HashMap,
     io::{BufRead as _, BufReader, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
+    os::fd::AsRawFd as _,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -54,6 +55,9 @@ type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
 pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// The listening socket, shut down on drop to wake the accept loop wherever it listens
+    /// (a connect from here cannot reach a listener in another namespace).
+    listener: TcpListener,
     thread: Option<JoinHandle<()>>,
     /// Every request path, in order.
     pub log: Arc<Mutex<Vec<String>>>,
@@ -62,11 +66,30 @@ pub struct Server {
 impl Server {
     #[must_use]
     pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        Self::serve(
+            TcpListener::bind("127.0.0.1:0").expect("bind loopback"),
+            handler,
+        )
+    }
+
+    /// A server on the loopback of `ns` (an agent inside it reaches it at [`Server::url`]).
+    pub fn start_in(
+        ns: &crate::netns::NetNs,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> anyhow::Result<Self> {
+        let listener = ns.enter(|| TcpListener::bind("127.0.0.1:0"))??;
+        Ok(Self::serve(listener, handler))
+    }
+
+    fn serve(
+        listener: TcpListener,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
+        let waker = listener.try_clone().expect("dup the listening socket");
         let thread = {
             let (stop, log) = (stop.clone(), log.clone());
             std::thread::spawn(move || {
@@ -83,6 +106,7 @@ impl Server {
         Self {
             addr,
             stop,
+            listener: waker,
             thread: Some(thread),
             log,
         }
@@ -97,7 +121,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        let _ = TcpStream::connect(self.addr); // wakes the accept loop
+        // shutdown(2) on a listening socket makes a blocked accept(2) return at once.
+        // SAFETY: a socket this server owns, open until `self` is dropped.
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -9,6 +9,7 @@ pub mod http;
 pub mod kernel;
 pub mod netns;
 pub mod prometheus;
+pub mod release;
 pub mod rng;
 pub mod traffic;
 pub mod tun;

@@ -699,6 +699,25 @@ const AGENT_KEYS: &[Key] = &[
         "Bytes per second a download must bring over every download_stall window. Default \
          4096.",
     ),
+    (
+        "public_keys",
+        "[\"FILE\", ...]",
+        "Minisign public keys a release may be signed by (more than one while keys rotate). \
+         With them, interfaces may follow release_url, and artifact_url (unsigned) is refused.",
+    ),
+    (
+        "node_name",
+        "\"NAME\"",
+        "This node's name, which places it in each release's staged rollout. Default: \
+         $REGIONFILTER_NODE, else the host name. Needs public_keys.",
+    ),
+    (
+        "release_poll",
+        "DURATION",
+        "How often a release_url interface looks for a new release, plus up to a tenth at \
+         random; an unchanged release costs one conditional request. Default 5m; at least 1s. \
+         Needs public_keys.",
+    ),
 ];
 
 const INTERFACE_KEYS: &[Key] = &[
@@ -720,8 +739,8 @@ const INTERFACE_KEYS: &[Key] = &[
     (
         "db",
         "[\"FILE\", ...]",
-        "Local data files, as --db. Exactly one of db, url, artifact or artifact_url. Relative \
-         paths are taken from the configuration file's directory.",
+        "Local data files, as --db. Exactly one of db, url, artifact, artifact_url or \
+         release_url. Relative paths are taken from the configuration file's directory.",
     ),
     (
         "format",
@@ -757,13 +776,22 @@ const INTERFACE_KEYS: &[Key] = &[
     (
         "artifact_url",
         "\"https://...\"",
-        "A compiled artifact to download.",
+        "A compiled artifact to download, trusted on its checksum alone: refused when \
+         public_keys are configured.",
+    ),
+    (
+        "release_url",
+        "\"https://...\"",
+        "A signed release directory to follow (docs/releases.md), with the release's own \
+         policy: applied when it verifies against public_keys, is not older than the release \
+         the interface runs, has not expired, and this node is in its stage. Needs public_keys; \
+         takes no policy.",
     ),
     (
         "policy",
         "\"FILE\" | table",
         "A policy file's path, or the keys of regionfilter-policy(5) inline as an \
-         [interface.policy] table. Required unless the data is an artifact.",
+         [interface.policy] table. Required unless the data is an artifact; none with release_url.",
     ),
 ];
 

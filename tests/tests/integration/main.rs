@@ -13,5 +13,6 @@ mod metrics;
 mod namespaces;
 mod prog_test_run;
 mod release;
+mod rules;
 mod update;
 mod world;

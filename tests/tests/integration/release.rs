@@ -3,85 +3,16 @@
 //! signed verifies with `regionfilter verify`; and a changed manifest, another key, another
 //! release's artifact and a rollback are refused by `verify` with exit 1, naming the reason.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::{Command, Output},
+use std::{fs, process::Output};
+
+use integration_tests::{
+    consts::TEST_DB,
+    release::{compile, keypair, minisign, publish, regionfilter, text},
 };
 
-use integration_tests::{cli::binary, consts::TEST_DB};
-
-fn run(program: &Path, args: &[&str], dir: &Path) -> Output {
-    Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
-}
-
-fn minisign(args: &[&str], dir: &Path) -> Output {
-    run(Path::new("minisign"), args, dir)
-}
-
-fn regionfilter(args: &[&str], dir: &Path) -> Output {
-    run(&binary(), args, dir)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// A directory with a key pair made by `minisign -G -W` (`name.pub`, `name.key`).
-fn keypair(dir: &Path, name: &str) {
-    let out = minisign(
-        &[
-            "-G",
-            "-W",
-            "-p",
-            &format!("{name}.pub"),
-            "-s",
-            &format!("{name}.key"),
-        ],
-        dir,
-    );
-    assert!(out.status.success(), "minisign -G: {}", text(&out));
-}
-
 /// An artifact denying `country`, compiled from the bundled test database.
-fn artifact(dir: &Path, name: &str, country: &str) -> PathBuf {
-    let out = regionfilter(
-        &[
-            "compile", "--db", &TEST_DB, "--deny", country, "--out", name,
-        ],
-        dir,
-    );
-    assert!(out.status.success(), "compile: {}", text(&out));
-    dir.join(name)
-}
-
-fn publish(dir: &Path, artifact: &str, key: &str, version: &str) {
-    let out = regionfilter(
-        &[
-            "release",
-            "--artifact",
-            artifact,
-            "--out",
-            "rel",
-            "--version",
-            version,
-            "--plan",
-            "dry:1%,10%,100%",
-            "--secret-key",
-            key,
-        ],
-        dir,
-    );
-    assert!(out.status.success(), "release: {}", text(&out));
+fn artifact(dir: &std::path::Path, name: &str, country: &str) {
+    compile(dir, name, &["--db", &TEST_DB, "--deny", country]);
 }
 
 #[test]
@@ -90,7 +21,7 @@ fn releases_interoperate_with_the_minisign_cli_both_ways() {
     let dir = dir.path();
     keypair(dir, "k");
     artifact(dir, "gb.rgnf", "GB");
-    publish(dir, "gb.rgnf", "k.key", "3");
+    publish(dir, "rel", "gb.rgnf", "k", 3, "dry:1%,10%,100%", 0);
 
     // Ours, verified by minisign.
     let out = minisign(&["-V", "-p", "k.pub", "-m", "rel/release.json"], dir);
@@ -146,26 +77,26 @@ fn verify_refuses_each_attack_with_exit_1_and_its_reason() {
     };
 
     // A manifest changed after signing.
-    publish(dir, "gb.rgnf", "k.key", "3");
+    publish(dir, "rel", "gb.rgnf", "k", 3, "dry:1%,10%,100%", 0);
     let manifest = dir.join("rel/release.json");
     let good = fs::read_to_string(&manifest).unwrap();
     fs::write(&manifest, good.replace("\"version\": 3", "\"version\": 4")).unwrap();
     refused(verify(&[]), "does not verify with key");
 
     // Signed by a key the node does not trust.
-    publish(dir, "gb.rgnf", "other.key", "3");
+    publish(dir, "rel", "gb.rgnf", "other", 3, "dry:1%,10%,100%", 0);
     refused(verify(&[]), "none of the configured keys");
     // ... which it does once that key is configured too (key rotation).
     let out = verify(&["--public-key", "other.pub"]);
     assert!(out.status.success(), "{}", text(&out));
 
     // Another release's artifact under this release's manifest.
-    publish(dir, "gb.rgnf", "k.key", "3");
+    publish(dir, "rel", "gb.rgnf", "k", 3, "dry:1%,10%,100%", 0);
     fs::copy(dir.join("jp.rgnf"), dir.join("rel/release-stable-3.rgnf")).unwrap();
     refused(verify(&[]), "does not match the manifest");
 
     // Older than what the node runs.
-    publish(dir, "gb.rgnf", "k.key", "3");
+    publish(dir, "rel", "gb.rgnf", "k", 3, "dry:1%,10%,100%", 0);
     refused(verify(&["--running", "4"]), "rollback protection");
 
     // No signature at all.
@@ -180,50 +111,22 @@ fn verify_refuses_each_attack_with_exit_1_and_its_reason() {
 #[test]
 fn update_applies_only_verified_releases_in_this_nodes_stage() {
     use integration_tests::{
-        http::{Reply, Server},
+        http::Server,
+        release::static_files,
         update::{Attached, POLICY},
     };
     let filter = Attached::new("uprel");
     let work = tempfile::tempdir().unwrap();
     let work = work.path();
     keypair(work, "k");
-    let mut compile = vec!["compile", "--db", filter.list_b.as_str()];
-    compile.extend(POLICY);
-    compile.extend(["--out", "b.rgnf"]);
-    let out = regionfilter(&compile, work);
-    assert!(out.status.success(), "compile: {}", text(&out));
+    let mut args = vec!["--db", filter.list_b.as_str()];
+    args.extend(POLICY);
+    compile(work, "b.rgnf", &args);
     let served = work.join("rel");
-    let server = {
-        let served = served.clone();
-        Server::start(move |req| {
-            let name = req.path.trim_start_matches("/rel/");
-            match fs::read(served.join(name)) {
-                Ok(bytes) if !name.contains('/') => Reply::ok(bytes),
-                _ => Reply::status(404),
-            }
-        })
-    };
+    let server = Server::start(static_files("rel", served.clone()));
     let url = server.url("/rel");
-    let publish_v = |version: &str, plan: &str, stage: &str| {
-        let out = regionfilter(
-            &[
-                "release",
-                "--artifact",
-                "b.rgnf",
-                "--out",
-                "rel",
-                "--version",
-                version,
-                "--plan",
-                plan,
-                "--stage",
-                stage,
-                "--secret-key",
-                "k.key",
-            ],
-            work,
-        );
-        assert!(out.status.success(), "release: {}", text(&out));
+    let publish_v = |version: u64, plan: &str, stage: usize| {
+        publish(work, "rel", "b.rgnf", "k", version, plan, stage);
     };
     let public = work.join("k.pub").display().to_string();
     let apply = |node: &str| {
@@ -256,7 +159,7 @@ fn update_applies_only_verified_releases_in_this_nodes_stage() {
         .join(&filter.iface)
         .join("release.json");
 
-    publish_v("2", "100%", "0");
+    publish_v(2, "100%", 0);
     let (code, out) = apply("edge-1");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("switched to half"), "{out}");
@@ -268,11 +171,11 @@ fn update_applies_only_verified_releases_in_this_nodes_stage() {
 
     // An older release, and a manifest changed on the server: refused, nothing changed.
     let before = filter.snapshot();
-    publish_v("1", "100%", "0");
+    publish_v(1, "100%", 0);
     let (code, out) = apply("edge-1");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("rollback protection"), "{out}");
-    publish_v("4", "100%", "0");
+    publish_v(4, "100%", 0);
     let manifest = served.join("release.json");
     let good = fs::read_to_string(&manifest).unwrap();
     fs::write(&manifest, good.replace("\"version\": 4", "\"version\": 5")).unwrap();
@@ -288,7 +191,7 @@ fn update_applies_only_verified_releases_in_this_nodes_stage() {
         .contains("\"version\": 2"));
 
     // A stage that leaves this node out: nothing changes; one that takes it, as a dry run.
-    publish_v("6", "10%,100%", "0");
+    publish_v(6, "10%,100%", 0);
     let (code, out) = apply(&node_where(false));
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("does not include node"), "{out}");
@@ -296,11 +199,213 @@ fn update_applies_only_verified_releases_in_this_nodes_stage() {
         filter.snapshot() == before,
         "a node outside the stage changed"
     );
-    publish_v("7", "dry:50%,100%", "0");
+    publish_v(7, "dry:50%,100%", 0);
     let (code, out) = apply(&node_where(true));
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("DRY RUN of deny JP"), "{out}");
     assert!(fs::read_to_string(&recorded)
         .unwrap()
         .contains("\"version\": 7"));
+}
+
+/// The agent following a release channel from a server on its namespace's loopback, polling
+/// every second: it attaches the first release; refuses, with its reason in the log and the
+/// metrics and nothing changed, a manifest changed after signing, another key's signature, a
+/// missing signature, another release's artifact, an expired manifest its key really signed,
+/// and an older release; keeps what it runs while a stage leaves it out; applies a `dry:`
+/// stage as a dry run, and enforces when the stage advances.
+#[test]
+fn the_agent_follows_a_release_channel_and_refuses_each_attack_changing_nothing() {
+    use integration_tests::{
+        agent::{get, Agent},
+        http::Server,
+        netns::VethPair,
+        prometheus::{promtool_check, series},
+        release::{compile, keypair, publish, resign, static_files},
+    };
+    const LISTEN: &str = "127.0.0.1:9877";
+    let pair = VethPair::new("agrel").unwrap();
+    let (ns, iface) = (&pair.receiver, pair.receiver_if.clone());
+    let inst = integration_tests::cli::Instance::new();
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    keypair(work, "k");
+    keypair(work, "other");
+    compile(work, "gb.rgnf", &["--db", &TEST_DB, "--deny", "GB"]);
+    compile(work, "jp.rgnf", &["--db", &TEST_DB, "--deny", "JP"]);
+    // A node whose position in the GB artifact's rollout leaves room on both sides of it.
+    let gb_sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(
+            fs::read(work.join("gb.rgnf")).unwrap(),
+        ))
+    };
+    let (node, position) = (0..1000)
+        .map(|i| format!("edge-{i}"))
+        .map(|n| {
+            let p = filter_user::ops::release::cohort(&n, "stable", &gb_sha);
+            (n, p)
+        })
+        .find(|(_, p)| (10..990).contains(p))
+        .unwrap();
+    let share = |per_mille: u16| format!("{}.{}%", per_mille / 10, per_mille % 10);
+
+    let server = Server::start_in(ns, static_files("rel", work.join("rel"))).unwrap();
+    let config = work.join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            "metrics_listen = \"{LISTEN}\"\nretry = \"1s\"\nrelease_poll = \"1s\"\n\
+             public_keys = [\"{}\"]\nnode_name = \"{node}\"\n\n\
+             [[interface]]\nname = \"{iface}\"\nmode = \"skb\"\nrelease_url = \"{}\"\n",
+            work.join("k.pub").display(),
+            server.url("/rel")
+        ),
+    )
+    .unwrap();
+    let recorded = inst.lib_dir().join(&iface).join("release.json");
+    let metrics = || get(ns, LISTEN, "/metrics").unwrap().1;
+    let value = |name: &str, labels: &str| series(&metrics(), name, labels);
+    let channel = format!("interface=\"{iface}\",channel=\"stable\"");
+    let generation = || value("regionfilter_generation", &format!("interface=\"{iface}\""));
+
+    publish(work, "rel", "gb.rgnf", "k", 1, "100%", 0);
+    let mut agent = Agent::start(&inst, ns, &config, &[]).unwrap();
+    agent
+        .wait_for(&[
+            "event=release_applied",
+            &format!("iface={iface}"),
+            "version=1",
+        ])
+        .unwrap();
+    agent.wait_for(&["event=reconciled", "ready=1"]).unwrap();
+    assert_eq!(value("regionfilter_release_version", &channel), Some(1));
+    let first = generation();
+
+    // Each attack: refused by its reason, the filter and the recorded release as they were.
+    let refused = |agent: &mut Agent, reason: &str| {
+        agent
+            .wait_for(&["event=release_refused", &format!("reason={reason} ")])
+            .unwrap();
+        assert_eq!(generation(), first, "{reason}: the filter changed");
+        assert!(
+            fs::read_to_string(&recorded)
+                .unwrap()
+                .contains("\"version\": 1"),
+            "{reason}: the recorded release changed"
+        );
+    };
+    let served = work.join("rel");
+    publish(work, "rel", "jp.rgnf", "k", 2, "100%", 0);
+    let manifest = served.join("release.json");
+    let good = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, good.replace("\"version\": 2", "\"version\": 3")).unwrap();
+    refused(&mut agent, "bad_signature");
+    publish(work, "rel", "jp.rgnf", "other", 2, "100%", 0);
+    refused(&mut agent, "wrong_key");
+    publish(work, "rel", "jp.rgnf", "k", 2, "100%", 0);
+    fs::remove_file(served.join("release.json.minisig")).unwrap();
+    refused(&mut agent, "no_signature");
+    publish(work, "rel", "jp.rgnf", "k", 2, "100%", 0);
+    fs::copy(work.join("gb.rgnf"), served.join("release-stable-2.rgnf")).unwrap();
+    refused(&mut agent, "mismatch");
+    // Signed by the right key, but a week past its expiry: a mirror serving an old release.
+    publish(work, "rel", "jp.rgnf", "k", 2, "100%", 0);
+    resign(work, "rel", "k", |text| {
+        let mut m: serde_json::Value = serde_json::from_str(text).unwrap();
+        let week = 7 * 86_400;
+        for key in ["created", "expires"] {
+            m[key] = (m[key].as_u64().unwrap() - 2 * week).into();
+        }
+        serde_json::to_string_pretty(&m).unwrap()
+    });
+    refused(&mut agent, "expired");
+
+    // A newer release applies; an older one is refused after it.
+    publish(work, "rel", "jp.rgnf", "k", 3, "100%", 0);
+    agent
+        .wait_for(&["event=release_applied", "version=3"])
+        .unwrap();
+    let third = generation();
+    assert_ne!(third, first);
+    publish(work, "rel", "jp.rgnf", "k", 2, "100%", 0);
+    agent
+        .wait_for(&["event=release_refused", "reason=rollback "])
+        .unwrap();
+    assert_eq!(generation(), third);
+
+    // A stage that leaves this node out: it keeps release 3, and stays ready.
+    publish(
+        work,
+        "rel",
+        "gb.rgnf",
+        "k",
+        4,
+        &format!("{},100%", share(position)),
+        0,
+    );
+    agent
+        .wait_for(&["event=not_in_stage", "keeps what it runs"])
+        .unwrap();
+    let text = metrics();
+    assert_eq!(
+        series(&text, "regionfilter_release_version", &channel),
+        Some(3)
+    );
+    assert_eq!(
+        series(&text, "regionfilter_release_published_version", &channel),
+        Some(4)
+    );
+    assert_eq!(
+        series(&text, "regionfilter_release_cohort_per_mille", &channel),
+        Some(u64::from(position))
+    );
+    assert_eq!(generation(), third);
+    assert_eq!(
+        series(
+            &text,
+            "regionfilter_interface_ready",
+            &format!("interface=\"{iface}\"")
+        ),
+        Some(1)
+    );
+    // One more per mille takes it in: as a dry run first, then enforcing.
+    let plan = format!("dry:{},100%", share(position + 1));
+    publish(work, "rel", "gb.rgnf", "k", 5, &plan, 0);
+    // Recorded inside the switch, so logged just before the switch's own line.
+    agent
+        .wait_for(&["event=release_applied", "version=5"])
+        .unwrap();
+    let line = agent
+        .wait_for(&["event=updated", "DRY RUN of deny GB"])
+        .unwrap();
+    assert!(line.contains(&format!("iface={iface}")), "{line}");
+    assert_eq!(value("regionfilter_release_dry_run", &channel), Some(1));
+    publish(work, "rel", "gb.rgnf", "k", 6, &plan, 1);
+    agent
+        .wait_for(&["event=release_applied", "version=6"])
+        .unwrap();
+    assert_eq!(value("regionfilter_release_dry_run", &channel), Some(0));
+
+    let text = metrics();
+    promtool_check(&text).unwrap();
+    for reason in [
+        "bad_signature",
+        "wrong_key",
+        "no_signature",
+        "mismatch",
+        "expired",
+        "rollback",
+    ] {
+        let n = series(
+            &text,
+            "regionfilter_release_refusals_total",
+            &format!("interface=\"{iface}\",reason=\"{reason}\""),
+        );
+        assert!(n.is_some_and(|n| n >= 1), "{reason}: {n:?}");
+    }
+    let (status, log) = agent.stop().unwrap();
+    assert!(status.success(), "{}", log.join("\n"));
+    inst.ok(Some(ns), &["detach", "--iface", &iface]).unwrap();
+    drop(server);
 }

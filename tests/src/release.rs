@@ -1,0 +1,144 @@
+//! Signed releases for tests: keys made by the real `minisign` CLI, releases published with
+//! `regionfilter release`, and a handler that serves a release directory as a static web
+//! server does, with an ETag, so that an unchanged poll is a `304 Not Modified`.
+
+use std::{
+    collections::hash_map::DefaultHasher,
+    fs,
+    hash::{Hash as _, Hasher as _},
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+use crate::{
+    cli::binary,
+    http::{Reply, Request},
+};
+
+fn run(program: &Path, args: &[&str], dir: &Path) -> Output {
+    Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+/// The `minisign` CLI (Debian's package), run in `dir`.
+#[must_use]
+pub fn minisign(args: &[&str], dir: &Path) -> Output {
+    run(Path::new("minisign"), args, dir)
+}
+
+/// The `regionfilter` binary under test, run in `dir` outside any namespace.
+#[must_use]
+pub fn regionfilter(args: &[&str], dir: &Path) -> Output {
+    run(&binary(), args, dir)
+}
+
+/// Stdout then stderr, for assertions and failure messages.
+#[must_use]
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A key pair made by `minisign -G -W` in `dir`: `name.pub`, `name.key`.
+pub fn keypair(dir: &Path, name: &str) {
+    let (public, secret) = (format!("{name}.pub"), format!("{name}.key"));
+    let out = minisign(&["-G", "-W", "-p", &public, "-s", &secret], dir);
+    assert!(out.status.success(), "minisign -G: {}", text(&out));
+}
+
+/// `regionfilter compile ARGS --out NAME` in `dir`.
+pub fn compile(dir: &Path, name: &str, args: &[&str]) {
+    let mut all = vec!["compile"];
+    all.extend_from_slice(args);
+    all.extend(["--out", name]);
+    let out = regionfilter(&all, dir);
+    assert!(out.status.success(), "compile: {}", text(&out));
+}
+
+/// `regionfilter release` of `artifact` (in `dir`) into `dir/out`, signed with `key.key`.
+pub fn publish(
+    dir: &Path,
+    out: &str,
+    artifact: &str,
+    key: &str,
+    version: u64,
+    plan: &str,
+    stage: usize,
+) {
+    let (version, stage) = (version.to_string(), stage.to_string());
+    let secret = format!("{key}.key");
+    let args = [
+        "release",
+        "--artifact",
+        artifact,
+        "--out",
+        out,
+        "--version",
+        &version,
+        "--plan",
+        plan,
+        "--stage",
+        &stage,
+        "--secret-key",
+        &secret,
+    ];
+    let published = regionfilter(&args, dir);
+    assert!(published.status.success(), "release: {}", text(&published));
+}
+
+/// Re-signs `dir/out/release.json` after `change` rewrote it, with the `minisign` CLI and
+/// `key.key`: a manifest the publisher's key really signed, whatever it says.
+pub fn resign(dir: &Path, out: &str, key: &str, change: impl FnOnce(&str) -> String) {
+    let manifest = dir.join(out).join("release.json");
+    let changed = change(&fs::read_to_string(&manifest).unwrap());
+    fs::write(&manifest, changed).unwrap();
+    let (secret, path) = (format!("{key}.key"), manifest.display().to_string());
+    let signed = minisign(
+        &[
+            "-S",
+            "-s",
+            &secret,
+            "-m",
+            &path,
+            "-t",
+            "re-signed by a test",
+        ],
+        dir,
+    );
+    assert!(signed.status.success(), "minisign -S: {}", text(&signed));
+}
+
+/// Answers `GET /PREFIX/NAME` with the file `root/NAME` (plain names only, else 404), with an
+/// ETag from its bytes, and `304` to a request whose `If-None-Match` carries that ETag.
+pub fn static_files(prefix: &str, root: PathBuf) -> impl Fn(&Request) -> Reply + Send + Sync {
+    let prefix = format!("/{}/", prefix.trim_matches('/'));
+    move |req: &Request| {
+        let Some(name) = req.path.strip_prefix(&prefix) else {
+            return Reply::status(404);
+        };
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Reply::status(404);
+        }
+        let Ok(bytes) = fs::read(root.join(name)) else {
+            return Reply::status(404);
+        };
+        let mut hasher = DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        let etag = format!("\"{:016x}\"", hasher.finish());
+        if req.headers.get("if-none-match") == Some(&etag) {
+            let mut reply = Reply::status(304);
+            reply.headers.push(("ETag".to_owned(), etag));
+            return reply;
+        }
+        let mut reply = Reply::ok(bytes);
+        reply.headers.push(("ETag".to_owned(), etag));
+        reply
+    }
+}
