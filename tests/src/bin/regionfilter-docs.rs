@@ -351,6 +351,10 @@ fn examples_of(verb: Option<&str>) -> &'static [(&'static str, &'static str)] {
                 "regionfilter update --all --url 'https://download.maxmind.com/geoip/databases/GeoLite2-Country/download?suffix=tar.gz' --sha256-url 'https://download.maxmind.com/geoip/databases/GeoLite2-Country/download?suffix=tar.gz.sha256'",
             ),
             (
+                "A release from a server under a company's private CA:",
+                "regionfilter update --all --release-url https://releases.corp.example/stable --public-key /etc/regionfilter/release.pub --ca-file /etc/regionfilter/ca.pem",
+            ),
+            (
                 "The cron line of contrib/regionfilter.cron:",
                 "regionfilter update --all --db /var/lib/regionfilter/GeoLite2-Country.mmdb || [ $? -eq 3 ]",
             ),
