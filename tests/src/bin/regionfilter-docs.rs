@@ -704,6 +704,14 @@ const AGENT_KEYS: &[Key] = &[
          4096.",
     ),
     (
+        "ca_file",
+        "\"FILE\"",
+        "CA certificates (PEM, one or more) every download trusts besides the bundled web \
+         roots and the system's CA store (SSL_CERT_FILE, SSL_CERT_DIR), as update --ca-file: \
+         a server under a private CA. Relative to the configuration file's directory. A file \
+         that cannot be read or holds no certificate makes the configuration bad.",
+    ),
+    (
         "public_keys",
         "[\"FILE\", ...]",
         "Minisign public keys a release may be signed by (more than one while keys rotate). \
