@@ -1009,7 +1009,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__update)
-            opts="-h --iface --all --source --db --format --country-field --prefer --artifact --url --sha256-url --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --nat64-prefix --reset-policy --enforce --release-url --public-key --node --force --max-change --wait --pin-root --state-dir --lib-dir --help"
+            opts="-h --iface --all --source --db --format --country-field --prefer --artifact --url --sha256-url --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --nat64-prefix --reset-policy --enforce --release-url --public-key --node --ca-file --force --max-change --wait --pin-root --state-dir --lib-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1112,6 +1112,10 @@ _regionfilter() {
                     return 0
                     ;;
                 --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

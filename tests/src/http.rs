@@ -1,16 +1,19 @@
-//! A tiny HTTP/1.1 server on 127.0.0.1 for `update --url` tests: canned replies per request,
-//! one connection at a time, stopped on drop. Loopback only, so no packet leaves the host.
+//! A tiny HTTP/1.1 server on 127.0.0.1 for `update --url` tests, plain or HTTPS under a test
+//! CA made for it: canned replies per request, each connection on a thread of its own, requests
+//! and bytes sent counted, stopped on drop. Loopback only, so no packet leaves the host.
 
 use std::{
     collections::HashMap,
-    io::{BufRead as _, BufReader, Write as _},
+    io::{BufRead as _, BufReader, Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
     },
     thread::JoinHandle,
+    time::Duration,
 };
 
 /// What the server answers.
@@ -52,24 +55,108 @@ pub struct Request {
 
 type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
 
+/// A certificate authority made for one test run, and a certificate it signed for this host
+/// (`127.0.0.1` and `localhost`), which an HTTPS [`Server`] presents. No store trusts the CA:
+/// a client does only when it is told to ([`TestCa::pem`], [`TestCa::write_pem`]).
+pub struct TestCa {
+    ca_pem: String,
+    server_chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    server_key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl TestCa {
+    /// A new CA (ECDSA P-256) and a server certificate it signed.
+    #[must_use]
+    pub fn new() -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "regionfilter test CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let key = KeyPair::generate().expect("server key");
+        let mut server =
+            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .expect("server parameters");
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "regionfilter test server");
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server_cert = server
+            .signed_by(&key, &Issuer::from_params(&ca, &ca_key))
+            .expect("server certificate");
+        Self {
+            ca_pem: ca_cert.pem(),
+            server_chain: vec![server_cert.der().clone()],
+            server_key: key.into(),
+        }
+    }
+
+    /// The CA's certificate, PEM.
+    #[must_use]
+    pub fn pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Writes the CA's certificate to `dir/ca.pem` and returns that path.
+    #[must_use]
+    pub fn write_pem(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, &self.ca_pem).expect("write ca.pem");
+        path
+    }
+
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(self.server_chain.clone(), self.server_key.clone_key())
+            .expect("server certificate and key");
+        Arc::new(config)
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the server has done so far, shared with its connection threads.
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    body_bytes: AtomicU64,
+    total_bytes: AtomicU64,
+}
+
 pub struct Server {
     addr: SocketAddr,
+    scheme: &'static str,
+    ca: Option<TestCa>,
     stop: Arc<AtomicBool>,
     /// The listening socket, shut down on drop to wake the accept loop wherever it listens
     /// (a connect from here cannot reach a listener in another namespace).
     listener: TcpListener,
     thread: Option<JoinHandle<()>>,
-    /// Every request path, in order.
+    counters: Arc<Counters>,
+    /// Every request path, in the order the requests were read.
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
+    /// Plain HTTP.
     #[must_use]
     pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Self {
-        Self::serve(
-            TcpListener::bind("127.0.0.1:0").expect("bind loopback"),
-            handler,
-        )
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        Self::serve(listener, None, Arc::new(handler))
     }
 
     /// A server on the loopback of `ns` (an agent inside it reaches it at [`Server::url`]).
@@ -78,43 +165,95 @@ impl Server {
         handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
     ) -> anyhow::Result<Self> {
         let listener = ns.enter(|| TcpListener::bind("127.0.0.1:0"))??;
-        Ok(Self::serve(listener, handler))
+        Ok(Self::serve(listener, None, Arc::new(handler)))
     }
 
-    fn serve(
-        listener: TcpListener,
+    /// HTTPS, with a certificate for `127.0.0.1` and `localhost` from a new [`TestCa`]
+    /// ([`Server::ca`]).
+    #[must_use]
+    pub fn start_tls(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        Self::serve(listener, Some(TestCa::new()), Arc::new(handler))
+    }
+
+    /// [`Server::start_tls`] on the loopback of `ns`.
+    pub fn start_tls_in(
+        ns: &crate::netns::NetNs,
         handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
+        let listener = ns.enter(|| TcpListener::bind("127.0.0.1:0"))??;
+        Ok(Self::serve(
+            listener,
+            Some(TestCa::new()),
+            Arc::new(handler),
+        ))
+    }
+
+    fn serve(listener: TcpListener, ca: Option<TestCa>, handler: Arc<Handler>) -> Self {
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Vec::new()));
-        let handler: Arc<Handler> = Arc::new(handler);
+        let counters = Arc::new(Counters::default());
+        let tls = ca.as_ref().map(TestCa::server_config);
         let waker = listener.try_clone().expect("dup the listening socket");
         let thread = {
-            let (stop, log) = (stop.clone(), log.clone());
+            let (stop, log, counters) = (stop.clone(), log.clone(), counters.clone());
             std::thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stop.load(Ordering::Acquire) {
                         break;
                     }
-                    if let Ok(stream) = stream {
-                        let _ = serve(stream, &*handler, &log);
-                    }
+                    let Ok(stream) = stream else { continue };
+                    let (handler, log, counters, tls) =
+                        (handler.clone(), log.clone(), counters.clone(), tls.clone());
+                    // Each connection on its own thread: a client that stalls holds up no other.
+                    std::thread::spawn(move || {
+                        let _ = connection(stream, tls, &*handler, &log, &counters);
+                    });
                 }
             })
         };
         Self {
             addr,
+            scheme: if ca.is_some() { "https" } else { "http" },
+            ca,
             stop,
             listener: waker,
             thread: Some(thread),
+            counters,
             log,
         }
     }
 
+    /// `http://127.0.0.1:PORT{path}`, or `https://` for a TLS server.
     #[must_use]
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
+    }
+
+    /// The CA that signed a TLS server's certificate.
+    #[must_use]
+    pub fn ca(&self) -> Option<&TestCa> {
+        self.ca.as_ref()
+    }
+
+    /// Requests read (a TLS handshake the client refused reaches no request).
+    #[must_use]
+    pub fn requests(&self) -> u64 {
+        self.counters.requests.load(Ordering::Acquire)
+    }
+
+    /// Body bytes of every reply written so far.
+    #[must_use]
+    pub fn body_bytes_sent(&self) -> u64 {
+        self.counters.body_bytes.load(Ordering::Acquire)
+    }
+
+    /// Every byte of HTTP written so far, status lines and headers included (over TLS, before
+    /// encryption).
+    #[must_use]
+    pub fn bytes_sent(&self) -> u64 {
+        self.counters.total_bytes.load(Ordering::Acquire)
     }
 }
 
@@ -130,11 +269,37 @@ impl Drop for Server {
     }
 }
 
-fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+/// Serves the one request of a connection, over TLS when `tls` is given.
+fn connection(
+    stream: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    handler: &Handler,
+    log: &Mutex<Vec<String>>,
+    counters: &Counters,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let Some(config) = tls else {
+        return serve(stream, handler, log, counters);
+    };
+    let session = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+    let mut stream = rustls::StreamOwned::new(session, stream);
+    serve(&mut stream, handler, log, counters)?;
+    stream.conn.send_close_notify();
+    stream.flush()
+}
+
+fn serve(
+    stream: impl Read + Write,
+    handler: &Handler,
+    log: &Mutex<Vec<String>>,
+    counters: &Counters,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
     let mut line = String::new();
-    reader.read_line(&mut line)?;
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(()); // the client left without a request
+    }
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
     let mut headers = HashMap::new();
     loop {
@@ -147,16 +312,30 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<String>>) -> std:
         }
     }
     log.lock().unwrap().push(path.clone());
+    counters.requests.fetch_add(1, Ordering::AcqRel);
     let reply = handler(&Request { path, headers });
-    let mut out = stream;
-    write!(out, "HTTP/1.1 {} X\r\nConnection: close\r\n", reply.status)?;
-    write!(out, "Content-Length: {}\r\n", reply.body.len())?;
+    let mut head = format!(
+        "HTTP/1.1 {} X\r\nConnection: close\r\nContent-Length: {}\r\n",
+        reply.status,
+        reply.body.len()
+    );
     for (name, value) in &reply.headers {
-        write!(out, "{name}: {value}\r\n")?;
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
-    write!(out, "\r\n")?;
-    let sent = reply.cut_at.unwrap_or(reply.body.len());
-    out.write_all(&reply.body[..sent])?;
+    head.push_str("\r\n");
+    let out = reader.get_mut();
+    out.write_all(head.as_bytes())?;
+    counters
+        .total_bytes
+        .fetch_add(head.len() as u64, Ordering::AcqRel);
+    let body = &reply.body[..reply.cut_at.unwrap_or(reply.body.len())];
+    out.write_all(body)?;
+    counters
+        .body_bytes
+        .fetch_add(body.len() as u64, Ordering::AcqRel);
+    counters
+        .total_bytes
+        .fetch_add(body.len() as u64, Ordering::AcqRel);
     out.flush()
 }
 
@@ -223,5 +402,50 @@ impl Stall {
 impl Drop for Stall {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use super::*;
+
+    /// `GET path` on a connection of its own; the whole reply, as the server closes it.
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply
+    }
+
+    #[test]
+    fn thirty_clients_are_served_side_by_side_and_every_byte_is_counted() {
+        let server = Server::start(|req| Reply::ok(req.path.clone()));
+        let addr = server.addr;
+        // A client that connects and says nothing holds up no one else (one connection at a
+        // time waited out its 10 s read timeout first).
+        let _silent = TcpStream::connect(addr).unwrap();
+        let started = std::time::Instant::now();
+        let clients: Vec<_> = (0..30)
+            .map(|i| std::thread::spawn(move || get(addr, &format!("/node-{i}"))))
+            .collect();
+        let replies: Vec<String> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        for (i, reply) in replies.iter().enumerate() {
+            assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+            assert!(reply.ends_with(&format!("\r\n\r\n/node-{i}")), "{reply}");
+        }
+        assert_eq!(server.requests(), 30);
+        let body: usize = (0..30).map(|i| format!("/node-{i}").len()).sum();
+        assert_eq!(server.body_bytes_sent(), body as u64);
+        let total: usize = replies.iter().map(String::len).sum();
+        assert_eq!(server.bytes_sent(), total as u64);
+        assert_eq!(server.log.lock().unwrap().len(), 30);
     }
 }

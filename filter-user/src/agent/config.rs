@@ -12,6 +12,7 @@
 //! public_keys = ["/etc/regionfilter/release.pub"]  # trusted release keys (docs/releases.md)
 //! node_name = "edge-17"            # for staged rollout [default: $REGIONFILTER_NODE, else the host name]
 //! release_poll = "5m"              # release_url interfaces look for a new release this often
+//! ca_file = "/etc/regionfilter/ca.pem"   # CA certificates trusted besides the usual roots
 //!
 //! [[interface]]
 //! name = "eth0"
@@ -85,6 +86,7 @@ struct File {
     #[serde(default, with = "humantime_serde")]
     download_stall: Option<Duration>,
     download_min_rate: Option<u64>,
+    ca_file: Option<PathBuf>,
     #[serde(default)]
     public_keys: Vec<PathBuf>,
     node_name: Option<String>,
@@ -146,6 +148,9 @@ pub struct Config {
     pub download: Limits<'static>,
     /// Set when the file names public keys: releases are followed, unsigned artifacts refused.
     pub release: Option<ReleaseTrust>,
+    /// CA certificates (PEM) every download trusts besides the bundled web roots and the
+    /// system's store; checked to hold at least one.
+    pub ca_file: Option<PathBuf>,
     pub interfaces: Vec<InterfaceConfig>,
 }
 
@@ -232,6 +237,10 @@ impl Config {
         let log_samples = file.log_samples.unwrap_or(10);
         let download = download_limits(&file)?;
         let release = release_trust(&file, dir)?;
+        let ca_file = file.ca_file.map(|path| dir.join(path));
+        if let Some(path) = &ca_file {
+            download::ca_certificates(path).context("ca_file")?;
+        }
         if file.interface.is_empty() {
             bail!("no [[interface]]: name at least one interface to filter");
         }
@@ -258,6 +267,7 @@ impl Config {
             max_change,
             download,
             release,
+            ca_file,
             interfaces,
         })
     }
@@ -561,6 +571,51 @@ mod tests {
         }
         // Without keys, an unsigned artifact is still possible.
         Config::parse(artifact_url, dir.path()).unwrap();
+    }
+
+    /// A reload reads the file through [`Config::read`] too: a CA file that cannot be used
+    /// fails it, and the running configuration stays.
+    #[test]
+    fn the_ca_file_is_taken_from_the_config_directory_and_must_hold_a_certificate() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let der = webpki_root_certs::TLS_SERVER_ROOT_CERTS[0].as_ref();
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        );
+        std::fs::write(dir.path().join("ca.pem"), pem).unwrap();
+        std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+        let config_file = dir.path().join("agent.toml");
+        let read = |ca_file: &str| {
+            std::fs::write(&config_file, format!("ca_file = {ca_file:?}\n{ONE}")).unwrap();
+            Config::read(&config_file)
+        };
+        let config = read("ca.pem").unwrap();
+        assert_eq!(config.ca_file, Some(dir.path().join("ca.pem")));
+        assert_eq!(parse(ONE).unwrap().ca_file, None);
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        for (name, want) in [
+            (
+                "missing.pem",
+                format!(
+                    "cannot read the CA file {}: No such file or directory (os error 2)",
+                    path("missing.pem")
+                ),
+            ),
+            (
+                "empty.pem",
+                format!(
+                    "the CA file {} holds no certificate (give PEM: -----BEGIN CERTIFICATE----- ...)",
+                    path("empty.pem")
+                ),
+            ),
+        ] {
+            assert_eq!(
+                format!("{:#}", read(name).unwrap_err()),
+                format!("agent config {}: ca_file: {want}", config_file.display())
+            );
+        }
     }
 
     #[test]

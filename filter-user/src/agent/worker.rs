@@ -266,6 +266,7 @@ fn reconcile_one(
     // Network I/O, outside the interface's gate: a repair never waits for it.
     let limits = Limits {
         cancel: Some(&shared.stopping),
+        ca_file: config.ca_file.as_deref(),
         ..config.download
     };
     if let DataSource::Release(url) = &entry.source {

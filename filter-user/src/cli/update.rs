@@ -23,6 +23,7 @@ use crate::{
 
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("new_policy").args(["file", "allow", "deny"]).multiple(true))]
+#[command(group = clap::ArgGroup::new("download").args(["url", "release_url"]))]
 pub struct UpdateArgs {
     /// Interface to update.
     #[arg(
@@ -78,8 +79,23 @@ pub struct UpdateArgs {
     /// This node's name for the staged rollout [default: the host name].
     #[arg(long, value_name = "NAME", requires = "release_url")]
     pub node: Option<String>,
+    /// CA certificates (PEM, one or more) to trust for --url, --sha256-url and --release-url
+    /// besides the bundled web roots and the system's CA store ($SSL_CERT_FILE,
+    /// $SSL_CERT_DIR): a server under a private CA.
+    #[arg(long, value_name = "FILE", requires = "download")]
+    pub ca_file: Option<PathBuf>,
     #[command(flatten)]
     pub guard: GuardArgs,
+}
+
+impl UpdateArgs {
+    /// The downloads' limits, trusting --ca-file.
+    fn download_limits(&self) -> download::Limits<'_> {
+        download::Limits {
+            ca_file: self.ca_file.as_deref(),
+            ..download::DEFAULT_LIMITS
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -128,6 +144,10 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
     // Also checked by every update; here before a download is fetched for nothing.
     privileges::require_bpf_admin("update")?;
     let policy = args.policy.spec().change(args.reset_policy, args.enforce)?;
+    // Read now, not at the first download: a bad file is refused before anything is fetched.
+    if let Some(ca_file) = &args.ca_file {
+        download::ca_certificates(ca_file)?;
+    }
     if let Some(url) = &args.release_url {
         let ifaces = interfaces(layout, args)?;
         if policy != PolicyChange::Keep {
@@ -149,7 +169,7 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
             url,
             args.sha256_url.as_deref(),
             expect,
-            &download::DEFAULT_LIMITS,
+            &args.download_limits(),
         )?;
         if let download::Fetched::NotModified(path) = &fetched {
             println!(
@@ -212,7 +232,7 @@ fn release_target(
         &node,
         ifaces,
         unix_now(),
-        &download::DEFAULT_LIMITS,
+        &args.download_limits(),
     )
     .with_context(|| format!("release at {url} refused"))?;
     match found {

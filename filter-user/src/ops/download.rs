@@ -10,7 +10,10 @@ use std::{
     io::{Read, Write as _},
     os::unix::fs::OpenOptionsExt as _,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, OnceLock,
+    },
     time::{Duration, Instant},
 };
 
@@ -33,7 +36,7 @@ pub const LICENSE_KEY_ENV: &str = "MAXMIND_LICENSE_KEY";
 pub const ACCOUNT_ID_ENV: &str = "MAXMIND_ACCOUNT_ID";
 
 /// How long and how slowly a download may run, and how large it may be, before it is given
-/// up with nothing replaced.
+/// up with nothing replaced; and the CA file it trusts besides the usual roots.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits<'a> {
     /// The whole transfer, the checksum file included.
@@ -46,6 +49,10 @@ pub struct Limits<'a> {
     pub max_bytes: u64,
     /// Set when the process is stopping: the transfer ends within one read.
     pub cancel: Option<&'a AtomicBool>,
+    /// A PEM file of CA certificates trusted besides the bundled web roots and the system's
+    /// store (a server inside a company, under a private CA). Read whenever a download
+    /// starts: a file that cannot be read or holds no certificate fails the download.
+    pub ca_file: Option<&'a Path>,
 }
 
 /// 5 minutes, 4 KiB/s over 30 s windows, 1 GiB.
@@ -55,6 +62,7 @@ pub const DEFAULT_LIMITS: Limits<'static> = Limits {
     window: Duration::from_secs(30),
     max_bytes: 1 << 30,
     cancel: None,
+    ca_file: None,
 };
 
 /// What a download must turn out to be before it replaces the cached copy.
@@ -82,6 +90,15 @@ pub enum DownloadError {
     NoLicenseKey { url: String },
     #[error("download of {url} failed: HTTP {status}")]
     Status { url: String, status: u16 },
+    #[error("download of {url} failed: the server's certificate is not trusted ({why}); a server under a private CA needs that CA in the system's store or in a CA file (`update --ca-file`, the agent's `ca_file`)")]
+    Untrusted { url: String, why: String },
+    #[error("cannot read the CA file {path}")]
+    CaFileUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the CA file {path} {why}")]
+    CaFileInvalid { path: PathBuf, why: String },
     #[error("download of {url} failed")]
     Transport {
         url: String,
@@ -175,6 +192,8 @@ pub fn fetch(
 ) -> Result<Fetched, DownloadError> {
     let real_url = with_license_key(url)?;
     let checksum_url = sha256_url.map(with_license_key).transpose()?;
+    // Before the cache is touched: a bad CA file leaves no trace there.
+    let agent = agent(&real_url, limits)?;
     let dir = cache_root.join(&hex::encode(Sha256::digest(url.as_bytes()))[..16]);
     let cache = |source| DownloadError::Cache {
         path: dir.clone(),
@@ -188,7 +207,7 @@ pub fn fetch(
     let meta = cached(&dir, checksum_url.is_some());
 
     let started = Instant::now();
-    let mut request = agent(&real_url, limits).get(&real_url);
+    let mut request = agent.get(&real_url);
     if let Some(auth) = basic_auth() {
         request = request.header("Authorization", auth);
     }
@@ -512,20 +531,97 @@ fn save_meta(dir: &Path, meta: &Meta) -> Result<(), WriteError> {
 /// An agent for `url`. An https URL gets an https-only agent, so a redirect (MaxMind's
 /// downloads redirect to storage) can never take the request, a license key in its query or
 /// basic-auth credentials, to plain http. A plain-http URL (loopback only) follows no redirect
-/// at all: one could lead anywhere, in clear.
-fn agent(url: &str, limits: &Limits<'_>) -> ureq::Agent {
+/// at all: one could lead anywhere, in clear. Servers are trusted by [`roots`].
+fn agent(url: &str, limits: &Limits<'_>) -> Result<ureq::Agent, DownloadError> {
     let plain = url
         .get(..7)
         .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
-    ureq::Agent::config_builder()
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(roots(limits.ca_file)?)
+        .build();
+    Ok(ureq::Agent::config_builder()
         .https_only(!plain)
         .max_redirects(if plain { 0 } else { 10 })
         .timeout_global(Some(limits.deadline))
         // A server that sends nothing for a whole window is too slow whatever came before.
         .timeout_per_read(Some(limits.window))
         .http_status_as_error(false)
+        .tls_config(tls)
         .build()
-        .into()
+        .into())
+}
+
+/// The roots a download trusts: the bundled web roots (Mozilla's), the system's CA store, and
+/// the certificates of `ca_file`, if one is given.
+fn roots(ca_file: Option<&Path>) -> Result<ureq::tls::RootCerts, DownloadError> {
+    let usual = usual_roots();
+    Ok(match ca_file {
+        None => ureq::tls::RootCerts::Specific(usual.clone()),
+        Some(path) => usual
+            .iter()
+            .cloned()
+            .chain(ca_certificates(path)?)
+            .collect::<Vec<_>>()
+            .into(),
+    })
+}
+
+/// The bundled web roots and the system's CA store (as `rustls-native-certs` finds it, which
+/// honours `SSL_CERT_FILE` and `SSL_CERT_DIR`), read once per process. A store that is missing
+/// or partly unreadable leaves what could be read: the web roots at least.
+fn usual_roots() -> &'static Arc<Vec<ureq::tls::Certificate<'static>>> {
+    static ROOTS: OnceLock<Arc<Vec<ureq::tls::Certificate<'static>>>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let system = rustls_native_certs::load_native_certs().certs;
+        let mut seen = std::collections::HashSet::new();
+        let web = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|c| ureq::tls::Certificate::from_der(c.as_ref()));
+        let system = system
+            .iter()
+            .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned());
+        // The system's store mostly repeats the web roots: each certificate once.
+        Arc::new(
+            web.chain(system)
+                .filter(|c| seen.insert(c.der().to_vec()))
+                .collect(),
+        )
+    })
+}
+
+/// The certificates of a CA file (PEM, one or more `CERTIFICATE` sections; other sections
+/// are skipped). A file that cannot be read, has a damaged section, holds no certificate or
+/// one that is not X.509 is refused, naming the file: never a silent fallback to the usual
+/// roots alone.
+pub fn ca_certificates(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, DownloadError> {
+    let invalid = |why: String| DownloadError::CaFileInvalid {
+        path: path.to_owned(),
+        why,
+    };
+    let pem = fs::read(path).map_err(|source| DownloadError::CaFileUnreadable {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut certificates = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        let item = item.map_err(|e| invalid(format!("is not valid PEM: {e}")))?;
+        if let ureq::tls::PemItem::Certificate(certificate) = item {
+            let der = rustls::pki_types::CertificateDer::from(certificate.der());
+            rustls::RootCertStore::empty().add(der).map_err(|e| {
+                invalid(format!(
+                    "holds a certificate (number {}) that is not a usable CA certificate: {e}",
+                    certificates.len() + 1
+                ))
+            })?;
+            certificates.push(certificate);
+        }
+    }
+    if certificates.is_empty() {
+        return Err(invalid(
+            "holds no certificate (give PEM: -----BEGIN CERTIFICATE----- ...)".to_owned(),
+        ));
+    }
+    Ok(certificates)
 }
 
 fn transport(url: &str, error: ureq::Error, limits: &Limits<'_>) -> DownloadError {
@@ -535,10 +631,27 @@ fn transport(url: &str, error: ureq::Error, limits: &Limits<'_>) -> DownloadErro
             deadline: limits.deadline,
         };
     }
+    if let Some(why) = certificate_refused(&error) {
+        return DownloadError::Untrusted {
+            url: url.to_owned(),
+            why,
+        };
+    }
     DownloadError::Transport {
         url: url.to_owned(),
         source: Box::new(error),
     }
+}
+
+/// Why the TLS handshake refused the server's certificate (unknown issuer, expired, another
+/// name), if that is what failed.
+fn certificate_refused(error: &ureq::Error) -> Option<String> {
+    let tls = match error {
+        ureq::Error::Rustls(e) => Some(e),
+        ureq::Error::Io(e) => e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+        _ => None,
+    }?;
+    matches!(tls, rustls::Error::InvalidCertificate(_)).then(|| tls.to_string())
 }
 
 /// Substitutes the license key and checks the URL the request will really go to, so a key
@@ -628,7 +741,7 @@ fn fetch_checksum(
     shown_url: &str,
     limits: &Limits<'_>,
 ) -> Result<String, DownloadError> {
-    let mut request = agent(real_url, limits).get(real_url);
+    let mut request = agent(real_url, limits)?.get(real_url);
     if let Some(auth) = basic_auth() {
         request = request.header("Authorization", auth);
     }
@@ -720,19 +833,17 @@ mod tests {
     #[test]
     fn https_downloads_never_follow_a_redirect_to_plain_http() {
         for url in ["https://download.example/db", "HTTPS://download.example/db"] {
-            assert!(agent(url, &DEFAULT_LIMITS).config().https_only(), "{url}");
+            assert!(
+                agent(url, &DEFAULT_LIMITS).unwrap().config().https_only(),
+                "{url}"
+            );
         }
-        assert!(!agent("http://127.0.0.1:8080/db", &DEFAULT_LIMITS)
-            .config()
-            .https_only());
-        assert_eq!(
-            agent("http://127.0.0.1:8080/db", &DEFAULT_LIMITS)
-                .config()
-                .max_redirects(),
-            0
-        );
+        let plain = agent("http://127.0.0.1:8080/db", &DEFAULT_LIMITS).unwrap();
+        assert!(!plain.config().https_only());
+        assert_eq!(plain.config().max_redirects(), 0);
         assert!(
             agent("https://download.example/db", &DEFAULT_LIMITS)
+                .unwrap()
                 .config()
                 .max_redirects()
                 > 0
@@ -863,6 +974,137 @@ mod tests {
         assert!(err.starts_with(url), "{err}");
     }
 
+    /// `der` as a PEM section of `kind`.
+    fn pem(kind: &str, der: &[u8]) -> String {
+        let text = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = text
+            .as_bytes()
+            .chunks(64)
+            .map(|l| std::str::from_utf8(l).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN {kind}-----\n{}\n-----END {kind}-----\n",
+            lines.join("\n")
+        )
+    }
+
+    #[test]
+    fn a_ca_file_gives_its_certificates_and_a_bad_one_is_refused_naming_it() {
+        let dir = Scratch::new("ca");
+        let write = |name: &str, text: &str| {
+            let path = dir.0.join(name);
+            fs::write(&path, text).unwrap();
+            path
+        };
+        let [one, two, ..] = webpki_root_certs::TLS_SERVER_ROOT_CERTS else {
+            panic!("web roots")
+        };
+        // Two certificates, with a comment and a section of another kind between them.
+        let good = write(
+            "good.pem",
+            &format!(
+                "# our CA\n{}{}{}",
+                pem("CERTIFICATE", one),
+                pem("PRIVATE KEY", b"not a key"),
+                pem("CERTIFICATE", two)
+            ),
+        );
+        let certificates = ca_certificates(&good).unwrap();
+        let ders: Vec<&[u8]> = certificates.iter().map(|c| c.der()).collect();
+        assert_eq!(ders, [one.as_ref(), two.as_ref()]);
+
+        let missing = dir.0.join("missing.pem");
+        let err = ca_certificates(&missing).unwrap_err();
+        assert!(
+            matches!(err, DownloadError::CaFileUnreadable { .. }),
+            "{err}"
+        );
+        assert_eq!(
+            format!("{:#}", anyhow::Error::from(err)),
+            format!(
+                "cannot read the CA file {}: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+        for (name, text, why) in [
+            ("empty.pem", String::new(), "holds no certificate"),
+            (
+                "key.pem",
+                pem("PRIVATE KEY", b"a key, no certificate"),
+                "holds no certificate",
+            ),
+            (
+                "der.pem",
+                "0\u{82}\u{5}\u{1}".to_owned(),
+                "holds no certificate",
+            ),
+            (
+                "garbage.pem",
+                pem("CERTIFICATE", b"not a certificate"),
+                "holds a certificate (number 1) that is not a usable CA certificate",
+            ),
+            (
+                "second.pem",
+                pem("CERTIFICATE", one) + &pem("CERTIFICATE", b"not a certificate"),
+                "holds a certificate (number 2) that is not a usable CA certificate",
+            ),
+            (
+                "base64.pem",
+                "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n".to_owned(),
+                "is not valid PEM",
+            ),
+        ] {
+            let path = write(name, &text);
+            let err = ca_certificates(&path).unwrap_err();
+            assert!(
+                matches!(err, DownloadError::CaFileInvalid { .. }),
+                "{name}: {err}"
+            );
+            let shown = err.to_string();
+            assert!(
+                shown.starts_with(&format!("the CA file {} {why}", path.display())),
+                "{name}: {shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_ca_file_is_trusted_besides_the_usual_roots_and_a_bad_one_fails_before_the_cache() {
+        let usual = usual_roots().len();
+        assert!(
+            usual >= webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() / 2,
+            "{usual}"
+        );
+        let dir = Scratch::new("roots");
+        // The file's certificates come after the usual roots (a web root here: no test CA
+        // can be made without a certificate generator, and being added is what counts).
+        let ca = dir.0.join("ca.pem");
+        let own = webpki_root_certs::TLS_SERVER_ROOT_CERTS[0].as_ref();
+        fs::write(&ca, pem("CERTIFICATE", own)).unwrap();
+        let ureq::tls::RootCerts::Specific(with) = roots(Some(&ca)).unwrap() else {
+            panic!("specific roots")
+        };
+        assert_eq!(with.len(), usual + 1);
+        assert_eq!(with.last().unwrap().der(), own);
+        let ureq::tls::RootCerts::Specific(without) = roots(None).unwrap() else {
+            panic!("specific roots")
+        };
+        assert_eq!(without.len(), usual);
+
+        // A download with a CA file that holds nothing fails before it creates the cache.
+        let server = Server::start(|_, s, _| headers(s, 200, 0, ""));
+        let bad = dir.0.join("bad.pem");
+        fs::write(&bad, "nothing here\n").unwrap();
+        let cache = dir.0.join("cache");
+        let limits = Limits {
+            ca_file: Some(&bad),
+            ..fast_limits()
+        };
+        let err = fetch(&cache, &server.url("/db.mmdb"), None, ANY_DATA, &limits).unwrap_err();
+        assert!(matches!(err, DownloadError::CaFileInvalid { .. }), "{err}");
+        assert!(!cache.exists());
+    }
+
     /// A loopback HTTP/1.1 server for one test: each connection gets `reply(request head)`,
     /// written by `send` (so a test can trickle or stall), until the server is dropped.
     struct Server {
@@ -969,6 +1211,7 @@ mod tests {
             window: Duration::from_secs(1),
             max_bytes: 1 << 20,
             cancel: None,
+            ca_file: None,
         }
     }
 

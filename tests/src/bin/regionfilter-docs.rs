@@ -351,6 +351,10 @@ fn examples_of(verb: Option<&str>) -> &'static [(&'static str, &'static str)] {
                 "regionfilter update --all --url 'https://download.maxmind.com/geoip/databases/GeoLite2-Country/download?suffix=tar.gz' --sha256-url 'https://download.maxmind.com/geoip/databases/GeoLite2-Country/download?suffix=tar.gz.sha256'",
             ),
             (
+                "A release from a server under a company's private CA:",
+                "regionfilter update --all --release-url https://releases.corp.example/stable --public-key /etc/regionfilter/release.pub --ca-file /etc/regionfilter/ca.pem",
+            ),
+            (
                 "The cron line of contrib/regionfilter.cron:",
                 "regionfilter update --all --db /var/lib/regionfilter/GeoLite2-Country.mmdb || [ $? -eq 3 ]",
             ),
@@ -698,6 +702,14 @@ const AGENT_KEYS: &[Key] = &[
         "BYTES",
         "Bytes per second a download must bring over every download_stall window. Default \
          4096.",
+    ),
+    (
+        "ca_file",
+        "\"FILE\"",
+        "CA certificates (PEM, one or more) every download trusts besides the bundled web \
+         roots and the system's CA store (SSL_CERT_FILE, SSL_CERT_DIR), as update --ca-file: \
+         a server under a private CA. Relative to the configuration file's directory. A file \
+         that cannot be read or holds no certificate makes the configuration bad.",
     ),
     (
         "public_keys",

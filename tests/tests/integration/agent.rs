@@ -421,6 +421,67 @@ fn a_stalled_download_holds_back_no_other_interface_nor_signals_nor_repairs() {
     inst.ok(Some(ns), &["detach", "--iface", &local]).unwrap();
 }
 
+/// A data server under a private CA (real HTTPS on the namespace's loopback): without its CA
+/// the download is refused before any request and the pass fails saying why; a reload naming
+/// a CA file without a certificate is a config_error that changes nothing; one naming the CA
+/// (relative to the configuration file) attaches the filter from the download.
+#[test]
+fn a_private_ca_is_trusted_through_ca_file_and_a_bad_one_is_refused_at_reload() {
+    let pair = VethPair::new("agca").unwrap();
+    let inst = Instance::new();
+    let (iface, ns) = (pair.receiver_if.clone(), &pair.receiver);
+    let db = fs::read(fixture("maxmind/GeoLite2-Country-Test.mmdb")).unwrap();
+    let server = integration_tests::http::Server::start_tls_in(ns, move |_| {
+        integration_tests::http::Reply::ok(db.clone())
+    })
+    .unwrap();
+    fs::create_dir_all(&inst.state_dir).unwrap();
+    let _ = server.ca().unwrap().write_pem(&inst.state_dir);
+    fs::write(inst.state_dir.join("no-certificate.pem"), "# empty\n").unwrap();
+    let path = inst.state_dir.join("agent.toml");
+    let source = format!("url = \"{}\"", server.url("/GeoLite2-Country-Test.mmdb"));
+    let write = |top: &str| {
+        let text = format!(
+            "metrics_listen = \"{LISTEN}\"\n{top}\n{}",
+            entry(&iface, &source)
+        );
+        fs::write(&path, text).unwrap();
+    };
+    write("");
+    let mut agent = Agent::start(&inst, ns, &path, &[]).unwrap();
+    agent
+        .wait_for(&[
+            "event=reconcile_failed",
+            &format!("iface={iface} "),
+            "certificate is not trusted (invalid peer certificate: UnknownIssuer)",
+        ])
+        .unwrap();
+    assert_eq!(server.requests(), 0);
+    assert!(inst.attached().is_empty());
+
+    write("ca_file = \"no-certificate.pem\"");
+    agent.signal(libc::SIGHUP);
+    agent
+        .wait_for(&[
+            "event=config_error",
+            "ca_file: the CA file",
+            "holds no certificate",
+            "keeping the running configuration",
+        ])
+        .unwrap();
+    write("ca_file = \"ca.pem\"");
+    agent.signal(libc::SIGHUP);
+    agent.wait_for(&["event=reloaded"]).unwrap();
+    agent
+        .wait_for(&["event=attached", &format!("iface={iface}")])
+        .unwrap();
+    assert_eq!(server.requests(), 1);
+    assert_eq!(inst.attached(), std::slice::from_ref(&iface));
+    let (status, log) = agent.stop().unwrap();
+    assert!(status.success(), "{}", log.join("\n"));
+    inst.ok(Some(ns), &["detach", "--iface", &iface]).unwrap();
+}
+
 /// An interface renamed away and a new one created under the configured name: the filter
 /// follows the name. Meanwhile the interface is not ready, even with the status record gone
 /// (readiness comes from the kernel's link, not from a record's absence).
@@ -740,7 +801,7 @@ fn a_bad_config_is_refused_before_anything_starts() {
         ),
         (
             "[[interface]]\nname = \"eth0\"\npolicy = { deny = [\"GB\"] }\n",
-            "give exactly one of db, url, artifact or artifact_url",
+            "give exactly one of db, url, artifact, artifact_url or release_url",
         ),
         (
             "[[interface]]\nname = \"../etc\"\ndb = [\"a.mmdb\"]\npolicy = { deny = [\"GB\"] }\n",

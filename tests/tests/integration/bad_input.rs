@@ -181,6 +181,7 @@ refusals! {
     update_without_iface: usage(&["update", "--deny", "SE"], "error: the following required arguments were not provided:"),
     update_iface_and_all: usage(&["update", "--iface", "{IF}", "--all"], "error: the argument '--iface <IF>' cannot be used with '--all'"),
     update_url_and_db: usage(&["update", "--iface", "{IF}", "--url", "https://x.invalid/db", "--db", "{A}"], "error: the argument '--url <URL>' cannot be used with '--db <FILE>'"),
+    update_ca_file_without_a_download: usage(&["update", "--iface", "{IF}", "--deny", "SE", "--ca-file", "{DIR}/ca.pem"], "error: the following required arguments were not provided:"),
     update_sha256_url_without_url: usage(&["update", "--iface", "{IF}", "--sha256-url", "https://x.invalid/db.sha256"], "error: the following required arguments were not provided:"),
     detach_without_iface: usage(&["detach"], "error: the following required arguments were not provided:"),
     compile_without_db: usage(&["compile", "--out", "{DIR}/x.rgnf"], "error: the following required arguments were not provided:"),

@@ -105,7 +105,8 @@ fn verify_refuses_each_attack_with_exit_1_and_its_reason() {
 }
 
 /// A node applying releases with `update --release-url` from a loopback server: the first
-/// applies and is recorded, the same again is unchanged, an older one and a changed manifest
+/// (over HTTPS under a test CA: refused without `--ca-file`) applies and is recorded, the same
+/// again is unchanged, an older one and a changed manifest
 /// are refused with nothing changed, a stage that leaves this node out changes nothing, and a
 /// dry-run stage applies the policy as a dry run.
 #[test]
@@ -125,6 +126,10 @@ fn update_applies_only_verified_releases_in_this_nodes_stage() {
     let served = work.join("rel");
     let server = Server::start(static_files("rel", served.clone()));
     let url = server.url("/rel");
+    // The same directory over HTTPS, as a release server inside a company: under a private CA.
+    let tls = Server::start_tls(static_files("rel", served.clone()));
+    let tls_url = tls.url("/rel");
+    let ca = tls.ca().unwrap().write_pem(work).display().to_string();
     let publish_v = |version: u64, plan: &str, stage: usize| {
         publish(work, "rel", "b.rgnf", "k", version, plan, stage);
     };
@@ -160,12 +165,43 @@ fn update_applies_only_verified_releases_in_this_nodes_stage() {
         .join("release.json");
 
     publish_v(2, "100%", 0);
-    let (code, out) = apply("edge-1");
+    // Over HTTPS: refused without the server's CA, with nothing changed or recorded; applied
+    // with --ca-file. The same release over plain loopback http is then unchanged.
+    let over_tls = |extra: &[&str]| {
+        let mut args = vec![
+            "--release-url",
+            &tls_url,
+            "--public-key",
+            &public,
+            "--node",
+            "edge-1",
+        ];
+        args.extend_from_slice(extra);
+        filter.update(&args)
+    };
+    let before = filter.snapshot();
+    let (code, out) = over_tls(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "the server's certificate is not trusted (invalid peer certificate: UnknownIssuer)"
+        ),
+        "{out}"
+    );
+    assert!(
+        filter.snapshot() == before,
+        "an untrusted server changed the filter"
+    );
+    assert!(!recorded.exists());
+    assert_eq!(tls.requests(), 0);
+    let (code, out) = over_tls(&["--ca-file", &ca]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("switched to half"), "{out}");
     assert!(fs::read_to_string(&recorded)
         .unwrap()
         .contains("\"version\": 2"));
+    // The manifest, its signature and the artifact.
+    assert_eq!(tls.requests(), 3);
     let (code, out) = apply("edge-1");
     assert_eq!(code, 3, "{out}");
 

@@ -603,6 +603,165 @@ fn downloads_are_verified_and_failed_ones_change_nothing() {
     assert!(log.contains(&"/key/s3cret/b.txt".to_owned()), "{log:?}");
 }
 
+/// Every directory and file in the download cache, with the files' bytes; `with_locks: false`
+/// lists files only and leaves out the lock a fetch takes on its URL's directory, which (with
+/// that directory) is all a failed download may leave.
+fn download_cache(dir: &std::path::Path, with_locks: bool) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if with_locks {
+                    files.push((path.clone(), Vec::new()));
+                }
+                pending.push(path);
+            } else if with_locks || entry.file_name() != "lock" {
+                files.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `update --url` over real HTTPS from a loopback server whose certificate a test CA signed,
+/// a CA no store holds: a bad `--ca-file` is refused before anything is fetched, the server is
+/// refused without its CA, and trusted through `--ca-file` or through the system store's
+/// `SSL_CERT_FILE`. Each refusal leaves the filter and the download cache as they were.
+#[test]
+fn https_from_a_private_ca_needs_that_ca_and_a_bad_ca_file_changes_nothing() {
+    use integration_tests::http::{Reply, Server};
+    let filter = Attached::new("upca");
+    let mut probe = filter.probe();
+    let list_a = std::fs::read(&filter.list_a).unwrap();
+    let list_b = std::fs::read(&filter.list_b).unwrap();
+    let sum_b = format!("{}  b.txt\n", sha256_hex(&list_b));
+    let served = (list_a.len() + list_b.len() + sum_b.len()) as u64;
+    let server = Server::start_tls(move |req| match req.path.as_str() {
+        "/a.txt" => Reply::ok(list_a.clone()),
+        "/b.txt" => Reply::ok(list_b.clone()),
+        "/b.txt.sha256" => Reply::ok(sum_b.clone()),
+        _ => Reply::status(404),
+    });
+    assert!(server.url("/").starts_with("https://127.0.0.1:"));
+    let scratch = tempfile::tempdir().unwrap();
+    let ca = server.ca().unwrap().write_pem(scratch.path());
+    let missing = scratch.path().join("missing.pem");
+    let no_certificate = scratch.path().join("key-only.pem");
+    std::fs::write(
+        &no_certificate,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let downloads = filter.inst.lib_dir().join("downloads");
+    // `update --iface IF ARGS`, with the system store as the host has it unless `cert_file`
+    // stands in for it (SSL_CERT_FILE); the first line of stderr and all the output.
+    let run = |args: &[&str], cert_file: Option<&std::path::Path>| {
+        let mut full = vec!["update", "--iface", &filter.iface];
+        full.extend_from_slice(args);
+        let mut cmd = filter.inst.command(None, &full);
+        cmd.env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
+        if let Some(file) = cert_file {
+            cmd.env("SSL_CERT_FILE", file);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let first = stderr.lines().next().unwrap_or_default().to_owned();
+        let all = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr;
+        (out.status.code().unwrap_or(-1), first, all)
+    };
+    let url_b = server.url("/b.txt");
+    let sum_url = server.url("/b.txt.sha256");
+
+    // A CA file that is missing or holds no certificate: refused before anything is fetched.
+    for (file, line) in [
+        (
+            &missing,
+            format!(
+                "error: cannot read the CA file {}: No such file or directory (os error 2)",
+                missing.display()
+            ),
+        ),
+        (
+            &no_certificate,
+            format!(
+                "error: the CA file {} holds no certificate (give PEM: -----BEGIN CERTIFICATE----- ...)",
+                no_certificate.display()
+            ),
+        ),
+    ] {
+        let (before, cache) = (filter.snapshot(), download_cache(&downloads, true));
+        let ca_file = file.display().to_string();
+        let (code, first, all) = run(&["--url", &url_b, "--ca-file", &ca_file], None);
+        assert_eq!((code, first), (1, line), "{all}");
+        assert_eq!(filter.snapshot(), before, "{ca_file} changed the filter");
+        assert_eq!(download_cache(&downloads, true), cache, "{ca_file} touched the cache");
+    }
+    assert_eq!(server.requests(), 0, "a bad CA file still fetched");
+
+    // Without its CA the handshake refuses the server: no request is sent, nothing changes.
+    let (before, cache) = (filter.snapshot(), download_cache(&downloads, false));
+    let (code, first, all) = run(&["--url", &url_b, "--sha256-url", &sum_url], None);
+    assert_eq!(code, 1, "{all}");
+    assert_eq!(
+        first,
+        format!(
+            "error: download of {url_b} failed: the server's certificate is not trusted \
+             (invalid peer certificate: UnknownIssuer); a server under a private CA needs that \
+             CA in the system's store or in a CA file (`update --ca-file`, the agent's `ca_file`)"
+        ),
+        "{all}"
+    );
+    assert_eq!(
+        filter.snapshot(),
+        before,
+        "an untrusted server changed the filter"
+    );
+    assert_eq!(download_cache(&downloads, false), cache);
+    assert_eq!(
+        server.requests(),
+        0,
+        "a request went to an untrusted server"
+    );
+
+    // --ca-file: both downloads trust it, and list B is applied.
+    let ca_file = ca.display().to_string();
+    let (code, _, all) = run(
+        &[
+            "--url",
+            &url_b,
+            "--sha256-url",
+            &sum_url,
+            "--ca-file",
+            &ca_file,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(answering_list(&mut probe), 'B');
+    assert_eq!(server.requests(), 2);
+
+    // The system store: SSL_CERT_FILE naming the CA, no --ca-file. List A comes back.
+    let (code, _, all) = run(&["--url", &server.url("/a.txt")], Some(&ca));
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(answering_list(&mut probe), 'A');
+    assert_eq!(server.requests(), 3);
+    // Counted once written, which the client may finish reading a moment before.
+    let all_counted = integration_tests::wait::wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        || server.body_bytes_sent() == served,
+    );
+    assert!(
+        all_counted,
+        "{} of {served} body bytes",
+        server.body_bytes_sent()
+    );
+    assert!(server.bytes_sent() > served);
+}
+
 #[test]
 fn update_all_switches_every_attached_interface_and_status_shows_the_kernel_half() {
     let first = Attached::new("upall");
