@@ -123,6 +123,16 @@ impl TestCa {
     }
 }
 
+impl Clone for TestCa {
+    fn clone(&self) -> Self {
+        Self {
+            ca_pem: self.ca_pem.clone(),
+            server_chain: self.server_chain.clone(),
+            server_key: self.server_key.clone_key(),
+        }
+    }
+}
+
 impl Default for TestCa {
     fn default() -> Self {
         Self::new()
@@ -187,6 +197,24 @@ impl Server {
             Some(TestCa::new()),
             Arc::new(handler),
         ))
+    }
+
+    /// HTTPS under one new CA on the loopback of each of `namespaces`, every one answering
+    /// through the same `handler`: one release server for a fleet of namespaces, which each
+    /// reach at the [`Server::url`] of their own.
+    pub fn start_tls_in_each(
+        namespaces: &[&crate::netns::NetNs],
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> anyhow::Result<Vec<Self>> {
+        let ca = TestCa::new();
+        let handler: Arc<Handler> = Arc::new(handler);
+        namespaces
+            .iter()
+            .map(|ns| {
+                let listener = ns.enter(|| TcpListener::bind("127.0.0.1:0"))??;
+                Ok(Self::serve(listener, Some(ca.clone()), handler.clone()))
+            })
+            .collect()
     }
 
     fn serve(listener: TcpListener, ca: Option<TestCa>, handler: Arc<Handler>) -> Self {

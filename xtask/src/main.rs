@@ -43,6 +43,18 @@ enum Task {
         #[arg(long, value_parser = ["kernel", "policy", "e2e", "control"])]
         only: Option<String>,
     },
+    /// Set up, then simulate a fleet following one signed release channel: agents in their
+    /// own namespaces polling one loopback HTTPS release server through a staged rollout, two
+    /// attacks and a rollback; writes docs/fleet-simulation.md (a minute or two; never part
+    /// of `test`).
+    Fleet {
+        /// Nodes (namespaces with an agent each).
+        #[arg(long, default_value_t = 30)]
+        nodes: usize,
+        /// Each agent's release_poll, in seconds.
+        #[arg(long, default_value_t = 2)]
+        poll: u64,
+    },
     /// Set up the eBPF toolchain, then run each cargo-fuzz target (nightly; installs cargo-fuzz
     /// if missing) for a bounded time; fails if any finds a crash. `test` replays the corpus.
     Fuzz {
@@ -84,6 +96,11 @@ fn main() -> Result<()> {
             build_cli()?;
             bench(only.as_deref())
         }
+        Task::Fleet { nodes, poll } => {
+            setup::run()?;
+            build_cli()?;
+            fleet(nodes, poll)
+        }
         Task::Fuzz { seconds, target } => {
             setup::ebpf_toolchain()?;
             fuzz::run(seconds, target.as_deref())
@@ -115,6 +132,33 @@ fn bench(only: Option<&str>) -> Result<()> {
     let status = command.status().context("cannot run the benchmark")?;
     if !status.success() {
         bail!("the benchmark failed");
+    }
+    Ok(())
+}
+
+fn fleet(nodes: usize, poll: u64) -> Result<()> {
+    let out = workspace_root().join("docs/fleet-simulation.md");
+    let status = Command::new(cargo_path())
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "integration-tests",
+            "--bin",
+            "regionfilter-fleet",
+            "--",
+            "--nodes",
+            &nodes.to_string(),
+            "--poll",
+            &poll.to_string(),
+            "--out",
+        ])
+        .arg(&out)
+        .env("REGIONFILTER_WORLD_DATA", setup::world_data_dir())
+        .status()
+        .context("cannot run the fleet simulation")?;
+    if !status.success() {
+        bail!("the fleet simulation failed");
     }
     Ok(())
 }

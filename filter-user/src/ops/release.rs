@@ -361,61 +361,66 @@ pub fn verify_manifest(
     Ok((manifest, key_id))
 }
 
-/// Fetches the release published under `base` (the URL of a release directory) into the
-/// download cache under `cache_root`, within `limits` but for their size, and verifies it: the manifest and its signature first,
-/// each within its size limit, and only then the artifact, no larger than the manifest says.
-pub fn fetch(
-    cache_root: &Path,
-    base: &str,
-    required: &Requirements<'_>,
-    limits: &crate::ops::download::Limits<'_>,
-) -> anyhow::Result<Verified> {
-    use crate::ops::download::{self, DownloadError, Expect, Limits};
-    let base = base.trim_end_matches('/');
-    let limit = |max_bytes| Limits {
-        max_bytes,
-        ..*limits
-    };
-    let get = |name: &str, expect, max| {
-        download::fetch(
-            cache_root,
-            &format!("{base}/{name}"),
-            None,
-            expect,
-            &limit(max),
-        )
-    };
-    let manifest = get(MANIFEST, Expect::Any, MAX_MANIFEST_BYTES)?;
-    let signature = match get(SIGNATURE, Expect::Any, MAX_SIGNATURE_BYTES) {
-        Err(DownloadError::Status { status: 404, .. }) => {
-            return Err(ReleaseError::NoSignature {
-                path: PathBuf::from(format!("{base}/{SIGNATURE}")),
+/// A release directory published under a URL, fetched into the download cache under
+/// `cache_root` within `limits` (but for their size: each file has its own).
+pub struct Remote<'a> {
+    pub cache_root: &'a Path,
+    pub base: &'a str,
+    pub limits: &'a crate::ops::download::Limits<'a>,
+}
+
+impl Remote<'_> {
+    fn get(
+        &self,
+        name: &str,
+        expect: crate::ops::download::Expect,
+        max_bytes: u64,
+    ) -> Result<crate::ops::download::Fetched, crate::ops::download::DownloadError> {
+        let limits = crate::ops::download::Limits {
+            max_bytes,
+            ..*self.limits
+        };
+        let url = format!("{}/{name}", self.base.trim_end_matches('/'));
+        crate::ops::download::fetch(self.cache_root, &url, None, expect, &limits)
+    }
+
+    /// The manifest and its signature, each within its size limit, verified against
+    /// `required`: the manifest and the id of the key that signed it.
+    pub fn manifest(&self, required: &Requirements<'_>) -> anyhow::Result<(Manifest, String)> {
+        use crate::ops::download::{DownloadError, Expect};
+        let manifest = self.get(MANIFEST, Expect::Any, MAX_MANIFEST_BYTES)?;
+        let signature = match self.get(SIGNATURE, Expect::Any, MAX_SIGNATURE_BYTES) {
+            Err(DownloadError::Status { status: 404, .. }) => {
+                let base = self.base.trim_end_matches('/');
+                return Err(ReleaseError::NoSignature {
+                    path: PathBuf::from(format!("{base}/{SIGNATURE}")),
+                }
+                .into());
             }
-            .into())
-        }
-        other => other?,
-    };
-    let manifest_bytes = read_limited(manifest.path(), MAX_MANIFEST_BYTES, "manifest")?;
-    let signature_bytes = read_limited(signature.path(), MAX_SIGNATURE_BYTES, "signature")?;
-    let (manifest, key_id) = verify_manifest(
-        &manifest_bytes,
-        &signature_bytes,
-        signature.path(),
-        required,
-    )?;
-    let artifact = get(
-        &manifest.artifact.file,
-        Expect::Artifact,
-        manifest.artifact.size,
-    )?;
-    let artifact_path = artifact.path().to_owned();
-    let parsed = check_artifact(&artifact_path, &manifest.artifact)?;
-    Ok(Verified {
-        manifest,
-        key_id,
-        artifact_path,
-        artifact: parsed,
-    })
+            other => other?,
+        };
+        let manifest_bytes = read_limited(manifest.path(), MAX_MANIFEST_BYTES, "manifest")?;
+        let signature_bytes = read_limited(signature.path(), MAX_SIGNATURE_BYTES, "signature")?;
+        Ok(verify_manifest(
+            &manifest_bytes,
+            &signature_bytes,
+            signature.path(),
+            required,
+        )?)
+    }
+
+    /// The artifact `manifest` pins, no larger than it says, then checked against it.
+    pub fn artifact(&self, manifest: &Manifest) -> anyhow::Result<(PathBuf, Artifact)> {
+        use crate::ops::download::Expect;
+        let fetched = self.get(
+            &manifest.artifact.file,
+            Expect::Artifact,
+            manifest.artifact.size,
+        )?;
+        let path = fetched.path().to_owned();
+        let parsed = check_artifact(&path, &manifest.artifact)?;
+        Ok((path, parsed))
+    }
 }
 
 /// The release last applied to an interface, kept beside its known-good copies
@@ -495,18 +500,20 @@ pub fn for_node(
         .filter_map(|iface| applied(&layout.lib_dir.join(iface)))
         .map(|m| m.version)
         .max();
-    let verified = fetch(
-        &layout.download_dir(),
-        url,
-        &Requirements { keys, now, running },
+    let cache_root = layout.download_dir();
+    let remote = Remote {
+        cache_root: &cache_root,
+        base: url,
         limits,
-    )?;
-    let manifest = verified.manifest;
+    };
+    let (manifest, key_id) = remote.manifest(&Requirements { keys, now, running })?;
+    // A node outside the stage fetches no artifact: a 1% stage costs the other 99% two
+    // small files.
     if !in_stage(&manifest, node) {
         return Ok(ForNode::NotInStage { manifest });
     }
-    let mut policy = verified
-        .artifact
+    let (artifact_path, artifact) = remote.artifact(&manifest)?;
+    let mut policy = artifact
         .header
         .policy
         .clone()
@@ -514,13 +521,13 @@ pub fn for_node(
     // A dry-run stage: the new policy counted as would-drop, nothing refused yet.
     policy.dry_run |= manifest.rollout.current().dry_run;
     let data = LoadedData {
-        regions: verified.artifact.regions,
-        artifact: Some((verified.artifact_path.clone(), verified.artifact.header)),
+        regions: artifact.regions,
+        artifact: Some((artifact_path.clone(), artifact.header)),
     };
     Ok(ForNode::Apply(Box::new(Apply {
         manifest,
-        key_id: verified.key_id,
-        artifact_path: verified.artifact_path,
+        key_id,
+        artifact_path,
         policy,
         data,
     })))
