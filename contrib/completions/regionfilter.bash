@@ -1009,7 +1009,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__update)
-            opts="-h --iface --all --source --db --format --country-field --prefer --artifact --url --sha256-url --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --nat64-prefix --reset-policy --enforce --release-url --public-key --node --ca-file --force --max-change --wait --pin-root --state-dir --lib-dir --help"
+            opts="-h --iface --all --source --db --format --country-field --prefer --artifact --url --sha256-url --policy --allow --deny --allow-cidr --deny-cidr --unknown --malformed --icmp-errors --dry-run --ports --local --tcp --samples --nat64-prefix --reset-policy --enforce --release-url --public-key --node --channel --ca-file --force --max-change --wait --pin-root --state-dir --lib-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1115,6 +1115,10 @@ _regionfilter() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --channel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1147,7 +1151,7 @@ _regionfilter() {
             return 0
             ;;
         regionfilter__subcmd__verify)
-            opts="-h --public-key --running --node --pin-root --state-dir --lib-dir --help"
+            opts="-h --public-key --running --channel --node --pin-root --state-dir --lib-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1158,6 +1162,10 @@ _regionfilter() {
                     return 0
                     ;;
                 --running)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --channel)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -212,6 +212,7 @@ complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l nat
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l release-url -d 'Apply the signed release published under this URL (a release directory: docs/releases.md) instead of --db, --artifact or --url, with the release\'s own policy; nothing changes unless it verifies against a --public-key, is not older than the release the interface runs, has not expired, and this node is in its stage' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l public-key -d 'A trusted release key (minisign public key; repeatable, for key rotation)' -r -F
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l node -d 'This node\'s name for the staged rollout [default: the host name]' -r
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l channel -d 'The release channel this node follows: a release of another channel is refused' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l ca-file -d 'CA certificates (PEM, one or more) to trust for --url, --sha256-url and --release-url besides the bundled web roots and the system\'s CA store ($SSL_CERT_FILE, $SSL_CERT_DIR): a server under a private CA' -r -F
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l max-change -d 'Largest change in prefix count or address coverage, per family, accepted without --force' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand update" -l wait -d 'How long to wait for another update of the same interface to finish (at most 24h)' -r
@@ -239,6 +240,7 @@ complete -c regionfilter -n "__fish_regionfilter_using_subcommand release" -l li
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand release" -s h -l help -d 'Print help'
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand verify" -l public-key -d 'A trusted public key (minisign format; repeatable, for key rotation)' -r -F
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand verify" -l running -d 'The version the node runs: a lower one is refused (rollback protection)' -r
+complete -c regionfilter -n "__fish_regionfilter_using_subcommand verify" -l channel -d 'The channel the node follows: a release of another is refused [default: any]' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand verify" -l node -d 'Say whether this node (by name) is in the stage in force' -r
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand verify" -l pin-root -d 'bpffs directory holding one pin directory per attached interface' -r -F
 complete -c regionfilter -n "__fish_regionfilter_using_subcommand verify" -l state-dir -d 'Directory for the per-interface records `status` reads' -r -F

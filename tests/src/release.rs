@@ -62,7 +62,11 @@ pub fn compile(dir: &Path, name: &str, args: &[&str]) {
     assert!(out.status.success(), "compile: {}", text(&out));
 }
 
-/// `regionfilter release` of `artifact` (in `dir`) into `dir/out`, signed with `key.key`.
+/// `regionfilter release` of `artifact` (in `dir`), signed with `key.key`, served from
+/// `dir/out`: published into a fresh directory of its own, then copied over what `out`
+/// held (artifact, manifest, signature, in that order), as a mirror serves whatever it was
+/// given. So a test can serve an older or foreign release, which `release` itself refuses to
+/// publish over a newer one.
 pub fn publish(
     dir: &Path,
     out: &str,
@@ -72,6 +76,8 @@ pub fn publish(
     plan: &str,
     stage: usize,
 ) {
+    let staging = format!(".publish-{out}");
+    let _ = fs::remove_dir_all(dir.join(&staging));
     let (version, stage) = (version.to_string(), stage.to_string());
     let secret = format!("{key}.key");
     let args = [
@@ -79,7 +85,7 @@ pub fn publish(
         "--artifact",
         artifact,
         "--out",
-        out,
+        &staging,
         "--version",
         &version,
         "--plan",
@@ -91,6 +97,24 @@ pub fn publish(
     ];
     let published = regionfilter(&args, dir);
     assert!(published.status.success(), "release: {}", text(&published));
+    let served = dir.join(out);
+    fs::create_dir_all(&served).unwrap();
+    let mut files: Vec<_> = fs::read_dir(dir.join(&staging))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    // The artifact first and the signature last, as `release` writes them.
+    files.sort_by_key(|name| match name.to_str() {
+        Some("release.json") => 1,
+        Some("release.json.minisig") => 2,
+        _ => 0,
+    });
+    for name in files {
+        let (from, to) = (dir.join(&staging).join(&name), served.join(&name));
+        let temporary = served.join(".incoming");
+        fs::copy(&from, &temporary).unwrap();
+        fs::rename(&temporary, &to).unwrap();
+    }
 }
 
 /// Re-signs `dir/out/release.json` after `change` rewrote it, with the `minisign` CLI and

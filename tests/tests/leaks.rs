@@ -66,6 +66,7 @@ fn a_thousand_updates_leak_no_maps_programs_or_memory() {
         force: false,
         max_change: 10.0,
         wait: std::time::Duration::from_secs(5),
+        allow_older: false,
     };
     let update = |i: usize| {
         let list = if i.is_multiple_of(2) {

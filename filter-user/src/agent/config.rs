@@ -11,6 +11,7 @@
 //! download_min_rate = 4096         # bytes per second
 //! public_keys = ["/etc/regionfilter/release.pub"]  # trusted release keys (docs/releases.md)
 //! node_name = "edge-17"            # for staged rollout [default: $REGIONFILTER_NODE, else the host name]
+//! channel = "stable"               # the release channel followed: another is refused
 //! release_poll = "5m"              # release_url interfaces look for a new release this often
 //! ca_file = "/etc/regionfilter/ca.pem"   # CA certificates trusted besides the usual roots
 //!
@@ -55,7 +56,7 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
 /// How soon a failed interface is tried again when the file does not say.
 pub const DEFAULT_RETRY: Duration = Duration::from_secs(5 * 60);
 /// How often an interface that follows a release looks for a new one when the file does not
-/// say: an unchanged release costs one conditional request.
+/// say: an unchanged release costs three conditional requests.
 pub const DEFAULT_RELEASE_POLL: Duration = Duration::from_secs(5 * 60);
 /// The shortest release poll.
 pub const MIN_RELEASE_POLL: Duration = Duration::from_secs(1);
@@ -90,6 +91,7 @@ struct File {
     #[serde(default)]
     public_keys: Vec<PathBuf>,
     node_name: Option<String>,
+    channel: Option<String>,
     #[serde(default, with = "humantime_serde")]
     release_poll: Option<Duration>,
     #[serde(default)]
@@ -161,6 +163,8 @@ pub struct ReleaseTrust {
     pub keys: Vec<TrustedKey>,
     /// This node's name, which places it in each release's rollout.
     pub node: String,
+    /// The channel this node follows: a release of another is refused.
+    pub channel: String,
     /// How often a `release_url` interface looks for a new release (plus up to a tenth more,
     /// at random), in place of `refresh`.
     pub poll: Duration,
@@ -277,8 +281,11 @@ impl Config {
 /// error, not each refresh's.
 fn release_trust(file: &File, dir: &Path) -> Result<Option<ReleaseTrust>> {
     if file.public_keys.is_empty() {
-        if file.node_name.is_some() || file.release_poll.is_some() {
-            bail!("node_name and release_poll are for following releases: give public_keys too");
+        if file.node_name.is_some() || file.release_poll.is_some() || file.channel.is_some() {
+            bail!(
+                "node_name, channel and release_poll are for following releases: give \
+                 public_keys too"
+            );
         }
         return Ok(None);
     }
@@ -304,8 +311,17 @@ fn release_trust(file: &File, dir: &Path) -> Result<Option<ReleaseTrust>> {
                 .to_owned(),
         },
     };
-    release::check_node_name(&node).map_err(|e| anyhow::anyhow!("node name {node:?}: {e}"))?;
-    Ok(Some(ReleaseTrust { keys, node, poll }))
+    release::check_node_name(&node).map_err(|e| {
+        anyhow::anyhow!("node_name (or ${NODE_ENV}, or the host name) {node:?}: {e}")
+    })?;
+    let channel = file.channel.clone().unwrap_or_else(|| "stable".to_owned());
+    release::check_channel(&channel).map_err(|e| anyhow::anyhow!("channel {channel:?}: {e}"))?;
+    Ok(Some(ReleaseTrust {
+        keys,
+        node,
+        channel,
+        poll,
+    }))
 }
 
 impl Config {
@@ -547,7 +563,7 @@ mod tests {
             ),
             (
                 format!("node_name = \"edge-7\"\n{ONE}"),
-                "node_name and release_poll are for following releases",
+                "node_name, channel and release_poll are for following releases",
             ),
             (
                 format!("release_poll = \"100ms\"\n{keys}{FOLLOW}"),
@@ -559,7 +575,7 @@ mod tests {
             ),
             (
                 format!("public_keys = [\"release.pub\"]\nnode_name = \"../x\"\n{FOLLOW}"),
-                "node name \"../x\"",
+                "\"../x\"",
             ),
             (
                 format!("{keys}{FOLLOW}url = \"https://a.example/x.mmdb\"\n"),

@@ -208,7 +208,8 @@ fn release_families(out: &mut String, shared: &Shared, statuses: &[(IfaceName, I
     let running: Vec<(&IfaceName, Manifest)> = statuses
         .iter()
         .filter_map(|(iface, _)| {
-            Some((iface, release::applied(&shared.layout.lib_dir.join(iface))?))
+            let applied = release::applied(&shared.layout.lib_dir.join(iface));
+            Some((iface, applied.ok().flatten()?))
         })
         .collect();
     let published: Vec<(&IfaceName, &Manifest, u16)> = statuses

@@ -7,7 +7,7 @@ use std::slice;
 use anyhow::anyhow;
 
 use super::{
-    config::{Config, InterfaceConfig},
+    config::{Config, InterfaceConfig, ReleaseTrust},
     log::{event, Level},
     worker::{attach_entry, Done},
     Shared, LOCK_WAIT,
@@ -25,25 +25,29 @@ use crate::{
 };
 
 /// Every reason a refusal is counted under ([`refusal_reason`]).
-pub const REFUSAL_REASONS: [&str; 11] = {
-    let mut all = ["download"; 11];
+pub const REFUSAL_REASONS: [&str; 13] = {
+    let mut all = ["download"; 13];
     let mut i = 0;
     while i < ReleaseError::REASONS.len() {
         all[i] = ReleaseError::REASONS[i];
         i += 1;
     }
-    all[10] = "failed";
+    all[11] = "guard";
+    all[12] = "failed";
     all
 };
 
 /// The reason a refused release is counted under: [`ReleaseError::reason`], `download` when
-/// it could not be fetched, else `failed`.
+/// it could not be fetched, `guard` when it verified but a guard or the lock-out check refused
+/// the switch, else `failed`.
 #[must_use]
 pub fn refusal_reason(err: &OpError) -> &'static str {
     if let Some(refused) = err.downcast_ref::<ReleaseError>() {
         refused.reason()
     } else if err.downcast_ref::<DownloadError>().is_some() {
         "download"
+    } else if err.forceable() {
+        "guard"
     } else {
         "failed"
     }
@@ -60,29 +64,41 @@ pub(super) fn reconcile(
     adopt: bool,
 ) -> Result<Option<Done>, OpError> {
     let iface = &entry.iface;
-    let layout = &shared.layout;
     let trust = config
         .release
         .as_ref()
         .ok_or_else(|| anyhow!("release_url needs public_keys"))?;
-    let now = unix_now();
     shared.set(iface, |s| s.release.following = true);
-    let found = release::for_node(
-        layout,
-        url,
-        &trust.keys,
-        &trust.node,
-        slice::from_ref(iface),
-        now,
-        limits,
-    )
-    .map_err(OpError::from)
-    .inspect_err(|err| {
+    let counted = apply_release(shared, config, entry, url, limits, adopt, trust);
+    if let Err(err) = &counted {
         let reason = refusal_reason(err);
         shared.set(iface, |s| {
             *s.release.refusals.entry(reason).or_default() += 1
         });
-    })?;
+    }
+    counted
+}
+
+fn apply_release(
+    shared: &Shared,
+    config: &Config,
+    entry: &InterfaceConfig,
+    url: &str,
+    limits: &Limits<'_>,
+    adopt: bool,
+    trust: &ReleaseTrust,
+) -> Result<Option<Done>, OpError> {
+    let iface = &entry.iface;
+    let layout = &shared.layout;
+    let now = unix_now();
+    let follow = release::Follow {
+        url,
+        keys: &trust.keys,
+        channel: &trust.channel,
+        node: &trust.node,
+    };
+    // Refusals are counted by the caller, with those of the switch.
+    let found = release::for_node(layout, &follow, slice::from_ref(iface), now, limits)?;
     let manifest = match &found {
         ForNode::Apply(apply) => &apply.manifest,
         ForNode::NotInStage { manifest } => manifest,
@@ -120,6 +136,7 @@ pub(super) fn reconcile(
                 force: false,
                 max_change: config.max_change,
                 wait: LOCK_WAIT,
+                allow_older: true,
             };
             match update(layout, iface, &apply.target(), &guard)? {
                 Outcome::Updated {
@@ -137,7 +154,7 @@ pub(super) fn reconcile(
         };
         // A re-signed manifest of the running release (a later expiry, another stage) is
         // recorded too; an unchanged one is not written again.
-        if release::applied(&known_good_dir).as_ref() != Some(&manifest) {
+        if release::applied(&known_good_dir).ok().flatten().as_ref() != Some(&manifest) {
             if let Err(e) = release::record_applied(&known_good_dir, &manifest) {
                 return Ok(with_warning(
                     done,

@@ -208,11 +208,15 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
                 s.failures += 1;
                 s.last_error = Some(message.clone());
             });
-            let refused = matches!(entry.source, DataSource::Release(_))
-                .then(|| release::refusal_reason(&err))
+            let release_url = match &entry.source {
+                DataSource::Release(url) => Some(url.as_str()),
+                _ => None,
+            };
+            let refused = release_url
+                .map(|_| release::refusal_reason(&err))
                 .filter(|&r| r != "failed");
             let name = match refused {
-                // A release that did not verify (or could not be fetched): nothing changed.
+                // A release that was not applied: nothing changed.
                 Some(_) => "release_refused",
                 None if matches!(trigger, "refresh" | "retry") => "refresh_failed",
                 None => "reconcile_failed",
@@ -221,7 +225,7 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
             let mut fields: Vec<(&str, &dyn std::fmt::Display)> =
                 vec![("iface", iface), ("reason", &reason), ("msg", &message)];
             // The agent never forces past a guard; a person decides.
-            let hint = by_hand(&err, iface);
+            let hint = by_hand(&err, iface, release_url);
             if let Some(hint) = &hint {
                 fields.push(("hint", hint));
             }
@@ -232,9 +236,16 @@ fn reconcile(shared: &Shared, config: &Config, entry: &InterfaceConfig, trigger:
 }
 
 /// What a refused pass tells the operator, in place of the CLI's "override with --force".
-fn by_hand(err: &OpError, iface: &IfaceName) -> Option<String> {
+fn by_hand(err: &OpError, iface: &IfaceName, release_url: Option<&str>) -> Option<String> {
     if !err.forceable() {
         return None;
+    }
+    if let Some(url) = release_url {
+        return Some(format!(
+            "retried until the release changes: publish a fixed release (a higher version), \
+             or accept this one by hand: regionfilter update --iface {iface} --release-url \
+             {url} --public-key KEY --force"
+        ));
     }
     Some(match err.kind() {
         ErrorKind::LockOut => format!(
@@ -290,6 +301,7 @@ fn reconcile_one(
             force: false,
             max_change: config.max_change,
             wait: LOCK_WAIT,
+            allow_older: false,
         };
         Ok(match update(layout, &entry.iface, &target, &guard)? {
             Outcome::Updated {
@@ -406,18 +418,20 @@ mod tests {
     fn refusals_get_a_hint_for_the_person_and_nothing_else_does() {
         let refused = op(Refused(vec![Refusal::Empty]));
         let eth0: IfaceName = "eth0".parse().unwrap();
-        assert!(by_hand(&refused, &eth0)
+        assert!(by_hand(&refused, &eth0, None)
             .is_some_and(|h| h.contains("regionfilter update --iface eth0 with the configured")));
+        assert!(by_hand(&refused, &eth0, Some("https://r.example/stable"))
+            .is_some_and(|h| h.contains("--release-url https://r.example/stable")));
         let lockout = op(LockOut {
             iface: "eth0".parse().unwrap(),
             peers: Vec::new(),
             also: Vec::new(),
         });
-        assert!(by_hand(&lockout, &eth0).is_some_and(|h| h.contains("allow_cidrs")));
+        assert!(by_hand(&lockout, &eth0, None).is_some_and(|h| h.contains("allow_cidrs")));
         let busy = op(Busy {
             path: "/run/regionfilter/eth0.lock".into(),
             waited: Duration::from_secs(30),
         });
-        assert_eq!(by_hand(&busy, &eth0), None);
+        assert_eq!(by_hand(&busy, &eth0, None), None);
     }
 }

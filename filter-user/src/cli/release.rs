@@ -76,12 +76,21 @@ pub struct VerifyArgs {
     /// The version the node runs: a lower one is refused (rollback protection).
     #[arg(long, value_name = "N")]
     pub running: Option<u64>,
+    /// The channel the node follows: a release of another is refused [default: any].
+    #[arg(long, value_name = "NAME")]
+    pub channel: Option<String>,
     /// Say whether this node (by name) is in the stage in force.
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
 }
 
 pub fn run_release(args: &ReleaseArgs) -> Result<()> {
+    for stage in args.plan.0.iter().filter(|s| s.dry_run && s.per_mille > 50) {
+        eprintln!(
+            "warning: stage {stage} stops enforcement on that share of the nodes while it is in \
+             force (a dry run of the whole policy): keep dry-run stages small"
+        );
+    }
     let password = match &args.password_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -135,7 +144,11 @@ pub fn run_verify(args: &VerifyArgs) -> Result<()> {
         &Requirements {
             keys: &keys,
             now: unix_now(),
-            running: args.running,
+            channel: args.channel.as_deref(),
+            running: args.running.map(|version| release::Running {
+                version,
+                artifact_sha256: None,
+            }),
         },
     )
     .with_context(|| format!("release in {} refused", args.dir.display()))?;

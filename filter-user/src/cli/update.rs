@@ -68,7 +68,7 @@ pub struct UpdateArgs {
     #[arg(
         long,
         value_name = "URL",
-        conflicts_with_all = ["db", "artifact", "prefer", "url", "file", "allow", "deny", "reset_policy", "enforce"],
+        conflicts_with_all = ["db", "artifact", "prefer", "url", "sha256_url", "file", "allow", "deny", "reset_policy", "enforce"],
         requires = "public_keys",
         value_parser = url
     )]
@@ -79,6 +79,14 @@ pub struct UpdateArgs {
     /// This node's name for the staged rollout [default: the host name].
     #[arg(long, value_name = "NAME", requires = "release_url")]
     pub node: Option<String>,
+    /// The release channel this node follows: a release of another channel is refused.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "stable",
+        requires = "release_url"
+    )]
+    pub channel: String,
     /// CA certificates (PEM, one or more) to trust for --url, --sha256-url and --release-url
     /// besides the bundled web roots and the system's CA store ($SSL_CERT_FILE,
     /// $SSL_CERT_DIR): a server under a private CA.
@@ -120,6 +128,7 @@ impl GuardArgs {
             force: self.force,
             max_change: self.max_change,
             wait: self.wait,
+            allow_older: false,
         }
     }
 }
@@ -225,16 +234,14 @@ fn release_target(
             .trim()
             .to_owned(),
     };
-    let found = release::for_node(
-        layout,
+    let follow = release::Follow {
         url,
-        &keys,
-        &node,
-        ifaces,
-        unix_now(),
-        &args.download_limits(),
-    )
-    .with_context(|| format!("release at {url} refused"))?;
+        keys: &keys,
+        channel: &args.channel,
+        node: &node,
+    };
+    let found = release::for_node(layout, &follow, ifaces, unix_now(), &args.download_limits())
+        .with_context(|| format!("release at {url} refused"))?;
     match found {
         ForNode::Apply(apply) => {
             let manifest = apply.manifest.clone();
@@ -261,7 +268,11 @@ fn apply(
     target: &Target,
     release: Option<&Manifest>,
 ) -> Result<u8> {
-    let guard = args.guard.guard();
+    let guard = Guard {
+        // A signed release's rollback is older data on purpose.
+        allow_older: release.is_some(),
+        ..args.guard.guard()
+    };
     let run = |iface: &IfaceName| -> Result<Outcome, crate::ops::OpError> {
         let outcome = update(layout, iface, target, &guard)?;
         if let Some(manifest) = release {
@@ -303,6 +314,7 @@ pub fn rollback(layout: &Layout, args: &RollbackArgs) -> Result<u8> {
         force: true,
         max_change: 0.0,
         wait: args.wait,
+        allow_older: true,
     };
     report(
         &args.iface,

@@ -31,6 +31,13 @@ pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
 pub const MAX_SIGNATURE_BYTES: u64 = 4 * 1024;
 /// The largest artifact a manifest may name.
 pub const MAX_ARTIFACT_BYTES: u64 = 1 << 30;
+/// The highest version: versions stay exact in Prometheus (a float) and one is always left
+/// above the last.
+pub const MAX_VERSION: u64 = 1 << 53;
+/// The longest a manifest may be valid: a year and a day, as `release --expires-in` allows.
+pub const MAX_VALIDITY: u64 = 366 * 86_400;
+/// The latest creation time a manifest may carry (the end of 9998): dates stay printable.
+const MAX_CREATED: u64 = 253_370_764_800;
 /// The manifest format this build writes and reads.
 pub const FORMAT: u32 = 1;
 
@@ -189,6 +196,12 @@ pub enum ReleaseError {
         size: u64,
         limit: u64,
     },
+    #[error("{url} is larger than the {limit} bytes a {what} may have; refused unread")]
+    TooLarge {
+        url: String,
+        what: &'static str,
+        limit: u64,
+    },
     #[error("no signature: {path} is missing; a release is applied only when signed")]
     NoSignature { path: PathBuf },
     #[error("{path} is not a minisign signature: {why}")]
@@ -203,6 +216,12 @@ pub enum ReleaseError {
     Mismatch { path: PathBuf, why: String },
     #[error("release {version} is older than the version {running} this node runs: refused (rollback protection; publish a higher version to roll back)")]
     Rollback { version: u64, running: u64 },
+    #[error("release {version} names another artifact than the release {version} this node runs: a version is published once (publish a higher version)")]
+    Replaced { version: u64 },
+    #[error("the manifest is for channel {found:?}, this node follows {expected:?}: refused (a release of another channel served at this URL)")]
+    WrongChannel { expected: String, found: String },
+    #[error("the release record {path} cannot be read ({why}); rollback protection needs it: repair or remove it by hand to accept any release")]
+    BadRecord { path: PathBuf, why: String },
     #[error("the manifest expired at {expired} (now {now}): its publisher stopped renewing it, or a mirror serves an old one")]
     Expired { expired: String, now: String },
     #[error("the artifact named by the manifest is not valid: {0}")]
@@ -211,7 +230,8 @@ pub enum ReleaseError {
 
 impl ReleaseError {
     /// Every [`Self::reason`], for series that start at zero.
-    pub const REASONS: [&'static str; 9] = [
+    pub const REASONS: [&'static str; 10] = [
+        "wrong_channel",
         "unreadable",
         "oversize",
         "no_signature",
@@ -227,14 +247,15 @@ impl ReleaseError {
     #[must_use]
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Io { .. } => "unreadable",
-            Self::Oversize { .. } => "oversize",
+            Self::Io { .. } | Self::BadRecord { .. } => "unreadable",
+            Self::WrongChannel { .. } => "wrong_channel",
+            Self::Oversize { .. } | Self::TooLarge { .. } => "oversize",
             Self::NoSignature { .. } => "no_signature",
             Self::BadSignatureFile { .. } | Self::BadSignature { .. } => "bad_signature",
             Self::WrongKey { .. } => "wrong_key",
             Self::BadManifest { .. } => "bad_manifest",
             Self::Mismatch { .. } | Self::BadArtifact(_) => "mismatch",
-            Self::Rollback { .. } => "rollback",
+            Self::Rollback { .. } | Self::Replaced { .. } => "rollback",
             Self::Expired { .. } => "expired",
         }
     }
@@ -300,8 +321,28 @@ pub struct Requirements<'a> {
     pub keys: &'a [TrustedKey],
     /// Unix time now.
     pub now: u64,
-    /// The version the node runs: a lower one is refused, the same one is fine (unchanged).
-    pub running: Option<u64>,
+    /// The channel the node follows: a manifest of another is refused. `None`: any.
+    pub channel: Option<&'a str>,
+    /// The release the node runs on that channel: a lower version is refused, and the same
+    /// version only with the same artifact (re-signed for a later expiry or another stage).
+    pub running: Option<Running>,
+}
+
+/// What a node runs, for rollback protection.
+#[derive(Clone, Debug)]
+pub struct Running {
+    pub version: u64,
+    /// `None`: unknown (`verify --running N`), so only the version is compared.
+    pub artifact_sha256: Option<String>,
+}
+
+impl From<&Manifest> for Running {
+    fn from(m: &Manifest) -> Self {
+        Self {
+            version: m.version,
+            artifact_sha256: Some(m.artifact.sha256.clone()),
+        }
+    }
 }
 
 /// Checks the release in `dir`: sizes before parsing, the signature against `required.keys`,
@@ -352,11 +393,28 @@ pub fn verify_manifest(
             now: sys::time::date(required.now),
         });
     }
-    if let Some(running) = required.running.filter(|&r| manifest.version < r) {
-        return Err(ReleaseError::Rollback {
-            version: manifest.version,
-            running,
+    if let Some(expected) = required.channel.filter(|&c| c != manifest.channel) {
+        return Err(ReleaseError::WrongChannel {
+            expected: expected.to_owned(),
+            found: manifest.channel,
         });
+    }
+    if let Some(running) = &required.running {
+        if manifest.version < running.version {
+            return Err(ReleaseError::Rollback {
+                version: manifest.version,
+                running: running.version,
+            });
+        }
+        let other_artifact = running
+            .artifact_sha256
+            .as_ref()
+            .is_some_and(|sha| *sha != manifest.artifact.sha256);
+        if manifest.version == running.version && other_artifact {
+            return Err(ReleaseError::Replaced {
+                version: manifest.version,
+            });
+        }
     }
     Ok((manifest, key_id))
 }
@@ -370,35 +428,49 @@ pub struct Remote<'a> {
 }
 
 impl Remote<'_> {
+    /// Fetches `name`; a body over `max_bytes` is the release's fault (`oversize`), and so is
+    /// an artifact that is not one (`mismatch`), not the network's.
     fn get(
         &self,
         name: &str,
+        what: &'static str,
         expect: crate::ops::download::Expect,
         max_bytes: u64,
-    ) -> Result<crate::ops::download::Fetched, crate::ops::download::DownloadError> {
+    ) -> anyhow::Result<crate::ops::download::Fetched> {
+        use crate::ops::download::DownloadError;
         let limits = crate::ops::download::Limits {
             max_bytes,
             ..*self.limits
         };
         let url = format!("{}/{name}", self.base.trim_end_matches('/'));
-        crate::ops::download::fetch(self.cache_root, &url, None, expect, &limits)
+        match crate::ops::download::fetch(self.cache_root, &url, None, expect, &limits) {
+            Err(DownloadError::TooLarge { .. }) => Err(ReleaseError::TooLarge {
+                url,
+                what,
+                limit: max_bytes,
+            }
+            .into()),
+            Err(DownloadError::NotData { why, .. }) => Err(ReleaseError::Mismatch {
+                path: PathBuf::from(url),
+                why,
+            }
+            .into()),
+            Err(DownloadError::Status { status: 404, .. }) if name == SIGNATURE => {
+                Err(ReleaseError::NoSignature {
+                    path: PathBuf::from(url),
+                }
+                .into())
+            }
+            other => Ok(other?),
+        }
     }
 
     /// The manifest and its signature, each within its size limit, verified against
     /// `required`: the manifest and the id of the key that signed it.
     pub fn manifest(&self, required: &Requirements<'_>) -> anyhow::Result<(Manifest, String)> {
-        use crate::ops::download::{DownloadError, Expect};
-        let manifest = self.get(MANIFEST, Expect::Any, MAX_MANIFEST_BYTES)?;
-        let signature = match self.get(SIGNATURE, Expect::Any, MAX_SIGNATURE_BYTES) {
-            Err(DownloadError::Status { status: 404, .. }) => {
-                let base = self.base.trim_end_matches('/');
-                return Err(ReleaseError::NoSignature {
-                    path: PathBuf::from(format!("{base}/{SIGNATURE}")),
-                }
-                .into());
-            }
-            other => other?,
-        };
+        use crate::ops::download::Expect;
+        let manifest = self.get(MANIFEST, "manifest", Expect::Any, MAX_MANIFEST_BYTES)?;
+        let signature = self.get(SIGNATURE, "signature", Expect::Any, MAX_SIGNATURE_BYTES)?;
         let manifest_bytes = read_limited(manifest.path(), MAX_MANIFEST_BYTES, "manifest")?;
         let signature_bytes = read_limited(signature.path(), MAX_SIGNATURE_BYTES, "signature")?;
         Ok(verify_manifest(
@@ -414,6 +486,7 @@ impl Remote<'_> {
         use crate::ops::download::Expect;
         let fetched = self.get(
             &manifest.artifact.file,
+            "artifact",
             Expect::Artifact,
             manifest.artifact.size,
         )?;
@@ -424,16 +497,24 @@ impl Remote<'_> {
 }
 
 /// The release last applied to an interface, kept beside its known-good copies
-/// (`<lib-dir>/IF/release.json`): below its version, releases are refused.
-#[must_use]
-pub fn applied(known_good_dir: &Path) -> Option<Manifest> {
-    let bytes = read_limited(
-        &known_good_dir.join(MANIFEST),
-        MAX_MANIFEST_BYTES,
-        "manifest",
-    )
-    .ok()?;
-    serde_json::from_slice(&bytes).ok()
+/// (`<lib-dir>/IF/release.json`): below its version, releases are refused. `Ok(None)`: none
+/// was; a record that cannot be read is an error, never taken for "none".
+pub fn applied(known_good_dir: &Path) -> Result<Option<Manifest>, ReleaseError> {
+    let path = known_good_dir.join(MANIFEST);
+    let bad = |why: String| ReleaseError::BadRecord {
+        path: path.clone(),
+        why,
+    };
+    let bytes = match read_limited(&path, MAX_MANIFEST_BYTES, "release record") {
+        Err(ReleaseError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        Err(e) => return Err(bad(e.to_string())),
+        Ok(bytes) => bytes,
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// Records `manifest` as the release applied to the interface whose known-good copies live in
@@ -478,35 +559,59 @@ impl Apply {
     }
 }
 
-/// Fetches (within `limits`) and verifies the release at `url` for the node named `node`,
-/// whose interfaces `ifaces` must not run a newer release (each interface's is recorded by
-/// [`record_applied`]).
+/// A release channel as one node follows it.
+#[derive(Clone, Copy)]
+pub struct Follow<'a> {
+    /// The release directory's URL.
+    pub url: &'a str,
+    pub keys: &'a [TrustedKey],
+    pub channel: &'a str,
+    /// This node's name, which places it in each release's rollout.
+    pub node: &'a str,
+}
+
+/// Fetches (within `limits`) and verifies the release of `channel` at `url` for the node named
+/// `node`, whose interfaces `ifaces` must not run a newer release of it (each interface's is
+/// recorded by [`record_applied`]).
 pub fn for_node(
     layout: &crate::state::Layout,
-    url: &str,
-    keys: &[TrustedKey],
-    node: &str,
+    follow: &Follow<'_>,
     ifaces: &[crate::model::iface::IfaceName],
     now: u64,
     limits: &crate::ops::download::Limits<'_>,
 ) -> anyhow::Result<ForNode> {
+    let Follow {
+        url,
+        keys,
+        channel,
+        node,
+    } = *follow;
     use anyhow::Context as _;
 
     use crate::ops::data_spec::LoadedData;
-    check_node_name(node).map_err(anyhow::Error::msg)?;
-    // The highest release any of these interfaces runs: nothing older is applied to any.
-    let running = ifaces
-        .iter()
-        .filter_map(|iface| applied(&layout.lib_dir.join(iface)))
-        .map(|m| m.version)
-        .max();
+    check_node_name(node).map_err(|e| anyhow::anyhow!("node name {node:?}: {e}"))?;
+    // The highest release of this channel any of these interfaces runs: nothing older is
+    // applied to any. A release of another channel (the node was moved on purpose) is no bar.
+    let mut running: Option<Manifest> = None;
+    for iface in ifaces {
+        if let Some(m) = applied(&layout.lib_dir.join(iface))? {
+            if m.channel == channel && running.as_ref().is_none_or(|r| m.version > r.version) {
+                running = Some(m);
+            }
+        }
+    }
     let cache_root = layout.download_dir();
     let remote = Remote {
         cache_root: &cache_root,
         base: url,
         limits,
     };
-    let (manifest, key_id) = remote.manifest(&Requirements { keys, now, running })?;
+    let (manifest, key_id) = remote.manifest(&Requirements {
+        keys,
+        now,
+        channel: Some(channel),
+        running: running.as_ref().map(Running::from),
+    })?;
     // A node outside the stage fetches no artifact: a 1% stage costs the other 99% two
     // small files.
     if !in_stage(&manifest, node) {
@@ -598,6 +703,18 @@ fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ReleaseError> {
     manifest.rollout.check().map_err(bad)?;
     if manifest.expires <= manifest.created {
         return Err(bad("it expires before it was created".to_owned()));
+    }
+    if manifest.expires - manifest.created > MAX_VALIDITY {
+        return Err(bad("it is valid for more than 366 days".to_owned()));
+    }
+    if manifest.created > MAX_CREATED {
+        return Err(bad("it was created after the year 9998".to_owned()));
+    }
+    if !(1..=MAX_VERSION).contains(&manifest.version) {
+        return Err(bad(format!(
+            "version {} (versions run from 1 to {MAX_VERSION})",
+            manifest.version
+        )));
     }
     if manifest.artifact.size > MAX_ARTIFACT_BYTES {
         return Err(bad(format!(
@@ -696,9 +813,7 @@ pub fn check_node_name(node: &str) -> Result<(), String> {
     if plain(node, 253) {
         Ok(())
     } else {
-        Err(format!(
-            "node name {node:?}: use letters, digits, '-', '_' and '.', at most 253"
-        ))
+        Err("use letters, digits, '-', '_' and '.', at most 253".to_owned())
     }
 }
 
@@ -756,6 +871,40 @@ pub struct NewRelease<'a> {
     pub password: Option<String>,
 }
 
+/// The manifest a release directory holds now, if any; one that cannot be read is an error
+/// (publishing over it could lower the version unnoticed).
+fn published(out: &Path) -> anyhow::Result<Option<Manifest>> {
+    use anyhow::Context as _;
+    let path = out.join(MANIFEST);
+    match fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Ok(meta) if !meta.is_file() => {
+            anyhow::bail!(
+                "{} exists and is not a regular file: nothing written",
+                path.display()
+            )
+        }
+        Ok(_) => {}
+    }
+    let bytes = read_limited(&path, MAX_MANIFEST_BYTES, "manifest")?;
+    let manifest = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not a release manifest: publish into an empty directory or a release directory",
+            path.display()
+        )
+    })?;
+    Ok(Some(manifest))
+}
+
+/// Writes a file a web server serves: atomically, readable by all (mode 0644).
+fn write_served(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    sys::fs::write_atomic(path, bytes)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644))?;
+    Ok(())
+}
+
 /// Builds and signs a release into `out` (created if missing): the artifact is copied in under
 /// `release-<channel>-<version>.rgnf`, then the manifest and its signature are written, the
 /// signature last. Checked with `verify` before it returns; on any error `out` keeps whatever
@@ -764,9 +913,16 @@ pub fn publish(new: &NewRelease<'_>) -> anyhow::Result<Manifest> {
     use anyhow::Context as _;
     check_channel(new.channel).map_err(anyhow::Error::msg)?;
     new.rollout.check().map_err(anyhow::Error::msg)?;
-    if new.valid_for == 0 {
-        anyhow::bail!("the manifest must stay valid for some time: give --expires-in, e.g. 7d");
+    if new.valid_for == 0 || new.valid_for > MAX_VALIDITY {
+        anyhow::bail!(
+            "the manifest must stay valid for up to 366 days: give --expires-in, e.g. 7d"
+        );
     }
+    if !(1..=MAX_VERSION).contains(&new.version) {
+        anyhow::bail!("--version {}: give 1 to {MAX_VERSION}", new.version);
+    }
+    // What the directory holds already: a version is published once, and only goes up.
+    let previous = published(new.out)?;
     let bytes = read_limited(new.artifact, MAX_ARTIFACT_BYTES, "artifact")?;
     let artifact = Artifact::from_bytes(new.artifact, &bytes).with_context(|| {
         format!(
@@ -774,6 +930,44 @@ pub fn publish(new: &NewRelease<'_>) -> anyhow::Result<Manifest> {
             new.artifact.display()
         )
     })?;
+    if artifact.header.policy.is_none() {
+        anyhow::bail!(
+            "{} carries no policy, and nodes apply a release's own policy: compile it with \
+             --allow, --deny or --policy",
+            new.artifact.display()
+        );
+    }
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    if let Some(previous) = &previous {
+        let same_channel = previous.channel == new.channel;
+        if same_channel && new.version < previous.version {
+            anyhow::bail!(
+                "{} holds {} {}: versions only go up (nodes refuse a lower one); to roll back, \
+                 publish the old artifact as version {} or higher",
+                new.out.display(),
+                previous.channel,
+                previous.version,
+                previous.version + 1
+            );
+        }
+        if same_channel && new.version == previous.version && previous.artifact.sha256 != sha256 {
+            anyhow::bail!(
+                "{} holds {} {} with another artifact: a version is published once; publish \
+                 this one as version {}",
+                new.out.display(),
+                previous.channel,
+                previous.version,
+                previous.version + 1
+            );
+        }
+        if !same_channel {
+            anyhow::bail!(
+                "{} holds channel {:?}: publish each channel into a directory of its own",
+                new.out.display(),
+                previous.channel
+            );
+        }
+    }
     let key_box = fs::read_to_string(new.secret_key)
         .with_context(|| format!("cannot read the secret key {}", new.secret_key.display()))?;
     if key_box
@@ -816,7 +1010,7 @@ pub fn publish(new: &NewRelease<'_>) -> anyhow::Result<Manifest> {
         expires: new.now + new.valid_for,
         artifact: ArtifactRef {
             file: file.clone(),
-            sha256: hex::encode(Sha256::digest(&bytes)),
+            sha256,
             size: bytes.len() as u64,
             content_hash: artifact.header.content_hash.clone(),
         },
@@ -841,14 +1035,22 @@ pub fn publish(new: &NewRelease<'_>) -> anyhow::Result<Manifest> {
         .map_err(|e| anyhow::anyhow!("cannot derive the public key: {e}"))?;
     // Everything is built before the directory is touched.
     fs::create_dir_all(new.out).with_context(|| format!("cannot create {}", new.out.display()))?;
-    sys::fs::write_atomic(&new.out.join(&file), &bytes)?;
-    sys::fs::write_atomic(&new.out.join(MANIFEST), &manifest_bytes)?;
-    sys::fs::write_atomic(&new.out.join(SIGNATURE), signature.to_string().as_bytes())?;
+    let old_manifest = fs::read(new.out.join(MANIFEST)).ok();
+    write_served(&new.out.join(&file), &bytes)?;
+    write_served(&new.out.join(MANIFEST), &manifest_bytes)?;
+    if let Err(e) = write_served(&new.out.join(SIGNATURE), signature.to_string().as_bytes()) {
+        // The old signature is still there: put its manifest back, so the pair verifies.
+        if let Some(old) = old_manifest {
+            let _ = write_served(&new.out.join(MANIFEST), &old);
+        }
+        return Err(e);
+    }
     verify(
         new.out,
         &Requirements {
             keys: &[TrustedKey::new(public)],
             now: new.now,
+            channel: Some(new.channel),
             running: None,
         },
     )
@@ -1010,7 +1212,11 @@ mod tests {
                 &Requirements {
                     keys: std::slice::from_ref(&self.key),
                     now: self.now,
-                    running,
+                    channel: Some("stable"),
+                    running: running.map(|version| Running {
+                        version,
+                        artifact_sha256: None,
+                    }),
                 },
             )
         }
@@ -1049,7 +1255,7 @@ mod tests {
         let s = Scratch::new();
         let (other, _) = key_file(s.dir.path(), "other.key");
         let source = artifact(s.dir.path(), "gb2.rgnf", "GB");
-        publish_to(&s.out(), &source, &other, 5);
+        publish_to(&s.out(), &source, &other, 6);
         let err = s.verify(None).unwrap_err();
         assert_eq!(err.reason(), "wrong_key", "{err}");
 
@@ -1091,10 +1297,132 @@ mod tests {
             &Requirements {
                 keys: &keys,
                 now: s.now,
+                channel: None,
                 running: None,
             },
         )
         .unwrap();
+    }
+
+    #[test]
+    fn another_channel_and_another_artifact_under_the_same_version_are_refused() {
+        let s = Scratch::new();
+        let stable = s.verify(None).unwrap().manifest;
+        // A canary release served where the node follows stable.
+        let canary_out = s.dir.path().join("canary");
+        let source = artifact(s.dir.path(), "c.rgnf", "GB");
+        let (secret, _) = key_file(s.dir.path(), "k3.key");
+        let canary = publish(&NewRelease {
+            channel: "canary",
+            version: 50,
+            ..new_release(&source, &canary_out, &secret)
+        })
+        .unwrap();
+        assert_eq!(canary.channel, "canary");
+        let requirements = |running: Option<Running>| Requirements {
+            keys: std::slice::from_ref(&s.key),
+            now: NOW,
+            channel: Some("stable"),
+            running,
+        };
+        let manifest = fs::read(s.out().join(MANIFEST)).unwrap();
+        let signature = fs::read(s.out().join(SIGNATURE)).unwrap();
+        let check = |running: Option<Running>| {
+            verify_manifest(
+                &manifest,
+                &signature,
+                Path::new("sig"),
+                &requirements(running),
+            )
+        };
+        // The same version with the artifact the node runs is fine (a re-signed manifest);
+        // with another artifact, refused.
+        check(Some(Running::from(&stable))).unwrap();
+        let other = Running {
+            version: stable.version,
+            artifact_sha256: Some("00".repeat(32)),
+        };
+        assert_eq!(check(Some(other)).unwrap_err().reason(), "rollback");
+        let wrong_channel = Requirements {
+            channel: Some("canary"),
+            ..requirements(None)
+        };
+        let err = verify_manifest(&manifest, &signature, Path::new("sig"), &wrong_channel);
+        assert_eq!(err.unwrap_err().reason(), "wrong_channel");
+    }
+
+    #[test]
+    fn a_manifest_out_of_bounds_is_refused_before_it_is_believed() {
+        let s = Scratch::new();
+        let good: serde_json::Value =
+            serde_json::from_slice(&fs::read(s.out().join(MANIFEST)).unwrap()).unwrap();
+        for (key, value, why) in [
+            ("expires", serde_json::json!(u64::MAX), "more than 366 days"),
+            ("version", serde_json::json!(0), "versions run from 1"),
+            (
+                "version",
+                serde_json::json!(u64::MAX),
+                "versions run from 1",
+            ),
+        ] {
+            let mut m = good.clone();
+            m[key] = value;
+            let err = parse_manifest(&serde_json::to_vec(&m).unwrap()).unwrap_err();
+            assert!(err.to_string().contains(why), "{key}: {err}");
+        }
+        // Dates past the year 9999 print as numbers, never panic.
+        assert_eq!(
+            sys::time::date(u64::MAX),
+            format!("{} (Unix time)", u64::MAX)
+        );
+    }
+
+    #[test]
+    fn publishing_never_lowers_reuses_or_mixes_what_the_directory_holds() {
+        let s = Scratch::new();
+        let (secret, _) = key_file(s.dir.path(), "k4.key");
+        let source = artifact(s.dir.path(), "other.rgnf", "JP");
+        let out = s.out();
+        let attempt = |channel: &'static str, version: u64| {
+            let err = publish(&NewRelease {
+                channel,
+                version,
+                ..new_release(&source, &out, &secret)
+            })
+            .unwrap_err();
+            format!("{err:#}")
+        };
+        assert!(attempt("stable", 4).contains("versions only go up"));
+        assert!(attempt("stable", 5).contains("a version is published once"));
+        assert!(attempt("canary", 9).contains("a directory of its own"));
+        assert!(attempt("stable", MAX_VERSION + 1).contains("give 1 to"));
+        // An artifact without a policy: every node would refuse it.
+        let bare = s.dir.path().join("bare.rgnf");
+        Artifact::new(crate::compile::RegionSet::default(), None, NOW)
+            .write(&bare)
+            .unwrap();
+        let err = publish(&NewRelease {
+            version: 6,
+            ..new_release(&bare, &out, &secret)
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("carries no policy"), "{err:#}");
+        s.verify(Some(5)).unwrap();
+        // What is published is readable by the web server.
+        use std::os::unix::fs::PermissionsExt as _;
+        for name in [MANIFEST, SIGNATURE, "release-stable-5.rgnf"] {
+            let mode = fs::metadata(out.join(name)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_release_record_is_an_error_not_no_release() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(applied(dir.path()).unwrap().is_none());
+        fs::write(dir.path().join(MANIFEST), "{\"version\": 1").unwrap();
+        let err = applied(dir.path()).unwrap_err();
+        assert_eq!(err.reason(), "unreadable", "{err}");
     }
 
     #[test]

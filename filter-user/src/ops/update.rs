@@ -38,6 +38,9 @@ pub struct Guard {
     pub max_change: f64,
     /// How long to wait for another command on the same interface.
     pub wait: Duration,
+    /// Accept data built before the loaded data: a signed release's rollback (a higher
+    /// version of an old artifact) is older on purpose.
+    pub allow_older: bool,
 }
 
 /// The interfaces regionfilter's pins say it is attached to (directories that hold nothing of
@@ -319,13 +322,16 @@ fn check_guards(
         staged.data_prefixes().1,
     );
     let old_policy = current.and_then(|c| c.header.policy.as_ref());
-    let refusals = guards::check(
+    let mut refusals = guards::check(
         old.as_ref(),
         old_policy,
         &new,
         &staged.policy,
         guard.max_change / 100.0,
     );
+    if guard.allow_older {
+        refusals.retain(|r| !matches!(r, guards::Refusal::Older { .. }));
+    }
     let in_force = current.and_then(|c| c.header.policy.as_ref().map(|p| (p, &c.regions)));
     let cut_off = lockout::check(iface, &staged.policy, staged.regions(), in_force);
     if !cut_off.is_empty() {

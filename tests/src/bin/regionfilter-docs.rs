@@ -724,10 +724,16 @@ const AGENT_KEYS: &[Key] = &[
          $REGIONFILTER_NODE, else the host name. Needs public_keys.",
     ),
     (
+        "channel",
+        "\"NAME\"",
+        "The release channel this node follows: a release of another channel is refused. \
+         Default stable. Needs public_keys.",
+    ),
+    (
         "release_poll",
         "DURATION",
         "How often a release_url interface looks for a new release, plus up to a tenth at \
-         random; an unchanged release costs one conditional request. Default 5m; at least 1s. \
+         random; an unchanged release costs three conditional requests (manifest, signature, artifact), each answered 304. Default 5m; at least 1s. \
          Needs public_keys.",
     ),
 ];

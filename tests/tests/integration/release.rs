@@ -242,6 +242,56 @@ fn update_applies_only_verified_releases_in_this_nodes_stage() {
     assert!(fs::read_to_string(&recorded)
         .unwrap()
         .contains("\"version\": 7"));
+
+    // A signed release of another channel served at this URL: refused, nothing changed.
+    let before = filter.snapshot();
+    let canary = [
+        "release",
+        "--artifact",
+        "b.rgnf",
+        "--out",
+        "canary",
+        "--channel",
+        "canary",
+    ];
+    let mut args = canary.to_vec();
+    args.extend(["--version", "50", "--secret-key", "k.key"]);
+    let out = regionfilter(&args, work);
+    assert!(out.status.success(), "{}", text(&out));
+    for name in [
+        "release-canary-50.rgnf",
+        "release.json",
+        "release.json.minisig",
+    ] {
+        fs::copy(work.join("canary").join(name), served.join(name)).unwrap();
+    }
+    let (code, out) = apply("edge-1");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("is for channel \"canary\""), "{out}");
+    assert!(
+        filter.snapshot() == before,
+        "another channel's release changed the filter"
+    );
+
+    // Rolling back to data built earlier is a higher version of an older artifact: the
+    // older-data guard, right for a database refresh, does not stand in its way.
+    let old_list = work.join("old-b.txt");
+    fs::copy(&filter.list_b, &old_list).unwrap();
+    let long_ago =
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    fs::File::options()
+        .write(true)
+        .open(&old_list)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    let mut args = vec!["--db", old_list.to_str().unwrap()];
+    args.extend(POLICY);
+    compile(work, "old-b.rgnf", &args);
+    publish(work, "rel", "old-b.rgnf", "k", 60, "100%", 0);
+    let (code, out) = apply("edge-1");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("switched to half"), "{out}");
 }
 
 /// The agent following a release channel from a server on its namespace's loopback, polling
@@ -356,6 +406,32 @@ fn the_agent_follows_a_release_channel_and_refuses_each_attack_changing_nothing(
         serde_json::to_string_pretty(&m).unwrap()
     });
     refused(&mut agent, "expired");
+    // A release of another channel, signed by the right key.
+    let out = regionfilter(
+        &[
+            "release",
+            "--artifact",
+            "jp.rgnf",
+            "--out",
+            "canary",
+            "--channel",
+            "canary",
+            "--version",
+            "50",
+            "--secret-key",
+            "k.key",
+        ],
+        work,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for name in [
+        "release-canary-50.rgnf",
+        "release.json",
+        "release.json.minisig",
+    ] {
+        fs::copy(work.join("canary").join(name), served.join(name)).unwrap();
+    }
+    refused(&mut agent, "wrong_channel");
 
     // A newer release applies; an older one is refused after it.
     publish(work, "rel", "jp.rgnf", "k", 3, "100%", 0);
@@ -431,6 +507,7 @@ fn the_agent_follows_a_release_channel_and_refuses_each_attack_changing_nothing(
         "no_signature",
         "mismatch",
         "expired",
+        "wrong_channel",
         "rollback",
     ] {
         let n = series(
