@@ -93,8 +93,8 @@ pub fn run_release(args: &ReleaseArgs) -> Result<()> {
     }
     let password = match &args.password_file {
         Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the password file {}", path.display()))?
+            String::from_utf8(release::read_small(path, 4096, "password file")?)
+                .with_context(|| format!("the password file {} is not text", path.display()))?
                 .trim_end_matches(['\n', '\r'])
                 .to_owned(),
         ),

@@ -261,6 +261,12 @@ impl ReleaseError {
     }
 }
 
+/// Reads a small file (a key, a password) of at most `limit` bytes; a larger one (or
+/// `/dev/zero`) is refused unread.
+pub fn read_small(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, ReleaseError> {
+    read_limited(path, limit, what)
+}
+
 /// A public key a node trusts, with its minisign key id for messages.
 pub struct TrustedKey {
     key: minisign::PublicKey,
@@ -676,7 +682,13 @@ fn check_signature(
         });
     };
     // Legacy (not prehashed) signatures are refused: minisign has written prehashed ones
-    // since 0.8.
+    // since 0.8. Said as such, so it is not taken for tampering.
+    if !signature.is_prehashed() {
+        return Err(bad_file(
+            "a legacy (not prehashed) signature: sign with minisign 0.8 or later, without -l"
+                .to_owned(),
+        ));
+    }
     minisign::verify(
         &key.key,
         &signature,
@@ -770,7 +782,13 @@ fn read_limited(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, 
         source,
     };
     let file = fs::File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
+    let meta = file.metadata().map_err(io)?;
+    if meta.is_dir() {
+        return Err(io(std::io::Error::other(format!(
+            "it is a directory, not a {what}"
+        ))));
+    }
+    let size = meta.len();
     let oversize = |size| ReleaseError::Oversize {
         path: path.to_owned(),
         what,
@@ -968,8 +986,10 @@ pub fn publish(new: &NewRelease<'_>) -> anyhow::Result<Manifest> {
             );
         }
     }
-    let key_box = fs::read_to_string(new.secret_key)
+    let key_box = read_limited(new.secret_key, MAX_SIGNATURE_BYTES, "secret key")
         .with_context(|| format!("cannot read the secret key {}", new.secret_key.display()))?;
+    let key_box = String::from_utf8(key_box)
+        .with_context(|| format!("{} is not a minisign secret key", new.secret_key.display()))?;
     if key_box
         .lines()
         .next()

@@ -102,6 +102,12 @@ fn verify_refuses_each_attack_with_exit_1_and_its_reason() {
     // No signature at all.
     fs::remove_file(dir.join("rel/release.json.minisig")).unwrap();
     refused(verify(&[]), "no signature");
+
+    // A legacy (not prehashed) signature, which `minisign -S -l` still makes: said as such.
+    publish(dir, "rel", "gb.rgnf", "k", 3, "dry:1%,10%,100%", 0);
+    let out = minisign(&["-S", "-l", "-s", "k.key", "-m", "rel/release.json"], dir);
+    assert!(out.status.success(), "minisign -S -l: {}", text(&out));
+    refused(verify(&[]), "a legacy (not prehashed) signature");
 }
 
 /// A node applying releases with `update --release-url` from a loopback server: the first
@@ -294,7 +300,8 @@ fn update_applies_only_verified_releases_in_this_nodes_stage() {
     assert!(out.contains("switched to half"), "{out}");
 }
 
-/// The agent following a release channel from a server on its namespace's loopback, polling
+/// The agent following a release channel from an HTTPS server (a test CA in `ca_file`) on its
+/// namespace's loopback, polling
 /// every second: it attaches the first release; refuses, with its reason in the log and the
 /// metrics and nothing changed, a manifest changed after signing, another key's signature, a
 /// missing signature, another release's artifact, an expired manifest its key really signed,
@@ -336,15 +343,18 @@ fn the_agent_follows_a_release_channel_and_refuses_each_attack_changing_nothing(
         .unwrap();
     let share = |per_mille: u16| format!("{}.{}%", per_mille / 10, per_mille % 10);
 
-    let server = Server::start_in(ns, static_files("rel", work.join("rel"))).unwrap();
+    // Over HTTPS under a test CA, as a release server inside a company.
+    let server = Server::start_tls_in(ns, static_files("rel", work.join("rel"))).unwrap();
+    let ca = server.ca().unwrap().write_pem(work);
     let config = work.join("agent.toml");
     fs::write(
         &config,
         format!(
             "metrics_listen = \"{LISTEN}\"\nretry = \"1s\"\nrelease_poll = \"1s\"\n\
-             public_keys = [\"{}\"]\nnode_name = \"{node}\"\n\n\
+             public_keys = [\"{}\"]\nnode_name = \"{node}\"\nca_file = \"{}\"\n\n\
              [[interface]]\nname = \"{iface}\"\nmode = \"skb\"\nrelease_url = \"{}\"\n",
             work.join("k.pub").display(),
+            ca.display(),
             server.url("/rel")
         ),
     )
