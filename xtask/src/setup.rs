@@ -31,7 +31,12 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "prometheus",
     // systemd-analyze verifies the unit files in contrib/.
     "systemd",
+    // pip installs kubernetes-validate, which checks deploy/ offline.
+    "python3-pip",
 ];
+
+/// The offline Kubernetes schema validator for deploy/ (PyPI), pinned.
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 
 pub fn run() -> Result<()> {
     let started = Instant::now();
@@ -39,6 +44,7 @@ pub fn run() -> Result<()> {
     step("bpf-linker", bpf_linker)?;
     step("Debian packages", debian_packages)?;
     step("npm", npm)?;
+    step("kubernetes-validate", kubernetes_validate)?;
     step("full-world test database", world_data)?;
     step("BPF filesystem", bpffs)?;
     println!(
@@ -337,6 +343,29 @@ fn debian_packages() -> Result<Outcome> {
     }
     apt_install("Debian packages", &missing)?;
     Ok(Outcome::Installed(missing.join(" ")))
+}
+
+/// `kubernetes-validate` from PyPI (no Debian package has it), into the system's Python:
+/// outside a virtual environment pip needs `--break-system-packages`.
+fn kubernetes_validate() -> Result<Outcome> {
+    let pinned = KUBERNETES_VALIDATE.rsplit('=').next().unwrap_or_default();
+    if let Some(version) = version_of("kubernetes-validate").filter(|v| v.contains(pinned)) {
+        return Ok(Outcome::Present(version));
+    }
+    doing(
+        "kubernetes-validate",
+        &format!("pip install {KUBERNETES_VALIDATE}"),
+    );
+    status(Command::new("python3").args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--break-system-packages",
+        "--root-user-action=ignore",
+        KUBERNETES_VALIDATE,
+    ]))?;
+    Ok(Outcome::Installed(KUBERNETES_VALIDATE.into()))
 }
 
 /// The npm client fetches the test database. Any working `npm` will do (NodeSource's nodejs

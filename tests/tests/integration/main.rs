@@ -6,6 +6,7 @@
 mod agent;
 mod bad_input;
 mod data_cli;
+mod deploy;
 mod differential;
 mod edge;
 mod hardening;
