@@ -162,6 +162,12 @@ pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
         if policy != PolicyChange::Keep {
             bail!("--release-url applies the release's own policy: give no policy options with it");
         }
+        // Nothing is fetched for an interface that has no filter to update.
+        for iface in &ifaces {
+            if !crate::kernel::pins::attached(&layout.pin_dir(iface)) {
+                bail!("regionfilter is not attached to {iface}; attach it first");
+            }
+        }
         return match release_target(layout, args, url, &ifaces)? {
             Some((target, manifest)) => apply(layout, args, &ifaces, &target, Some(&manifest)),
             None => Ok(Exit::Unchanged.code()),

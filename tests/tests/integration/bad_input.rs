@@ -197,6 +197,7 @@ refusals! {
     attach_to_a_missing_interface: fails(&["attach", "--iface", "nosuchif0", "--db", "{A}", "--deny", "JP"], "error: no interface named nosuchif0 in this network namespace (see `ip link`)"),
     update_a_missing_interface: fails(&["update", "--iface", "nosuchif0", "--deny", "SE"], "error: regionfilter is not attached to nosuchif0 (no pins in {PINS}/nosuchif0); attach it first"),
     detach_a_missing_interface: fails(&["detach", "--iface", "nosuchif0"], "error: regionfilter is not attached to nosuchif0 (no pins in {PINS}/nosuchif0); `regionfilter status` lists attached interfaces"),
+    update_release_for_a_missing_interface: fails(&["update", "--iface", "nosuchif0", "--release-url", "http://127.0.0.1:9/rel", "--public-key", "{DIR}/k.pub"], "error: regionfilter is not attached to nosuchif0; attach it first"),
     rollback_a_missing_interface: fails(&["rollback", "--iface", "nosuchif0"], "error: regionfilter is not attached to nosuchif0 (no pins in {PINS}/nosuchif0); attach it first"),
     stats_of_a_missing_interface: fails(&["stats", "--iface", "nosuchif0"], "error: regionfilter is not attached to nosuchif0; `regionfilter status` lists attached interfaces"),
     update_deny_uk_is_not_a_country_code: fails(&["update", "--iface", "{IF}", "--deny", "UK"], "error: unknown country code \"UK\": did you mean GB, UA, UG, UM, US, UY, UZ, CK, DK, FK?"),
