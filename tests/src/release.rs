@@ -117,6 +117,47 @@ pub fn publish(
     }
 }
 
+/// Publishes `artifact` (in `dir`) as `channel` `version`, signed with `key.key`, and serves
+/// it from `served`: a release of another channel, as a mirror mix-up or an attacker would.
+pub fn serve_other_channel(
+    dir: &Path,
+    served: &Path,
+    artifact: &str,
+    key: &str,
+    channel: &str,
+    version: u64,
+) {
+    let (out, version, secret) = (
+        format!(".channel-{channel}"),
+        version.to_string(),
+        format!("{key}.key"),
+    );
+    let _ = fs::remove_dir_all(dir.join(&out));
+    let args = [
+        "release",
+        "--artifact",
+        artifact,
+        "--out",
+        &out,
+        "--channel",
+        channel,
+        "--version",
+        &version,
+        "--secret-key",
+        &secret,
+    ];
+    let published = regionfilter(&args, dir);
+    assert!(published.status.success(), "release: {}", text(&published));
+    let artifact_name = format!("release-{channel}-{version}.rgnf");
+    for name in [
+        artifact_name.as_str(),
+        "release.json",
+        "release.json.minisig",
+    ] {
+        fs::copy(dir.join(&out).join(name), served.join(name)).unwrap();
+    }
+}
+
 /// Re-signs `dir/out/release.json` after `change` rewrote it, with the `minisign` CLI and
 /// `key.key`: a manifest the publisher's key really signed, whatever it says.
 pub fn resign(dir: &Path, out: &str, key: &str, change: impl FnOnce(&str) -> String) {

@@ -170,9 +170,11 @@ fn workspace_root() -> std::path::PathBuf {
         .to_owned()
 }
 
-/// The debug `regionfilter` binary the namespace tests and the demo drive.
+/// The debug `regionfilter` binary the namespace tests and the demo drive, built with the
+/// same packages as `cargo test` runs: built alone, filter-user's dependencies get other
+/// features (cargo unifies them per build) and are compiled twice.
 fn build_cli() -> Result<()> {
-    cargo(&["build", "-p", "filter-user"])
+    cargo_on_host_crates(&["build"], &[])
 }
 
 /// Runs the tests, echoing their output, and closes with one `N passed, M failed` line summed

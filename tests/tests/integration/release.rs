@@ -7,7 +7,7 @@ use std::{fs, process::Output};
 
 use integration_tests::{
     consts::TEST_DB,
-    release::{compile, keypair, minisign, publish, regionfilter, text},
+    release::{compile, keypair, minisign, publish, regionfilter, serve_other_channel, text},
 };
 
 /// An artifact denying `country`, compiled from the bundled test database.
@@ -251,26 +251,7 @@ fn update_applies_only_verified_releases_in_this_nodes_stage() {
 
     // A signed release of another channel served at this URL: refused, nothing changed.
     let before = filter.snapshot();
-    let canary = [
-        "release",
-        "--artifact",
-        "b.rgnf",
-        "--out",
-        "canary",
-        "--channel",
-        "canary",
-    ];
-    let mut args = canary.to_vec();
-    args.extend(["--version", "50", "--secret-key", "k.key"]);
-    let out = regionfilter(&args, work);
-    assert!(out.status.success(), "{}", text(&out));
-    for name in [
-        "release-canary-50.rgnf",
-        "release.json",
-        "release.json.minisig",
-    ] {
-        fs::copy(work.join("canary").join(name), served.join(name)).unwrap();
-    }
+    serve_other_channel(work, &served, "b.rgnf", "k", "canary", 50);
     let (code, out) = apply("edge-1");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("is for channel \"canary\""), "{out}");
@@ -417,30 +398,7 @@ fn the_agent_follows_a_release_channel_and_refuses_each_attack_changing_nothing(
     });
     refused(&mut agent, "expired");
     // A release of another channel, signed by the right key.
-    let out = regionfilter(
-        &[
-            "release",
-            "--artifact",
-            "jp.rgnf",
-            "--out",
-            "canary",
-            "--channel",
-            "canary",
-            "--version",
-            "50",
-            "--secret-key",
-            "k.key",
-        ],
-        work,
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    for name in [
-        "release-canary-50.rgnf",
-        "release.json",
-        "release.json.minisig",
-    ] {
-        fs::copy(work.join("canary").join(name), served.join(name)).unwrap();
-    }
+    serve_other_channel(work, &served, "jp.rgnf", "k", "canary", 50);
     refused(&mut agent, "wrong_channel");
 
     // A newer release applies; an older one is refused after it.
