@@ -191,12 +191,8 @@ impl Server {
         ns: &crate::netns::NetNs,
         handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
     ) -> anyhow::Result<Self> {
-        let listener = ns.enter(|| TcpListener::bind("127.0.0.1:0"))??;
-        Ok(Self::serve(
-            listener,
-            Some(TestCa::new()),
-            Arc::new(handler),
-        ))
+        let mut one = Self::start_tls_in_each(&[ns], handler)?;
+        Ok(one.remove(0))
     }
 
     /// HTTPS under one new CA on the loopback of each of `namespaces`, every one answering

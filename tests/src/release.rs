@@ -76,45 +76,9 @@ pub fn publish(
     plan: &str,
     stage: usize,
 ) {
-    let staging = format!(".publish-{out}");
-    let _ = fs::remove_dir_all(dir.join(&staging));
     let (version, stage) = (version.to_string(), stage.to_string());
-    let secret = format!("{key}.key");
-    let args = [
-        "release",
-        "--artifact",
-        artifact,
-        "--out",
-        &staging,
-        "--version",
-        &version,
-        "--plan",
-        plan,
-        "--stage",
-        &stage,
-        "--secret-key",
-        &secret,
-    ];
-    let published = regionfilter(&args, dir);
-    assert!(published.status.success(), "release: {}", text(&published));
-    let served = dir.join(out);
-    fs::create_dir_all(&served).unwrap();
-    let mut files: Vec<_> = fs::read_dir(dir.join(&staging))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    // The artifact first and the signature last, as `release` writes them.
-    files.sort_by_key(|name| match name.to_str() {
-        Some("release.json") => 1,
-        Some("release.json.minisig") => 2,
-        _ => 0,
-    });
-    for name in files {
-        let (from, to) = (dir.join(&staging).join(&name), served.join(&name));
-        let temporary = served.join(".incoming");
-        fs::copy(&from, &temporary).unwrap();
-        fs::rename(&temporary, &to).unwrap();
-    }
+    let release = ["--version", &version, "--plan", plan, "--stage", &stage];
+    publish_and_serve(dir, &dir.join(out), artifact, key, &release);
 }
 
 /// Publishes `artifact` (in `dir`) as `channel` `version`, signed with `key.key`, and serves
@@ -127,34 +91,44 @@ pub fn serve_other_channel(
     channel: &str,
     version: u64,
 ) {
-    let (out, version, secret) = (
-        format!(".channel-{channel}"),
-        version.to_string(),
-        format!("{key}.key"),
-    );
-    let _ = fs::remove_dir_all(dir.join(&out));
-    let args = [
+    let version = version.to_string();
+    let release = ["--channel", channel, "--version", &version];
+    publish_and_serve(dir, served, artifact, key, &release);
+}
+
+/// `regionfilter release --artifact ARTIFACT --secret-key KEY.key RELEASE...` into a fresh
+/// staging directory in `dir`, then its files copied into `served`, each by a rename, the
+/// artifact first and the signature last, as `release` writes them.
+fn publish_and_serve(dir: &Path, served: &Path, artifact: &str, key: &str, release: &[&str]) {
+    let staging = dir.join(".publish");
+    let _ = fs::remove_dir_all(&staging);
+    let (staging_arg, secret) = (staging.display().to_string(), format!("{key}.key"));
+    let mut args = vec![
         "release",
         "--artifact",
         artifact,
         "--out",
-        &out,
-        "--channel",
-        channel,
-        "--version",
-        &version,
+        &staging_arg,
         "--secret-key",
         &secret,
     ];
+    args.extend_from_slice(release);
     let published = regionfilter(&args, dir);
     assert!(published.status.success(), "release: {}", text(&published));
-    let artifact_name = format!("release-{channel}-{version}.rgnf");
-    for name in [
-        artifact_name.as_str(),
-        "release.json",
-        "release.json.minisig",
-    ] {
-        fs::copy(dir.join(&out).join(name), served.join(name)).unwrap();
+    fs::create_dir_all(served).unwrap();
+    let mut files: Vec<_> = fs::read_dir(&staging)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    files.sort_by_key(|name| match name.to_str() {
+        Some("release.json") => 1,
+        Some("release.json.minisig") => 2,
+        _ => 0,
+    });
+    for name in files {
+        let temporary = served.join(".incoming");
+        fs::copy(staging.join(&name), &temporary).unwrap();
+        fs::rename(&temporary, served.join(&name)).unwrap();
     }
 }
 

@@ -305,17 +305,16 @@ fn release_trust(file: &File, dir: &Path) -> Result<Option<ReleaseTrust>> {
         Some(node) => node.clone(),
         None => match std::env::var(NODE_ENV) {
             Ok(node) => node,
-            Err(_) => std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .context("cannot read the host name: give node_name")?
-                .trim()
-                .to_owned(),
+            Err(_) => {
+                crate::sys::host::name().context("cannot read the host name: give node_name")?
+            }
         },
     };
     release::check_node_name(&node).map_err(|e| {
-        anyhow::anyhow!("node_name (or ${NODE_ENV}, or the host name) {node:?}: {e}")
+        anyhow::anyhow!("{e} (from node_name, else ${NODE_ENV}, else the host name)")
     })?;
     let channel = file.channel.clone().unwrap_or_else(|| "stable".to_owned());
-    release::check_channel(&channel).map_err(|e| anyhow::anyhow!("channel {channel:?}: {e}"))?;
+    release::check_channel(&channel).map_err(anyhow::Error::msg)?;
     Ok(Some(ReleaseTrust {
         keys,
         node,

@@ -15,7 +15,7 @@ use tokio::{net::TcpListener, sync::Semaphore, time::Instant};
 
 use super::{
     log::{event, Level},
-    release::REFUSAL_REASONS,
+    release::refusal_reasons,
     IfaceStatus, Shared,
 };
 use crate::{
@@ -305,9 +305,9 @@ fn release_families(out: &mut String, shared: &Shared, statuses: &[(IfaceName, I
             .iter()
             .filter(|(_, s)| s.release.following)
             .flat_map(|(iface, s)| {
-                REFUSAL_REASONS.iter().map(move |reason| {
+                refusal_reasons().map(move |reason| {
                     let n = s.release.refusals.get(reason).copied().unwrap_or(0);
-                    (iface, vec![("reason", (*reason).to_owned())], n)
+                    (iface, vec![("reason", reason.to_owned())], n)
                 })
             }),
     );

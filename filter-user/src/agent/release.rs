@@ -25,17 +25,11 @@ use crate::{
 };
 
 /// Every reason a refusal is counted under ([`refusal_reason`]).
-pub const REFUSAL_REASONS: [&str; 13] = {
-    let mut all = ["download"; 13];
-    let mut i = 0;
-    while i < ReleaseError::REASONS.len() {
-        all[i] = ReleaseError::REASONS[i];
-        i += 1;
-    }
-    all[11] = "guard";
-    all[12] = "failed";
-    all
-};
+pub fn refusal_reasons() -> impl Iterator<Item = &'static str> {
+    ReleaseError::REASONS
+        .into_iter()
+        .chain(["download", "guard", "failed"])
+}
 
 /// The reason a refused release is counted under: [`ReleaseError::reason`], `download` when
 /// it could not be fetched, `guard` when it verified but a guard or the lock-out check refused

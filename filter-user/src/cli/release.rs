@@ -93,7 +93,7 @@ pub fn run_release(args: &ReleaseArgs) -> Result<()> {
     }
     let password = match &args.password_file {
         Some(path) => Some(
-            String::from_utf8(release::read_small(path, 4096, "password file")?)
+            String::from_utf8(release::read_limited(path, 4096, "password file")?)
                 .with_context(|| format!("the password file {} is not text", path.display()))?
                 .trim_end_matches(['\n', '\r'])
                 .to_owned(),

@@ -235,10 +235,7 @@ fn release_target(
         .collect::<Result<Vec<_>>>()?;
     let node = match &args.node {
         Some(node) => node.clone(),
-        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .context("cannot read the host name: give --node")?
-            .trim()
-            .to_owned(),
+        None => crate::sys::host::name().context("cannot read the host name: give --node")?,
     };
     let follow = release::Follow {
         url,

@@ -261,12 +261,6 @@ impl ReleaseError {
     }
 }
 
-/// Reads a small file (a key, a password) of at most `limit` bytes; a larger one (or
-/// `/dev/zero`) is refused unread.
-pub fn read_small(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, ReleaseError> {
-    read_limited(path, limit, what)
-}
-
 /// A public key a node trusts, with its minisign key id for messages.
 pub struct TrustedKey {
     key: minisign::PublicKey,
@@ -595,7 +589,7 @@ pub fn for_node(
     use anyhow::Context as _;
 
     use crate::ops::data_spec::LoadedData;
-    check_node_name(node).map_err(|e| anyhow::anyhow!("node name {node:?}: {e}"))?;
+    check_node_name(node).map_err(anyhow::Error::msg)?;
     // The highest release of this channel any of these interfaces runs: nothing older is
     // applied to any. A release of another channel (the node was moved on purpose) is no bar.
     let mut running: Option<Manifest> = None;
@@ -775,7 +769,7 @@ fn check_artifact(path: &Path, pinned: &ArtifactRef) -> Result<Artifact, Release
 }
 
 /// Reads `path` if it is at most `limit` bytes (checked before reading and while reading).
-fn read_limited(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, ReleaseError> {
+pub fn read_limited(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, ReleaseError> {
     use std::io::Read as _;
     let io = |source| ReleaseError::Io {
         path: path.to_owned(),
@@ -831,7 +825,9 @@ pub fn check_node_name(node: &str) -> Result<(), String> {
     if plain(node, 253) {
         Ok(())
     } else {
-        Err("use letters, digits, '-', '_' and '.', at most 253".to_owned())
+        Err(format!(
+            "node name {node:?}: use letters, digits, '-', '_' and '.', at most 253"
+        ))
     }
 }
 
