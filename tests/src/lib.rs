@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod cli;
 pub mod consts;
+pub mod container;
 pub mod frame;
 pub mod http;
 pub mod kernel;

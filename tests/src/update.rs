@@ -29,12 +29,34 @@ pub const STABLE: [(&str, u32); 4] = [
 ];
 /// DE in list A (pass), JP in list B (drop).
 pub const CHANGING: [&str; 2] = ["11.3.7.7", "2a00:db8:3::3"];
+/// Verdicts of the changing sources under list A and list B.
+pub const UNDER_A: u32 = XDP_PASS;
+pub const UNDER_B: u32 = XDP_DROP;
 pub const POLICY: [&str; 4] = ["--deny", "JP", "--unknown", "drop"];
 
 const LIST_A: &str = "11.1.0.0/16 GB\n11.2.0.0/16 FR\n11.3.0.0/16 DE\n11.4.0.0/16 JP\n\
 2a00:db8:1::/48 GB\n2a00:db8:3::/48 DE\n2a00:db8:4::/48 JP\n";
 const LIST_B: &str = "11.1.0.0/16 GB\n11.2.0.0/16 FR\n11.3.0.0/16 JP\n11.4.0.0/16 JP\n\
 2a00:db8:1::/48 GB\n2a00:db8:3::/48 JP\n2a00:db8:4::/48 JP\n";
+
+/// Writes list A (`a.txt`) and list B (`b.txt`) into `dir`, created if missing, with the same
+/// modification time, so the build-date guard sees neither as older; their paths.
+pub fn write_lists(dir: &Path) -> (String, String) {
+    fs::create_dir_all(dir).unwrap();
+    let when = SystemTime::now();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        fs::write(&path, text).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        path.display().to_string()
+    };
+    (write("a.txt", LIST_A), write("b.txt", LIST_B))
+}
 
 /// A filter attached in a namespace of its own, with the two lists written next to it.
 pub struct Attached {
@@ -60,20 +82,7 @@ impl Attached {
         let inst = Instance::new();
         let pair = VethPair::new(tag).expect("namespaces");
         let dir = inst.state_dir.join("lists");
-        fs::create_dir_all(&dir).unwrap();
-        let when = SystemTime::now();
-        let write = |name: &str, text: &str| {
-            let path = dir.join(name);
-            fs::write(&path, text).unwrap();
-            fs::File::options()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_modified(when)
-                .unwrap();
-            path.display().to_string()
-        };
-        let (list_a, list_b) = (write("a.txt", LIST_A), write("b.txt", LIST_B));
+        let (list_a, list_b) = write_lists(&dir);
         let iface = pair.receiver_if.clone();
         let mut args = vec![
             "attach", "--iface", &iface, "--mode", "skb", "--db", &list_a,
@@ -110,10 +119,7 @@ impl Attached {
     /// The live program, for BPF_PROG_TEST_RUN.
     #[must_use]
     pub fn probe(&self) -> Probe {
-        Probe {
-            program: Xdp::from_pin(self.pin_dir().join("program"), XdpAttachType::Interface)
-                .expect("pinned program"),
-        }
+        Probe::from_pin(&self.pin_dir())
     }
 
     /// Everything `update` must leave alone when it refuses or fails.
@@ -149,6 +155,29 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// The program pinned in a filter's pin directory.
+    #[must_use]
+    pub fn from_pin(pin_dir: &Path) -> Self {
+        Self {
+            program: Xdp::from_pin(pin_dir.join("program"), XdpAttachType::Interface)
+                .expect("pinned program"),
+        }
+    }
+
+    /// Which list the live program answers from, `'A'` or `'B'`, checking that the stable
+    /// sources keep their verdicts and that it answers from exactly one list.
+    pub fn answering_list(&mut self) -> char {
+        for (src, want) in STABLE {
+            assert_eq!(self.verdict(src), want, "stable source {src}");
+        }
+        let verdicts: Vec<u32> = CHANGING.iter().map(|s| self.verdict(s)).collect();
+        match verdicts.as_slice() {
+            [UNDER_A, UNDER_A] => 'A',
+            [UNDER_B, UNDER_B] => 'B',
+            other => panic!("changing sources answer from a mix of both lists: {other:?}"),
+        }
+    }
+
     pub fn verdict(&mut self, src: &str) -> u32 {
         let addr: IpAddr = src.parse().unwrap();
         let frame = selftest::frame(addr);

@@ -1,10 +1,11 @@
-//! Work around the build: `cargo xtask setup | test | demo | lint | docs | bench | fuzz`.
+//! Work around the build: `cargo xtask setup | test | demo | image | lint | docs | bench | fleet | fuzz`.
 //!
 //! xtask itself builds with stable Rust alone (see [`graph`]): it installs the eBPF toolchain,
 //! then starts whatever needs the built filter as a separate cargo command.
 
 mod fuzz;
 mod graph;
+mod image;
 mod layers;
 mod setup;
 
@@ -24,11 +25,15 @@ struct Cli {
 enum Task {
     /// Install every prerequisite (skips what is already there).
     Setup,
-    /// Set up, lint, then run every test: unit, BPF_PROG_TEST_RUN and network-namespace tests (root).
+    /// Set up, lint, build the container image, then run every test: unit, BPF_PROG_TEST_RUN,
+    /// network-namespace and container tests (root).
     Test,
     /// Set up, then show the filter dropping two countries' packets between two namespaces and
     /// switching to another policy with `update`.
     Demo,
+    /// Set up, then build the container image offline with podman: a static binary on an
+    /// empty base (deploy/image/Containerfile), written to target/image/ as an OCI archive.
+    Image,
     /// The layer guard, rustfmt check, clippy -D warnings on the userspace crates and the eBPF
     /// crate, and a check that the man pages and completions in contrib/ and the exit table in
     /// docs/updates.md match the code.
@@ -75,7 +80,8 @@ fn main() -> Result<()> {
             setup::run()?;
             lint()?;
             build_cli()?;
-            test_and_summarise()
+            let image = image::build()?;
+            test_and_summarise(&image)
         }
         Task::Demo => {
             setup::run()?;
@@ -88,6 +94,10 @@ fn main() -> Result<()> {
                 "--bin",
                 "regionfilter-demo",
             ])
+        }
+        Task::Image => {
+            setup::run()?;
+            image::build().map(drop)
         }
         Task::Lint => lint(),
         Task::Docs => docs(),
@@ -179,7 +189,7 @@ fn build_cli() -> Result<()> {
 
 /// Runs the tests, echoing their output, and closes with one `N passed, M failed` line summed
 /// over every test binary (cargo's own last line is only the last binary's).
-fn test_and_summarise() -> Result<()> {
+fn test_and_summarise(image: &image::Image) -> Result<()> {
     use std::io::{BufRead as _, BufReader};
     let args: Vec<&str> = std::iter::once("test")
         .chain(HOST_CRATES.iter().flat_map(|c| ["-p", *c]))
@@ -187,6 +197,8 @@ fn test_and_summarise() -> Result<()> {
     let mut child = Command::new(cargo_path())
         .args(&args)
         .env("REGIONFILTER_WORLD_DATA", setup::world_data_dir())
+        .env("REGIONFILTER_IMAGE", &image.archive)
+        .env("REGIONFILTER_IMAGE_NAME", &image.name)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("cannot run cargo test")?;

@@ -33,7 +33,16 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "systemd",
     // pip installs kubernetes-validate, which checks deploy/ offline.
     "python3-pip",
+    // `cargo xtask image` builds and the container tests run the image. runc, not crun:
+    // Debian 12's crun refuses hosts whose cgroups are in hybrid mode.
+    "podman",
+    "runc",
+    // The static binary's C parts (ring) are compiled with musl's gcc wrapper.
+    "musl-tools",
 ];
+
+/// The target of the static binary the container image holds.
+pub const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// The offline Kubernetes schema validator for deploy/ (PyPI), pinned.
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
@@ -42,6 +51,7 @@ pub fn run() -> Result<()> {
     let started = Instant::now();
     step("nightly rust-src", rust_src)?;
     step("bpf-linker", bpf_linker)?;
+    step("static target", static_target)?;
     step("Debian packages", debian_packages)?;
     step("npm", npm)?;
     step("kubernetes-validate", kubernetes_validate)?;
@@ -262,6 +272,21 @@ fn rust_src() -> Result<Outcome> {
         "nightly",
     ]))?;
     Ok(Outcome::Installed("rust-src".into()))
+}
+
+/// The musl standard library for the default toolchain, for the image's static binary.
+fn static_target() -> Result<Outcome> {
+    let sysroot = output(Command::new("rustc").args(["--print", "sysroot"]))?;
+    let lib = Path::new(&sysroot).join("lib/rustlib").join(STATIC_TARGET);
+    if lib.exists() {
+        return Ok(Outcome::Present(lib.display().to_string()));
+    }
+    doing(
+        "static target",
+        &format!("rustup target add {STATIC_TARGET}"),
+    );
+    status(Command::new("rustup").args(["target", "add", STATIC_TARGET]))?;
+    Ok(Outcome::Installed(STATIC_TARGET.into()))
 }
 
 /// bpf-linker must link against the same LLVM major as nightly's rustc; no system LLVM of that

@@ -99,7 +99,8 @@ fn link_type(iface: &IfaceName) -> Result<u16> {
     let ret = unsafe {
         libc::ioctl(
             std::os::fd::AsRawFd::as_raw_fd(&socket),
-            libc::SIOCGIFHWADDR,
+            // glibc's request argument is an unsigned long, musl's an int.
+            libc::SIOCGIFHWADDR as _,
             &mut req,
         )
     };

@@ -147,6 +147,12 @@ fn the_daemonset_runs_unprivileged_on_every_node_with_only_its_three_capabilitie
         assert_ne!(security["privileged"], true, "{variant}");
         assert_eq!(security["allowPrivilegeEscalation"], false);
         assert_eq!(strings(&security["capabilities"]["drop"]), ["ALL"]);
+        // As the container test runs it: the runtimes' default seccomp profiles refuse
+        // bpf(2) without CAP_SYS_ADMIN, so RuntimeDefault would keep the agent from loading.
+        assert_eq!(
+            security["seccompProfile"]["type"], "Unconfined",
+            "{variant}"
+        );
         let mut added = strings(&security["capabilities"]["add"]);
         added.sort_unstable();
         assert_eq!(added, ["BPF", "NET_ADMIN", "PERFMON"], "{variant}");

@@ -5,6 +5,7 @@
 
 mod agent;
 mod bad_input;
+mod container;
 mod data_cli;
 mod deploy;
 mod differential;

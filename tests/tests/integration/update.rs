@@ -12,15 +12,11 @@ use std::{
 
 use integration_tests::{
     cli::fixture,
-    update::{Attached, CHANGING, STABLE},
+    update::{Attached, CHANGING, STABLE, UNDER_A, UNDER_B},
 };
 
 const XDP_DROP: u32 = integration_tests::kernel::XDP_DROP;
 const XDP_PASS: u32 = integration_tests::kernel::XDP_PASS;
-
-/// Verdicts of the changing sources under list A and list B.
-const UNDER_A: u32 = XDP_PASS;
-const UNDER_B: u32 = XDP_DROP;
 
 #[test]
 fn a_hundred_alternating_updates_never_misjudge_a_packet() {
@@ -89,19 +85,6 @@ fn a_hundred_alternating_updates_never_misjudge_a_packet() {
     }
 }
 
-/// Which list the live program answers from, checking it answers from exactly one.
-fn answering_list(probe: &mut integration_tests::update::Probe) -> char {
-    for (src, want) in STABLE {
-        assert_eq!(probe.verdict(src), want, "stable source {src}");
-    }
-    let verdicts: Vec<u32> = CHANGING.iter().map(|s| probe.verdict(s)).collect();
-    match verdicts.as_slice() {
-        [UNDER_A, UNDER_A] => 'A',
-        [UNDER_B, UNDER_B] => 'B',
-        other => panic!("changing sources answer from a mix of both lists: {other:?}"),
-    }
-}
-
 #[test]
 fn kill_9_at_random_points_leaves_old_or_new_data_and_the_next_update_succeeds() {
     let filter = Attached::new("upkill");
@@ -117,7 +100,7 @@ fn kill_9_at_random_points_leaves_old_or_new_data_and_the_next_update_succeeds()
     let mut i = 0;
     while i < 60 || (outcomes.contains(&0) && i < 240) {
         i += 1;
-        let before = answering_list(&mut probe);
+        let before = probe.answering_list();
         let target = if before == 'A' {
             &filter.list_b
         } else {
@@ -140,7 +123,7 @@ fn kill_9_at_random_points_leaves_old_or_new_data_and_the_next_update_succeeds()
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL
         child.wait().unwrap();
-        let after = answering_list(&mut probe);
+        let after = probe.answering_list();
         outcomes[usize::from(after != before)] += 1;
         // The next update completes, from whatever state the kill left.
         let started = Instant::now();
@@ -152,7 +135,7 @@ fn kill_9_at_random_points_leaves_old_or_new_data_and_the_next_update_succeeds()
             code == 0 || code == 3,
             "update after kill {i}: exit {code}: {out}"
         );
-        assert_eq!(answering_list(&mut probe), 'A', "after kill {i}");
+        assert_eq!(probe.answering_list(), 'A', "after kill {i}");
         let maps = filter_user::kernel::maps::FilterMaps::open_pinned(&filter.pin_dir()).unwrap();
         let active = maps.halves[maps.active_half().unwrap()].settings().unwrap();
         assert_eq!(active.complete, 1);
@@ -268,12 +251,12 @@ fn rollback_restores_the_previous_data_and_policy_only_updates_keep_the_data() {
     assert!(out.contains("nothing to roll back to"), "{out}");
 
     assert_eq!(filter.update(&["--db", &filter.list_b]).0, 0);
-    assert_eq!(answering_list(&mut probe), 'B');
+    assert_eq!(probe.answering_list(), 'B');
     let (code, out) = filter
         .inst
         .output_text(None, &["rollback", "--iface", &filter.iface]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(answering_list(&mut probe), 'A');
+    assert_eq!(probe.answering_list(), 'A');
     // Rolling back again goes forward to B: previous and current trade places.
     assert_eq!(
         filter
@@ -282,7 +265,7 @@ fn rollback_restores_the_previous_data_and_policy_only_updates_keep_the_data() {
             .0,
         0
     );
-    assert_eq!(answering_list(&mut probe), 'B');
+    assert_eq!(probe.answering_list(), 'B');
 
     // A policy change alone keeps the loaded data (list B: 10.3/16 is JP).
     let (code, out) = filter.update(&["--deny", "FR", "--unknown", "drop"]);
@@ -324,7 +307,7 @@ fn a_damaged_known_good_copy_never_blocks_an_update_and_is_written_again() {
     std::fs::write(&current, &flipped).unwrap();
     let (code, out) = filter.update(&["--db", &filter.list_b]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(answering_list(&mut probe), 'B');
+    assert_eq!(probe.answering_list(), 'B');
     assert_ne!(std::fs::read(&current).unwrap(), flipped);
     // Whole again: a policy-only update, which needs the copy's data, goes through.
     let (code, out) = filter.update(&["--deny", "FR"]);
@@ -399,7 +382,7 @@ fn a_country_accepted_without_prefixes_blocks_no_refresh_but_data_losing_one_is_
     assert_eq!(code, 0, "{out}");
     let (code, out) = filter.update(&["--db", &filter.list_b]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(answering_list(&mut probe), 'B');
+    assert_eq!(probe.answering_list(), 'B');
     // Newly naming a country the data lacks is still refused (a typo'd code, say).
     let before = filter.snapshot();
     let (code, out) = filter.update(&["--deny", "JP,KR,DE"]);
@@ -529,7 +512,7 @@ fn downloads_are_verified_and_failed_ones_change_nothing() {
         !out_has_progress(&out),
         "progress drawn without a terminal: {out}"
     );
-    assert_eq!(answering_list(&mut probe), 'B');
+    assert_eq!(probe.answering_list(), 'B');
     // The second run asks with If-None-Match, gets 304 and writes nothing.
     let (code, out) = filter.update(&["--url", &url("/b.txt")]);
     assert_eq!(code, 3, "{out}");
@@ -740,13 +723,13 @@ fn https_from_a_private_ca_needs_that_ca_and_a_bad_ca_file_changes_nothing() {
         None,
     );
     assert_eq!(code, 0, "{all}");
-    assert_eq!(answering_list(&mut probe), 'B');
+    assert_eq!(probe.answering_list(), 'B');
     assert_eq!(server.requests(), 2);
 
     // The system store: SSL_CERT_FILE naming the CA, no --ca-file. List A comes back.
     let (code, _, all) = run(&["--url", &server.url("/a.txt")], Some(&ca));
     assert_eq!(code, 0, "{all}");
-    assert_eq!(answering_list(&mut probe), 'A');
+    assert_eq!(probe.answering_list(), 'A');
     assert_eq!(server.requests(), 3);
     // Counted once written, which the client may finish reading a moment before.
     let all_counted = integration_tests::wait::wait_until(
@@ -787,7 +770,7 @@ fn update_all_switches_every_attached_interface_and_status_shows_the_kernel_half
         .output_text(None, &["update", "--all", "--db", &first.list_b]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.matches("switched to half 0").count(), 2, "{out}");
-    assert_eq!(answering_list(&mut first.probe()), 'B');
+    assert_eq!(first.probe().answering_list(), 'B');
     let (code, out) = first
         .inst
         .output_text(None, &["update", "--all", "--db", &first.list_b]);

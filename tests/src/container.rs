@@ -1,0 +1,237 @@
+//! podman with a storage private to one test, the image `cargo xtask image` built loaded
+//! into it, and agents run the way the DaemonSet runs its pod.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::Mutex,
+    time::Duration,
+};
+
+use anyhow::{bail, ensure, Context as _, Result};
+
+use crate::{
+    cli::{fixture, Instance},
+    netns::{unique_name, NetNs},
+    wait::wait_until,
+};
+
+/// Where the agent listens inside a test namespace (the pod listens on the node's 9877).
+pub const LISTEN: &str = "127.0.0.1:9877";
+/// The capabilities the DaemonSet keeps (deploy/base/daemonset.yaml).
+pub const CAPABILITIES: &str = "CAP_BPF,CAP_NET_ADMIN,CAP_PERFMON";
+/// How long an agent may take to become ready, or a container to stop.
+pub const CONTAINER_WAIT: Duration = Duration::from_secs(60);
+
+/// The OCI archive and image name `cargo xtask image` built (`cargo xtask test` passes both).
+fn built_image() -> Result<(PathBuf, String)> {
+    let (Some(archive), Some(name)) = (
+        std::env::var_os("REGIONFILTER_IMAGE"),
+        std::env::var("REGIONFILTER_IMAGE_NAME").ok(),
+    ) else {
+        bail!("REGIONFILTER_IMAGE is not set: run the tests with `cargo xtask test`, which builds the image");
+    };
+    Ok((PathBuf::from(archive), name))
+}
+
+/// A podman storage of one test's own; every container it started is removed on drop.
+pub struct Podman {
+    dir: tempfile::TempDir,
+    started: Mutex<Vec<String>>,
+    /// The image of `cargo xtask image`, loaded.
+    pub image: String,
+}
+
+impl Podman {
+    /// A private storage with the built image loaded.
+    pub fn new() -> Result<Self> {
+        let (archive, image) = built_image()?;
+        let podman = Self {
+            dir: tempfile::Builder::new().prefix("rfpodman-").tempdir()?,
+            started: Mutex::new(Vec::new()),
+            image,
+        };
+        podman.ok(&["load", "--quiet", "--input", path_str(&archive)?])?;
+        Ok(podman)
+    }
+
+    /// `podman ARGS` on this storage, with the shared settings (tests/podman/containers.conf).
+    #[must_use]
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("podman");
+        command
+            .env(
+                "CONTAINERS_CONF",
+                fixture("../tests/podman/containers.conf"),
+            )
+            .arg("--root")
+            .arg(self.dir.path().join("storage"))
+            .arg("--runroot")
+            .arg(self.dir.path().join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args);
+        command
+    }
+
+    pub fn output(&self, args: &[&str]) -> Result<Output> {
+        let mut command = self.command(args);
+        command
+            .output()
+            .with_context(|| format!("cannot run {command:?}"))
+    }
+
+    /// Runs `podman ARGS`; its standard output, or an error with both outputs.
+    pub fn ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.output(args)?;
+        ensure!(
+            out.status.success(),
+            "podman {} failed ({}): {}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// A second image: the loaded one with `LABEL key=value` added, tagged `tag`.
+    pub fn derive(&self, tag: &str, label: &str) -> Result<String> {
+        let context = self.dir.path().join(format!("context-{tag}"));
+        std::fs::create_dir_all(&context)?;
+        std::fs::write(
+            context.join("Containerfile"),
+            format!("FROM {}\nLABEL {label}\n", self.image),
+        )?;
+        let name = format!("localhost/regionfilter:{tag}");
+        self.ok(&[
+            "build",
+            "--quiet",
+            "--pull=never",
+            "--tag",
+            &name,
+            path_str(&context)?,
+        ])?;
+        Ok(name)
+    }
+
+    /// Starts `image` detached as the DaemonSet's pod runs it: in `ns` (for the host's
+    /// network namespace), with only the three capabilities, a read-only root, no privilege
+    /// escalation, bpffs and the instance's state and lib directories bind-mounted where the
+    /// pod mounts the host's, and `config_dir` as /etc/regionfilter. Returns its name.
+    pub fn start_agent(
+        &self,
+        image: &str,
+        ns: &NetNs,
+        inst: &Instance,
+        config_dir: &Path,
+    ) -> Result<String> {
+        let name = unique_name("rfagent");
+        std::fs::create_dir_all(inst.lib_dir())?;
+        let network = format!("ns:{}", ns.path().display());
+        let mounts = [
+            ("/sys/fs/bpf".into(), "/sys/fs/bpf"),
+            (inst.state_dir.clone(), "/run/regionfilter"),
+            (inst.lib_dir(), "/var/lib/regionfilter"),
+        ];
+        let mut args: Vec<String> = [
+            "run",
+            "--detach",
+            "--name",
+            &name,
+            "--network",
+            &network,
+            "--cap-drop",
+            "all",
+            "--cap-add",
+            CAPABILITIES,
+            // As the DaemonSet: runtimes' default profiles allow bpf(2) only with
+            // CAP_SYS_ADMIN (docs/kubernetes.md).
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "no-new-privileges",
+            "--read-only",
+            "--env",
+            &format!("REGIONFILTER_PIN_ROOT={}", inst.pin_root.display()),
+            "--env",
+            "REGIONFILTER_NODE=node-1",
+        ]
+        .map(String::from)
+        .into();
+        for (host, inside) in mounts {
+            args.extend(["--volume".into(), format!("{}:{inside}", host.display())]);
+        }
+        args.extend([
+            "--volume".into(),
+            format!("{}:/etc/regionfilter:ro", config_dir.display()),
+            image.into(),
+        ]);
+        self.started.lock().unwrap().push(name.clone());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.ok(&args)?;
+        Ok(name)
+    }
+
+    /// The container's log so far (the agent logs to standard error).
+    pub fn logs(&self, name: &str) -> Result<String> {
+        let out = self.output(&["logs", name])?;
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+
+    /// Polls the log until a line holds every one of `parts`; that line.
+    pub fn wait_for_line(&self, name: &str, parts: &[&str]) -> Result<String> {
+        let mut found = None;
+        let mut log = String::new();
+        wait_until(CONTAINER_WAIT, Duration::from_millis(50), || {
+            log = self.logs(name).unwrap_or_default();
+            found = log
+                .lines()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+                .map(str::to_owned);
+            found.is_some()
+        });
+        found.with_context(|| format!("no line with {parts:?} from {name}; its log:\n{log}"))
+    }
+
+    /// `podman stop`: SIGTERM, then waits for the container to exit; its exit code.
+    pub fn stop(&self, name: &str) -> Result<i32> {
+        self.ok(&["stop", "--time", "60", name])?;
+        self.exit_code(name)
+    }
+
+    /// Sends `signal` (`HUP`, `KILL`) to the container's process.
+    pub fn signal(&self, name: &str, signal: &str) -> Result<()> {
+        self.ok(&["kill", "--signal", signal, name]).map(drop)
+    }
+
+    /// Waits for the container to exit; its exit code.
+    pub fn exit_code(&self, name: &str) -> Result<i32> {
+        let code = self.ok(&["wait", name])?;
+        code.parse()
+            .with_context(|| format!("podman wait printed {code:?}"))
+    }
+
+    /// `podman image inspect` as JSON.
+    pub fn inspect(&self, image: &str) -> Result<serde_json::Value> {
+        let text = self.ok(&["image", "inspect", image])?;
+        let json: serde_json::Value = serde_json::from_str(&text)?;
+        Ok(json[0].clone())
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        for name in self.started.lock().unwrap().iter() {
+            let _ = self.output(&["rm", "--force", "--time", "0", name]);
+        }
+    }
+}
+
+fn path_str(path: &Path) -> Result<&str> {
+    path.to_str()
+        .with_context(|| format!("{} is not UTF-8", path.display()))
+}
