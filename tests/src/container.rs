@@ -23,15 +23,28 @@ pub const CAPABILITIES: &str = "CAP_BPF,CAP_NET_ADMIN,CAP_PERFMON";
 /// How long an agent may take to become ready, or a container to stop.
 pub const CONTAINER_WAIT: Duration = Duration::from_secs(60);
 
-/// The OCI archive and image name `cargo xtask image` built (`cargo xtask test` passes both).
-fn built_image() -> Result<(PathBuf, String)> {
-    let (Some(archive), Some(name)) = (
-        std::env::var_os("REGIONFILTER_IMAGE"),
-        std::env::var("REGIONFILTER_IMAGE_NAME").ok(),
-    ) else {
-        bail!("REGIONFILTER_IMAGE is not set: run the tests with `cargo xtask test`, which builds the image");
-    };
-    Ok((PathBuf::from(archive), name))
+/// The OCI archive `cargo xtask image` wrote: `$REGIONFILTER_IMAGE` (`cargo xtask test` sets
+/// it), else the one in the workspace's target/image/.
+fn built_image() -> Result<PathBuf> {
+    if let Some(archive) = std::env::var_os("REGIONFILTER_IMAGE") {
+        return Ok(PathBuf::from(archive));
+    }
+    let dir = fixture("../target/image");
+    let mut archives: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with(".oci.tar"))
+                .collect()
+        })
+        .unwrap_or_default();
+    ensure!(
+        archives.len() == 1,
+        "{} holds {} image archives, not one: run `cargo xtask image` (or `cargo xtask test`, which builds it)",
+        dir.display(),
+        archives.len()
+    );
+    Ok(archives.remove(0))
 }
 
 /// A podman storage of one test's own; every container it started is removed on drop.
@@ -45,13 +58,19 @@ pub struct Podman {
 impl Podman {
     /// A private storage with the built image loaded.
     pub fn new() -> Result<Self> {
-        let (archive, image) = built_image()?;
-        let podman = Self {
+        let archive = built_image()?;
+        let mut podman = Self {
             dir: tempfile::Builder::new().prefix("rfpodman-").tempdir()?,
             started: Mutex::new(Vec::new()),
-            image,
+            image: String::new(),
         };
-        podman.ok(&["load", "--quiet", "--input", path_str(&archive)?])?;
+        let loaded = podman.ok(&["load", "--quiet", "--input", path_str(&archive)?])?;
+        podman.image = loaded
+            .lines()
+            .find_map(|l| l.strip_prefix("Loaded image: "))
+            .with_context(|| format!("podman load named no image: {loaded}"))?
+            .trim()
+            .to_owned();
         Ok(podman)
     }
 

@@ -24,16 +24,9 @@ const LICENSES: [&str; 2] = ["LICENSE-MIT", "LICENSE-APACHE"];
 /// podman's settings for this machine (ulimits, cgroups, runtime), shared with the tests.
 pub const PODMAN_CONF: &str = "tests/podman/containers.conf";
 
-/// What was built.
-pub struct Image {
-    /// `localhost/regionfilter:VERSION` inside the private storage.
-    pub name: String,
-    /// The OCI archive the tests and operators load.
-    pub archive: PathBuf,
-}
-
-/// Builds the static binary and the image, writes the archive and prints its sizes.
-pub fn build() -> Result<Image> {
+/// Builds the static binary and the image, writes the OCI archive (the one archive in
+/// target/image/, which the tests load) and prints the sizes; the archive's path.
+pub fn build() -> Result<PathBuf> {
     let root = workspace_root();
     let dir = root.join("target/image");
     let meta = metadata(&root)?;
@@ -78,7 +71,12 @@ pub fn build() -> Result<Image> {
     run(build.arg(&context))?;
 
     let archive = dir.join(format!("regionfilter-{version}.oci.tar"));
-    let _ = std::fs::remove_file(&archive);
+    for old in std::fs::read_dir(&dir)?.filter_map(|e| e.ok().map(|e| e.path())) {
+        if old.to_string_lossy().ends_with(".oci.tar") {
+            std::fs::remove_file(&old)
+                .with_context(|| format!("cannot remove {}", old.display()))?;
+        }
+    }
     run(podman(&dir)
         .args(["save", "--quiet", "--format", "oci-archive", "--output"])
         .arg(&archive)
@@ -95,7 +93,7 @@ pub fn build() -> Result<Image> {
         "xtask image: load it with `podman load -i {}`",
         archive.strip_prefix(&root).unwrap_or(&archive).display()
     );
-    Ok(Image { name, archive })
+    Ok(archive)
 }
 
 fn mib(bytes: u64) -> String {

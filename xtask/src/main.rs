@@ -189,7 +189,7 @@ fn build_cli() -> Result<()> {
 
 /// Runs the tests, echoing their output, and closes with one `N passed, M failed` line summed
 /// over every test binary (cargo's own last line is only the last binary's).
-fn test_and_summarise(image: &image::Image) -> Result<()> {
+fn test_and_summarise(image: &std::path::Path) -> Result<()> {
     use std::io::{BufRead as _, BufReader};
     let args: Vec<&str> = std::iter::once("test")
         .chain(HOST_CRATES.iter().flat_map(|c| ["-p", *c]))
@@ -197,8 +197,7 @@ fn test_and_summarise(image: &image::Image) -> Result<()> {
     let mut child = Command::new(cargo_path())
         .args(&args)
         .env("REGIONFILTER_WORLD_DATA", setup::world_data_dir())
-        .env("REGIONFILTER_IMAGE", &image.archive)
-        .env("REGIONFILTER_IMAGE_NAME", &image.name)
+        .env("REGIONFILTER_IMAGE", image)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("cannot run cargo test")?;

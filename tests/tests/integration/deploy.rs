@@ -89,6 +89,47 @@ fn the_committed_renderings_are_what_kustomize_renders() {
              renders: run it again and commit the result"
         );
     }
+    the_documented_overlay_sets_the_registry_image();
+}
+
+/// The overlay docs/kubernetes.md gives for one's own registry, rendered: every container
+/// runs the registry's image (a name the base has already rewritten would match nothing).
+fn the_documented_overlay_sets_the_registry_image() {
+    let doc = fs::read_to_string(repo().join("docs/kubernetes.md")).unwrap();
+    let start = "cat > my-cluster/kustomization.yaml <<'EOF'\n";
+    let text = doc
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once("\nEOF\n"))
+        .map(|(overlay, _)| overlay)
+        .expect("docs/kubernetes.md shows the overlay");
+    // kustomize takes no absolute paths: the overlay sits one level deeper than in the
+    // docs, in target/.
+    let dir = tempfile::tempdir_in(repo().join("target")).unwrap();
+    fs::write(
+        dir.path().join("kustomization.yaml"),
+        text.replace("../deploy/", "../../deploy/"),
+    )
+    .unwrap();
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    let images: Vec<&str> = rendered
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("image: "))
+        .collect();
+    assert!(!images.is_empty());
+    assert!(
+        images.iter().all(|i| *i == "REGISTRY/regionfilter:0.1.0"),
+        "{images:?}"
+    );
 }
 
 #[test]
