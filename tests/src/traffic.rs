@@ -24,6 +24,23 @@ impl Receiver {
             .enter(|| UdpSocket::bind(("::", PORT)))?
             .context("cannot bind receiver")?;
         socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        // Room for every datagram a test sends (thousands in a stream), so a reader starved
+        // of CPU on a loaded machine loses none: a missing datagram must mean the filter.
+        let bytes: libc::c_int = 64 << 20;
+        // SAFETY: SO_RCVBUFFORCE (root) reads one c_int from a live local.
+        let set = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&raw const bytes).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if set != 0 {
+            return Err(std::io::Error::last_os_error())
+                .context("cannot enlarge the receive buffer");
+        }
         Ok(Self { socket })
     }
 
