@@ -24,9 +24,18 @@ const LICENSES: [&str; 2] = ["LICENSE-MIT", "LICENSE-APACHE"];
 /// podman's settings for this machine (ulimits, cgroups, runtime), shared with the tests.
 pub const PODMAN_CONF: &str = "tests/podman/containers.conf";
 
+/// Where the static build's compiler output goes.
+#[derive(Clone, Copy)]
+pub enum Output {
+    Terminal,
+    /// Into `target/image/build.log`, shown only if the build fails: `cargo xtask test`
+    /// builds the image while the tests compile, and their output would interleave.
+    Log,
+}
+
 /// Builds the static binary and the image, writes the OCI archive (the one archive in
 /// target/image/, which the tests load) and prints the sizes; the archive's path.
-pub fn build() -> Result<PathBuf> {
+pub fn build(output: Output) -> Result<PathBuf> {
     let root = workspace_root();
     let dir = root.join("target/image");
     let meta = metadata(&root)?;
@@ -36,7 +45,7 @@ pub fn build() -> Result<PathBuf> {
         .find(|p| p.name.as_str() == "filter-user")
         .context("no filter-user package in the workspace")?;
     let version = cli.version.to_string();
-    let binary = static_binary(&root)?;
+    let binary = static_binary(&dir, output)?;
 
     let context = dir.join("context");
     recreate(&context)?;
@@ -113,16 +122,34 @@ fn podman(dir: &Path) -> Command {
     command
 }
 
-/// `cargo build` of the binary, static, for [`STATIC_TARGET`]; returns its path.
-fn static_binary(root: &Path) -> Result<PathBuf> {
-    let status = Command::new(crate::cargo_path())
+/// `cargo build` of the binary, static, for [`STATIC_TARGET`]; returns its path. Its own
+/// target directory, so it can run beside another cargo build (the eBPF object still comes
+/// from the shared cache in target/ebpf-cache).
+fn static_binary(dir: &Path, output: Output) -> Result<PathBuf> {
+    let target_dir = dir.join("cargo");
+    let mut command = Command::new(crate::cargo_path());
+    command
         .args(["build", "--locked", "--profile", PROFILE, "--target"])
         .args([STATIC_TARGET, "-p", "filter-user", "--bin", "regionfilter"])
-        .status()
-        .context("cannot run cargo build")?;
-    ensure!(status.success(), "the static build failed");
-    let binary = root
-        .join("target")
+        .arg("--target-dir")
+        .arg(&target_dir);
+    let log = dir.join("build.log");
+    if let Output::Log = output {
+        std::fs::create_dir_all(dir)?;
+        let file = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        command.stdout(file.try_clone()?).stderr(file);
+    }
+    let status = command.status().context("cannot run cargo build")?;
+    if !status.success() {
+        if let Output::Log = output {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        bail!("the static build failed (log: {})", log.display());
+    }
+    let binary = target_dir
         .join(STATIC_TARGET)
         .join(PROFILE)
         .join("regionfilter");

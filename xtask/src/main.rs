@@ -80,7 +80,7 @@ fn main() -> Result<()> {
             setup::run()?;
             lint()?;
             build_cli()?;
-            let image = image::build()?;
+            let image = build_image_beside_tests()?;
             test_and_summarise(&image)
         }
         Task::Demo => {
@@ -97,7 +97,7 @@ fn main() -> Result<()> {
         }
         Task::Image => {
             setup::run()?;
-            image::build().map(drop)
+            image::build(image::Output::Terminal).map(drop)
         }
         Task::Lint => lint(),
         Task::Docs => docs(),
@@ -185,6 +185,19 @@ fn workspace_root() -> std::path::PathBuf {
 /// features (cargo unifies them per build) and are compiled twice.
 fn build_cli() -> Result<()> {
     cargo_on_host_crates(&["build"], &[])
+}
+
+/// Builds the image (for `container::`) while the tests compile: two builds on two cores fill
+/// each other's serial stretches (links, build scripts). Returns the image archive.
+fn build_image_beside_tests() -> Result<std::path::PathBuf> {
+    println!("xtask test: building the image beside the tests (log: target/image/build.log)");
+    let image = std::thread::spawn(|| image::build(image::Output::Log));
+    let tests = cargo_on_host_crates(&["test", "--no-run"], &[]);
+    let image = image
+        .join()
+        .map_err(|_| anyhow::anyhow!("the image build panicked"))?;
+    tests?;
+    image
 }
 
 /// Runs the tests, echoing their output, and closes with one `N passed, M failed` line summed
