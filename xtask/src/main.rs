@@ -257,11 +257,47 @@ const EXIT_TABLE_PAGE: &str = "docs/updates.md";
 const EXIT_TABLE_START: &str = "<!-- exit-table:start -->\n";
 const EXIT_TABLE_END: &str = "<!-- exit-table:end -->";
 
+/// Debian's iso-codes (installed by setup) and the subdivision table taken from it.
+const ISO_3166_2_SOURCE: &str = "/usr/share/iso-codes/json/iso_3166-2.json";
+const ISO_3166_2_TABLE: &str = "filter-user/src/model/iso3166_2.tsv";
+
+/// `CODE<TAB>NAME` per ISO 3166-2 subdivision, sorted by code, from iso-codes' JSON.
+fn iso_3166_2_table() -> Result<String> {
+    let text = std::fs::read_to_string(ISO_3166_2_SOURCE).with_context(|| {
+        format!("cannot read {ISO_3166_2_SOURCE}: install Debian's iso-codes (`cargo xtask setup`)")
+    })?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{ISO_3166_2_SOURCE} is not JSON"))?;
+    let mut rows: Vec<(String, String)> = json["3166-2"]
+        .as_array()
+        .with_context(|| format!("{ISO_3166_2_SOURCE} has no \"3166-2\" list"))?
+        .iter()
+        .map(|entry| {
+            let field = |name: &str| entry[name].as_str().unwrap_or_default().to_owned();
+            (field("code"), field("name"))
+        })
+        .collect();
+    rows.sort();
+    if rows
+        .iter()
+        .any(|(code, name)| code.is_empty() || name.is_empty() || name.contains(['\t', '\n']))
+    {
+        bail!("{ISO_3166_2_SOURCE} has an entry without a code or name");
+    }
+    Ok(rows
+        .iter()
+        .map(|(code, name)| format!("{code}\t{name}\n"))
+        .collect())
+}
+
 /// Regenerates everything the docs take from the code: the man pages and completions in
 /// contrib/ (files the generator no longer writes are removed: those directories hold only
-/// generated files) and the exit-status table in docs/updates.md.
+/// generated files), the exit-status table in docs/updates.md, and the subdivision table
+/// from iso-codes.
 fn docs() -> Result<()> {
     let root = workspace_root();
+    std::fs::write(root.join(ISO_3166_2_TABLE), iso_3166_2_table()?)
+        .with_context(|| format!("cannot write {ISO_3166_2_TABLE}"))?;
     let scratch = root.join("target/docs-gen");
     generate_docs(&scratch)?;
     for sub in ["man", "completions"] {
@@ -343,10 +379,15 @@ fn splice_exit_table(text: &str, table: &str) -> Result<String> {
     ))
 }
 
-/// Fails if the committed man pages, completions or exit table differ from what the code
-/// generates now.
+/// Fails if the committed man pages, completions, exit table or subdivision table differ from
+/// what the code (or iso-codes) generates now.
 fn check_docs() -> Result<()> {
     let root = workspace_root();
+    let table = std::fs::read_to_string(root.join(ISO_3166_2_TABLE))
+        .with_context(|| format!("cannot read {ISO_3166_2_TABLE}"))?;
+    if table != iso_3166_2_table()? {
+        bail!("{ISO_3166_2_TABLE} differs from {ISO_3166_2_SOURCE}: run `cargo xtask docs` and commit the result");
+    }
     let scratch = root.join("target/docs-check");
     generate_docs(&scratch)?;
     let stale = docs_diff(&scratch, &root.join(CONTRIB))?;

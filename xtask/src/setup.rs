@@ -39,6 +39,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "runc",
     // The static binary's C parts (ring) are compiled with musl's gcc wrapper.
     "musl-tools",
+    // ISO 3166-2 subdivision codes: the lint checks filter-user's table against it.
+    "iso-codes",
 ];
 
 /// The target of the static binary the container image holds.
