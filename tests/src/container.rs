@@ -47,6 +47,21 @@ fn built_image() -> Result<PathBuf> {
     Ok(archives.remove(0))
 }
 
+/// What a test may change in how the pod runs; the default is the DaemonSet's.
+pub struct PodSettings {
+    pub capabilities: &'static str,
+    pub seccomp_unconfined: bool,
+}
+
+impl Default for PodSettings {
+    fn default() -> Self {
+        Self {
+            capabilities: CAPABILITIES,
+            seccomp_unconfined: true,
+        }
+    }
+}
+
 /// A podman storage of one test's own; every container it started is removed on drop.
 pub struct Podman {
     dir: tempfile::TempDir,
@@ -144,11 +159,30 @@ impl Podman {
         inst: &Instance,
         config_dir: &Path,
     ) -> Result<String> {
+        self.start_agent_with(image, ns, inst, config_dir, &PodSettings::default())
+    }
+
+    /// [`Podman::start_agent`] with other capabilities or seccomp than the pod's.
+    pub fn start_agent_with(
+        &self,
+        image: &str,
+        ns: &NetNs,
+        inst: &Instance,
+        config_dir: &Path,
+        settings: &PodSettings,
+    ) -> Result<String> {
         let name = unique_name("rfagent");
+        let seccomp = if settings.seccomp_unconfined {
+            "seccomp=unconfined"
+        } else {
+            // podman's default profile, as a runtime's RuntimeDefault.
+            "seccomp=/usr/share/containers/seccomp.json"
+        };
         std::fs::create_dir_all(inst.lib_dir())?;
         let network = format!("ns:{}", ns.path().display());
+        // bpffs as the pod mounts it: HostToContainer propagation is rslave.
         let mounts = [
-            ("/sys/fs/bpf".into(), "/sys/fs/bpf"),
+            ("/sys/fs/bpf".into(), "/sys/fs/bpf:rslave"),
             (inst.state_dir.clone(), "/run/regionfilter"),
             (inst.lib_dir(), "/var/lib/regionfilter"),
         ];
@@ -162,14 +196,19 @@ impl Podman {
             "--cap-drop",
             "all",
             "--cap-add",
-            CAPABILITIES,
+            settings.capabilities,
             // As the DaemonSet: runtimes' default profiles allow bpf(2) only with
-            // CAP_SYS_ADMIN (docs/kubernetes.md).
+            // CAP_SYS_ADMIN (docs/container.md).
             "--security-opt",
-            "seccomp=unconfined",
+            seccomp,
+            "--security-opt",
+            "apparmor=unconfined",
             "--security-opt",
             "no-new-privileges",
+            // readOnlyRootFilesystem: no writable /run, /tmp or /var/tmp either, which
+            // podman's --read-only would otherwise add.
             "--read-only",
+            "--read-only-tmpfs=false",
             "--env",
             &format!("REGIONFILTER_PIN_ROOT={}", inst.pin_root.display()),
             "--env",
@@ -232,6 +271,26 @@ impl Podman {
         let code = self.ok(&["wait", name])?;
         code.parse()
             .with_context(|| format!("podman wait printed {code:?}"))
+    }
+
+    /// Every path in `image` (files, directories, links), relative to its root, sorted.
+    pub fn image_paths(&self, image: &str) -> Result<Vec<String>> {
+        let root = PathBuf::from(self.ok(&["image", "mount", image])?);
+        let mut paths = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let path = entry?.path();
+                if path.is_dir() && !path.is_symlink() {
+                    dirs.push(path.clone());
+                }
+                let relative = path.strip_prefix(&root)?.display().to_string();
+                paths.push(relative);
+            }
+        }
+        self.ok(&["image", "unmount", image])?;
+        paths.sort();
+        Ok(paths)
     }
 
     /// `podman image inspect` as JSON.

@@ -172,8 +172,8 @@ fn source_revision(root: &Path) -> (String, String) {
     let Some(head) = git(&["rev-parse", "HEAD"]) else {
         return ("unknown".into(), "0".into());
     };
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-        .is_none_or(|changes| !changes.is_empty());
+    // Untracked files count: a new source file changes the build (target/ is ignored).
+    let dirty = git(&["status", "--porcelain"]).is_none_or(|changes| !changes.is_empty());
     let epoch = git(&["log", "-1", "--format=%ct"]).unwrap_or_else(|| "0".into());
     (if dirty { format!("{head}-dirty") } else { head }, epoch)
 }

@@ -75,7 +75,7 @@ pub struct Overrides {
 
 /// Runs until SIGTERM or SIGINT. Errors only for what stops it from starting.
 pub fn run(layout: Layout, config_path: &Path, overrides: &Overrides) -> Result<()> {
-    privileges::require_bpf_admin("agent")?;
+    privileges::require_bpf_admin("agent", true)?;
     // Checked again by every attach and update (a limit lowered while it runs is a logged
     // failure); here so an agent that could only die at its first attach does not start.
     privileges::require_address_space("agent")?;

@@ -151,7 +151,7 @@ fn url(text: &str) -> Result<String, String> {
 
 pub fn run(layout: &Layout, args: &UpdateArgs) -> Result<u8> {
     // Also checked by every update; here before a download is fetched for nothing.
-    privileges::require_bpf_admin("update")?;
+    privileges::require_bpf_admin("update", true)?;
     let policy = args.policy.spec().change(args.reset_policy, args.enforce)?;
     // Read now, not at the first download: a bad file is refused before anything is fetched.
     if let Some(ca_file) = &args.ca_file {

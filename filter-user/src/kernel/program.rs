@@ -45,7 +45,25 @@ pub fn load_object(lookup: Lookup, layer: LinkLayer) -> Result<Ebpf> {
     loader(lookup)
         .override_global(RAW_IP, &raw_ip, true)
         .load(EBPF_OBJECT)
-        .context("cannot create the filter's BPF maps")
+        .map_err(|e| {
+            let hint = if permission_denied(&e) {
+                // The capabilities were checked before: what refuses is a seccomp profile
+                // or an LSM, which is what a container runtime's default profile does.
+                " (bpf(2) refused although the capabilities are present: in a container, \
+                 its seccomp profile must allow bpf(2); see docs/container.md)"
+            } else {
+                ""
+            };
+            anyhow::Error::new(e).context(format!("cannot create the filter's BPF maps{hint}"))
+        })
+}
+
+/// Whether an `EPERM` from the kernel is somewhere in `err`'s chain.
+fn permission_denied(err: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(err), |e| e.source()).any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::EPERM))
+    })
 }
 
 /// Verifies and loads the XDP program of `ebpf`.

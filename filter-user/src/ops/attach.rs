@@ -93,7 +93,7 @@ pub fn attach(layout: &Layout, request: &AttachRequest<'_>) -> Result<Attached, 
 }
 
 fn run(layout: &Layout, request: &AttachRequest<'_>) -> Result<Attached> {
-    privileges::require_bpf_admin("attach")?;
+    privileges::require_bpf_admin("attach", true)?;
     privileges::require_address_space("attach")?;
     let iface = request.iface;
     let ifindex = netdev::index(iface)?;

@@ -45,7 +45,7 @@ pub fn detach(layout: &Layout, iface: &IfaceName, wait: Duration) -> Result<Deta
 }
 
 fn run(layout: &Layout, iface: &IfaceName, wait: Duration) -> Result<Detached> {
-    privileges::require_bpf_admin("detach")?;
+    privileges::require_bpf_admin("detach", false)?;
     let pin_dir = layout.pin_dir(iface);
     let not_attached = || {
         anyhow::anyhow!(

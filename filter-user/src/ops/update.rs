@@ -186,10 +186,11 @@ fn lock_attached(
     target: &Target,
     guard: &Guard,
 ) -> Result<IfaceLock> {
-    privileges::require_bpf_admin(match target {
+    let verb = match target {
         Target::Update { .. } => "update",
         Target::Rollback => "rollback",
-    })?;
+    };
+    privileges::require_bpf_admin(verb, true)?;
     privileges::require_address_space("update")?;
     let pin_dir = layout.pin_dir(iface);
     // Checked before the lock too, so a refusal creates no lock file; again under the lock.

@@ -17,7 +17,7 @@ use integration_tests::{
     agent::get,
     cli::{country_packets, fixture, Instance},
     consts::{GB_V4, SE_V4, WAIT},
-    container::{Podman, CONTAINER_WAIT, LISTEN},
+    container::{PodSettings, Podman, CONTAINER_WAIT, LISTEN},
     netns::{NetNs, VethPair, RECEIVER_V4},
     prometheus::series,
     traffic::{self, Receiver},
@@ -83,29 +83,24 @@ fn the_image_is_one_static_binary_and_its_licences_on_an_empty_base() {
         serde_json::json!(["agent", "--config", "/etc/regionfilter/agent.toml"])
     );
 
+    assert_eq!(label("title"), "regionfilter");
+    assert!(!label("description").is_empty() && !label("source").is_empty());
+
     // Exactly the binary and the licences: no shell, no libc, nothing else.
-    let container = podman.ok(&["create", &podman.image]).unwrap();
-    let out = podman.output(&["export", &container]).unwrap();
-    assert!(out.status.success());
-    let mut files: Vec<String> = tar::Archive::new(out.stdout.as_slice())
-        .entries()
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.header().entry_type().is_file())
-        .map(|e| e.path().unwrap().display().to_string())
-        .filter(|p| !p.starts_with("run/") && !p.starts_with("etc/"))
-        .collect();
-    files.sort();
     assert_eq!(
-        files,
+        podman.image_paths(&podman.image).unwrap(),
         [
+            "usr",
+            "usr/bin",
             "usr/bin/regionfilter",
+            "usr/share",
+            "usr/share/licenses",
+            "usr/share/licenses/regionfilter",
             "usr/share/licenses/regionfilter/LICENSE-APACHE",
             "usr/share/licenses/regionfilter/LICENSE-MIT",
             "usr/share/licenses/regionfilter/THIRD-PARTY",
         ]
     );
-    podman.ok(&["rm", &container]).unwrap();
 
     // It runs with no loader or libc beside it: static.
     let version = podman
@@ -376,7 +371,7 @@ fn a_container_killed_mid_update_leaves_one_whole_policy() {
     let started = Instant::now();
     podman.signal(&running, "HUP").unwrap();
     // One source's verdict: the whole-list check could catch the switch between sources.
-    assert!(wait_until(CONTAINER_WAIT, Duration::ZERO, || {
+    assert!(wait_until(CONTAINER_WAIT, Duration::from_millis(1), || {
         probe.verdict(CHANGING[0]) == UNDER_B
     }));
     let full = started.elapsed();
@@ -430,4 +425,65 @@ fn a_container_killed_mid_update_leaves_one_whole_policy() {
         "kept old / switched: {outcomes:?} in {kills} kills over {full:?}"
     );
     assert_eq!(podman.stop(&running).unwrap(), 0);
+}
+
+#[test]
+fn without_the_pods_seccomp_or_perfmon_the_agent_says_what_is_missing_and_attaches_nothing() {
+    let pair = VethPair::new("ctp").unwrap();
+    let ns = &pair.receiver;
+    let inst = Instance::new();
+    let etc = config_dir(&inst);
+    fs::copy(
+        fixture("maxmind/GeoLite2-Country-Test.mmdb"),
+        etc.join("country.mmdb"),
+    )
+    .unwrap();
+    write_config(
+        &etc,
+        &pair.receiver_if,
+        "/etc/regionfilter/country.mmdb",
+        "deny = [\"GB\"]",
+    );
+    let podman = Podman::new().unwrap();
+
+    // The runtime's default seccomp profile: the agent runs, cannot create a map, says why,
+    // and is not ready.
+    let confined = PodSettings {
+        seccomp_unconfined: false,
+        ..PodSettings::default()
+    };
+    let name = podman
+        .start_agent_with(&podman.image, ns, &inst, &etc, &confined)
+        .unwrap();
+    let line = podman
+        .wait_for_line(&name, &["event=reconcile_failed"])
+        .unwrap();
+    assert!(
+        line.contains("its seccomp profile must allow bpf(2)"),
+        "{line}"
+    );
+    podman
+        .wait_for_line(&name, &["event=reconciled", "ready=0"])
+        .unwrap();
+    assert_eq!(get(ns, LISTEN, "/healthz").unwrap().0, 503);
+    assert_eq!(podman.stop(&name).unwrap(), 0);
+    assert!(inst.attached().is_empty());
+
+    // Without CAP_PERFMON: refused at start, naming it.
+    let without_perfmon = PodSettings {
+        capabilities: "CAP_BPF,CAP_NET_ADMIN",
+        ..PodSettings::default()
+    };
+    let name = podman
+        .start_agent_with(&podman.image, ns, &inst, &etc, &without_perfmon)
+        .unwrap();
+    assert_eq!(podman.exit_code(&name).unwrap(), 1);
+    let log = podman.logs(&name).unwrap();
+    assert!(
+        log.contains(
+            "regionfilter agent needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON and lacks CAP_PERFMON"
+        ),
+        "{log}"
+    );
+    assert!(inst.attached().is_empty());
 }

@@ -194,6 +194,12 @@ fn the_daemonset_runs_unprivileged_on_every_node_with_only_its_three_capabilitie
             security["seccompProfile"]["type"], "Unconfined",
             "{variant}"
         );
+        // The default AppArmor profile denies writes under /sys/fs/ (bpffs pins).
+        assert_eq!(
+            security["appArmorProfile"]["type"], "Unconfined",
+            "{variant}"
+        );
+        assert_eq!(security["seLinuxOptions"]["type"], "spc_t", "{variant}");
         let mut added = strings(&security["capabilities"]["add"]);
         added.sort_unstable();
         assert_eq!(added, ["BPF", "NET_ADMIN", "PERFMON"], "{variant}");

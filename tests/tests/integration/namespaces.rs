@@ -296,7 +296,7 @@ fn without_privileges_one_clear_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         err.trim(),
-        "error: regionfilter attach needs root (CAP_BPF and CAP_NET_ADMIN): run it with sudo"
+        "error: regionfilter attach needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON and lacks CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON: run it as root (sudo), or grant them to its unit or container"
     );
 }
 
