@@ -487,3 +487,43 @@ fn without_the_pods_seccomp_or_perfmon_the_agent_says_what_is_missing_and_attach
     );
     assert!(inst.attached().is_empty());
 }
+
+/// The shape of the DaemonSet's own configuration: the database downloaded over HTTPS (here
+/// from a server on the namespace's loopback, under a private CA named by `ca_file`), native
+/// mode, JSON logs. The empty image has no CA store and no libc: TLS and the download work
+/// from what the binary carries.
+#[test]
+fn the_deploy_configuration_shape_downloads_over_https_from_the_empty_image() {
+    let pair = VethPair::new("cth").unwrap();
+    let ns = &pair.receiver;
+    let inst = Instance::new();
+    let etc = config_dir(&inst);
+    let db = fs::read(fixture("maxmind/GeoLite2-Country-Test.mmdb")).unwrap();
+    let server = integration_tests::http::Server::start_tls_in(ns, move |_| {
+        integration_tests::http::Reply::ok(db.clone())
+    })
+    .unwrap();
+    let _ = server.ca().unwrap().write_pem(&etc);
+    let iface = pair.receiver_if.clone();
+    fs::write(
+        etc.join("agent.toml"),
+        format!(
+            "metrics_listen = \"{LISTEN}\"\nlog_format = \"json\"\nca_file = \"ca.pem\"\n\n\
+             [[interface]]\nname = \"{iface}\"\nmode = \"native\"\nurl = \"{}\"\n\
+             [interface.policy]\ndeny = [\"GB\"]\n",
+            server.url("/geolite2-country.mmdb")
+        ),
+    )
+    .unwrap();
+    let podman = Podman::new().unwrap();
+    let name = podman.start_agent(&podman.image, ns, &inst, &etc).unwrap();
+    let attached = podman
+        .wait_for_line(&name, &["\"event\":\"attached\"", &iface])
+        .unwrap();
+    assert!(attached.starts_with('{'), "JSON log lines: {attached}");
+    assert!(wait_ready(ns), "{}", podman.logs(&name).unwrap());
+    assert_eq!(server.requests(), 1);
+    let status = inst.ok(Some(ns), &["status"]).unwrap();
+    assert!(status.contains("native mode"), "{status}");
+    assert_eq!(podman.stop(&name).unwrap(), 0);
+}
