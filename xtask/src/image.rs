@@ -14,7 +14,10 @@ use std::{
 
 use anyhow::{bail, ensure, Context as _, Result};
 
-use crate::{setup::STATIC_TARGET, workspace_root};
+use crate::{
+    setup::{status, STATIC_TARGET},
+    workspace_root,
+};
 
 /// The cargo profile of the image's binary: release, stripped (Cargo.toml).
 const PROFILE: &str = "image";
@@ -77,7 +80,7 @@ pub fn build(output: Output) -> Result<PathBuf> {
     for (key, value) in &labels {
         build.args(["--label", &format!("{key}={value}")]);
     }
-    run(build.arg(&context))?;
+    status(build.arg(&context))?;
 
     let archive = dir.join(format!("regionfilter-{version}.oci.tar"));
     for old in std::fs::read_dir(&dir)?.filter_map(|e| e.ok().map(|e| e.path())) {
@@ -86,10 +89,12 @@ pub fn build(output: Output) -> Result<PathBuf> {
                 .with_context(|| format!("cannot remove {}", old.display()))?;
         }
     }
-    run(podman(&dir)
-        .args(["save", "--quiet", "--format", "oci-archive", "--output"])
-        .arg(&archive)
-        .arg(&name))?;
+    status(
+        podman(&dir)
+            .args(["save", "--quiet", "--format", "oci-archive", "--output"])
+            .arg(&archive)
+            .arg(&name),
+    )?;
 
     let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     println!(
@@ -264,14 +269,4 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
     std::fs::copy(from, to)
         .map(drop)
         .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))
-}
-
-fn run(command: &mut Command) -> Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("cannot run {command:?}"))?;
-    if !status.success() {
-        bail!("{command:?} failed");
-    }
-    Ok(())
 }

@@ -218,7 +218,8 @@ fn output(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-fn status(cmd: &mut Command) -> Result<()> {
+/// Runs `cmd`; an error naming it unless it exits 0.
+pub fn status(cmd: &mut Command) -> Result<()> {
     let st = cmd
         .status()
         .with_context(|| format!("cannot run {cmd:?}"))?;

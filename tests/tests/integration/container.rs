@@ -44,6 +44,24 @@ fn write_config(dir: &Path, iface: &str, db: &str, policy: &str) {
     .unwrap();
 }
 
+/// A configuration directory filtering `iface` with the bundled test database (copied in)
+/// and `deny = ["GB"]`.
+fn deny_gb_config(inst: &Instance, iface: &str) -> PathBuf {
+    let etc = config_dir(inst);
+    fs::copy(
+        fixture("maxmind/GeoLite2-Country-Test.mmdb"),
+        etc.join("country.mmdb"),
+    )
+    .unwrap();
+    write_config(
+        &etc,
+        iface,
+        "/etc/regionfilter/country.mmdb",
+        "deny = [\"GB\"]",
+    );
+    etc
+}
+
 /// Waits until the agent in `ns` answers /healthz with 200.
 fn wait_ready(ns: &NetNs) -> bool {
     wait_until(CONTAINER_WAIT, Duration::from_millis(20), || {
@@ -187,19 +205,8 @@ fn a_pod_like_container_filters_and_restarts_and_upgrades_under_traffic_without_
     }
     let ns = &pair.receiver;
     let inst = Instance::new();
-    let etc = config_dir(&inst);
-    fs::copy(
-        fixture("maxmind/GeoLite2-Country-Test.mmdb"),
-        etc.join("country.mmdb"),
-    )
-    .unwrap();
     let iface = pair.receiver_if.clone();
-    write_config(
-        &etc,
-        &iface,
-        "/etc/regionfilter/country.mmdb",
-        "deny = [\"GB\"]",
-    );
+    let etc = deny_gb_config(&inst, &iface);
     // Declared after the instance: containers go before the directories they mount.
     let podman = Podman::new().unwrap();
     let upgrade = podman
@@ -432,18 +439,7 @@ fn without_the_pods_seccomp_or_perfmon_the_agent_says_what_is_missing_and_attach
     let pair = VethPair::new("ctp").unwrap();
     let ns = &pair.receiver;
     let inst = Instance::new();
-    let etc = config_dir(&inst);
-    fs::copy(
-        fixture("maxmind/GeoLite2-Country-Test.mmdb"),
-        etc.join("country.mmdb"),
-    )
-    .unwrap();
-    write_config(
-        &etc,
-        &pair.receiver_if,
-        "/etc/regionfilter/country.mmdb",
-        "deny = [\"GB\"]",
-    );
+    let etc = deny_gb_config(&inst, &pair.receiver_if);
     let podman = Podman::new().unwrap();
 
     // The runtime's default seccomp profile: the agent runs, cannot create a map, says why,

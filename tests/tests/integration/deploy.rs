@@ -71,25 +71,30 @@ fn the_committed_renderings_are_what_kustomize_renders() {
     };
     assert!(out.status.success());
     for variant in VARIANTS {
-        let dir = repo().join("deploy/variants").join(variant);
-        let out = Command::new("kubectl")
-            .arg("kustomize")
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = kustomize(&repo().join("deploy/variants").join(variant));
         let committed = fs::read(rendered(variant)).unwrap();
         assert!(
-            out.stdout == committed,
+            out == committed,
             "deploy/rendered/{variant}.yaml is not what `kubectl kustomize deploy/variants/{variant}` \
              renders: run it again and commit the result"
         );
     }
     the_documented_overlay_sets_the_registry_image();
+}
+
+/// What `kubectl kustomize DIR` renders; the test fails with kubectl's error otherwise.
+fn kustomize(dir: &std::path::Path) -> Vec<u8> {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// The overlay docs/kubernetes.md gives for one's own registry, rendered: every container
@@ -110,17 +115,7 @@ fn the_documented_overlay_sets_the_registry_image() {
         text.replace("../deploy/", "../../deploy/"),
     )
     .unwrap();
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rendered = String::from_utf8(out.stdout).unwrap();
+    let rendered = String::from_utf8(kustomize(dir.path())).unwrap();
     let images: Vec<&str> = rendered
         .lines()
         .filter_map(|l| l.trim().strip_prefix("image: "))
