@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{text::country_code, DataError, Format, Range, SourceData, SourceInfo};
 use crate::model::country::Country;
 
-mod tree;
+pub(super) mod tree;
 
 /// Which record field decides a network's country.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -100,7 +100,7 @@ impl CountryRecord<'_> {
 
 /// IPv6 ranges that alias IPv4 space in MaxMind trees (IPv4-compatible, IPv4-mapped, 6to4,
 /// Teredo): skipped so IPv4 space is neither counted twice nor judged through IPv6 keys.
-fn is_ipv4_alias(net: &Ipv6Net) -> bool {
+pub(super) fn is_ipv4_alias(net: &Ipv6Net) -> bool {
     const ALIASES: [(&str, u8); 4] = [
         ("::", 96),
         ("::ffff:0:0", 96),
@@ -166,14 +166,14 @@ fn bad_record(path: &Path, network: IpNet, message: String) -> DataError {
 }
 
 /// A network as maxminddb reports it, which always has a valid prefix length.
-fn ip_net(ip: IpAddr, prefix: u8) -> IpNet {
+pub(super) fn ip_net(ip: IpAddr, prefix: u8) -> IpNet {
     IpNet::new(ip, prefix).expect("maxminddb yields valid prefix lengths")
 }
 
 /// Maps a reader error to [`DataError::Corrupt`] naming `path`, or to
 /// [`DataError::NotMaps`] when a record decodes as something other than a map: a well-formed
 /// database of another kind, which no download would repair.
-fn corrupt_at(path: &Path) -> impl Fn(maxminddb::MaxMindDbError) -> DataError + '_ {
+pub(super) fn corrupt_at(path: &Path) -> impl Fn(maxminddb::MaxMindDbError) -> DataError + '_ {
     move |source| match &source {
         maxminddb::MaxMindDbError::Decoding { message, .. }
             if message.starts_with("expected map") =>

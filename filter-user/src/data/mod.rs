@@ -5,6 +5,7 @@
 mod cidr;
 mod csv;
 pub mod mmdb;
+pub mod places;
 mod rir;
 mod text;
 
@@ -128,6 +129,12 @@ pub enum DataError {
         path: PathBuf,
         database_type: String,
         fields: &'static str,
+    },
+    #[error("database {path} ({database_type}) has no subdivision or network data: no network carries {fields}; give a city or ASN database")]
+    NoPlaces {
+        path: PathBuf,
+        database_type: String,
+        fields: String,
     },
     #[error("{path} is empty: it holds no address ranges")]
     Empty { path: PathBuf },

@@ -149,21 +149,23 @@ impl fmt::Display for Region {
     }
 }
 
-/// What the data says about one address: each part may be unknown.
+/// What the data says about one address: each part may be unknown. City databases give up
+/// to two levels of subdivision, largest first (`GB-ENG`, then `GB-WBK`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Place {
     pub country: Option<Country>,
-    pub subdivision: Option<Subdivision>,
+    pub subdivisions: [Option<Subdivision>; 2],
     pub asn: Option<Asn>,
 }
 
 /// The named region that decides for `place`, with what the policy says of it: its network
-/// if the policy names it, else its subdivision if named, else its country if named; `None`
-/// when the policy names none of them (the policy's default applies).
+/// if the policy names it, else its smallest named subdivision, else its country if named;
+/// `None` when the policy names none of them (the policy's default applies).
 pub fn deciding<'a, V>(named: &'a BTreeMap<Region, V>, place: &Place) -> Option<(Region, &'a V)> {
     let candidates = [
         place.asn.map(Region::Network),
-        place.subdivision.map(Region::Subdivision),
+        place.subdivisions[1].map(Region::Subdivision),
+        place.subdivisions[0].map(Region::Subdivision),
         place.country.map(Region::Country),
     ];
     candidates
@@ -278,7 +280,7 @@ mod tests {
     fn the_most_specific_named_unit_decides() {
         let place = |country: &str, subdivision: Option<&str>, asn: Option<u32>| Place {
             country: Country::from_code(country),
-            subdivision: subdivision.and_then(Subdivision::from_code),
+            subdivisions: [subdivision.and_then(Subdivision::from_code), None],
             asn: asn.and_then(Asn::new),
         };
         // Serve Ukraine but not its sanctioned regions.
@@ -321,5 +323,25 @@ mod tests {
         );
         // Unknown parts never decide.
         assert_eq!(deciding(&cloud, &Place::default()), None);
+        // Two levels: the smaller one named decides, else the larger.
+        let berkshire = Place {
+            country: Country::from_code("GB"),
+            subdivisions: [
+                Subdivision::from_code("GB-ENG"),
+                Subdivision::from_code("GB-WBK"),
+            ],
+            asn: None,
+        };
+        let england: BTreeMap<Region, &str> =
+            [(region("GB-ENG"), "deny"), (region("GB-WBK"), "allow")].into();
+        assert_eq!(
+            deciding(&england, &berkshire),
+            Some((region("GB-WBK"), &"allow"))
+        );
+        let only_england: BTreeMap<Region, &str> = [(region("GB-ENG"), "deny")].into();
+        assert_eq!(
+            deciding(&only_england, &berkshire),
+            Some((region("GB-ENG"), &"deny"))
+        );
     }
 }
