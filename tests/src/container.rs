@@ -261,9 +261,12 @@ impl Podman {
         self.exit_code(name)
     }
 
-    /// Sends `signal` (`HUP`, `KILL`) to the container's process.
-    pub fn signal(&self, name: &str, signal: &str) -> Result<()> {
-        self.ok(&["kill", "--signal", signal, name]).map(drop)
+    /// The host PID of the container's process (the agent): signals sent to it straight
+    /// from the test land at once, without a `podman kill` process in between.
+    pub fn pid(&self, name: &str) -> Result<i32> {
+        let pid = self.ok(&["inspect", "--format", "{{.State.Pid}}", name])?;
+        pid.parse()
+            .with_context(|| format!("podman inspect printed pid {pid:?}"))
     }
 
     /// Waits for the container to exit; its exit code.

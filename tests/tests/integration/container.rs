@@ -375,8 +375,12 @@ fn a_container_killed_mid_update_leaves_one_whole_policy() {
 
     // How long a reload's switch takes here, so that kills land all over it.
     configure('B');
+    // Signals go straight to the agent's PID: a `podman kill` process would add its own
+    // start-up time, much longer than the switch, to where each kill lands.
+    let pid = podman.pid(&running).unwrap();
     let started = Instant::now();
-    podman.signal(&running, "HUP").unwrap();
+    // SAFETY: kill(2) on the agent's process, which keeps running.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
     // One source's verdict: the whole-list check could catch the switch between sources.
     assert!(wait_until(CONTAINER_WAIT, Duration::from_millis(1), || {
         probe.verdict(CHANGING[0]) == UNDER_B
@@ -393,9 +397,12 @@ fn a_container_killed_mid_update_leaves_one_whole_policy() {
         // Spread over 0 to 1.2 times a whole switch; the delay picks where the kill lands,
         // nothing waits on it for correctness.
         let delay = full.mul_f64(1.2 * ((kills * 7) % 16) as f64 / 16.0);
-        podman.signal(&running, "HUP").unwrap();
+        let pid = podman.pid(&running).unwrap();
+        // SAFETY: kill(2) on the agent's process, alive until the SIGKILL below.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
         std::thread::sleep(delay);
-        podman.signal(&running, "KILL").unwrap();
+        // SAFETY: as above; the process may have finished its switch, not exited.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
         podman.exit_code(&running).unwrap();
 
         // One whole policy: every source answers from one list, the active half is
