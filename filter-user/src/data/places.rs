@@ -1,7 +1,7 @@
 //! What city and ASN databases say about networks beyond their country: the ISO 3166-2
 //! subdivisions (MaxMind and DB-IP City: `subdivisions[].iso_code` under `country.iso_code`,
-//! largest first) and the autonomous system (`autonomous_system_number`, in GeoLite2-ASN and
-//! ip-location-db's ASN databases).
+//! largest first) and the autonomous system (`autonomous_system_number`, as in GeoLite2-ASN;
+//! ip-location-db's ASN and city layouts are not read yet).
 //!
 //! Groundwork for regions in policies (issue 23): read and checked here, not compiled yet.
 
@@ -22,8 +22,6 @@ struct PlaceRecord<'a> {
     #[serde(borrow, default)]
     subdivisions: Vec<Code<'a>>,
     autonomous_system_number: Option<u32>,
-    /// ip-location-db's flat ASN layout.
-    asn: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -118,16 +116,13 @@ impl Places {
                 }
             }
         }
-        let asn = record
-            .autonomous_system_number
-            .or(record.asn)
-            .and_then(|n| {
-                let asn = Asn::new(n);
-                if asn.is_none() {
-                    *self.bad_asns.entry(n).or_insert(0) += 1;
-                }
-                asn
-            });
+        let asn = record.autonomous_system_number.and_then(|n| {
+            let asn = Asn::new(n);
+            if asn.is_none() {
+                *self.bad_asns.entry(n).or_insert(0) += 1;
+            }
+            asn
+        });
         NetworkPlace {
             network,
             subdivisions,
