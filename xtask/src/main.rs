@@ -274,8 +274,8 @@ fn iso_codes_version() -> Result<String> {
 }
 
 /// `# iso-codes VERSION`, then `CODE<TAB>NAME` per ISO 3166-2 subdivision, sorted by code,
-/// from iso-codes' JSON.
-fn iso_3166_2_table() -> Result<String> {
+/// from iso-codes' JSON; `version` is the installed package's ([`iso_codes_version`]).
+fn iso_3166_2_table(version: &str) -> Result<String> {
     let text = std::fs::read_to_string(ISO_3166_2_SOURCE).with_context(|| {
         format!("cannot read {ISO_3166_2_SOURCE}: install Debian's iso-codes (`cargo xtask setup`)")
     })?;
@@ -301,7 +301,7 @@ fn iso_3166_2_table() -> Result<String> {
         .iter()
         .map(|(code, name)| format!("{code}\t{name}\n"))
         .collect();
-    Ok(format!("# iso-codes {}\n{body}", iso_codes_version()?))
+    Ok(format!("# iso-codes {version}\n{body}"))
 }
 
 /// Regenerates everything the docs take from the code: the man pages and completions in
@@ -310,8 +310,11 @@ fn iso_3166_2_table() -> Result<String> {
 /// from iso-codes.
 fn docs() -> Result<()> {
     let root = workspace_root();
-    std::fs::write(root.join(ISO_3166_2_TABLE), iso_3166_2_table()?)
-        .with_context(|| format!("cannot write {ISO_3166_2_TABLE}"))?;
+    std::fs::write(
+        root.join(ISO_3166_2_TABLE),
+        iso_3166_2_table(&iso_codes_version()?)?,
+    )
+    .with_context(|| format!("cannot write {ISO_3166_2_TABLE}"))?;
     let scratch = root.join("target/docs-gen");
     generate_docs(&scratch)?;
     for sub in ["man", "completions"] {
@@ -401,14 +404,15 @@ fn check_docs() -> Result<()> {
         .with_context(|| format!("cannot read {ISO_3166_2_TABLE}"))?;
     // Only the release the table was taken from is compared: another Debian release's
     // iso-codes is news to act on, not a broken build.
-    let installed = format!("# iso-codes {}\n", iso_codes_version()?);
+    let version = iso_codes_version()?;
+    let installed = format!("# iso-codes {version}\n");
     if !table.starts_with(&installed) {
         println!(
             "xtask lint: {ISO_3166_2_TABLE} is from {}, this machine has {}: not compared (`cargo xtask docs` takes this machine's)",
             table.lines().next().unwrap_or_default().trim_start_matches("# "),
             installed.trim().trim_start_matches("# ")
         );
-    } else if table != iso_3166_2_table()? {
+    } else if table != iso_3166_2_table(&version)? {
         bail!("{ISO_3166_2_TABLE} differs from {ISO_3166_2_SOURCE}: run `cargo xtask docs` and commit the result");
     }
     let scratch = root.join("target/docs-check");

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{text::country_code, DataError, Format, Range, SourceData, SourceInfo};
 use crate::model::country::Country;
 
-pub(super) mod tree;
+mod tree;
 
 /// Which record field decides a network's country.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -195,15 +195,22 @@ pub(super) fn corrupt_at(path: &Path) -> impl Fn(maxminddb::MaxMindDbError) -> D
 /// (`Reader::verify` is not used: it also demands a non-empty metadata description, which the
 /// spec leaves optional and ip-location-db's databases do not carry.)
 pub fn load(path: &Path, field: CountryField) -> Result<SourceData, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::Open {
-        path: path.to_owned(),
-        source: e.into(),
-    })?;
-    load_bytes(path, &bytes, field)
+    load_bytes(path, &read(path)?, field)
 }
 
-/// [`load`] on a database already in memory; `path` names it in messages.
-pub fn load_bytes(path: &Path, bytes: &[u8], field: CountryField) -> Result<SourceData, DataError> {
+/// The database file's bytes; an error naming it.
+pub(super) fn read(path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|e| DataError::Open {
+        path: path.to_owned(),
+        source: e.into(),
+    })
+}
+
+/// A reader over `bytes` whose search tree can be walked to its end ([`tree::check`]).
+pub(super) fn open_walkable<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+) -> Result<Reader<&'a [u8]>, DataError> {
     let reader = Reader::from_source(bytes).map_err(|source| DataError::Open {
         path: path.to_owned(),
         source,
@@ -211,6 +218,12 @@ pub fn load_bytes(path: &Path, bytes: &[u8], field: CountryField) -> Result<Sour
     let meta = reader.metadata();
     tree::check(bytes, meta.node_count, meta.record_size)
         .map_err(|why| corrupt_at(path)(maxminddb::MaxMindDbError::invalid_database(why)))?;
+    Ok(reader)
+}
+
+/// [`load`] on a database already in memory; `path` names it in messages.
+pub fn load_bytes(path: &Path, bytes: &[u8], field: CountryField) -> Result<SourceData, DataError> {
+    let reader = open_walkable(path, bytes)?;
     let corrupt = corrupt_at(path);
 
     let mut data = SourceData {

@@ -8,7 +8,7 @@
 use std::{collections::BTreeMap, path::Path};
 
 use ipnet::IpNet;
-use maxminddb::{Reader, WithinOptions};
+use maxminddb::WithinOptions;
 use serde::Deserialize;
 
 use super::{mmdb, DataError};
@@ -51,19 +51,10 @@ pub struct Places {
 /// Reads every network's subdivisions and AS number from a MaxMind-format database. Refuses
 /// one that has neither (a country database), naming the fields it looked for.
 pub fn load(path: &Path) -> Result<Places, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::Open {
-        path: path.to_owned(),
-        source: e.into(),
-    })?;
-    let reader = Reader::from_source(bytes.as_slice()).map_err(|source| DataError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
-    let meta = reader.metadata();
+    let bytes = mmdb::read(path)?;
+    let reader = mmdb::open_walkable(path, &bytes)?;
     let corrupt = mmdb::corrupt_at(path);
-    mmdb::tree::check(&bytes, meta.node_count, meta.record_size)
-        .map_err(|why| corrupt(maxminddb::MaxMindDbError::invalid_database(why)))?;
-    let database_type = meta.database_type.clone();
+    let database_type = reader.metadata().database_type.clone();
     let mut places = Places::default();
     for item in reader
         .networks(WithinOptions::default())
